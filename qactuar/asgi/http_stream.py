@@ -1,0 +1,317 @@
+"""ONE HTTP request/response cycle on the ASGI side: `receive()`, `send()`, the app task.
+
+A wire protocol creates an `HTTPStream` per request, feeds it the request body
+(`receive_body`, `end_body`) and tells it when the client is gone
+(`client_gone`).  The stream validates what the app sends and calls back into
+the protocol through the small `ResponseSink` interface.  This module never
+touches bytes on the wire, so HTTP/1.1 and HTTP/2 share one ASGI cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any, Protocol
+
+from qactuar.logs import escape, exception_logger, log_access, server_logger
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+DISCONNECT = {"type": "http.disconnect"}
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z").match
+# Field values may hold visible bytes, obs-text, space and tab; never CR, LF, NUL.
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
+
+
+class ClientDisconnected(OSError):
+    """Raised by `send()` once the client has gone (ASGI spec 2.4)."""
+
+
+class ResponseSink(Protocol):
+    """What a stream needs from the protocol that carries it."""
+
+    writing_paused: bool
+
+    def send_head(self, status: int, headers: list[tuple[bytes, bytes]],
+                  content_length: int | None, body: bytes, end: bool) -> None: ...
+    def send_body(self, body: bytes, end: bool) -> None: ...
+    def abort(self) -> None: ...
+    def request_body(self) -> None: ...
+    def response_done(self, stream: HTTPStream) -> None: ...
+    async def wait_writable(self) -> None: ...
+
+
+class StreamHost(Protocol):
+    """The server-wide state a stream reports to (task accounting, settings)."""
+
+    access_log: bool
+    request_timeout: float
+    tasks: set[asyncio.Task[None]]
+
+
+def error_headers(body: bytes) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close")]
+
+
+class HTTPStream:
+    __slots__ = (
+        "_body_chunks", "_body_complete", "_body_size", "_content_length", "_final_body_sent",
+        "_head_sent", "_headers", "_host", "_sent_bytes", "_started_at", "_timer", "_waiter",
+        "app", "disconnected", "response_complete", "response_started", "scope", "sink",
+        "status", "task",
+    )
+
+    def __init__(self, sink: ResponseSink, scope: dict[str, Any], app: Any,
+                 host: StreamHost) -> None:
+        self.sink = sink
+        self.scope = scope
+        self.app = app
+        self._host = host
+        self._body_chunks: list[bytes] = []
+        self._body_size = 0
+        self._body_complete = False
+        self._final_body_sent = False
+        self._waiter: asyncio.Future[None] | None = None
+        self.disconnected = False
+        self.response_started = False
+        self.response_complete = False
+        self._head_sent = False
+        self.status = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._content_length: int | None = None
+        self._sent_bytes = 0
+        self._started_at = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    # -- called by the protocol -------------------------------------------
+
+    @property
+    def buffered(self) -> int:
+        return self._body_size
+
+    def start(self) -> None:
+        """Run the app for this request."""
+        loop = asyncio.get_running_loop()
+        self._started_at = time.monotonic()
+        task = loop.create_task(self._run())
+        self.task = task
+        self._host.tasks.add(task)
+        task.add_done_callback(self._host.tasks.discard)
+        timeout = self._host.request_timeout
+        if timeout > 0:
+            self._timer = loop.call_later(timeout, self._on_request_timeout)
+
+    def receive_body(self, chunk: bytes) -> None:
+        if self.response_complete:
+            return  # the answer is out; the rest of the body is discarded
+        self._body_chunks.append(chunk)
+        self._body_size += len(chunk)
+        self._wake()
+
+    def end_body(self) -> None:
+        self._body_complete = True
+        self._wake()
+
+    def client_gone(self) -> None:
+        self.disconnected = True
+        self._wake()
+
+    def reject(self, status: int, reason: str) -> None:
+        """Stop this request with an error status (a limit was hit mid-request)."""
+        if not self.response_started:
+            self._send_error(status, reason)
+        elif not self.response_complete:
+            self._abort()
+        if self.task is not None:
+            self.task.cancel()
+
+    # -- the ASGI callables ------------------------------------------------
+
+    async def receive(self) -> dict[str, Any]:
+        while True:
+            if self._body_chunks or (self._body_complete and not self._final_body_sent):
+                chunks = self._body_chunks
+                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                chunks.clear()
+                self._body_size = 0
+                more = not self._body_complete
+                self._final_body_sent = not more
+                if more:
+                    self.sink.request_body()  # resume reading if it was paused
+                return {"type": "http.request", "body": body, "more_body": more}
+            if self.disconnected or self.response_complete:
+                return DISCONNECT
+            self.sink.request_body()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    async def send(self, message: dict[str, Any]) -> None:
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "http.response.body":
+            if not self.response_started or self.response_complete:
+                raise RuntimeError("ASGI app sent 'http.response.body' "
+                                   + ("before 'http.response.start'" if not self.response_started
+                                      else "after the response was complete"))
+            if self.disconnected:
+                raise ClientDisconnected("the client has disconnected")
+            body = message.get("body", b"")
+            more = message.get("more_body", False)
+            if not isinstance(body, bytes | bytearray | memoryview):
+                raise RuntimeError(f"ASGI app sent a body of type {type(body).__name__}, "
+                                   "expected bytes")
+            body = bytes(body)
+            self._sent_bytes += len(body)
+            expected = self._content_length
+            if expected is not None and (
+                self._sent_bytes > expected or (not more and self._sent_bytes < expected)
+            ):
+                self._abort()
+                raise RuntimeError(f"ASGI app sent {self._sent_bytes} body bytes but declared "
+                                   f"content-length {expected}")
+            if not self._head_sent:
+                self._head_sent = True
+                self.sink.send_head(self.status, self._headers, expected, body, not more)
+            else:
+                self.sink.send_body(body, not more)
+            if not more:
+                self._finish()
+            elif self.sink.writing_paused:
+                await self.sink.wait_writable()
+        elif kind == "http.response.start":
+            if self.response_started:
+                raise RuntimeError("ASGI app sent 'http.response.start' twice")
+            if self.disconnected:
+                raise ClientDisconnected("the client has disconnected")
+            self._accept_start(message)
+        else:
+            raise RuntimeError(f"ASGI app sent an unexpected message: {kind!r}")
+
+    # -- internals ---------------------------------------------------------
+
+    def _accept_start(self, message: dict[str, Any]) -> None:
+        status = message.get("status")
+        if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
+            raise RuntimeError(f"ASGI app sent an invalid status {status!r}")
+        headers: list[tuple[bytes, bytes]] = []
+        content_length = None
+        for pair in message.get("headers", ()):
+            try:
+                name, value = pair
+            except (TypeError, ValueError):
+                raise RuntimeError(f"ASGI app sent a malformed header {pair!r}") from None
+            if not isinstance(name, bytes) or not isinstance(value, bytes):
+                raise RuntimeError(f"ASGI app sent a header that is not bytes: {pair!r}")
+            if not _TOKEN(name):
+                raise RuntimeError(f"ASGI app sent an invalid header name {name!r}")
+            if _BAD_VALUE(value):
+                raise RuntimeError(f"ASGI app sent a header value with control bytes: {value!r}")
+            if len(name) == 14 and name.lower() == b"content-length":
+                if not value.isdigit() or (content_length is not None
+                                           and int(value) != content_length):
+                    raise RuntimeError(f"ASGI app sent an invalid content-length {value!r}")
+                content_length = int(value)
+            headers.append((name, value))
+        self.status = status
+        self._headers = headers
+        # A body for 204/304 (or HEAD) is never written, so its length is not checked.
+        self._content_length = (
+            None if status in (204, 304) or self.scope["method"] == "HEAD" else content_length
+        )
+        self.response_started = True
+        self._cancel_timer()
+
+    def _finish(self) -> None:
+        self.response_complete = True
+        self._cancel_timer()
+        self._wake()
+        if self._host.access_log:
+            self._log_access()
+        self.sink.response_done(self)
+
+    def _abort(self) -> None:
+        self.response_complete = True
+        self._cancel_timer()
+        self._wake()
+        self.sink.abort()
+        self.sink.response_done(self)
+
+    def _send_error(self, status: int, text: str) -> None:
+        body = text.encode() + b"\n"
+        self.response_started = True
+        self._head_sent = True
+        self.status = status
+        self._sent_bytes = len(body)
+        self.sink.send_head(status, error_headers(body), len(body), body, True)
+        self._finish()
+
+    def _log_access(self) -> None:
+        scope = self.scope
+        log_access(scope["client"], scope["method"], scope["path"], scope["query_string"],
+                   scope["http_version"], self.status, self._sent_bytes,
+                   time.monotonic() - self._started_at)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_request_timeout(self) -> None:
+        self._timer = None
+        if self.response_started:
+            return  # a started response is never cut by REQUEST_TIMEOUT
+        server_logger.warning("request %s %s timed out after %ss before the app started its "
+                              "response; answered 504", self.scope["method"],
+                              _log_path(self.scope), self._host.request_timeout)
+        self.reject(504, "Gateway Timeout: the application did not answer in time")
+
+    async def _run(self) -> None:
+        try:
+            await self.app(self.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            if not self.response_complete:
+                self._abort()
+            return
+        except BaseException as exc:  # an app bug; the connection survives it
+            self._app_failed(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if not self.response_complete:
+            if self.disconnected:
+                return
+            if not self.response_started:
+                server_logger.error("ASGI app returned without starting a response for %s %s",
+                                    self.scope["method"], _log_path(self.scope))
+                self._send_error(500, "Internal Server Error")
+            else:
+                server_logger.error("ASGI app returned before finishing its response for %s %s",
+                                    self.scope["method"], _log_path(self.scope))
+                self._abort()
+
+    def _app_failed(self, exc: BaseException) -> None:
+        if self.disconnected:
+            server_logger.debug("app raised %s after the client disconnected",
+                                type(exc).__name__)
+            return
+        exception_logger.error("exception in ASGI app for %s %s", self.scope["method"],
+                               _log_path(self.scope), exc_info=exc)
+        if not self.response_started:
+            self._send_error(500, "Internal Server Error")
+        elif not self.response_complete:
+            self._abort()
+
+
+def _log_path(scope: dict[str, Any]) -> str:
+    return escape(scope["path"])

@@ -1,0 +1,48 @@
+"""Import an app from a "module:attr" string, failing with one clear line."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from qactuar.config import ConfigError
+
+
+class AppLoadError(ConfigError):
+    """The app named on the command line or in APPS cannot be loaded."""
+
+
+def add_app_dir(app_dir: str) -> None:
+    """Put the directory apps are imported from first on sys.path."""
+    path = str(Path(app_dir).resolve())
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+def import_app(target: str) -> Any:
+    module_name, sep, attr_path = target.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise AppLoadError(f'app {target!r} must be given as "module:attribute"')
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or "?"
+        if missing == module_name or module_name.startswith(missing + "."):
+            reason = f"no module named {missing!r}"
+        else:
+            reason = f"module {module_name!r} imports {missing!r}, which is not installed"
+        raise AppLoadError(f"cannot import app {target!r}: {reason}") from None
+    app: Any = module
+    for part in attr_path.split("."):
+        try:
+            app = getattr(app, part)
+        except AttributeError:
+            raise AppLoadError(
+                f"cannot import app {target!r}: module {module_name!r} has no attribute "
+                f"{attr_path!r}"
+            ) from None
+    if not callable(app):
+        raise AppLoadError(f"app {target!r} is not callable (got {type(app).__name__})")
+    return app

@@ -1,0 +1,270 @@
+"""The `Config` dataclass and the one validation path every source goes through.
+
+Sources, later ones win: the defaults below < the JSON or TOML file named by
+`QACTUAR_CONFIG` < `QACTUAR_<KEY>` environment variables < command-line flags
+or `run()` keyword arguments.  Strings (from the environment or the command
+line) are converted by the field's type; every value, whatever its source, is
+then checked by `Config.__post_init__`.  Problems raise `ConfigError`, whose
+message is the single line the command line prints before exiting with 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from qactuar.logs import default_log_config
+
+CONFIG_ENV_VAR = "QACTUAR_CONFIG"
+ENV_PREFIX = "QACTUAR_"
+
+# Keys of the original polling design; accepted so old config files still load.
+OBSOLETE_KEYS = ("SELECT_SLEEP_TIME", "RECV_TIMEOUT")
+
+MODEL_NAMES = ("async", "prefork", "postfork")
+# The original project numbered its models; keep those numbers working.
+MODEL_NUMBERS = {1: "postfork", 2: "async", 3: "prefork"}
+
+
+class ConfigError(ValueError):
+    """A configuration problem, described in one line fit for the terminal."""
+
+
+@dataclass
+class Config:
+    """Every setting of the server.  Field docs live in the README's reference."""
+
+    HOST: str = "localhost"
+    PORT: int = 8000
+    ADMIN_HOST: str = "localhost"
+    ADMIN_PORT: int = 1986
+    CHECK_PROCESS_INTERVAL: float = 1
+    SELECT_SLEEP_TIME: float = 0.025
+    RECV_TIMEOUT: float = 0.001
+    RECV_BYTES: int = 65536
+    MAX_PROCESSES: int = 500
+    GATHER_PROC_STATS: bool = False
+    REQUEST_TIMEOUT: float = 5
+    APPS: dict[str, str] = field(default_factory=dict)
+    LOGS: dict[str, Any] = field(default_factory=default_log_config)
+    ASYNCRONOUS_MODEL: str = "async"
+    SSL_CERT_PATH: str = ""
+    SSL_KEY_PATH: str = ""
+    KEEP_ALIVE_TIMEOUT: float = 5
+    HEADER_TIMEOUT: float = 10
+    SHUTDOWN_TIMEOUT: float = 30
+    MAX_URL_SIZE: int = 8192
+    MAX_HEADER_SIZE: int = 65536
+    MAX_HEADER_COUNT: int = 100
+    MAX_BODY_SIZE: int = 100 * 1024 * 1024
+    LIMIT_CONCURRENCY: int = 0
+    ACCESS_LOG: bool = True
+    LIFESPAN: str = "auto"
+    LOOP: str = "auto"
+    ROOT_PATH: str = ""
+    SERVER_HEADER: bool = True
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            checked = _check(f.name, value)
+            if checked is not value:
+                setattr(self, f.name, checked)
+
+
+# What each key accepts: (type, predicate, description of what is expected).
+# The type is the Python type of the field; the predicate adds a range or a
+# choice.  Keeping both in one table is what makes the error messages uniform.
+def _non_negative(v: float) -> bool:
+    return v >= 0
+
+
+def _positive(v: float) -> bool:
+    return v > 0
+
+
+def _port(v: int) -> bool:
+    return 0 <= v <= 65535
+
+
+def _choice(*names: str) -> tuple[Any, str]:
+    return (lambda v: v in names), "one of " + ", ".join(names)
+
+
+_RULES: dict[str, tuple[type, Any, str]] = {
+    "HOST": (str, bool, "a host name or address"),
+    "PORT": (int, _port, "an integer from 0 to 65535"),
+    "ADMIN_HOST": (str, bool, "a host name or address"),
+    "ADMIN_PORT": (int, _port, "an integer from 0 to 65535"),
+    "CHECK_PROCESS_INTERVAL": (float, _positive, "a number of seconds above 0"),
+    "SELECT_SLEEP_TIME": (float, _non_negative, "a number of seconds (no effect)"),
+    "RECV_TIMEOUT": (float, _non_negative, "a number of seconds (no effect)"),
+    "RECV_BYTES": (int, _positive, "a number of bytes above 0"),
+    "MAX_PROCESSES": (int, _positive, "an integer above 0"),
+    "GATHER_PROC_STATS": (bool, None, "true or false"),
+    "REQUEST_TIMEOUT": (float, _non_negative, "a number of seconds, 0 for none"),
+    "APPS": (dict, None, 'an object of route prefix -> "module:attr"'),
+    "LOGS": (dict, None, "a logging.config.dictConfig dictionary"),
+    "ASYNCRONOUS_MODEL": (str, None, "async, prefork or postfork (or 1, 2, 3)"),
+    "SSL_CERT_PATH": (str, None, "a path to a PEM certificate file"),
+    "SSL_KEY_PATH": (str, None, "a path to a PEM key file"),
+    "KEEP_ALIVE_TIMEOUT": (float, _non_negative, "a number of seconds, 0 to disable keep-alive"),
+    "HEADER_TIMEOUT": (float, _positive, "a number of seconds above 0"),
+    "SHUTDOWN_TIMEOUT": (float, _non_negative, "a number of seconds"),
+    "MAX_URL_SIZE": (int, _positive, "a number of bytes above 0"),
+    "MAX_HEADER_SIZE": (int, _positive, "a number of bytes above 0"),
+    "MAX_HEADER_COUNT": (int, _positive, "an integer above 0"),
+    "MAX_BODY_SIZE": (int, _non_negative, "a number of bytes, 0 for no limit"),
+    "LIMIT_CONCURRENCY": (int, _non_negative, "an integer, 0 for no limit"),
+    "ACCESS_LOG": (bool, None, "true or false"),
+    "LIFESPAN": (str, *_choice("auto", "on", "off")),
+    "LOOP": (str, *_choice("auto", "asyncio", "uvloop")),
+    "ROOT_PATH": (str, lambda v: v == "" or (v.startswith("/") and not v.endswith("/")),
+                  'empty or a path starting with "/" without a trailing "/"'),
+    "SERVER_HEADER": (bool, None, "true or false"),
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _fail(key: str, value: Any, expected: str) -> ConfigError:
+    return ConfigError(f"config key {key} = {value!r}: expected {expected}")
+
+
+def _check(key: str, value: Any) -> Any:
+    """Check one value against its rule; return it, normalised where needed."""
+    kind, predicate, expected = _RULES[key]
+    if key == "ASYNCRONOUS_MODEL":
+        return _check_model(value)
+    if kind is float:
+        ok_type = isinstance(value, int | float) and not isinstance(value, bool)
+    elif kind is int:
+        ok_type = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok_type = isinstance(value, kind)
+    if not ok_type or (predicate is not None and not predicate(value)):
+        raise _fail(key, value, expected)
+    if key == "APPS":
+        for route, target in value.items():
+            if not isinstance(route, str) or not isinstance(target, str) or ":" not in target:
+                raise _fail(key, value, expected)
+    return value
+
+
+def _check_model(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value in MODEL_NUMBERS:
+        return MODEL_NUMBERS[value]
+    if isinstance(value, str):
+        name = value.strip().lower()
+        if name.isdigit() and int(name) in MODEL_NUMBERS:
+            return MODEL_NUMBERS[int(name)]
+        if name in MODEL_NAMES:
+            return name
+    raise _fail("ASYNCRONOUS_MODEL", value, _RULES["ASYNCRONOUS_MODEL"][2])
+
+
+def obsolete_settings(config: Config) -> list[str]:
+    """The obsolete keys this config sets, so the server can warn about them once."""
+    return [key for key in OBSOLETE_KEYS if getattr(config, key) != _DEFAULTS[key]]
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(Config)]
+
+
+def field_type(key: str) -> type:
+    return _RULES[key][0]
+
+
+_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in fields(Config) if f.default is not MISSING
+}
+
+
+def coerce_string(key: str, text: str) -> Any:
+    """Turn a string from the environment or command line into the key's type."""
+    kind = field_type(key)
+    expected = _RULES[key][2]
+    try:
+        if kind is bool:
+            lowered = text.strip().lower()
+            if lowered in _TRUE:
+                return True
+            if lowered in _FALSE:
+                return False
+            raise ValueError
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if kind is dict:
+            return json.loads(text)
+    except ValueError:
+        raise _fail(key, text, expected) from None
+    return text
+
+
+def check_keys(mapping: Mapping[str, Any], source: str) -> None:
+    """Reject unknown keys, naming the closest known one."""
+    known = field_names()
+    for key in mapping:
+        if key not in known:
+            close = difflib.get_close_matches(str(key).upper(), known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"unknown config key {key!r} in {source}{hint}")
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    file = Path(path)
+    try:
+        text = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        if file.suffix.lower() == ".toml":
+            data = tomllib.loads(text.decode("utf-8"))
+        else:
+            data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold an object of settings")
+    check_keys(data, f"config file {path}")
+    return data
+
+
+def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    known = set(field_names())
+    for name, text in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV_VAR:
+            continue
+        key = name[len(ENV_PREFIX):]
+        if key not in known:
+            check_keys({key: text}, f"environment variable {name}")
+        values[key] = coerce_string(key, text)
+    return values
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Build a Config from the file, the environment and explicit overrides."""
+    environ = os.environ if environ is None else environ
+    merged: dict[str, Any] = {}
+    path = environ.get(CONFIG_ENV_VAR)
+    if path:
+        merged.update(read_config_file(path))
+    merged.update(read_environment(environ))
+    if overrides:
+        check_keys(overrides, "arguments")
+        merged.update(overrides)
+    return Config(**merged)

@@ -1,0 +1,105 @@
+"""Logging: the default `LOGS` dict, the four loggers and the access-log line.
+
+The loggers are `qt_server` (the serving process), `qt_child` (worker and child
+processes), `qt_access` (one line per request) and `qt_exception` (errors with
+tracebacks).  `LOGS` goes to `logging.config.dictConfig` whole: replacing it
+replaces the entire setup.  Text that came from a client is escaped before it
+reaches a log line, so a request cannot forge log entries.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+from typing import Any
+
+server_logger = logging.getLogger("qt_server")
+child_logger = logging.getLogger("qt_child")
+access_logger = logging.getLogger("qt_access")
+exception_logger = logging.getLogger("qt_exception")
+
+
+def default_log_config() -> dict[str, Any]:
+    """The default `LOGS` of the original Qactuar README."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "standard": {"format": "{asctime} {levelname} {message}", "style": "{"},
+            "access": {"format": "{asctime} ACCESS {message}", "style": "{"},
+        },
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "level": "DEBUG",
+                "formatter": "standard",
+                "stream": "ext://sys.stdout",
+            },
+            "access": {
+                "class": "logging.StreamHandler",
+                "level": "INFO",
+                "formatter": "access",
+                "stream": "ext://sys.stdout",
+            },
+            "exception": {
+                "class": "logging.StreamHandler",
+                "level": "ERROR",
+                "formatter": "standard",
+                "stream": "ext://sys.stderr",
+            },
+        },
+        "loggers": {
+            "qt_server": {"handlers": ["console"], "level": "DEBUG"},
+            "qt_child": {"handlers": ["console"], "level": "DEBUG"},
+            "qt_access": {"handlers": ["access"], "level": "INFO"},
+            "qt_exception": {"handlers": ["exception"], "level": "ERROR"},
+        },
+    }
+
+
+def configure_logging(logs: dict[str, Any]) -> None:
+    """Apply a `LOGS` dict; a broken one is a configuration error."""
+    from qactuar.config import ConfigError
+
+    try:
+        logging.config.dictConfig(logs)
+    except (ValueError, TypeError, AttributeError, ImportError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"config key LOGS is not a valid dictConfig: {reason}") from None
+
+
+# C0 controls and DEL become \xNN; a backslash is doubled so escapes stay unambiguous.
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+_ESCAPES[ord("\\")] = "\\\\"
+
+
+def escape(text: str) -> str:
+    """Make client-controlled text safe for a single log line."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return text.translate(_ESCAPES)
+
+
+def log_access(
+    client: tuple[str, int] | None,
+    method: str,
+    path: str,
+    query: bytes,
+    http_version: str,
+    status: int,
+    sent_bytes: int,
+    duration: float,
+) -> None:
+    """Write the one access line of a request: who, what, outcome, size, time."""
+    who = f"{client[0]}:{client[1]}" if client else "-"
+    target = path + "?" + query.decode("latin-1") if query else path
+    access_logger.info(
+        '%s "%s %s HTTP/%s" %d %d %.1fms',
+        who,
+        escape(method),
+        escape(target),
+        http_version,
+        status,
+        sent_bytes,
+        duration * 1000.0,
+    )

@@ -1,0 +1,1 @@
+"""Process models: how connections are spread over processes."""

@@ -1,0 +1,127 @@
+"""The `async` model: one process, one event loop, every connection a coroutine.
+
+Also the serving core the other models reuse in each of their processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from qactuar.asgi.lifespan import LifespanFailure
+from qactuar.asgi.router import Mount, Router
+from qactuar.config import Config, ConfigError
+from qactuar.logs import server_logger
+from qactuar.protocols.http1 import HTTP1Protocol
+from qactuar.server_state import ServerState
+from qactuar.sockets import bind_tcp, describe, tls_context
+
+EXIT_STARTUP_FAILED = 3
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    if name in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if name == "uvloop":
+                raise ConfigError("config key LOOP = 'uvloop': uvloop is not installed") from None
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+def run_async_model(config: Config, mounts: list[Mount]) -> int:
+    """Bind, serve until SIGINT/SIGTERM, shut down gracefully; return the exit status."""
+    sockets = bind_tcp(config.HOST, config.PORT)
+    ssl_context = tls_context(config)
+    with asyncio.Runner(loop_factory=loop_factory(config.LOOP)) as runner:
+        return runner.run(serve(config, mounts, sockets, ssl_context))
+
+
+async def serve(config: Config, mounts: list[Mount], sockets: list[socket.socket],
+                ssl_context: Any = None) -> int:
+    loop = asyncio.get_running_loop()
+    scheme = "https" if ssl_context else "http"
+    state = ServerState(config, Router(mounts), loop, scheme)
+    stop = _install_signal_handlers(loop)
+
+    started: list[Mount] = []
+    for mount in mounts:
+        try:
+            await mount.lifespan.startup()
+        except LifespanFailure as exc:
+            server_logger.error("%s; exiting", exc)
+            for done in reversed(started):
+                await done.lifespan.shutdown(config.SHUTDOWN_TIMEOUT)
+            return EXIT_STARTUP_FAILED
+        started.append(mount)
+
+    servers = []
+    for sock in sockets:
+        servers.append(await loop.create_server(
+            lambda: HTTP1Protocol(state), sock=sock, ssl=ssl_context,
+            ssl_handshake_timeout=config.HEADER_TIMEOUT if ssl_context else None))
+        server_logger.info("Listening on %s (async model, pid %d)", describe(sock, scheme),
+                           os.getpid())
+    await stop.wait()
+
+    server_logger.info("Shutting down: no new connections, waiting up to %ss for %d "
+                       "connection(s)", config.SHUTDOWN_TIMEOUT, len(state.connections))
+    state.shutting_down = True
+    for server in servers:
+        server.close()
+    for connection in list(state.connections):
+        connection.shutdown()
+    await _drain(state, config.SHUTDOWN_TIMEOUT, stop)
+    for mount in reversed(started):
+        await mount.lifespan.shutdown(config.SHUTDOWN_TIMEOUT)
+    server_logger.info("Stopped")
+    return 0
+
+
+class _StopSignal(asyncio.Event):
+    """Set by the first SIGINT/SIGTERM; `force` by the second."""
+
+    force = False
+
+
+def _install_signal_handlers(loop: asyncio.AbstractEventLoop) -> _StopSignal:
+    stop = _StopSignal()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            server_logger.warning("%s again: closing remaining connections now",
+                                  signal.Signals(signum).name)
+            stop.force = True
+        else:
+            server_logger.info("Received %s", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    return stop
+
+
+async def _drain(state: ServerState, timeout: float, stop: _StopSignal) -> None:
+    """Let in-flight requests finish, up to `timeout`; then cut what is left."""
+    deadline = time.monotonic() + timeout
+    while (state.connections or state.tasks) and not stop.force:
+        if time.monotonic() >= deadline:
+            server_logger.warning("Shutdown timeout: closing %d connection(s), cancelling %d "
+                                  "task(s)", len(state.connections), len(state.tasks))
+            break
+        await asyncio.sleep(0.02)
+    for connection in list(state.connections):
+        if connection.transport is not None:
+            connection.transport.abort()
+    tasks = list(state.tasks)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=1)

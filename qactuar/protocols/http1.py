@@ -1,0 +1,505 @@
+"""HTTP/1.1 on one connection: httptools parsing, keep-alive, pipelining, framing.
+
+Owns the bytes: request heads are parsed and checked here (strictly: any
+smuggling shape is a 400 and the connection is closed), bodies are handed to
+the request's `HTTPStream`, and the stream's response is framed here
+(Content-Length, chunked, or close-delimited for HTTP/1.0).  Requests on one
+connection are answered in order: a pipelined request waits, its body
+buffered, until the one before it has been answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
+
+import httptools
+
+from qactuar.asgi.http_stream import ASGI_VERSION, HTTPStream, error_headers
+from qactuar.logs import server_logger
+
+if TYPE_CHECKING:
+    from qactuar.server_state import ServerState
+
+# Stop reading a request body from the socket while this much is buffered unread.
+BODY_HIGH_WATER = 256 * 1024
+
+CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class _Reject(Exception):
+    """Raised inside a parser callback to answer the request with an error status."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class _PendingRequest:
+    """What the protocol remembers about one request until it is answered."""
+
+    __slots__ = ("continue_sent", "expect_continue", "head_only", "keep_alive", "message_complete",
+                 "stream")
+
+    def __init__(self, stream: HTTPStream, keep_alive: bool, expect_continue: bool,
+                 head_only: bool) -> None:
+        self.stream = stream
+        self.keep_alive = keep_alive
+        self.expect_continue = expect_continue
+        self.continue_sent = False
+        self.head_only = head_only
+        self.message_complete = False
+
+
+class HTTP1Protocol(asyncio.Protocol):
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.config = state.config
+        self.loop = state.loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
+        self.writing_paused = False
+        self._write_waiters: list[asyncio.Future[None]] = []
+        self._reading_paused = False
+        self._closed = False
+        self._stop_parsing = False
+        self._deferred_error: tuple[int, str] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._queue: deque[_PendingRequest] = deque()
+        self._parsing: _PendingRequest | None = None
+        # Response framing of the request being answered.
+        self._chunked = False
+        self._no_body = False
+        self._keep_alive = True
+        # The request head being parsed.
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0
+        self._host_count = 0
+        self._connection_tokens = b""
+        self._transfer_encoding: bytes | None = None
+        self._content_length: int | None = None
+        self._expect: bytes | None = None
+        self._body_received = 0
+        self._in_head = False
+
+    # -- connection events ---------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # always a stream transport
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+        self.server = (str(sock[0]), int(sock[1])) if isinstance(sock, tuple) else None
+        self.state.connections.add(self)
+        self._set_timer(self.config.HEADER_TIMEOUT, self._on_header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.state.connections.discard(self)
+        self._cancel_timer()
+        for pending in self._queue:
+            pending.stream.client_gone()
+        self._queue.clear()
+        if self._parsing is not None:
+            self._parsing.stream.client_gone()
+            self._parsing = None
+        self._release_writers()
+
+    def eof_received(self) -> bool | None:
+        # Half-closed by the client: answer what was asked, then close.
+        return None
+
+    def data_received(self, data: bytes) -> None:
+        if self._stop_parsing:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # No upgrade is supported yet: the request was served as plain HTTP;
+            # whatever follows is not HTTP/1.1, so the connection ends after it.
+            self._stop_parsing = True
+            if self._queue:
+                self._queue[-1].keep_alive = False
+        except httptools.HttpParserError as exc:
+            reject = exc.__context__
+            if isinstance(reject, _Reject):
+                self._reject(reject.status, reject.reason)
+            elif self._stop_parsing:
+                pass  # we stopped the parser on purpose (Connection: close)
+            else:
+                reason = str(exc) or type(exc).__name__
+                status = 505 if "HTTP version" in reason else 400
+                self._reject(status, reason)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._release_writers()
+
+    # -- parser callbacks ----------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._url = b""
+        self._headers = []
+        self._header_bytes = 0
+        self._host_count = 0
+        self._connection_tokens = b""
+        self._transfer_encoding = None
+        self._content_length = None
+        self._expect = None
+        self._body_received = 0
+        self._set_timer(self.config.HEADER_TIMEOUT, self._on_header_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.config.MAX_URL_SIZE:
+            raise _Reject(414, "URI Too Long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > self.config.MAX_HEADER_SIZE:
+            raise _Reject(431, "Request Header Fields Too Large")
+        if len(self._headers) >= self.config.MAX_HEADER_COUNT:
+            raise _Reject(431, "Request Header Fields Too Large: too many header fields")
+        name = name.lower()
+        if name == b"host":
+            self._host_count += 1
+        elif name == b"connection":
+            self._connection_tokens += b"," + value.lower()
+        elif name == b"transfer-encoding":
+            if self._transfer_encoding is not None:
+                raise _Reject(400, "Bad Request: repeated Transfer-Encoding")
+            self._transfer_encoding = value.strip().lower()
+        elif name == b"content-length":
+            self._content_length = int(value)  # the parser has checked its digits
+        elif name == b"expect":
+            self._expect = value.strip().lower()
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._cancel_timer()
+        parser = self.parser
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            raise _Reject(505, "HTTP Version Not Supported")
+        method = parser.get_method().decode("ascii")
+        if method == "CONNECT":
+            raise _Reject(501, "Not Implemented: CONNECT is not supported")
+        if version == "1.1" and self._host_count != 1:
+            raise _Reject(400, "Bad Request: exactly one Host header is required")
+        if self._transfer_encoding is not None:
+            if version == "1.0":
+                raise _Reject(400, "Bad Request: Transfer-Encoding in an HTTP/1.0 request")
+            if self._transfer_encoding != b"chunked":
+                raise _Reject(501, "Not Implemented: only the chunked transfer coding is "
+                                   "supported")
+        limit = self.config.MAX_BODY_SIZE
+        if limit and self._content_length is not None and self._content_length > limit:
+            raise _Reject(413, "Content Too Large")
+        expect_continue = False
+        if self._expect is not None:
+            if self._expect != b"100-continue":
+                raise _Reject(417, "Expectation Failed")
+            expect_continue = version == "1.1"
+        scope = self._build_scope(method, version)
+        keep_alive = self._wants_keep_alive(version)
+        state = self.state
+        mount = state.router.resolve(scope["path"])
+        if mount is None:
+            app = state.not_found_app
+        else:
+            app = mount.app
+            scope["root_path"] = self.state.root_path + mount.prefix
+            scope["state"] = mount.state.copy()
+        if state.over_concurrency_limit():
+            app = state.unavailable_app
+        stream = HTTPStream(self, scope, app, state)
+        pending = _PendingRequest(stream, keep_alive, expect_continue, method == "HEAD")
+        self._parsing = pending
+        self._queue.append(pending)
+        if len(self._queue) == 1:
+            self._start_response_cycle(pending)
+
+    def on_body(self, body: bytes) -> None:
+        pending = self._parsing
+        if pending is None:
+            return
+        self._body_received += len(body)
+        limit = self.config.MAX_BODY_SIZE
+        if limit and self._body_received > limit:
+            self._parsing = None
+            if self._queue[0] is pending:
+                pending.keep_alive = False
+                pending.stream.reject(413, "Content Too Large")
+                raise _Reject(0, "stop")
+            self._queue.pop()  # a pipelined request that never started
+            raise _Reject(413, "Content Too Large")
+        stream = pending.stream
+        stream.receive_body(body)
+        if stream.buffered > BODY_HIGH_WATER:
+            self._pause_reading()
+
+    def on_message_complete(self) -> None:
+        pending = self._parsing
+        if pending is None:
+            return
+        self._parsing = None
+        pending.message_complete = True
+        pending.stream.end_body()
+        if not pending.keep_alive:
+            # Nothing after a request that closes the connection is read.
+            self._stop_parsing = True
+            raise _Reject(0, "stop")
+        if len(self._queue) > 1:
+            self._pause_reading()  # bound the pipeline: read more once answered
+
+    # -- the ResponseSink side (called by HTTPStream) --------------------------
+
+    def send_head(self, status: int, headers: list[tuple[bytes, bytes]],
+                  content_length: int | None, body: bytes, end: bool) -> None:
+        if self._closed or self.transport is None:
+            return
+        pending = self._queue[0]
+        state = self.state
+        keep_alive = pending.keep_alive and not state.shutting_down
+        no_body = pending.head_only or status in (204, 304)
+        chunked = False
+        parts = [state.status_line(status)]
+        has_date = has_server = has_length = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                if status == 204:
+                    continue
+                has_length = True
+            elif lname == b"transfer-encoding":
+                continue  # the server frames the body itself
+            elif lname == b"connection":
+                if b"close" in value.lower():
+                    keep_alive = False
+                continue
+            elif lname == b"date":
+                has_date = True
+            elif lname == b"server":
+                has_server = True
+            parts.append(b"%s: %s\r\n" % (name, value))
+        if not has_date:
+            parts.append(state.date_header())
+        if not has_server and state.server_header:
+            parts.append(state.server_header)
+        if not has_length and status not in (204, 304):
+            if end and (body or not pending.head_only):
+                parts.append(b"content-length: %d\r\n" % len(body))
+            elif not end:
+                if pending.stream.scope["http_version"] == "1.0":
+                    keep_alive = False  # close-delimited body
+                else:
+                    chunked = True
+                    parts.append(b"transfer-encoding: chunked\r\n")
+        if not keep_alive:
+            parts.append(b"connection: close\r\n")
+        elif pending.stream.scope["http_version"] == "1.0":
+            parts.append(b"connection: keep-alive\r\n")
+        parts.append(b"\r\n")
+        pending.keep_alive = keep_alive
+        self._keep_alive = keep_alive
+        self._chunked = chunked
+        self._no_body = no_body
+        if body and not no_body:
+            parts.append(b"%x\r\n%s\r\n" % (len(body), body) if chunked else body)
+        if end and chunked:
+            parts.append(b"0\r\n\r\n")
+        self.transport.write(b"".join(parts))
+
+    def send_body(self, body: bytes, end: bool) -> None:
+        if self._closed or self.transport is None or self._no_body:
+            return
+        if self._chunked:
+            if body:
+                data = b"%x\r\n%s\r\n" % (len(body), body)
+                self.transport.write(data + b"0\r\n\r\n" if end else data)
+            elif end:
+                self.transport.write(b"0\r\n\r\n")
+        elif body:
+            self.transport.write(body)
+
+    def abort(self) -> None:
+        self._stop_parsing = True
+        if self._queue:
+            self._queue[0].keep_alive = False
+        if self.transport is not None and not self._closed:
+            self.transport.close()
+
+    def request_body(self) -> None:
+        """The app waits for body bytes: ask the client for them."""
+        if self._queue:
+            pending = self._queue[0]
+            if (pending.expect_continue and not pending.continue_sent
+                    and not pending.stream.response_started and not self._closed):
+                pending.continue_sent = True
+                assert self.transport is not None
+                self.transport.write(CONTINUE_RESPONSE)
+        self._resume_reading()
+
+    def response_done(self, stream: HTTPStream) -> None:
+        if not self._queue or self._queue[0].stream is not stream:
+            return
+        pending = self._queue.popleft()
+        if self._closed:
+            return
+        if not pending.message_complete and pending.expect_continue and not pending.continue_sent:
+            pending.keep_alive = False  # the client may or may not send the body: close
+        if not pending.keep_alive or self.state.shutting_down:
+            self._close()
+            return
+        if self._queue:
+            self._start_response_cycle(self._queue[0])
+        elif self._deferred_error is not None:
+            status, reason = self._deferred_error
+            self._write_error(status, reason)
+        elif pending.message_complete and not self._in_head:
+            self._set_timer(self.config.KEEP_ALIVE_TIMEOUT, self._close)
+        self._resume_reading()
+
+    async def wait_writable(self) -> None:
+        if not self.writing_paused or self._closed:
+            return
+        waiter = self.loop.create_future()
+        self._write_waiters.append(waiter)
+        await waiter
+
+    # -- internals -------------------------------------------------------------
+
+    def _start_response_cycle(self, pending: _PendingRequest) -> None:
+        pending.stream.start()
+
+    def _build_scope(self, method: str, version: str) -> dict[str, Any]:
+        try:
+            url = httptools.parse_url(self._url)
+        except httptools.HttpParserInvalidURLError:
+            raise _Reject(400, "Bad Request: invalid request target") from None
+        raw_path: bytes = url.path or b"/"
+        if not raw_path.startswith(b"/"):
+            if raw_path == b"*" and method == "OPTIONS":
+                raw_path = b"*"
+            else:
+                raise _Reject(400, "Bad Request: invalid request target")
+        if b"%" in raw_path:
+            path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+        else:
+            path = raw_path.decode("ascii")
+        state = self.state
+        if state.root_path:
+            path = state.root_path + path
+        return {
+            "type": "http",
+            "asgi": ASGI_VERSION,
+            "http_version": version,
+            "method": method,
+            "scheme": state.scheme,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": url.query or b"",
+            "root_path": state.root_path,
+            "headers": self._headers,
+            "client": self.client,
+            "server": self.server,
+            "extensions": {},
+        }
+
+    def _wants_keep_alive(self, version: str) -> bool:
+        if self.state.shutting_down or self.config.KEEP_ALIVE_TIMEOUT == 0:
+            return False
+        tokens = self._connection_tokens
+        if version == "1.0":
+            return b"keep-alive" in tokens and b"close" not in tokens
+        return b"close" not in tokens
+
+    def _reject(self, status: int, reason: str) -> None:
+        """Answer a request the server refuses (bad or too large) and close."""
+        self._stop_parsing = True
+        self._cancel_timer()
+        if status == 0:
+            return
+        server_logger.info("%d %s from %s", status, reason, _peer(self.client))
+        self._parsing = None
+        if self._queue:
+            # Earlier pipelined requests are answered first, in order.
+            self._deferred_error = (status, reason)
+            self._queue[-1].keep_alive = False
+            return
+        self._write_error(status, reason)
+
+    def _write_error(self, status: int, reason: str) -> None:
+        if self._closed or self.transport is None:
+            return
+        body = reason.encode() + b"\n"
+        head = [self.state.status_line(status)]
+        head.extend(b"%s: %s\r\n" % pair for pair in error_headers(body))
+        head.append(self.state.date_header())
+        if self.state.server_header:
+            head.append(self.state.server_header)
+        head.append(b"\r\n")
+        self.transport.write(b"".join(head) + body)
+        self._close()
+
+    def _on_header_timeout(self) -> None:
+        self._timer = None
+        if self._in_head:
+            self._reject(408, "Request Timeout: the request head was not received in time")
+        elif not self._queue:
+            self._close()  # connected but never sent a byte
+
+    def shutdown(self) -> None:
+        """Server shutdown: close now if idle, else after the current answer."""
+        if not self._queue:
+            self._close()
+        else:
+            for pending in self._queue:
+                pending.keep_alive = False
+
+    def _close(self) -> None:
+        self._cancel_timer()
+        if self.transport is not None and not self._closed:
+            self._closed = True
+            self.transport.close()
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and self.transport is not None and not self._closed:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and self.transport is not None and not self._closed:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def _release_writers(self) -> None:
+        waiters, self._write_waiters = self._write_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _set_timer(self, delay: float, callback: Any) -> None:
+        self._cancel_timer()
+        if delay > 0:
+            self._timer = self.loop.call_later(delay, callback)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "unknown peer"

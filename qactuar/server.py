@@ -1,0 +1,73 @@
+"""`run()`: turn settings and an app into a serving process of the chosen model."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any
+
+from qactuar.asgi.lifespan import Lifespan
+from qactuar.asgi.loader import import_app
+from qactuar.asgi.router import Mount, normalise_prefix
+from qactuar.asgi.welcome import welcome_app
+from qactuar.config import Config, ConfigError, load_config, obsolete_settings
+from qactuar.logs import configure_logging, server_logger
+
+
+def run(app: Any = None, host: str | None = None, port: int | None = None,
+        conf: Config | None = None) -> None:
+    """Serve `app` (an ASGI callable or "module:attr") until SIGINT or SIGTERM.
+
+    Without `conf` the settings come from the `QACTUAR_CONFIG` file and
+    `QACTUAR_*` environment variables; `host` and `port` override either.
+    Configuration problems print one line and exit with status 2.
+    """
+    try:
+        status = _serve(app, host, port, conf)
+    except ConfigError as exc:
+        print(f"qactuar: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if status:
+        sys.exit(status)
+
+
+def _serve(app: Any, host: str | None, port: int | None, conf: Config | None) -> int:
+    config = conf if conf is not None else load_config()
+    overrides = {key: value for key, value in (("HOST", host), ("PORT", port))
+                 if value is not None}
+    if overrides:
+        config = dataclasses.replace(config, **overrides)
+    configure_logging(config.LOGS)
+    for key in obsolete_settings(config):
+        server_logger.warning("config key %s has no effect (it belonged to the original "
+                              "polling design)", key)
+    mounts = build_mounts(config, app)
+    if config.ASYNCRONOUS_MODEL != "async":
+        raise ConfigError(f"config key ASYNCRONOUS_MODEL = {config.ASYNCRONOUS_MODEL!r}: "
+                          "only the async model is available in this version")
+    from qactuar.models.aio import run_async_model
+
+    return run_async_model(config, mounts)
+
+
+def build_mounts(config: Config, app: Any) -> list[Mount]:
+    """The apps to serve: `app` at the root plus every APPS entry, or the welcome page."""
+    targets: dict[str, Any] = {}
+    if app is not None:
+        targets[""] = app
+    for route, target in config.APPS.items():
+        prefix = normalise_prefix(route)
+        if prefix in targets:
+            raise ConfigError(f"config key APPS: two apps are mounted at {prefix or '/'!r}")
+        targets[prefix] = target
+    if not targets:
+        server_logger.info("No app given: serving the built-in welcome page")
+        targets[""] = welcome_app
+    mounts = []
+    for prefix, target in targets.items():
+        loaded = import_app(target) if isinstance(target, str) else target
+        label = target if isinstance(target, str) else getattr(target, "__name__", "app")
+        if target is welcome_app:
+            label = "the welcome page"
+        mounts.append(Mount(prefix, loaded, Lifespan(loaded, config.LIFESPAN, repr(label))))
+    return mounts

@@ -1,0 +1,84 @@
+"""What every connection of one serving process shares: settings, apps, caches.
+
+Kept apart from the protocols so HTTP/1.1 and (later) HTTP/2 read the same
+limits, the same router and the same cached response fragments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Any
+
+from qactuar import __version__
+from qactuar.asgi.router import Router
+from qactuar.config import Config
+
+SERVER_HEADER = f"server: qactuar/{__version__}\r\n".encode()
+
+
+async def not_found_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    body = b"Not Found: no application is mounted at this path\n"
+    await send({"type": "http.response.start", "status": 404,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def unavailable_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    body = b"Service Unavailable: the server is at its concurrency limit\n"
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close"), (b"retry-after", b"1")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _status_line(status: int) -> bytes:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    return f"HTTP/1.1 {status} {phrase}\r\n".encode()
+
+
+class ServerState:
+    not_found_app = staticmethod(not_found_app)
+    unavailable_app = staticmethod(unavailable_app)
+
+    def __init__(self, config: Config, router: Router, loop: asyncio.AbstractEventLoop,
+                 scheme: str = "http") -> None:
+        self.config = config
+        self.router = router
+        self.loop = loop
+        self.scheme = scheme
+        self.root_path = config.ROOT_PATH
+        self.access_log = config.ACCESS_LOG
+        self.request_timeout = config.REQUEST_TIMEOUT
+        self.server_header = SERVER_HEADER if config.SERVER_HEADER else b""
+        self.connections: set[Any] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.shutting_down = False
+        self._status_lines: dict[int, bytes] = {}
+        self._date_second = 0
+        self._date_line = b""
+
+    def status_line(self, status: int) -> bytes:
+        line = self._status_lines.get(status)
+        if line is None:
+            line = self._status_lines[status] = _status_line(status)
+        return line
+
+    def date_header(self) -> bytes:
+        """The Date header, formatted at most once a second."""
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second = now
+            self._date_line = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+        return self._date_line
+
+    def over_concurrency_limit(self) -> bool:
+        limit = self.config.LIMIT_CONCURRENCY
+        return bool(limit) and len(self.tasks) >= limit
