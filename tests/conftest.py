@@ -1,0 +1,243 @@
+"""Test fixtures: real `qactuar` processes on ephemeral ports, and raw-socket helpers.
+
+Every server is started through the real command line (`python -m qactuar`)
+with `--port 0`; its address is read from the "Listening on" log line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).parent
+LISTENING = re.compile(r"Listening on (https?)://([\d.]+|\[[0-9a-f:]+\]):(\d+)")
+
+
+class ServerProcess:
+    """A running `qactuar` process and everything it has printed so far."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None,
+                 cwd: str | Path | None = None, start_timeout: float = 15) -> None:
+        full_env = dict(os.environ)
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            [str(TESTS_DIR.parent), str(TESTS_DIR), full_env.get("PYTHONPATH", "")])
+        full_env["PYTHONUNBUFFERED"] = "1"
+        full_env.update(env or {})
+        self.args = args
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "qactuar", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env,
+            cwd=str(cwd or TESTS_DIR), text=True, errors="replace",
+        )
+        self._lines: list[str] = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.scheme = "http"
+        self.host = "127.0.0.1"
+        self.port = 0
+        match = self.wait_for_log(LISTENING, timeout=start_timeout, fail_on_exit=True)
+        self.scheme, host, port = match.group(1), match.group(2), match.group(3)
+        self.host = host.strip("[]")
+        self.port = int(port)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._cond:
+                self._lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self._cond:
+            return "\n".join(self._lines)
+
+    @property
+    def lines(self) -> list[str]:
+        with self._cond:
+            return list(self._lines)
+
+    def wait_for_log(self, pattern: str | re.Pattern[str], timeout: float = 10,
+                     fail_on_exit: bool = False, start: int = 0) -> re.Match[str]:
+        """Wait until a printed line matches `pattern`; return the match."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        seen = start
+        with self._cond:
+            while True:
+                for line in self._lines[seen:]:
+                    match = regex.search(line)
+                    if match:
+                        return match
+                seen = len(self._lines)
+                remaining = deadline - time.monotonic()
+                exited = self.proc.poll() is not None and not self._reader.is_alive()
+                if remaining <= 0 or (exited and fail_on_exit):
+                    raise AssertionError(
+                        f"no log line matching {regex.pattern!r} within {timeout}s; "
+                        f"output so far:\n" + "\n".join(self._lines))
+                self._cond.wait(min(remaining, 0.1))
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    def connect(self, timeout: float = 5) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        return sock
+
+    def send_signal(self, signum: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(signum)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 15) -> int:
+        """Signal the server and wait for it to exit; return its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            message = f"server did not exit within {timeout}s:\n{self.output}"
+            raise AssertionError(message) from None
+        self._reader.join(5)
+        return code
+
+
+ServerFactory = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def start_server() -> Iterator[ServerFactory]:
+    """Start servers with `start_server("module:app", "--flag", ..., env={...})`."""
+    started: list[ServerProcess] = []
+
+    def factory(*args: str, env: dict[str, str] | None = None,
+                cwd: str | Path | None = None, host: str = "127.0.0.1") -> ServerProcess:
+        server = ServerProcess([*args, "--host", host, "--port", "0"], env=env, cwd=cwd)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def basic_server() -> Iterator[ServerProcess]:
+    """One shared server running `apps.basic:app` with default settings."""
+    server = ServerProcess(["apps.basic:app", "--host", "127.0.0.1", "--port", "0"])
+    yield server
+    server.stop()
+
+
+def read_response(sock: socket.socket, timeout: float = 5) -> tuple[bytes, dict[bytes, bytes],
+                                                                      bytes]:
+    """Read one HTTP/1.1 response (status line, headers, body) from a raw socket.
+
+    Handles Content-Length, chunked and close-delimited bodies.  Returns the
+    status line, the headers (lower-cased names; the last value wins) and the
+    body (de-chunked).
+    """
+    sock.settimeout(timeout)
+    reader = _SocketReader(sock)
+    status_line = reader.read_line()
+    headers: dict[bytes, bytes] = {}
+    while True:
+        line = reader.read_line()
+        if line == b"":
+            break
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    if status_line.split(b" ")[1][:1] == b"1":
+        return status_line, headers, b""
+    if headers.get(b"transfer-encoding") == b"chunked":
+        body = b""
+        while True:
+            size = int(reader.read_line().split(b";")[0], 16)
+            if size == 0:
+                reader.read_line()
+                break
+            body += reader.read_exact(size)
+            reader.read_line()
+        return status_line, headers, body
+    if b"content-length" in headers:
+        return status_line, headers, reader.read_exact(int(headers[b"content-length"]))
+    return status_line, headers, reader.read_all()
+
+
+# Bytes read past the end of one response, kept for the next read on that socket.
+_LEFTOVER: weakref.WeakKeyDictionary[socket.socket, bytes] = weakref.WeakKeyDictionary()
+
+
+class _SocketReader:
+    """Line and exact reads from a socket; leftovers stay on the socket object."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer: bytes = _LEFTOVER.get(sock, b"")
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(65536)
+        if not data:
+            return False
+        self.buffer += data
+        return True
+
+    def read_line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            if not self._fill():
+                raise ConnectionError(f"connection closed mid-line: {self.buffer!r}")
+        line, _, rest = self.buffer.partition(b"\r\n")
+        self._keep(rest)
+        return line
+
+    def read_exact(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            if not self._fill():
+                raise ConnectionError("connection closed mid-body")
+        data, rest = self.buffer[:size], self.buffer[size:]
+        self._keep(rest)
+        return data
+
+    def read_all(self) -> bytes:
+        while self._fill():
+            pass
+        data = self.buffer
+        self._keep(b"")
+        return data
+
+    def _keep(self, rest: bytes) -> None:
+        self.buffer = rest
+        _LEFTOVER[self.sock] = rest
+
+
+def recv_until_closed(sock: socket.socket, timeout: float = 5) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    sock.settimeout(timeout)
+    data = _LEFTOVER.pop(sock, b"")
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
