@@ -18,13 +18,10 @@ from urllib.parse import unquote_to_bytes
 import httptools
 
 from qactuar.asgi.http_stream import ASGI_VERSION, HTTPStream, error_headers
-from qactuar.logs import server_logger
+from qactuar.logs import exception_logger, server_logger
 
 if TYPE_CHECKING:
     from qactuar.server_state import ServerState
-
-# Stop reading a request body from the socket while this much is buffered unread.
-BODY_HIGH_WATER = 256 * 1024
 
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -112,8 +109,15 @@ class HTTP1Protocol(asyncio.Protocol):
         self._release_writers()
 
     def eof_received(self) -> bool | None:
-        # Half-closed by the client: answer what was asked, then close.
-        return None
+        # Half-closed by the client: answer the requests it completed, then close.
+        if self._parsing is not None:
+            return None  # a request body was cut short: nothing to answer
+        if not self._queue:
+            return None
+        self._stop_parsing = True
+        for pending in self._queue:
+            pending.keep_alive = False
+        return True
 
     def data_received(self, data: bytes) -> None:
         if self._stop_parsing:
@@ -127,11 +131,13 @@ class HTTP1Protocol(asyncio.Protocol):
             if self._queue:
                 self._queue[-1].keep_alive = False
         except httptools.HttpParserError as exc:
-            reject = exc.__context__
-            if isinstance(reject, _Reject):
-                self._reject(reject.status, reject.reason)
-            elif self._stop_parsing:
-                pass  # we stopped the parser on purpose (Connection: close)
+            cause = exc.__context__
+            if isinstance(cause, _Reject):
+                self._reject(cause.status, cause.reason)
+            elif cause is not None:
+                # A bug of ours in a parser callback, not the client's mistake.
+                exception_logger.error("error while handling a request head", exc_info=cause)
+                self._reject(500, "Internal Server Error")
             else:
                 reason = str(exc) or type(exc).__name__
                 status = 505 if "HTTP version" in reason else 400
@@ -246,7 +252,7 @@ class HTTP1Protocol(asyncio.Protocol):
             raise _Reject(413, "Content Too Large")
         stream = pending.stream
         stream.receive_body(body)
-        if stream.buffered > BODY_HIGH_WATER:
+        if stream.buffered > self.config.RECV_BYTES:  # the app is behind: stop reading
             self._pause_reading()
 
     def on_message_complete(self) -> None:
@@ -256,6 +262,9 @@ class HTTP1Protocol(asyncio.Protocol):
         self._parsing = None
         pending.message_complete = True
         pending.stream.end_body()
+        if not self._queue:
+            # Answered before its body was in; the body is now read, so wait idle.
+            self._set_timer(self.config.KEEP_ALIVE_TIMEOUT, self._close)
         if not pending.keep_alive:
             # Nothing after a request that closes the connection is read.
             self._stop_parsing = True
@@ -300,7 +309,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if not has_length and status not in (204, 304):
             if end and (body or not pending.head_only):
                 parts.append(b"content-length: %d\r\n" % len(body))
-            elif not end:
+            elif not end and not no_body:
                 if pending.stream.scope["http_version"] == "1.0":
                     keep_alive = False  # close-delimited body
                 else:
@@ -315,10 +324,14 @@ class HTTP1Protocol(asyncio.Protocol):
         self._keep_alive = keep_alive
         self._chunked = chunked
         self._no_body = no_body
-        if body and not no_body:
-            parts.append(b"%x\r\n%s\r\n" % (len(body), body) if chunked else body)
-        if end and chunked:
-            parts.append(b"0\r\n\r\n")
+        if not no_body:
+            if chunked:
+                if body:
+                    parts.append(b"%x\r\n%s\r\n" % (len(body), body))
+                if end:
+                    parts.append(b"0\r\n\r\n")
+            elif body:
+                parts.append(body)
         self.transport.write(b"".join(parts))
 
     def send_body(self, body: bytes, end: bool) -> None:
@@ -420,10 +433,10 @@ class HTTP1Protocol(asyncio.Protocol):
     def _wants_keep_alive(self, version: str) -> bool:
         if self.state.shutting_down or self.config.KEEP_ALIVE_TIMEOUT == 0:
             return False
-        tokens = self._connection_tokens
-        if version == "1.0":
-            return b"keep-alive" in tokens and b"close" not in tokens
-        return b"close" not in tokens
+        tokens = {token.strip() for token in self._connection_tokens.split(b",")}
+        if b"close" in tokens:
+            return False
+        return version == "1.1" or b"keep-alive" in tokens
 
     def _reject(self, status: int, reason: str) -> None:
         """Answer a request the server refuses (bad or too large) and close."""
