@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 
@@ -48,12 +49,14 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
         return None
     if not config.SSL_CERT_PATH or not config.SSL_KEY_PATH:
         raise ConfigError("TLS needs both SSL_CERT_PATH and SSL_KEY_PATH")
+    for key in ("SSL_CERT_PATH", "SSL_KEY_PATH"):
+        path = getattr(config, key)
+        if not os.path.isfile(path):
+            raise ConfigError(f"TLS file not found: config key {key} = {path!r}")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(config.SSL_CERT_PATH, config.SSL_KEY_PATH)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"TLS file not found: {exc.filename}") from None
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"cannot load the TLS certificate and key: {exc}") from None
     context.set_alpn_protocols(["http/1.1"])

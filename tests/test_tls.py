@@ -1,0 +1,80 @@
+"""TLS basics: HTTPS with SSL_CERT_PATH/SSL_KEY_PATH, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+from conftest import TESTS_DIR
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, Path, Path]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    folder = tmp_path_factory.mktemp("tls")
+    cert_path = folder / "cert.pem"
+    key_path = folder / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    return ca, cert_path, key_path
+
+
+def test_https_request_has_https_scheme(start_server, certificates) -> None:
+    ca, cert_path, key_path = certificates
+    server = start_server("apps.basic:app", "--ssl-cert-path", str(cert_path),
+                          "--ssl-key-path", str(key_path))
+    assert server.scheme == "https"
+    with ca.cert_pem.tempfile() as ca_file:
+        context = ssl.create_default_context(cafile=ca_file)
+        response = httpx.get(f"{server.url}/scope", verify=context)
+    assert response.status_code == 200
+    assert response.json()["scheme"] == "https"
+
+
+def test_plain_http_on_tls_port_costs_that_connection_only(start_server, certificates) -> None:
+    ca, cert_path, key_path = certificates
+    server = start_server("apps.basic:app", "--ssl-cert-path", str(cert_path),
+                          "--ssl-key-path", str(key_path))
+    with server.connect() as sock:
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.settimeout(5)
+        try:
+            while sock.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass
+    with ca.cert_pem.tempfile() as ca_file:
+        context = ssl.create_default_context(cafile=ca_file)
+        assert httpx.get(f"{server.url}/hello", verify=context).text == "Hello, world!"
+    assert "Traceback" not in server.output
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "qactuar", "apps.basic:app", *args],
+                          capture_output=True, text=True, cwd=TESTS_DIR, timeout=30)
+
+
+def test_missing_certificate_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = _run_cli("--port", "0", "--ssl-cert-path", str(tmp_path / "nope.pem"),
+                      "--ssl-key-path", str(tmp_path / "nope.key"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "TLS" in lines[0] and "nope.pem" in lines[0]
+
+
+def test_key_not_matching_certificate_is_exit_2(certificates, tmp_path: Path) -> None:
+    _, cert_path, _ = certificates
+    other_key = tmp_path / "other.pem"
+    trustme.CA().issue_cert("127.0.0.1").private_key_pem.write_to_path(str(other_key))
+    result = _run_cli("--port", "0", "--ssl-cert-path", str(cert_path),
+                      "--ssl-key-path", str(other_key))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
