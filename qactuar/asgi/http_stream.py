@@ -59,7 +59,8 @@ def error_headers(body: bytes) -> list[tuple[bytes, bytes]]:
 class HTTPStream:
     __slots__ = (
         "_body_chunks", "_body_complete", "_body_size", "_content_length", "_final_body_sent",
-        "_head_sent", "_headers", "_host", "_sent_bytes", "_started_at", "_timer", "_waiter",
+        "_head_sent", "_headers", "_host", "_input_closed", "_sent_bytes", "_started_at",
+        "_timer", "_waiter",
         "app", "disconnected", "response_complete", "response_started", "scope", "sink",
         "status", "task",
     )
@@ -76,6 +77,7 @@ class HTTPStream:
         self._final_body_sent = False
         self._waiter: asyncio.Future[None] | None = None
         self.disconnected = False
+        self._input_closed = False
         self.response_started = False
         self.response_complete = False
         self._head_sent = False
@@ -120,6 +122,11 @@ class HTTPStream:
         self.disconnected = True
         self._wake()
 
+    def client_done_sending(self) -> None:
+        """The client half-closed: it can still read the answer but will send nothing."""
+        self._input_closed = True
+        self._wake()
+
     def reject(self, status: int, reason: str) -> None:
         """Stop this request with an error status (a limit was hit mid-request)."""
         if not self.response_started:
@@ -143,7 +150,7 @@ class HTTPStream:
                 if more:
                     self.sink.request_body()  # resume reading if it was paused
                 return {"type": "http.request", "body": body, "more_body": more}
-            if self.disconnected or self.response_complete:
+            if self.disconnected or self.response_complete or self._input_closed:
                 return DISCONNECT
             self.sink.request_body()
             self._waiter = asyncio.get_running_loop().create_future()

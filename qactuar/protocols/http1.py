@@ -117,6 +117,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self._stop_parsing = True
         for pending in self._queue:
             pending.keep_alive = False
+            pending.stream.client_done_sending()
         return True
 
     def data_received(self, data: bytes) -> None:
