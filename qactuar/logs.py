@@ -68,16 +68,25 @@ def configure_logging(logs: dict[str, Any]) -> None:
         raise ConfigError(f"config key LOGS is not a valid dictConfig: {reason}") from None
 
 
-# C0 controls and DEL become \xNN; a backslash is doubled so escapes stay unambiguous.
-_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
-_ESCAPES[ord("\\")] = "\\\\"
+def _escape_char(char: str) -> str:
+    code = ord(char)
+    if char == "\\":
+        return "\\\\"
+    if char.isprintable():
+        return char
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def escape(text: str) -> str:
-    """Make client-controlled text safe for a single log line."""
+    """Make client-controlled text safe for a single log line.
+
+    Every non-printable character (C0 and C1 controls, DEL, Unicode line and
+    paragraph separators) becomes a visible escape; a backslash is doubled so
+    an escape in the log cannot be forged either.
+    """
     if text.isprintable() and "\\" not in text:
         return text
-    return text.translate(_ESCAPES)
+    return "".join(_escape_char(char) for char in text)
 
 
 def log_access(

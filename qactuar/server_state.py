@@ -60,6 +60,7 @@ class ServerState:
         self.server_header = SERVER_HEADER if config.SERVER_HEADER else b""
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.in_flight = 0
         self.shutting_down = False
         self._status_lines: dict[int, bytes] = {}
         self._date_second = 0
@@ -81,4 +82,4 @@ class ServerState:
 
     def over_concurrency_limit(self) -> bool:
         limit = self.config.LIMIT_CONCURRENCY
-        return bool(limit) and len(self.tasks) >= limit
+        return bool(limit) and self.in_flight >= limit

@@ -48,6 +48,7 @@ class StreamHost(Protocol):
     access_log: bool
     request_timeout: float
     tasks: set[asyncio.Task[None]]
+    in_flight: int  # responses started and not yet complete (LIMIT_CONCURRENCY)
 
 
 def error_headers(body: bytes) -> list[tuple[bytes, bytes]]:
@@ -99,6 +100,7 @@ class HTTPStream:
         """Run the app for this request."""
         loop = asyncio.get_running_loop()
         self._started_at = time.monotonic()
+        self._host.in_flight += 1
         task = loop.create_task(self._run())
         self.task = task
         self._host.tasks.add(task)
@@ -129,10 +131,7 @@ class HTTPStream:
 
     def reject(self, status: int, reason: str) -> None:
         """Stop this request with an error status (a limit was hit mid-request)."""
-        if not self.response_started:
-            self._send_error(status, reason)
-        elif not self.response_complete:
-            self._abort()
+        self._fail_response(status, reason)
         if self.task is not None:
             self.task.cancel()
 
@@ -179,7 +178,8 @@ class HTTPStream:
             if expected is not None and (
                 self._sent_bytes > expected or (not more and self._sent_bytes < expected)
             ):
-                self._abort()
+                if self._head_sent:
+                    self._abort()
                 raise RuntimeError(f"ASGI app sent {self._sent_bytes} body bytes but declared "
                                    f"content-length {expected}")
             if not self._head_sent:
@@ -234,20 +234,34 @@ class HTTPStream:
         self.response_started = True
         self._cancel_timer()
 
-    def _finish(self) -> None:
-        self.response_complete = True
+    def _complete(self) -> None:
+        """The response is over, sent or not: release its concurrency slot, once."""
+        if not self.response_complete:
+            self.response_complete = True
+            self._host.in_flight -= 1
         self._cancel_timer()
         self._wake()
+
+    def _finish(self) -> None:
+        self._complete()
         if self._host.access_log:
             self._log_access()
         self.sink.response_done(self)
 
     def _abort(self) -> None:
-        self.response_complete = True
-        self._cancel_timer()
-        self._wake()
+        """Cut a response that cannot be completed; the client sees it incomplete."""
+        self._complete()
+        if self._host.access_log and self.response_started:
+            self._log_access()
         self.sink.abort()
         self.sink.response_done(self)
+
+    def _fail_response(self, status: int, text: str) -> None:
+        """An error status while nothing is on the wire yet, else an aborted response."""
+        if not self._head_sent:
+            self._send_error(status, text)
+        elif not self.response_complete:
+            self._abort()
 
     def _send_error(self, status: int, text: str) -> None:
         body = text.encode() + b"\n"
@@ -295,17 +309,14 @@ class HTTPStream:
             if not isinstance(exc, Exception):
                 raise
             return
-        if not self.response_complete:
+        finally:
             if self.disconnected:
-                return
-            if not self.response_started:
-                server_logger.error("ASGI app returned without starting a response for %s %s",
-                                    self.scope["method"], _log_path(self.scope))
-                self._send_error(500, "Internal Server Error")
-            else:
-                server_logger.error("ASGI app returned before finishing its response for %s %s",
-                                    self.scope["method"], _log_path(self.scope))
-                self._abort()
+                self._complete()
+        if not self.response_complete:
+            what = "finishing" if self.response_started else "starting"
+            server_logger.error("ASGI app returned without %s its response for %s %s", what,
+                                self.scope["method"], _log_path(self.scope))
+            self._fail_response(500, "Internal Server Error")
 
     def _app_failed(self, exc: BaseException) -> None:
         if self.disconnected:
@@ -314,10 +325,7 @@ class HTTPStream:
             return
         exception_logger.error("exception in ASGI app for %s %s", self.scope["method"],
                                _log_path(self.scope), exc_info=exc)
-        if not self.response_started:
-            self._send_error(500, "Internal Server Error")
-        elif not self.response_complete:
-            self._abort()
+        self._fail_response(500, "Internal Server Error")
 
 
 def _log_path(scope: dict[str, Any]) -> str:

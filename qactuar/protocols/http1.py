@@ -84,6 +84,8 @@ class HTTP1Protocol(asyncio.Protocol):
         self._expect: bytes | None = None
         self._body_received = 0
         self._in_head = False
+        self._head_bytes = 0  # bytes of a request head still unfinished
+        self._completed_in_feed = False
 
     # -- connection events ---------------------------------------------------
 
@@ -123,6 +125,8 @@ class HTTP1Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._stop_parsing:
             return
+        continuing_head = self._in_head
+        self._completed_in_feed = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -143,6 +147,21 @@ class HTTP1Protocol(asyncio.Protocol):
                 reason = str(exc) or type(exc).__name__
                 status = 505 if "HTTP version" in reason else 400
                 self._reject(status, reason)
+            return
+        if self._in_head:
+            self._count_unfinished_head(len(data), continuing_head)
+
+    def _count_unfinished_head(self, size: int, continuing: bool) -> None:
+        """Bound a request head that does not end (httptools buffers it whole).
+
+        A chunk that also finished an earlier request is not counted, since
+        part of it was not head; that undercounts by at most one read.
+        """
+        if continuing or not self._completed_in_feed:
+            self._head_bytes += size
+        limit = self.config.MAX_URL_SIZE + self.config.MAX_HEADER_SIZE + 1024
+        if self._head_bytes > limit:
+            self._reject(431, "Request Header Fields Too Large")
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -155,6 +174,7 @@ class HTTP1Protocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._in_head = True
+        self._head_bytes = 0
         self._url = b""
         self._headers = []
         self._header_bytes = 0
@@ -221,7 +241,8 @@ class HTTP1Protocol(asyncio.Protocol):
         scope = self._build_scope(method, version)
         keep_alive = self._wants_keep_alive(version)
         state = self.state
-        mount = state.router.resolve(scope["path"])
+        # Mount prefixes are matched below ROOT_PATH, which a proxy has stripped.
+        mount = state.router.resolve(scope["path"][len(state.root_path):])
         if mount is None:
             app = state.not_found_app
         else:
@@ -244,12 +265,6 @@ class HTTP1Protocol(asyncio.Protocol):
         self._body_received += len(body)
         limit = self.config.MAX_BODY_SIZE
         if limit and self._body_received > limit:
-            self._parsing = None
-            if self._queue[0] is pending:
-                pending.keep_alive = False
-                pending.stream.reject(413, "Content Too Large")
-                raise _Reject(0, "stop")
-            self._queue.pop()  # a pipelined request that never started
             raise _Reject(413, "Content Too Large")
         stream = pending.stream
         stream.receive_body(body)
@@ -261,6 +276,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if pending is None:
             return
         self._parsing = None
+        self._completed_in_feed = True
         pending.message_complete = True
         pending.stream.end_body()
         if not self._queue:
@@ -379,8 +395,8 @@ class HTTP1Protocol(asyncio.Protocol):
         if self._queue:
             self._start_response_cycle(self._queue[0])
         elif self._deferred_error is not None:
-            status, reason = self._deferred_error
-            self._write_error(status, reason)
+            self._write_error(*self._deferred_error)
+            return
         elif pending.message_complete and not self._in_head:
             self._set_timer(self.config.KEEP_ALIVE_TIMEOUT, self._close)
         self._resume_reading()
@@ -446,11 +462,17 @@ class HTTP1Protocol(asyncio.Protocol):
         if status == 0:
             return
         server_logger.info("%d %s from %s", status, reason, _peer(self.client))
-        self._parsing = None
+        failed, self._parsing = self._parsing, None
+        if failed is not None:
+            # The request's head was fine, its body is not: its app is told.
+            if self._queue[0] is failed:
+                failed.keep_alive = False
+                failed.stream.reject(status, reason)
+                return
+            self._queue.pop()  # a pipelined request that never started
         if self._queue:
             # Earlier pipelined requests are answered first, in order.
             self._deferred_error = (status, reason)
-            self._queue[-1].keep_alive = False
             return
         self._write_error(status, reason)
 

@@ -1,0 +1,343 @@
+"""Malformed requests, request smuggling shapes and misbehaving apps, over raw sockets.
+
+A client's mistake is answered with an error status and `connection: close`, and
+nothing the client pipelined after it is ever parsed as a request.  An app's
+mistake (an exception, an invalid message) becomes a 500 or an aborted
+connection, never bad bytes on the wire, and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from conftest import ServerProcess, read_response, recv_until_closed
+
+PIPELINED = b"GET /hello HTTP/1.1\r\nHost: example.com\r\n\r\n"
+
+
+def _args(*extra: str) -> list[str]:
+    return ["apps.misbehaving:app", "--host", "127.0.0.1", "--port", "0", *extra]
+
+
+@pytest.fixture(scope="module")
+def strict_server() -> Iterator[ServerProcess]:
+    """Only ever sent client mistakes, so its output can be checked for tracebacks.
+
+    A short REQUEST_TIMEOUT bounds how long a request the server failed to
+    reject can hang (it then shows up as a 504 instead of a socket timeout).
+    """
+    server = ServerProcess(_args("--request-timeout", "2"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def app_error_server() -> Iterator[ServerProcess]:
+    server = ServerProcess(_args())
+    yield server
+    server.stop()
+
+
+def _host(*lines: bytes) -> bytes:
+    return b"".join(line + b"\r\n" for line in lines) + b"\r\n"
+
+
+# (request bytes, expected status) for every request the server must refuse.
+BAD_REQUESTS = [
+    # Request smuggling: the body's framing is ambiguous.
+    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Content-Length: 5",
+                       b"Transfer-Encoding: chunked") + b"0\r\n\r\n", 400,
+                 id="content-length-and-transfer-encoding"),
+    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked",
+                       b"Content-Length: 5") + b"0\r\n\r\n", 400,
+                 id="transfer-encoding-and-content-length"),
+    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Content-Length: 5",
+                       b"Content-Length: 6") + b"hello!", 400,
+                 id="duplicate-differing-content-length"),
+    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Content-Length: 5, 6") + b"hello!",
+                 400, id="content-length-list"),
+    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Content-Length: -5"), 400,
+                 id="negative-content-length"),
+    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked",
+                       b"Transfer-Encoding: chunked") + b"0\r\n\r\n", 400,
+                 id="repeated-transfer-encoding"),
+    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked")
+                 + b"zz\r\nhello\r\n0\r\n\r\n", 400, id="chunk-size-not-hex"),
+    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked")
+                 + b"fffffffffffffffff1\r\nhello\r\n0\r\n\r\n", 400, id="chunk-size-overflow"),
+    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked")
+                 + b"5\r\nhelloXX0\r\n\r\n", 400, id="no-crlf-after-chunk-data"),
+    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked")
+                 + b"5\nhello\r\n0\r\n\r\n", 400, id="bare-lf-after-chunk-size"),
+    pytest.param(_host(b"POST /echo HTTP/1.0", b"Transfer-Encoding: chunked")
+                 + b"5\r\nhello\r\n0\r\n\r\n", 400, id="transfer-encoding-in-http-1.0"),
+    # Header syntax.
+    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"Bad Name: x"), 400,
+                 id="space-in-header-name"),
+    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo : x"), 400,
+                 id="space-before-colon"),
+    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-\x01Foo: x"), 400,
+                 id="control-byte-in-header-name"),
+    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a\x01b"), 400,
+                 id="control-byte-in-header-value"),
+    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a\x00b"), 400,
+                 id="nul-in-header-value"),
+    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a\rb"), 400,
+                 id="bare-cr-in-header-value"),
+    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a\x7fb"), 400,
+                 id="del-in-header-value"),
+    pytest.param(b"GET /hello HTTP/1.1\nHost: x\n\n", 400, id="bare-lf-everywhere"),
+    pytest.param(b"GET /hello HTTP/1.1\nHost: x\r\n\r\n", 400, id="bare-lf-after-request-line"),
+    pytest.param(b"GET /hello HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n", 400,
+                 id="bare-lf-after-header"),
+    pytest.param(b"GET /hello HTTP/1.1\r\nHost: x\r\n\n", 400, id="bare-lf-ending-head"),
+    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a", b" b"), 400,
+                 id="obs-fold-space"),
+    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a", b"\tb"), 400,
+                 id="obs-fold-tab"),
+    # Request line.
+    pytest.param(_host(b"G@T /hello HTTP/1.1", b"Host: x"), 400, id="invalid-method"),
+    pytest.param(_host(b"GET /caf\xc3\xa9 HTTP/1.1", b"Host: x"), 400,
+                 id="non-ascii-in-path"),
+    pytest.param(_host(b"GET /hello?q=\xc3\xa9 HTTP/1.1", b"Host: x"), 400,
+                 id="non-ascii-in-query"),
+    pytest.param(_host(b"GET /a\x01b HTTP/1.1", b"Host: x"), 400, id="control-byte-in-target"),
+    pytest.param(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400,
+                 id="tls-handshake-bytes"),
+    # Host.
+    pytest.param(_host(b"GET /hello HTTP/1.1"), 400, id="missing-host"),
+    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"Host: y"), 400, id="two-hosts"),
+    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"Host: x"), 400,
+                 id="two-identical-hosts"),
+    # Unsupported rather than malformed.
+    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: gzip, chunked")
+                 + b"0\r\n\r\n", 501, id="gzip-transfer-coding"),
+    pytest.param(_host(b"GET /hello HTTP/2.0", b"Host: x"), 505, id="http-2.0"),
+    pytest.param(_host(b"GET /hello HTTP/1.2", b"Host: x"), 505, id="http-1.2"),
+    pytest.param(b"GET /hello\r\n\r\n", 505, id="http-0.9-no-version"),
+    pytest.param(_host(b"GET /hello HTTP/0.9"), 505, id="http-0.9"),
+    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Expect: teapot",
+                       b"Content-Length: 2") + b"hi", 417, id="unknown-expect"),
+    pytest.param(_host(b"CONNECT example.com:443 HTTP/1.1", b"Host: example.com:443"), 501,
+                 id="connect"),
+]
+
+
+def _refuse(server: ServerProcess, request: bytes) -> tuple[bytes, dict[bytes, bytes], bytes,
+                                                              int]:
+    """Send a bad request with a valid one pipelined behind it.
+
+    Returns the status line and headers of the first response, everything the
+    server sent after it until it closed, and the client's port.
+    """
+    with server.connect() as sock:
+        port = sock.getsockname()[1]
+        sock.sendall(request + PIPELINED)
+        status_line, headers, _ = read_response(sock)
+        rest = recv_until_closed(sock, timeout=5)
+    return status_line, headers, rest, port
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), BAD_REQUESTS)
+def test_bad_request_is_refused_and_nothing_after_it_is_answered(
+        strict_server: ServerProcess, request_bytes: bytes, status: int) -> None:
+    status_line, headers, rest, _ = _refuse(strict_server, request_bytes)
+    assert status_line.startswith(b"HTTP/1.1 %d " % status), status_line
+    assert headers.get(b"connection") == b"close"
+    # The pipelined GET /hello is never answered: exactly one response, then EOF.
+    assert rest == b""
+
+
+def test_bad_request_pipelined_after_a_good_one(strict_server: ServerProcess) -> None:
+    """The good request is answered first, then the bad one gets its 400, then EOF."""
+    with strict_server.connect() as sock:
+        sock.sendall(b"GET /sleep?s=0.2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                     + _host(b"G@T /hello HTTP/1.1", b"Host: x") + PIPELINED)
+        status_line, _, body = read_response(sock)
+        assert status_line == b"HTTP/1.1 200 OK"
+        assert body == b"slept"
+        rest = recv_until_closed(sock)
+    assert rest.startswith(b"HTTP/1.1 400 "), rest
+    assert b"\r\nconnection: close\r\n" in rest.lower()
+    assert rest.count(b"HTTP/1.1 ") == 1, rest
+
+
+def test_no_traceback_for_client_mistakes(strict_server: ServerProcess) -> None:
+    ports = []
+    for param in BAD_REQUESTS:
+        request_bytes = param.values[0]
+        assert isinstance(request_bytes, bytes)
+        *_, port = _refuse(strict_server, request_bytes)
+        ports.append(port)
+    # Barrier: once this request's access line is out, so is everything before it.
+    start = len(strict_server.lines)
+    _assert_alive(strict_server, "/barrier-no-traceback")
+    strict_server.wait_for_log(r"/barrier-no-traceback", start=start)
+    output = strict_server.output
+    assert "Traceback" not in output
+    for port in ports:
+        # Each refused request is still visible in the log, on a line of its own.
+        assert re.search(rf"127\.0\.0\.1:{port}(?!\d)", output), f"nothing logged for :{port}"
+    assert strict_server.proc.poll() is None
+
+
+def test_valid_request_after_refusals_is_served(strict_server: ServerProcess) -> None:
+    _refuse(strict_server, _host(b"GET /hello HTTP/1.1"))
+    _assert_alive(strict_server)
+
+
+# -- the app's mistakes ----------------------------------------------------------------
+
+
+def _get(server: ServerProcess, path: str, close: bool = True) -> bytes:
+    """Send one GET and return every byte the server sends until it closes."""
+    with server.connect() as sock:
+        extra = b"Connection: close\r\n" if close else b""
+        sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (path.encode(), extra))
+        return recv_until_closed(sock, timeout=5)
+
+
+def _assert_alive(server: ServerProcess, path: str = "/hello") -> None:
+    assert server.proc.poll() is None, server.output
+    with server.connect() as sock:
+        sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+        status_line, _, body = read_response(sock)
+    assert status_line == b"HTTP/1.1 200 OK"
+    assert body == b"Hello, world!"
+
+
+def _assert_incomplete(raw: bytes) -> None:
+    """The client can tell the response is not complete (the connection was aborted)."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        return  # not even a complete head
+    headers = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get(b"transfer-encoding") == b"chunked":
+        assert not body.endswith(b"0\r\n\r\n"), raw
+    elif b"content-length" in headers:
+        assert len(body) < int(headers[b"content-length"]), raw
+    else:
+        raise AssertionError(f"a close-delimited HTTP/1.1 response looks complete: {raw!r}")
+
+
+def _status(raw: bytes) -> bytes:
+    return raw.split(b"\r\n", 1)[0]
+
+
+def test_exception_before_start_is_500_and_logged(app_error_server: ServerProcess) -> None:
+    start = len(app_error_server.lines)
+    raw = _get(app_error_server, "/error/before")
+    assert _status(raw) == b"HTTP/1.1 500 Internal Server Error"
+    assert b"boom" not in raw  # the exception text is for the log, not the client
+    app_error_server.wait_for_log(r"RuntimeError: boom before start", start=start)
+    logged = app_error_server.lines[start:]
+    assert any(line.startswith("Traceback (most recent call last)") for line in logged), logged
+    _assert_alive(app_error_server)
+
+
+def test_exception_after_start_aborts_the_connection(app_error_server: ServerProcess) -> None:
+    start = len(app_error_server.lines)
+    raw = _get(app_error_server, "/error/after", close=False)
+    assert _status(raw) == b"HTTP/1.1 200 OK"
+    assert b"partial" in raw
+    _assert_incomplete(raw)
+    app_error_server.wait_for_log(r"RuntimeError: boom after start", start=start)
+    _assert_alive(app_error_server)
+
+
+def test_app_returning_without_a_response_is_500(app_error_server: ServerProcess) -> None:
+    start = len(app_error_server.lines)
+    raw = _get(app_error_server, "/no-response")
+    assert _status(raw) == b"HTTP/1.1 500 Internal Server Error"
+    app_error_server.wait_for_log(r"/no-response", start=start)
+    _assert_alive(app_error_server)
+
+
+@pytest.mark.parametrize("path", ["/inject/value", "/inject/name", "/inject/lf"])
+def test_header_injection_is_never_written(app_error_server: ServerProcess, path: str) -> None:
+    start = len(app_error_server.lines)
+    raw = _get(app_error_server, path)
+    assert _status(raw) == b"HTTP/1.1 500 Internal Server Error"
+    assert b"x-injected" not in raw.lower()
+    assert b"injected" not in raw  # nor the body that came with the bad head
+    app_error_server.wait_for_log(re.escape(path), start=start)
+    _assert_alive(app_error_server)
+
+
+@pytest.mark.parametrize("path", ["/bad-status/int", "/bad-status/str", "/unknown-type"])
+def test_invalid_response_start_is_500(app_error_server: ServerProcess, path: str) -> None:
+    start = len(app_error_server.lines)
+    raw = _get(app_error_server, path)
+    assert _status(raw) == b"HTTP/1.1 500 Internal Server Error"
+    assert b"bad status" not in raw
+    app_error_server.wait_for_log(re.escape(path), start=start)
+    _assert_alive(app_error_server)
+
+
+def test_str_body_is_never_written(app_error_server: ServerProcess) -> None:
+    start = len(app_error_server.lines)
+    raw = _get(app_error_server, "/str-body", close=False)
+    assert b"a str body" not in raw
+    if not raw.startswith(b"HTTP/1.1 500 "):
+        _assert_incomplete(raw)
+    app_error_server.wait_for_log(r"/str-body", start=start)
+    _assert_alive(app_error_server)
+
+
+def test_short_body_in_one_message_is_500(app_error_server: ServerProcess) -> None:
+    """The app declares content-length 10 and sends one final body of 5 bytes: nothing
+    is on the wire yet, so the client gets a clean 500 instead of a short body."""
+    raw = _get(app_error_server, "/short-body", close=False)
+    assert _status(raw) == b"HTTP/1.1 500 Internal Server Error", raw
+    assert b"12345" not in raw
+    _assert_alive(app_error_server)
+
+
+def test_short_body_after_the_head_is_aborted(app_error_server: ServerProcess) -> None:
+    """The head is out when the app ends the body 5 bytes short: the connection is
+    aborted so the client can tell the body is incomplete."""
+    raw = _get(app_error_server, "/short-body-streamed", close=False)
+    _assert_incomplete(raw)
+    _assert_alive(app_error_server)
+
+
+def test_body_over_declared_length_is_never_written(app_error_server: ServerProcess) -> None:
+    """The app declares content-length 10 and sends 15 bytes: the extra 5 would be
+    read as the start of the next response on a keep-alive connection."""
+    raw = _get(app_error_server, "/long-body", close=False)
+    assert b"12345678901" not in raw
+    _assert_alive(app_error_server)
+
+
+def test_body_after_the_final_body_is_never_written(app_error_server: ServerProcess) -> None:
+    start = len(app_error_server.lines)
+    with app_error_server.connect() as sock:
+        sock.sendall(b"GET /body-after-end HTTP/1.1\r\nHost: x\r\n\r\n")
+        status_line, _, body = read_response(sock)
+        assert status_line == b"HTTP/1.1 200 OK"
+        assert body == b"first"
+        # The app's extra body would arrive here, ahead of the next answer.
+        with contextlib.suppress(OSError):  # the server may close after an app bug
+            sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        rest = recv_until_closed(sock, timeout=5)
+    assert b"Smuggled" not in rest
+    if rest:
+        assert rest.startswith(b"HTTP/1.1 200 OK\r\n"), rest
+        assert rest.endswith(b"Hello, world!")
+        assert rest.count(b"HTTP/1.1") == 1
+    app_error_server.wait_for_log(r"/body-after-end", start=start)
+    _assert_alive(app_error_server)
+
+
+def test_many_app_errors_do_not_kill_the_server(app_error_server: ServerProcess) -> None:
+    for path in ["/error/before", "/error/after", "/no-response", "/inject/value",
+                 "/str-body", "/short-body", "/unknown-type"] * 3:
+        _get(app_error_server, path)
+    _assert_alive(app_error_server)
