@@ -1,0 +1,116 @@
+"""Graceful shutdown on SIGTERM and SIGINT, bounded by SHUTDOWN_TIMEOUT.
+
+On the first signal the server stops listening, closes idle connections,
+lets in-flight requests finish, runs the lifespan shutdown and exits 0.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from apps.lifespan_apps import EVENTS_VAR
+from conftest import ServerFactory, ServerProcess, read_response, recv_until_closed
+
+
+def read_events(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.01)
+
+
+def start_sleeping_request(server: ServerProcess, events_file: Path,
+                           seconds: float) -> socket.socket:
+    """Send /sleep?s=SECONDS and return once the app is running it."""
+    sock = server.connect(timeout=10)
+    sock.sendall(f"GET /sleep?s={seconds} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+    wait_until(lambda: "main request /sleep" in read_events(events_file),
+               what="the app to start the slow request")
+    return sock
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_graceful_shutdown(start_server: ServerFactory, tmp_path: Path, signum: int) -> None:
+    events_file = tmp_path / "events.txt"
+    # Long idle timeouts: here only the shutdown may close an idle connection.
+    server = start_server("apps.lifespan_apps:app", "--keep-alive-timeout", "120",
+                          "--header-timeout", "120", env={EVENTS_VAR: str(events_file)})
+
+    idle = server.connect()
+    idle.sendall(b"GET /hello HTTP/1.1\r\nHost: test\r\n\r\n")
+    status, _, body = read_response(idle)
+    assert status.startswith(b"HTTP/1.1 200"), status
+    assert body == b"main: /hello"
+    silent = server.connect()  # connected, never sent a byte
+    busy = start_sleeping_request(server, events_file, 1)
+
+    server.send_signal(signum)
+    server.wait_for_log("Shutting down")
+
+    # Idle connections are closed at once...
+    assert recv_until_closed(idle, timeout=5) == b""
+    assert recv_until_closed(silent, timeout=5) == b""
+    # ...the listener is gone, so new connections are refused...
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((server.host, server.port), timeout=5).close()
+    # ...and the request in flight is answered in full, then its connection closed.
+    status, _, body = read_response(busy, timeout=10)
+    assert status.startswith(b"HTTP/1.1 200"), status
+    assert body == b"slept"
+    assert recv_until_closed(busy, timeout=5) == b""
+
+    assert server.proc.wait(timeout=15) == 0, server.output
+    events = read_events(events_file)
+    assert events[-2:] == ["main done /sleep", "main shutdown"], events
+    assert events.count("main shutdown") == 1
+
+
+def test_shutdown_timeout_bounds_the_wait(start_server: ServerFactory, tmp_path: Path) -> None:
+    events_file = tmp_path / "events.txt"
+    server = start_server("apps.lifespan_apps:app", "--shutdown-timeout", "0.5",
+                          "--request-timeout", "60", env={EVENTS_VAR: str(events_file)})
+    busy = start_sleeping_request(server, events_file, 30)
+
+    server.send_signal(signal.SIGTERM)
+    # Well before the request's 30 seconds are up, the server is gone...
+    try:
+        code = server.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"server still waiting for the request:\n{server.output}") from None
+    assert code == 0, server.output
+    # ...and the client's connection was closed without an answer.
+    data = recv_until_closed(busy, timeout=5)
+    assert b"slept" not in data
+    assert not data.startswith(b"HTTP/1.1 200")
+    events = read_events(events_file)
+    assert "main done /sleep" not in events
+    assert events[-1] == "main shutdown", events
+
+
+def test_a_second_signal_stops_waiting(start_server: ServerFactory, tmp_path: Path) -> None:
+    events_file = tmp_path / "events.txt"
+    server = start_server("apps.lifespan_apps:app", "--request-timeout", "60",
+                          env={EVENTS_VAR: str(events_file)})  # SHUTDOWN_TIMEOUT is 30 s
+    busy = start_sleeping_request(server, events_file, 30)
+
+    server.send_signal(signal.SIGTERM)
+    server.wait_for_log("Shutting down")
+    server.send_signal(signal.SIGINT)
+    try:
+        server.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the second signal was ignored:\n{server.output}") from None
+    data = recv_until_closed(busy, timeout=5)
+    assert b"slept" not in data
