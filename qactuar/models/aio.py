@@ -62,13 +62,14 @@ async def serve(config: Config, mounts: list[Mount], sockets: list[socket.socket
             return EXIT_STARTUP_FAILED
         started.append(mount)
 
+    loop_name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
     servers = []
     for sock in sockets:
         servers.append(await loop.create_server(
             lambda: HTTP1Protocol(state), sock=sock, ssl=ssl_context,
             ssl_handshake_timeout=config.HEADER_TIMEOUT if ssl_context else None))
-        server_logger.info("Listening on %s (async model, pid %d)", describe(sock, scheme),
-                           os.getpid())
+        server_logger.info("Listening on %s (async model, %s loop, pid %d)",
+                           describe(sock, scheme), loop_name, os.getpid())
     await stop.wait()
 
     server_logger.info("Shutting down: no new connections, waiting up to %ss for %d "
