@@ -24,16 +24,29 @@ TESTS_DIR = Path(__file__).parent
 LISTENING = re.compile(r"Listening on (https?)://([\d.]+|\[[0-9a-f:]+\]):(\d+)")
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a child `qactuar`: no stray QACTUAR_* settings, tests importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QACTUAR_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR.parent), str(TESTS_DIR),
+                                         env.get("PYTHONPATH", "")])
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def run_qactuar(*args: str, env: dict[str, str] | None = None,
+                timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run `python -m qactuar ARGS` to its exit (for commands that must not start)."""
+    return subprocess.run([sys.executable, "-m", "qactuar", *args], env=env or child_env(),
+                          cwd=TESTS_DIR, capture_output=True, text=True, timeout=timeout)
+
+
 class ServerProcess:
     """A running `qactuar` process and everything it has printed so far."""
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None,
                  cwd: str | Path | None = None, start_timeout: float = 15) -> None:
-        full_env = dict(os.environ)
-        full_env["PYTHONPATH"] = os.pathsep.join(
-            [str(TESTS_DIR.parent), str(TESTS_DIR), full_env.get("PYTHONPATH", "")])
-        full_env["PYTHONUNBUFFERED"] = "1"
-        full_env.update(env or {})
+        full_env = child_env(**(env or {}))
         self.args = args
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "qactuar", *args],

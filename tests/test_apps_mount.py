@@ -8,9 +8,7 @@ what Starlette's `Mount` (and so FastAPI) expects.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +17,7 @@ import httpx
 import pytest
 
 from apps.lifespan_apps import EVENTS_VAR
-from conftest import TESTS_DIR, ServerFactory, ServerProcess
-
-REPO_DIR = TESTS_DIR.parent
+from conftest import ServerFactory, ServerProcess, child_env, run_qactuar
 
 MOUNTS = {"/api": "apps.mounted:api", "/api/v2": "apps.mounted:api_v2",
           "/admin/": "apps.mounted:admin"}
@@ -33,13 +29,7 @@ def write_apps(path: Path, apps: dict[str, str], **settings: Any) -> Path:
 
 
 def run_to_exit(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("QACTUAR_")}
-    full_env["PYTHONPATH"] = os.pathsep.join([str(REPO_DIR), str(TESTS_DIR),
-                                              full_env.get("PYTHONPATH", "")])
-    full_env.update(env)
-    command = [sys.executable, "-m", "qactuar", *args, "--host", "127.0.0.1", "--port", "0"]
-    return subprocess.run(command, env=full_env, cwd=TESTS_DIR, capture_output=True, text=True,
-                          timeout=30)
+    return run_qactuar(*args, "--host", "127.0.0.1", "--port", "0", env=child_env(**env))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ exit status 2 and a single clear line on stderr.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -22,20 +21,11 @@ import httpx
 import pytest
 
 import qactuar
-from conftest import LISTENING, TESTS_DIR, ServerFactory, ServerProcess
+from conftest import LISTENING, TESTS_DIR, ServerFactory, ServerProcess, child_env
 from qactuar.config import Config
 
 REPO_DIR = TESTS_DIR.parent
 
-
-def child_env(**extra: str) -> dict[str, str]:
-    """The environment of a child process: no stray QACTUAR_* settings, tests importable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QACTUAR_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_DIR), str(TESTS_DIR),
-                                         env.get("PYTHONPATH", "")])
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
 
 
 class LaunchedServer(ServerProcess):

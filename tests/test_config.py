@@ -11,7 +11,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -20,27 +19,12 @@ import httpx
 import pytest
 
 import qactuar
-from conftest import TESTS_DIR, ServerFactory
+from conftest import TESTS_DIR, ServerFactory, child_env, run_qactuar
 from qactuar.config import Config, ConfigError, load_config
 
 REPO_DIR = TESTS_DIR.parent
 
 
-def child_env(**extra: str) -> dict[str, str]:
-    """The environment of a child `qactuar`: no stray QACTUAR_* settings, tests importable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QACTUAR_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_DIR), str(TESTS_DIR),
-                                         env.get("PYTHONPATH", "")])
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-def run_qactuar(*args: str, env: dict[str, str] | None = None,
-                timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """Run `python -m qactuar ARGS` to its exit (for commands that must not start)."""
-    return subprocess.run([sys.executable, "-m", "qactuar", *args], env=env or child_env(),
-                          cwd=TESTS_DIR, capture_output=True, text=True, timeout=timeout)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str]) -> str:

@@ -8,18 +8,14 @@ be read back after the server has exited.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from apps.lifespan_apps import EVENTS_VAR
-from conftest import TESTS_DIR, ServerFactory
-
-REPO_DIR = TESTS_DIR.parent
+from conftest import ServerFactory, child_env, run_qactuar
 
 
 def read_events(path: Path) -> list[str]:
@@ -28,13 +24,7 @@ def read_events(path: Path) -> list[str]:
 
 def run_to_exit(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run a server that must not come up; it gets a free port in case it does."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("QACTUAR_")}
-    full_env["PYTHONPATH"] = os.pathsep.join([str(REPO_DIR), str(TESTS_DIR),
-                                              full_env.get("PYTHONPATH", "")])
-    full_env.update(env)
-    command = [sys.executable, "-m", "qactuar", *args, "--host", "127.0.0.1", "--port", "0"]
-    return subprocess.run(command, env=full_env, cwd=TESTS_DIR, capture_output=True, text=True,
-                          timeout=30)
+    return run_qactuar(*args, "--host", "127.0.0.1", "--port", "0", env=child_env(**env))
 
 
 @pytest.mark.parametrize("mode", ["auto", "on"])

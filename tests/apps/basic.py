@@ -46,13 +46,13 @@ async def _read_body(receive: Any) -> tuple[bytes, int]:
     return body, calls
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("latin-1")
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
@@ -75,7 +75,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _read_body(receive)
         data = {k: v for k, v in scope.items() if k != "state"}
         data["state"] = dict(scope.get("state", {}))
-        await _respond(send, 200, json.dumps(_jsonable(data)).encode(),
+        await _respond(send, 200, json.dumps(jsonable(data)).encode(),
                        [(b"content-type", b"application/json")])
     elif path == "/stream":
         await send({"type": "http.response.start", "status": 200, "headers": []})

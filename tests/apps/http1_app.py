@@ -24,6 +24,8 @@ import os
 from typing import Any
 from urllib.parse import parse_qs
 
+from apps.basic import jsonable
+
 
 def _query(scope: dict[str, Any]) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
@@ -53,18 +55,9 @@ async def _drain(receive: Any) -> None:
             return
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
 
 def _scope_report(scope: dict[str, Any]) -> dict[str, Any]:
-    data = {k: _jsonable(v) for k, v in scope.items() if k != "state"}
+    data = {k: jsonable(v) for k, v in scope.items() if k != "state"}
     data["has_state"] = "state" in scope
     data["state"] = dict(scope.get("state", {}))
     data["types"] = {
