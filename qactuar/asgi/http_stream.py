@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from qactuar.logs import escape, exception_logger, log_access, server_logger
 
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+ASGI_SPEC_VERSION = "2.4"
 DISCONNECT = {"type": "http.disconnect"}
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z").match
@@ -61,7 +61,7 @@ class HTTPStream:
     __slots__ = (
         "_body_chunks", "_body_complete", "_body_size", "_content_length", "_final_body_sent",
         "_head_sent", "_headers", "_host", "_input_closed", "_sent_bytes", "_started_at",
-        "_timer", "_waiter",
+        "_timer", "_waiters",
         "app", "disconnected", "response_complete", "response_started", "scope", "sink",
         "status", "task",
     )
@@ -76,7 +76,7 @@ class HTTPStream:
         self._body_size = 0
         self._body_complete = False
         self._final_body_sent = False
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] | None = None
         self.disconnected = False
         self._input_closed = False
         self.response_started = False
@@ -146,17 +146,22 @@ class HTTPStream:
                 self._body_size = 0
                 more = not self._body_complete
                 self._final_body_sent = not more
-                if more:
+                if more and not self.response_complete:
                     self.sink.request_body()  # resume reading if it was paused
                 return {"type": "http.request", "body": body, "more_body": more}
             if self.disconnected or self.response_complete or self._input_closed:
                 return DISCONNECT
             self.sink.request_body()
-            self._waiter = asyncio.get_running_loop().create_future()
+            # Apps may call receive() from several tasks; each waiter is woken.
+            waiter = asyncio.get_running_loop().create_future()
+            if self._waiters is None:
+                self._waiters = []
+            self._waiters.append(waiter)
             try:
-                await self._waiter
+                await waiter
             finally:
-                self._waiter = None
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
 
     async def send(self, message: dict[str, Any]) -> None:
         kind = message.get("type") if isinstance(message, dict) else None
@@ -172,7 +177,13 @@ class HTTPStream:
             if not isinstance(body, bytes | bytearray | memoryview):
                 raise RuntimeError(f"ASGI app sent a body of type {type(body).__name__}, "
                                    "expected bytes")
-            body = bytes(body)
+            if type(body) is not bytes:
+                body = bytes(body)
+            if self.sink.writing_paused:
+                # The client is not reading: wait before adding to what it owes.
+                await self.sink.wait_writable()
+                if self.disconnected:
+                    raise ClientDisconnected("the client has disconnected")
             self._sent_bytes += len(body)
             expected = self._content_length
             if expected is not None and (
@@ -189,8 +200,6 @@ class HTTPStream:
                 self.sink.send_body(body, not more)
             if not more:
                 self._finish()
-            elif self.sink.writing_paused:
-                await self.sink.wait_writable()
         elif kind == "http.response.start":
             if self.response_started:
                 raise RuntimeError("ASGI app sent 'http.response.start' twice")
@@ -279,9 +288,10 @@ class HTTPStream:
                    time.monotonic() - self._started_at)
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self._waiters:
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -292,6 +302,10 @@ class HTTPStream:
         self._timer = None
         if self.response_started:
             return  # a started response is never cut by REQUEST_TIMEOUT
+        if self.disconnected:
+            if self.task is not None:
+                self.task.cancel()  # nobody is waiting for this answer
+            return
         server_logger.warning("request %s %s timed out after %ss before the app started its "
                               "response; answered 504", self.scope["method"],
                               _log_path(self.scope), self._host.request_timeout)
@@ -304,10 +318,8 @@ class HTTPStream:
             if not self.response_complete:
                 self._abort()
             return
-        except BaseException as exc:  # an app bug; the connection survives it
+        except BaseException as exc:  # an app bug, even SystemExit: the server survives it
             self._app_failed(exc)
-            if not isinstance(exc, Exception):
-                raise
             return
         finally:
             if self.disconnected:

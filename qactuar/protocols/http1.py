@@ -17,7 +17,7 @@ from urllib.parse import unquote_to_bytes
 
 import httptools
 
-from qactuar.asgi.http_stream import ASGI_VERSION, HTTPStream, error_headers
+from qactuar.asgi.http_stream import ASGI_SPEC_VERSION, HTTPStream, error_headers
 from qactuar.logs import exception_logger, server_logger
 
 if TYPE_CHECKING:
@@ -86,6 +86,8 @@ class HTTP1Protocol(asyncio.Protocol):
         self._in_head = False
         self._head_bytes = 0  # bytes of a request head still unfinished
         self._completed_in_feed = False
+        self._body_in_feed = False
+        self._framing_bytes = 0  # bytes since the last body byte: chunk framing, trailers
 
     # -- connection events ---------------------------------------------------
 
@@ -127,6 +129,7 @@ class HTTP1Protocol(asyncio.Protocol):
             return
         continuing_head = self._in_head
         self._completed_in_feed = False
+        self._body_in_feed = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -150,6 +153,8 @@ class HTTP1Protocol(asyncio.Protocol):
             return
         if self._in_head:
             self._count_unfinished_head(len(data), continuing_head)
+        elif self._parsing is not None and not self._body_in_feed:
+            self._count_body_framing(len(data))
 
     def _count_unfinished_head(self, size: int, continuing: bool) -> None:
         """Bound a request head that does not end (httptools buffers it whole).
@@ -163,12 +168,23 @@ class HTTP1Protocol(asyncio.Protocol):
         if self._head_bytes > limit:
             self._reject(431, "Request Header Fields Too Large")
 
+    def _count_body_framing(self, size: int) -> None:
+        """Bound what a body sends that is not body: chunk framing and trailers.
+
+        httptools buffers an unfinished trailer field whole, so a trailer that
+        never ends would otherwise grow without limit.
+        """
+        self._framing_bytes += size
+        if self._framing_bytes > self.config.MAX_HEADER_SIZE + 1024:
+            self._reject(431, "Request Header Fields Too Large: trailer section too large")
+
     def pause_writing(self) -> None:
         self.writing_paused = True
 
     def resume_writing(self) -> None:
         self.writing_paused = False
         self._release_writers()
+        self._resume_reading()
 
     # -- parser callbacks ----------------------------------------------------
 
@@ -184,7 +200,11 @@ class HTTP1Protocol(asyncio.Protocol):
         self._content_length = None
         self._expect = None
         self._body_received = 0
-        self._set_timer(self.config.HEADER_TIMEOUT, self._on_header_timeout)
+        self._framing_bytes = 0
+        if self._reading_paused:
+            self._cancel_timer()  # the rest of the head waits on us, not the client
+        else:
+            self._set_timer(self.config.HEADER_TIMEOUT, self._on_header_timeout)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -195,6 +215,8 @@ class HTTP1Protocol(asyncio.Protocol):
         self._header_bytes += len(name) + len(value) + 4
         if self._header_bytes > self.config.MAX_HEADER_SIZE:
             raise _Reject(431, "Request Header Fields Too Large")
+        if not self._in_head:
+            return  # a trailer field of a chunked body: counted, never merged into headers
         if len(self._headers) >= self.config.MAX_HEADER_COUNT:
             raise _Reject(431, "Request Header Fields Too Large: too many header fields")
         name = name.lower()
@@ -249,8 +271,6 @@ class HTTP1Protocol(asyncio.Protocol):
             app = mount.app
             scope["root_path"] = self.state.root_path + mount.prefix
             scope["state"] = mount.state.copy()
-        if state.over_concurrency_limit():
-            app = state.unavailable_app
         stream = HTTPStream(self, scope, app, state)
         pending = _PendingRequest(stream, keep_alive, expect_continue, method == "HEAD")
         self._parsing = pending
@@ -263,6 +283,12 @@ class HTTP1Protocol(asyncio.Protocol):
         if pending is None:
             return
         self._body_received += len(body)
+        self._body_in_feed = True
+        self._framing_bytes = 0
+        if not self._queue:
+            # Answered early; the rest of the body must keep coming or we close.
+            self._set_timer(self.config.KEEP_ALIVE_TIMEOUT or self.config.HEADER_TIMEOUT,
+                            self._close)
         limit = self.config.MAX_BODY_SIZE
         if limit and self._body_received > limit:
             raise _Reject(413, "Content Too Large")
@@ -311,7 +337,7 @@ class HTTP1Protocol(asyncio.Protocol):
             elif lname == b"transfer-encoding":
                 continue  # the server frames the body itself
             elif lname == b"connection":
-                if b"close" in value.lower():
+                if b"close" in (token.strip() for token in value.lower().split(b",")):
                     keep_alive = False
                 continue
             elif lname == b"date":
@@ -368,7 +394,8 @@ class HTTP1Protocol(asyncio.Protocol):
         if self._queue:
             self._queue[0].keep_alive = False
         if self.transport is not None and not self._closed:
-            self.transport.close()
+            self._closed = True
+            self.transport.abort()  # do not wait to flush what a failed response left
 
     def request_body(self) -> None:
         """The app waits for body bytes: ask the client for them."""
@@ -397,7 +424,9 @@ class HTTP1Protocol(asyncio.Protocol):
         elif self._deferred_error is not None:
             self._write_error(*self._deferred_error)
             return
-        elif pending.message_complete and not self._in_head:
+        elif not self._in_head:
+            # Idle, or still owed the rest of a body answered early: either way
+            # the client has KEEP_ALIVE_TIMEOUT to send something.
             self._set_timer(self.config.KEEP_ALIVE_TIMEOUT, self._close)
         self._resume_reading()
 
@@ -411,6 +440,8 @@ class HTTP1Protocol(asyncio.Protocol):
     # -- internals -------------------------------------------------------------
 
     def _start_response_cycle(self, pending: _PendingRequest) -> None:
+        if self.state.over_concurrency_limit():
+            pending.stream.app = self.state.unavailable_app
         pending.stream.start()
 
     def _build_scope(self, method: str, version: str) -> dict[str, Any]:
@@ -433,7 +464,7 @@ class HTTP1Protocol(asyncio.Protocol):
             path = state.root_path + path
         return {
             "type": "http",
-            "asgi": ASGI_VERSION,
+            "asgi": {"version": "3.0", "spec_version": ASGI_SPEC_VERSION},
             "http_version": version,
             "method": method,
             "scheme": state.scheme,
@@ -464,7 +495,10 @@ class HTTP1Protocol(asyncio.Protocol):
         server_logger.info("%d %s from %s", status, reason, _peer(self.client))
         failed, self._parsing = self._parsing, None
         if failed is not None:
-            # The request's head was fine, its body is not: its app is told.
+            # The request's head was fine, its body is not.
+            if failed not in self._queue:
+                self._close()  # it was answered already; nothing more to say
+                return
             if self._queue[0] is failed:
                 failed.keep_alive = False
                 failed.stream.reject(status, reason)
@@ -514,11 +548,22 @@ class HTTP1Protocol(asyncio.Protocol):
         if not self._reading_paused and self.transport is not None and not self._closed:
             self._reading_paused = True
             self.transport.pause_reading()
+            if self._in_head:
+                self._cancel_timer()  # a head held back by us is not a slow client
 
     def _resume_reading(self) -> None:
-        if self._reading_paused and self.transport is not None and not self._closed:
-            self._reading_paused = False
-            self.transport.resume_reading()
+        """Read again unless the client is not reading our answers, answers are
+        queued up, or the active app has not consumed the body it was given."""
+        if not self._reading_paused or self.transport is None or self._closed:
+            return
+        if self.writing_paused or len(self._queue) > 1:
+            return
+        if self._queue and self._queue[0].stream.buffered > self.config.RECV_BYTES:
+            return
+        self._reading_paused = False
+        self.transport.resume_reading()
+        if self._in_head:
+            self._set_timer(self.config.HEADER_TIMEOUT, self._on_header_timeout)
 
     def _release_writers(self) -> None:
         waiters, self._write_waiters = self._write_waiters, []
