@@ -7,13 +7,14 @@ the two loops differ in transports, flow control and EOF handling.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from conftest import ServerProcess, read_response, recv_until_closed
+from conftest import ServerProcess, child_env, read_response, recv_until_closed, run_qactuar
 
 
 @pytest.fixture(scope="module", params=["asyncio", "uvloop"])
@@ -73,3 +74,28 @@ def test_bad_request_closes(loop_server: ServerProcess) -> None:
         raw = recv_until_closed(sock)
     assert raw.startswith(b"HTTP/1.1 400 Bad Request")
     assert raw.count(b"HTTP/1.1") == 1
+
+
+@pytest.fixture
+def without_uvloop(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A PYTHONPATH entry whose `uvloop` module fails to import, as if it were absent."""
+    folder = tmp_path_factory.mktemp("no_uvloop")
+    (folder / "uvloop.py").write_text("raise ImportError('uvloop is not installed')\n")
+    return str(folder)
+
+
+def test_auto_falls_back_to_asyncio_without_uvloop(start_server, without_uvloop: str) -> None:
+    env = child_env()
+    env["PYTHONPATH"] = os.pathsep.join([without_uvloop, env["PYTHONPATH"]])
+    server = start_server("apps.basic:app", env=env)
+    server.wait_for_log("async model, asyncio loop")
+    assert httpx.get(f"{server.url}/hello").text == "Hello, world!"
+
+
+def test_asking_for_uvloop_without_it_is_one_line_and_exit_2(without_uvloop: str) -> None:
+    env = child_env()
+    env["PYTHONPATH"] = os.pathsep.join([without_uvloop, env["PYTHONPATH"]])
+    result = run_qactuar("apps.basic:app", "--port", "0", "--loop", "uvloop", env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "qactuar: error: config key LOOP = 'uvloop': uvloop is not installed"]

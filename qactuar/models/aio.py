@@ -38,9 +38,10 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
 
 def run_async_model(config: Config, mounts: list[Mount]) -> int:
     """Bind, serve until SIGINT/SIGTERM, shut down gracefully; return the exit status."""
-    sockets = bind_tcp(config.HOST, config.PORT)
+    new_loop = loop_factory(config.LOOP)
     ssl_context = tls_context(config)
-    with asyncio.Runner(loop_factory=loop_factory(config.LOOP)) as runner:
+    sockets = bind_tcp(config.HOST, config.PORT)
+    with asyncio.Runner(loop_factory=new_loop) as runner:
         return runner.run(serve(config, mounts, sockets, ssl_context))
 
 
