@@ -128,6 +128,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if self._stop_parsing:
             return
         continuing_head = self._in_head
+        continuing_body = self._parsing is not None and not continuing_head
         self._completed_in_feed = False
         self._body_in_feed = False
         try:
@@ -153,7 +154,7 @@ class HTTP1Protocol(asyncio.Protocol):
             return
         if self._in_head:
             self._count_unfinished_head(len(data), continuing_head)
-        elif self._parsing is not None and not self._body_in_feed:
+        elif continuing_body and self._parsing is not None and not self._body_in_feed:
             self._count_body_framing(len(data))
 
     def _count_unfinished_head(self, size: int, continuing: bool) -> None:
