@@ -232,7 +232,7 @@ def read_config_file(path: str) -> dict[str, Any]:
             data = tomllib.loads(text.decode("utf-8"))
         else:
             data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"config file {path} is not valid: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold an object of settings")

@@ -65,6 +65,8 @@ def configure_logging(logs: dict[str, Any]) -> None:
         logging.config.dictConfig(logs)
     except (ValueError, TypeError, AttributeError, ImportError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if exc.__cause__ is not None:  # e.g. the directory of a log file is missing
+            reason += f": {exc.__cause__}"
         raise ConfigError(f"config key LOGS is not a valid dictConfig: {reason}") from None
 
 
@@ -74,7 +76,9 @@ def _escape_char(char: str) -> str:
         return "\\\\"
     if char.isprintable():
         return char
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def escape(text: str) -> str:

@@ -78,3 +78,22 @@ def test_key_not_matching_certificate_is_exit_2(certificates, tmp_path: Path) ->
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_encrypted_key_is_one_line_not_a_password_prompt(certificates, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    _, cert_path, key_path = certificates
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    encrypted = tmp_path / "encrypted.pem"
+    encrypted.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret")))
+    result = subprocess.run(
+        [sys.executable, "-m", "qactuar", "apps.basic:app", "--port", "0",
+         "--ssl-cert-path", str(cert_path), "--ssl-key-path", str(encrypted)],
+        capture_output=True, text=True, cwd=TESTS_DIR, timeout=30, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "encrypted key" in lines[0], result.stderr
+    assert "pass phrase" not in result.stdout + result.stderr

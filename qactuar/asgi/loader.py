@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from qactuar.config import ConfigError
+from qactuar.logs import exception_logger
 
 
 class AppLoadError(ConfigError):
@@ -32,8 +33,16 @@ def import_app(target: str) -> Any:
         if missing == module_name or module_name.startswith(missing + "."):
             reason = f"no module named {missing!r}"
         else:
-            reason = f"module {module_name!r} imports {missing!r}, which is not installed"
+            reason = f"module {module_name!r} imports {missing!r}, which cannot be found"
         raise AppLoadError(f"cannot import app {target!r}: {reason}") from None
+    except ImportError as exc:
+        raise AppLoadError(f"cannot import app {target!r}: {exc}") from None
+    except Exception as exc:
+        # The module's own code failed: its traceback is what the user needs,
+        # then the one line that says the app could not be loaded.
+        exception_logger.error("importing module %r raised", module_name, exc_info=exc)
+        raise AppLoadError(f"cannot import app {target!r}: importing {module_name!r} raised "
+                           f"{type(exc).__name__}: {exc}") from None
     app: Any = module
     for part in attr_path.split("."):
         try:

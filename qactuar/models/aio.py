@@ -9,6 +9,7 @@ import asyncio
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -50,16 +51,21 @@ async def serve(config: Config, mounts: list[Mount], sockets: list[socket.socket
     loop = asyncio.get_running_loop()
     scheme = "https" if ssl_context else "http"
     state = ServerState(config, Router(mounts), loop, scheme)
-    stop = _install_signal_handlers(loop)
+    signals = _install_signal_handlers(loop)
 
     started: list[Mount] = []
     for mount in mounts:
+        startup = asyncio.ensure_future(mount.lifespan.startup())
+        if not await _finished_before(startup, signals.stop):
+            mount.lifespan.cancel()
+            server_logger.info("Stopped during application startup")
+            await _shut_down_apps(started, config, signals)
+            return 0
         try:
-            await mount.lifespan.startup()
+            startup.result()
         except LifespanFailure as exc:
             server_logger.error("%s; exiting", exc)
-            for done in reversed(started):
-                await done.lifespan.shutdown(config.SHUTDOWN_TIMEOUT)
+            await _shut_down_apps(started, config, signals)
             return EXIT_STARTUP_FAILED
         started.append(mount)
 
@@ -71,7 +77,7 @@ async def serve(config: Config, mounts: list[Mount], sockets: list[socket.socket
             ssl_handshake_timeout=config.HEADER_TIMEOUT if ssl_context else None))
         server_logger.info("Listening on %s (async model, %s loop, pid %d)",
                            describe(sock, scheme), loop_name, os.getpid())
-    await stop.wait()
+    await signals.stop.wait()
 
     server_logger.info("Shutting down: no new connections, waiting up to %ss for %d "
                        "connection(s)", config.SHUTDOWN_TIMEOUT, len(state.connections))
@@ -80,40 +86,62 @@ async def serve(config: Config, mounts: list[Mount], sockets: list[socket.socket
         server.close()
     for connection in list(state.connections):
         connection.shutdown()
-    await _drain(state, config.SHUTDOWN_TIMEOUT, stop)
-    for mount in reversed(started):
-        await mount.lifespan.shutdown(config.SHUTDOWN_TIMEOUT)
+    await _drain(state, config.SHUTDOWN_TIMEOUT, signals)
+    await _shut_down_apps(started, config, signals)
     server_logger.info("Stopped")
     return 0
 
 
-class _StopSignal(asyncio.Event):
-    """Set by the first SIGINT/SIGTERM; `force` by the second."""
+class _Signals:
+    """The first SIGINT/SIGTERM sets `stop`; a second one sets `force` too."""
 
-    force = False
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.force = asyncio.Event()
 
-
-def _install_signal_handlers(loop: asyncio.AbstractEventLoop) -> _StopSignal:
-    stop = _StopSignal()
-
-    def on_signal(signum: int) -> None:
-        if stop.is_set():
-            server_logger.warning("%s again: closing remaining connections now",
-                                  signal.Signals(signum).name)
-            stop.force = True
+    def received(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self.stop.is_set():
+            server_logger.warning("%s again: not waiting any longer", name)
+            self.force.set()
         else:
-            server_logger.info("Received %s", signal.Signals(signum).name)
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
-    return stop
+            server_logger.info("Received %s", name)
+            self.stop.set()
 
 
-async def _drain(state: ServerState, timeout: float, stop: _StopSignal) -> None:
+def _install_signal_handlers(loop: asyncio.AbstractEventLoop) -> _Signals:
+    signals = _Signals()
+    # Only the main thread may take signals; run() in another thread serves
+    # until its process ends, as other servers do.
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, signals.received, signum)
+    return signals
+
+
+async def _finished_before(task: asyncio.Future[Any], event: asyncio.Event) -> bool:
+    """Wait for `task` unless `event` is set first, in which case cancel it."""
+    waiter = asyncio.ensure_future(event.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if task.done():
+        return True
+    task.cancel()
+    return False
+
+
+async def _shut_down_apps(started: list[Mount], config: Config, signals: _Signals) -> None:
+    for mount in reversed(started):
+        if signals.force.is_set():
+            mount.lifespan.cancel()
+        else:
+            await mount.lifespan.shutdown(config.SHUTDOWN_TIMEOUT, signals.force)
+
+
+async def _drain(state: ServerState, timeout: float, signals: _Signals) -> None:
     """Let in-flight requests finish, up to `timeout`; then cut what is left."""
     deadline = time.monotonic() + timeout
-    while (state.connections or state.tasks) and not stop.force:
+    while (state.connections or state.tasks) and not signals.force.is_set():
         if time.monotonic() >= deadline:
             server_logger.warning("Shutdown timeout: closing %d connection(s), cancelling %d "
                                   "task(s)", len(state.connections), len(state.tasks))
