@@ -52,6 +52,8 @@ class _PendingRequest:
 
 
 class HTTP1Protocol(asyncio.Protocol):
+    """One client connection; also the `ResponseSink` of the request being answered."""
+
     def __init__(self, state: ServerState) -> None:
         self.state = state
         self.config = state.config
@@ -72,7 +74,6 @@ class HTTP1Protocol(asyncio.Protocol):
         # Response framing of the request being answered.
         self._chunked = False
         self._no_body = False
-        self._keep_alive = True
         # The request head being parsed.
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -365,7 +366,6 @@ class HTTP1Protocol(asyncio.Protocol):
             parts.append(b"connection: keep-alive\r\n")
         parts.append(b"\r\n")
         pending.keep_alive = keep_alive
-        self._keep_alive = keep_alive
         self._chunked = chunked
         self._no_body = no_body
         if not no_body:
