@@ -247,7 +247,8 @@ class HTTPStream:
         """The response is over, sent or not: release its concurrency slot, once."""
         if not self.response_complete:
             self.response_complete = True
-            self._host.in_flight -= 1
+            if self.task is not None:  # only started streams hold a slot
+                self._host.in_flight -= 1
         self._cancel_timer()
         self._wake()
 
