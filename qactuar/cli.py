@@ -20,6 +20,8 @@ from qactuar.config import (
     OBSOLETE_KEYS,
     ConfigError,
     coerce_string,
+    default_value,
+    expected_value,
     field_names,
     field_type,
     load_config,
@@ -39,13 +41,14 @@ def _setting_options(command: Any) -> Any:
     for key in reversed(field_names()):
         if key in NO_FLAG:
             continue
+        text = f"{key}: {expected_value(key)} (default {default_value(key)!r})."
         if field_type(key) is bool:
             name = flag_name(key)
             option = click.option(f"{name}/--no-{name[2:]}", key.lower(), default=None,
-                                  help=f"Set {key}.")
+                                  help=text)
         else:
             option = click.option(flag_name(key), *ALIASES.get(key, []), key.lower(),
-                                  metavar="VALUE", help=f"Set {key}.")
+                                  metavar="VALUE", help=text)
         command = option(command)
     return command
 

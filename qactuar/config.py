@@ -183,6 +183,15 @@ def field_type(key: str) -> type:
     return _RULES[key][0]
 
 
+def expected_value(key: str) -> str:
+    """What the key accepts, in words (for help texts and error messages)."""
+    return _RULES[key][2]
+
+
+def default_value(key: str) -> Any:
+    return _DEFAULTS.get(key)
+
+
 _DEFAULTS: dict[str, Any] = {
     f.name: f.default for f in fields(Config) if f.default is not MISSING
 }
@@ -206,6 +215,8 @@ def coerce_string(key: str, text: str) -> Any:
             return float(text)
         if kind is dict:
             return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(key, text, f"JSON ({exc.msg}): {expected}") from None
     except ValueError:
         raise _fail(key, text, expected) from None
     return text
