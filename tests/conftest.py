@@ -45,11 +45,13 @@ class ServerProcess:
     """A running `qactuar` process and everything it has printed so far."""
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None,
-                 cwd: str | Path | None = None, start_timeout: float = 15) -> None:
+                 cwd: str | Path | None = None, start_timeout: float = 15,
+                 command: list[str] | None = None) -> None:
+        """Run `python -m qactuar ARGS`, or `command` (e.g. a script calling run())."""
         full_env = child_env(**(env or {}))
         self.args = args
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qactuar", *args],
+            command or [sys.executable, "-m", "qactuar", *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env,
             cwd=str(cwd or TESTS_DIR), text=True, errors="replace",
         )
