@@ -41,6 +41,17 @@ def run_qactuar(*args: str, env: dict[str, str] | None = None,
                           cwd=TESTS_DIR, capture_output=True, text=True, timeout=timeout)
 
 
+def assert_one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """Exit status 2, exactly one line on stderr, no traceback, never served; return the line."""
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "Traceback" not in output, output
+    assert "Listening on" not in output, output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
+    return lines[0]
+
+
 class ServerProcess:
     """A running `qactuar` process and everything it has printed so far."""
 
@@ -62,7 +73,12 @@ class ServerProcess:
         self.scheme = "http"
         self.host = "127.0.0.1"
         self.port = 0
-        match = self.wait_for_log(LISTENING, timeout=start_timeout, fail_on_exit=True)
+        try:
+            match = self.wait_for_log(LISTENING, timeout=start_timeout, fail_on_exit=True)
+        except AssertionError:
+            self.proc.kill()
+            self.proc.wait()
+            raise
         self.scheme, host, port = match.group(1), match.group(2), match.group(3)
         self.host = host.strip("[]")
         self.port = int(port)

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import fields
 from pathlib import Path
@@ -21,47 +20,31 @@ import httpx
 import pytest
 
 import qactuar
-from conftest import LISTENING, TESTS_DIR, ServerFactory, ServerProcess, child_env
+from conftest import (
+    TESTS_DIR,
+    ServerFactory,
+    ServerProcess,
+    assert_one_line_error,
+    child_env,
+)
 from qactuar.config import Config
 
 REPO_DIR = TESTS_DIR.parent
 
 
 
-class LaunchedServer(ServerProcess):
-    """A `ServerProcess` started by any command line (a console script, a script using run())."""
-
-    def __init__(self, command: list[str], env: dict[str, str], cwd: Path,
-                 start_timeout: float = 15) -> None:
-        self.args = command
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     env=env, cwd=str(cwd), text=True, errors="replace")
-        self._lines: list[str] = []
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.scheme, self.host, self.port = "http", "127.0.0.1", 0
-        try:
-            match = self.wait_for_log(LISTENING, timeout=start_timeout, fail_on_exit=True)
-        except AssertionError:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-        self.scheme, host, port = match.group(1), match.group(2), match.group(3)
-        self.host = host.strip("[]")
-        self.port = int(port)
 
 
-Launcher = Callable[[list[str], dict[str, str], Path], LaunchedServer]
+Launcher = Callable[[list[str], dict[str, str], Path], ServerProcess]
 
 
 @pytest.fixture
 def launch() -> Iterator[Launcher]:
     """Start a server with `launch(command, env, cwd)`; it is killed at the end if still up."""
-    started: list[LaunchedServer] = []
+    started: list[ServerProcess] = []
 
-    def factory(command: list[str], env: dict[str, str], cwd: Path) -> LaunchedServer:
-        server = LaunchedServer(command, env, cwd)
+    def factory(command: list[str], env: dict[str, str], cwd: Path) -> ServerProcess:
+        server = ServerProcess([], env=env, cwd=cwd, command=command)
         started.append(server)
         return server
 
@@ -82,15 +65,6 @@ def qactuar_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "qactuar", *args]
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    """Exit status 2, exactly one line on stderr, no traceback, never served; return the line."""
-    output = result.stdout + result.stderr
-    assert result.returncode == 2, output
-    assert "Traceback" not in output, output
-    assert "Listening on" not in output, output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
-    return lines[0]
 
 
 # -- the two ways to start the command line ---------------------------------------------
@@ -246,7 +220,7 @@ def api_script(tmp_path: Path) -> Path:
 
 
 def launch_api(launch: Launcher, script: Path, mode: str,
-               **env: str) -> LaunchedServer:
+               **env: str) -> ServerProcess:
     return launch([sys.executable, str(script), mode], child_env(**env), script.parent)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 import qactuar
-from conftest import TESTS_DIR, ServerFactory, child_env, run_qactuar
+from conftest import TESTS_DIR, ServerFactory, assert_one_line_error, child_env, run_qactuar
 from qactuar.config import Config, ConfigError, load_config
 
 REPO_DIR = TESTS_DIR.parent
@@ -27,15 +26,6 @@ REPO_DIR = TESTS_DIR.parent
 
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    """Exit status 2, exactly one line on stderr, no traceback, never served; return the line."""
-    output = result.stdout + result.stderr
-    assert result.returncode == 2, output
-    assert "Traceback" not in output, output
-    assert "Listening on" not in output, output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
-    return lines[0]
 
 
 def write_settings(path: Path, settings: dict[str, Any]) -> Path:

@@ -19,7 +19,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import LISTENING, TESTS_DIR, ServerFactory, ServerProcess, child_env, run_qactuar
+from conftest import (
+    LISTENING,
+    TESTS_DIR,
+    ServerFactory,
+    ServerProcess,
+    assert_one_line_error,
+    child_env,
+    run_qactuar,
+)
 
 EXIT_DEADLINE = 10  # seconds; far below the timeouts the servers below are given
 
@@ -70,13 +78,6 @@ def qactuar(processes: list[StartingProcess], *args: str,
     return process
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    output = result.stdout + result.stderr
-    assert result.returncode == 2, output
-    assert "Traceback" not in output, output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
-    return lines[0]
 
 
 # -- signals while an app's lifespan is starting or stopping -------------------------------
