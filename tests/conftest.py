@@ -34,6 +34,20 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def wait_until(condition: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
+    """Poll `condition` until it holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.01)
+
+
+def file_lines(path: Path) -> list[str]:
+    """The lines of a file an app writes events to; none while it does not exist."""
+    return path.read_text().splitlines() if path.exists() else []
+
+
 def run_qactuar(*args: str, env: dict[str, str] | None = None,
                 timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """Run `python -m qactuar ARGS` to its exit (for commands that must not start)."""

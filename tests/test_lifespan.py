@@ -15,11 +15,7 @@ import httpx
 import pytest
 
 from apps.lifespan_apps import EVENTS_VAR
-from conftest import ServerFactory, child_env, run_qactuar
-
-
-def read_events(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
+from conftest import ServerFactory, child_env, file_lines, run_qactuar
 
 
 def run_to_exit(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -37,7 +33,7 @@ def test_startup_and_shutdown_run_once_per_app_in_order(start_server: ServerFact
     server = start_server("apps.lifespan_apps:app", "--lifespan", mode,
                           env={EVENTS_VAR: str(events_file), "QACTUAR_CONFIG": str(config)})
     # Startup is complete before the server listens.
-    assert sorted(e for e in read_events(events_file) if e.endswith(" startup")) == [
+    assert sorted(e for e in file_lines(events_file) if e.endswith(" startup")) == [
         "a startup", "b startup", "main startup"]
     with httpx.Client(base_url=server.url, timeout=5) as client:
         assert client.get("/x").text == "main: /x"
@@ -45,7 +41,7 @@ def test_startup_and_shutdown_run_once_per_app_in_order(start_server: ServerFact
         assert client.get("/b/x").text == "b: /b/x"
     assert server.stop() == 0
 
-    events = read_events(events_file)
+    events = file_lines(events_file)
     for name, path in (("main", "/x"), ("a", "/a/x"), ("b", "/b/x")):
         own = [e.split(" ", 1)[1] for e in events if e.startswith(name + " ")]
         assert own == ["lifespan-called", "startup", f"request {path}", f"done {path}",
@@ -80,7 +76,7 @@ def test_startup_failed_exits_non_zero_with_the_apps_message(tmp_path: Path) -> 
     assert "database unreachable (error 4242)" in output
     assert "Listening on" not in output
     assert "Traceback" not in output
-    assert read_events(events_file) == ["failing startup"]
+    assert file_lines(events_file) == ["failing startup"]
 
 
 @pytest.mark.parametrize("args", [[], ["--lifespan", "auto"]])
@@ -94,7 +90,7 @@ def test_auto_serves_an_app_that_raises_on_lifespan(start_server: ServerFactory,
     assert response.text == "served without lifespan"
     assert server.stop() == 0
     # Asked once, at startup; never again at shutdown.
-    assert read_events(events_file) == ["no-lifespan lifespan-called"]
+    assert file_lines(events_file) == ["no-lifespan lifespan-called"]
 
 
 @pytest.mark.parametrize("source", ["flag", "environment"])
@@ -116,7 +112,7 @@ def test_off_never_calls_the_app_with_lifespan(start_server: ServerFactory,
                           env={EVENTS_VAR: str(events_file)})
     assert httpx.get(f"{server.url}/x", timeout=5).text == "main: /x"
     assert server.stop() == 0
-    assert read_events(events_file) == ["main request /x", "main done /x"]
+    assert file_lines(events_file) == ["main request /x", "main done /x"]
 
 
 def test_off_from_the_environment_serves_an_app_without_lifespan(
@@ -126,4 +122,4 @@ def test_off_from_the_environment_serves_an_app_without_lifespan(
                           env={EVENTS_VAR: str(events_file), "QACTUAR_LIFESPAN": "off"})
     assert httpx.get(f"{server.url}/", timeout=5).text == "served without lifespan"
     assert server.stop() == 0
-    assert read_events(events_file) == []
+    assert file_lines(events_file) == []

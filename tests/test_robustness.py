@@ -9,26 +9,21 @@ from __future__ import annotations
 
 import select
 import socket
-import time
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
-from conftest import ServerFactory, ServerProcess, read_response, recv_until_closed
+from conftest import (
+    ServerFactory,
+    ServerProcess,
+    file_lines,
+    read_response,
+    recv_until_closed,
+    wait_until,
+)
 
 ROBUSTNESS_APP = "apps.robustness_app:app"
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
-
-
-def lines_of(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
 
 
 def rss_kib(pid: int) -> int:
@@ -228,13 +223,13 @@ def test_every_concurrent_receive_is_told_of_the_disconnect(
     sock = server.connect()
     sock.sendall(f"GET /two-receivers?out={quote(str(out))} HTTP/1.1\r\nHost: x\r\n\r\n"
                  .encode())
-    wait_until(lambda: "ready" in lines_of(out), what="both receive() calls to wait")
+    wait_until(lambda: "ready" in file_lines(out), what="both receive() calls to wait")
     sock.close()
     try:
-        wait_until(lambda: len(lines_of(out)) >= 3, timeout=5,
+        wait_until(lambda: len(file_lines(out)) >= 3, timeout=5,
                    what="both receive() calls to return")
     finally:
-        messages = lines_of(out)
+        messages = file_lines(out)
     assert messages == ["ready", "http.disconnect", "http.disconnect"], messages
 
 

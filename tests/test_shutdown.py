@@ -9,26 +9,19 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from apps.lifespan_apps import EVENTS_VAR
-from conftest import ServerFactory, ServerProcess, read_response, recv_until_closed
-
-
-def read_events(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
+from conftest import (
+    ServerFactory,
+    ServerProcess,
+    file_lines,
+    read_response,
+    recv_until_closed,
+    wait_until,
+)
 
 
 def start_sleeping_request(server: ServerProcess, events_file: Path,
@@ -36,7 +29,7 @@ def start_sleeping_request(server: ServerProcess, events_file: Path,
     """Send /sleep?s=SECONDS and return once the app is running it."""
     sock = server.connect(timeout=10)
     sock.sendall(f"GET /sleep?s={seconds} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
-    wait_until(lambda: "main request /sleep" in read_events(events_file),
+    wait_until(lambda: "main request /sleep" in file_lines(events_file),
                what="the app to start the slow request")
     return sock
 
@@ -72,7 +65,7 @@ def test_graceful_shutdown(start_server: ServerFactory, tmp_path: Path, signum: 
     assert recv_until_closed(busy, timeout=5) == b""
 
     assert server.proc.wait(timeout=15) == 0, server.output
-    events = read_events(events_file)
+    events = file_lines(events_file)
     assert events[-2:] == ["main done /sleep", "main shutdown"], events
     assert events.count("main shutdown") == 1
 
@@ -94,7 +87,7 @@ def test_shutdown_timeout_bounds_the_wait(start_server: ServerFactory, tmp_path:
     data = recv_until_closed(busy, timeout=5)
     assert b"slept" not in data
     assert not data.startswith(b"HTTP/1.1 200")
-    events = read_events(events_file)
+    events = file_lines(events_file)
     assert "main done /sleep" not in events
     assert events[-1] == "main shutdown", events
 
