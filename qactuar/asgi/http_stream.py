@@ -20,13 +20,15 @@ ASGI_SPEC_VERSION = "2.4"
 DISCONNECT = {"type": "http.disconnect"}
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z").match
-# Field values may hold visible bytes, obs-text, space and tab; never CR, LF, NUL.
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
+# Field values may hold visible bytes, obs-text, space and tab; never CR, LF, NUL
+# or another control byte.  (Deleting them and comparing lengths is cheaper than
+# a regex search.)
+_CONTROL_BYTES = bytes(range(0x00, 0x09)) + bytes(range(0x0A, 0x20)) + b"\x7f"
 
 
 # Response headers the server acts on.  Connection-level ones are never passed
 # on: the protocol frames the body and manages the connection itself.
-_CONTENT_LENGTH, _DROPPED, _CONNECTION, _DATE, _SERVER = range(5)
+_PLAIN, _CONTENT_LENGTH, _DROPPED, _CONNECTION, _DATE, _SERVER = range(6)
 _SPECIAL_HEADERS = {
     b"content-length": _CONTENT_LENGTH,
     b"transfer-encoding": _DROPPED,
@@ -35,6 +37,21 @@ _SPECIAL_HEADERS = {
     b"date": _DATE,
     b"server": _SERVER,
 }
+# Header names apps sent before, as they spelled them, with their kind: apps
+# send the same few names over and over, so each is checked once.  Bounded so
+# that apps inventing names cannot grow it.
+_KNOWN_NAMES: dict[bytes, int] = {}
+_KNOWN_NAMES_LIMIT = 1024
+
+
+def _header_name_kind(name: bytes) -> int:
+    """Check a response header name the first time it is seen; return its kind."""
+    if not _TOKEN(name):
+        raise RuntimeError(f"ASGI app sent an invalid header name {name!r}")
+    kind = _SPECIAL_HEADERS.get(name.lower(), _PLAIN)
+    if len(_KNOWN_NAMES) < _KNOWN_NAMES_LIMIT:
+        _KNOWN_NAMES[name] = kind
+    return kind
 
 
 class ClientDisconnected(OSError):
@@ -121,7 +138,8 @@ class HTTPStream:
         if host.access_log:
             self._started_at = time.monotonic()
         host.in_flight += 1
-        task = host.loop.create_task(self._run())
+        # A fixed name: numbering every request's task costs a string format.
+        task = host.loop.create_task(self._run(), name="qactuar request")
         self.task = task
         host.tasks.add(task)  # removed by _run itself: no done-callback per request
 
@@ -255,12 +273,13 @@ class HTTPStream:
                 raise RuntimeError(f"ASGI app sent a malformed header {pair!r}") from None
             if not isinstance(name, bytes) or not isinstance(value, bytes):
                 raise RuntimeError(f"ASGI app sent a header that is not bytes: {pair!r}")
-            if not _TOKEN(name):
-                raise RuntimeError(f"ASGI app sent an invalid header name {name!r}")
-            if _BAD_VALUE(value):
+            kind = _KNOWN_NAMES.get(name)
+            if kind is None:
+                kind = _header_name_kind(name)
+            if len(value.translate(None, _CONTROL_BYTES)) != len(value):
                 raise RuntimeError(f"ASGI app sent a header value with control bytes: {value!r}")
-            special = _SPECIAL_HEADERS.get(name.lower())
-            if special is not None:
+            if kind:
+                special = kind
                 if special == _CONTENT_LENGTH:
                     if not value.isdigit() or (content_length is not None
                                                and int(value) != content_length):

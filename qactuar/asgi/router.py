@@ -33,11 +33,12 @@ class Router:
         # Longest prefix first so the first match is the most specific one.
         self.mounts = sorted(mounts, key=lambda m: len(m.prefix), reverse=True)
         only_root = len(self.mounts) == 1 and not self.mounts[0].prefix
-        self._only = self.mounts[0] if only_root else None
+        # The one mount that serves every path, if that is the whole table.
+        self.only = self.mounts[0] if only_root else None
 
     def resolve(self, path: str) -> Mount | None:
-        if self._only is not None:
-            return self._only
+        if self.only is not None:
+            return self.only
         for mount in self.mounts:
             prefix = mount.prefix
             if not prefix or path == prefix or path.startswith(prefix + "/"):

@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # libuv timers have millisecond resolution: a deadline this close has passed.
 _TIMER_SLACK = 0.001
+# Request headers the protocol acts on.
+_HOST, _CONNECTION, _TRANSFER_ENCODING, _CONTENT_LENGTH, _EXPECT = range(5)
+_REQUEST_HEADER_KINDS = {b"host": _HOST, b"connection": _CONNECTION,
+                         b"transfer-encoding": _TRANSFER_ENCODING,
+                         b"content-length": _CONTENT_LENGTH, b"expect": _EXPECT}
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 
@@ -44,21 +49,22 @@ class _Reject(Exception):
         self.reason = reason
 
 
-class _PendingRequest:
-    """What the protocol remembers about one request until it is answered."""
+class _Request(HTTPStream):
+    """A request's ASGI stream plus what HTTP/1.1 remembers about it until it is answered.
+
+    A subclass rather than a wrapper object: one allocation per request, not two.
+    The fields are set by the protocol right after construction.
+    """
 
     __slots__ = ("continue_sent", "expect_continue", "head_only", "http10", "keep_alive",
-                 "message_complete", "stream")
+                 "message_complete")
 
-    def __init__(self, stream: HTTPStream, keep_alive: bool, expect_continue: bool,
-                 head_only: bool, http10: bool) -> None:
-        self.stream = stream
-        self.keep_alive = keep_alive
-        self.expect_continue = expect_continue
-        self.continue_sent = False
-        self.head_only = head_only
-        self.http10 = http10
-        self.message_complete = False
+    continue_sent: bool
+    expect_continue: bool
+    head_only: bool
+    http10: bool
+    keep_alive: bool
+    message_complete: bool
 
 
 class HTTP1Protocol(asyncio.Protocol):
@@ -83,8 +89,8 @@ class HTTP1Protocol(asyncio.Protocol):
         self._client_deadline = 0.0  # 0: the client owes nothing by any time
         self._answer_deadline = 0.0  # 0: no app is timed (REQUEST_TIMEOUT)
         self._timed_stream: HTTPStream | None = None  # the stream _answer_deadline is for
-        self._queue: deque[_PendingRequest] = deque()
-        self._parsing: _PendingRequest | None = None
+        self._queue: deque[_Request] = deque()
+        self._parsing: _Request | None = None
         # Response framing of the request being answered.
         self._chunked = False
         self._no_body = False
@@ -122,10 +128,10 @@ class HTTP1Protocol(asyncio.Protocol):
         if not self._answer_deadline:  # else the timer still has an app to time
             self._cancel_timer()
         for pending in self._queue:
-            pending.stream.client_gone()
+            pending.client_gone()
         self._queue.clear()
         if self._parsing is not None:
-            self._parsing.stream.client_gone()
+            self._parsing.client_gone()
             self._parsing = None
         self._release_writers()
 
@@ -138,7 +144,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self._stop_parsing = True
         for pending in self._queue:
             pending.keep_alive = False
-            pending.stream.client_done_sending()
+            pending.client_done_sending()
         return True
 
     def data_received(self, data: bytes) -> None:
@@ -221,8 +227,15 @@ class HTTP1Protocol(asyncio.Protocol):
         self._framing_bytes = 0
         if self._reading_paused:
             self._client_deadline = 0.0  # the rest of the head waits on us, not the client
+            return
+        # _client_must_send_within(HEADER_TIMEOUT), inlined: this runs per request.
+        timeout = self.config.HEADER_TIMEOUT
+        if timeout > 0:
+            self._client_deadline = deadline = self.loop.time() + timeout
+            if self._timer is None or deadline < self._timer_at:
+                self._arm_timer(deadline)
         else:
-            self._client_must_send_within(self.config.HEADER_TIMEOUT)
+            self._client_deadline = 0.0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -238,18 +251,20 @@ class HTTP1Protocol(asyncio.Protocol):
         if len(self._headers) >= self.config.MAX_HEADER_COUNT:
             raise _Reject(431, "Request Header Fields Too Large: too many header fields")
         name = name.lower()
-        if name == b"host":
-            self._host_count += 1
-        elif name == b"connection":
-            self._connection_tokens += b"," + value.lower()
-        elif name == b"transfer-encoding":
-            if self._transfer_encoding is not None:
-                raise _Reject(400, "Bad Request: repeated Transfer-Encoding")
-            self._transfer_encoding = value.strip().lower()
-        elif name == b"content-length":
-            self._content_length = int(value)  # the parser has checked its digits
-        elif name == b"expect":
-            self._expect = value.strip().lower()
+        kind = _REQUEST_HEADER_KINDS.get(name)
+        if kind is not None:
+            if kind == _HOST:
+                self._host_count += 1
+            elif kind == _CONNECTION:
+                self._connection_tokens += b"," + value.lower()
+            elif kind == _TRANSFER_ENCODING:
+                if self._transfer_encoding is not None:
+                    raise _Reject(400, "Bad Request: repeated Transfer-Encoding")
+                self._transfer_encoding = value.strip().lower()
+            elif kind == _CONTENT_LENGTH:
+                self._content_length = int(value)  # the parser has checked its digits
+            else:
+                self._expect = value.strip().lower()
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -280,23 +295,33 @@ class HTTP1Protocol(asyncio.Protocol):
                 raise _Reject(417, "Expectation Failed")
             expect_continue = version == "1.1"
         scope = self._build_scope(method, version)
-        keep_alive = self._wants_keep_alive(version)
+        if self._connection_tokens or self.state.shutting_down:
+            keep_alive = self._wants_keep_alive(version)
+        else:
+            keep_alive = version == "1.1" and self.config.KEEP_ALIVE_TIMEOUT > 0
         state = self.state
+        router = state.router
         # Mount prefixes are matched below ROOT_PATH, which a proxy has stripped.
-        mount = state.router.resolve(scope["path"][len(state.root_path):])
+        mount = router.only or router.resolve(scope["path"][len(state.root_path):])
         if mount is None:
             app = state.not_found_app
         else:
             app = mount.app
-            scope["root_path"] = state.root_path + mount.prefix
-            scope["state"] = mount.state.copy()
-        stream = HTTPStream(self, scope, app, state)
-        pending = _PendingRequest(stream, keep_alive, expect_continue, method == "HEAD",
-                                  version == "1.0")
-        self._parsing = pending
-        self._queue.append(pending)
-        if len(self._queue) == 1:
-            self._start_response_cycle(pending)
+            if mount.prefix:
+                scope["root_path"] = state.root_path + mount.prefix
+            scope["state"] = mount.lifespan.state.copy()
+        request = _Request(self, scope, app, state)
+        request.keep_alive = keep_alive
+        request.expect_continue = expect_continue
+        request.continue_sent = False
+        request.head_only = method == "HEAD"
+        request.http10 = version == "1.0"
+        request.message_complete = False
+        self._parsing = request
+        queue = self._queue
+        queue.append(request)
+        if len(queue) == 1:
+            self._start_response_cycle(request)
 
     def on_body(self, body: bytes) -> None:
         pending = self._parsing
@@ -312,9 +337,8 @@ class HTTP1Protocol(asyncio.Protocol):
         limit = self.config.MAX_BODY_SIZE
         if limit and self._body_received > limit:
             raise _Reject(413, "Content Too Large")
-        stream = pending.stream
-        stream.receive_body(body)
-        if stream.buffered > self.config.RECV_BYTES:  # the app is behind: stop reading
+        pending.receive_body(body)
+        if pending.buffered > self.config.RECV_BYTES:  # the app is behind: stop reading
             self._pause_reading()
 
     def on_message_complete(self) -> None:
@@ -324,7 +348,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self._parsing = None
         self._completed_in_feed = True
         pending.message_complete = True
-        pending.stream.end_body()
+        pending.end_body()
         if not self._queue:
             # Answered before its body was in; the body is now read, so wait idle.
             self._client_must_send_within(self.config.KEEP_ALIVE_TIMEOUT)
@@ -340,11 +364,11 @@ class HTTP1Protocol(asyncio.Protocol):
     def send_head(self, stream: HTTPStream, body: bytes, end: bool) -> None:
         if self._closed or self.transport is None:
             return
-        pending = self._queue[0]
+        request = self._queue[0]  # the same object as `stream`, typed for HTTP/1.1
         state = self.state
         status = stream.status
-        keep_alive = pending.keep_alive and not stream.close_connection and not state.shutting_down
-        no_body = pending.head_only or status == 204 or status == 304
+        keep_alive = request.keep_alive and not stream.close_connection and not state.shutting_down
+        no_body = request.head_only or status == 204 or status == 304
         chunked = False
         parts = [state.status_lines.get(status) or state.status_line(status)]
         for name, value in stream.headers:
@@ -355,21 +379,21 @@ class HTTP1Protocol(asyncio.Protocol):
             parts.append(state.server_header)
         if not stream.has_length and status != 204 and status != 304:
             if end:
-                if body or not pending.head_only:
+                if body or not request.head_only:
                     parts.append(b"content-length: %d\r\n" % len(body))
             elif not no_body:
-                if pending.http10:
+                if request.http10:
                     keep_alive = False  # close-delimited body
                 else:
                     chunked = True
                     parts.append(b"transfer-encoding: chunked\r\n")
         if not keep_alive:
             parts.append(b"connection: close\r\n\r\n")
-        elif pending.http10:
+        elif request.http10:
             parts.append(b"connection: keep-alive\r\n\r\n")
         else:
             parts.append(b"\r\n")
-        pending.keep_alive = keep_alive
+        request.keep_alive = keep_alive
         self._chunked = chunked
         self._no_body = no_body
         if not no_body:
@@ -407,14 +431,14 @@ class HTTP1Protocol(asyncio.Protocol):
         if self._queue:
             pending = self._queue[0]
             if (pending.expect_continue and not pending.continue_sent
-                    and not pending.stream.response_started and not self._closed):
+                    and not pending.response_started and not self._closed):
                 pending.continue_sent = True
                 assert self.transport is not None
                 self.transport.write(CONTINUE_RESPONSE)
         self._resume_reading()
 
     def response_done(self, stream: HTTPStream) -> None:
-        if not self._queue or self._queue[0].stream is not stream:
+        if not self._queue or self._queue[0] is not stream:
             return
         pending = self._queue.popleft()
         self._answer_deadline = 0.0
@@ -433,9 +457,17 @@ class HTTP1Protocol(asyncio.Protocol):
             return
         elif not self._in_head:
             # Idle, or still owed the rest of a body answered early: either way
-            # the client has KEEP_ALIVE_TIMEOUT to send something.
-            self._client_must_send_within(self.config.KEEP_ALIVE_TIMEOUT)
-        self._resume_reading()
+            # the client has KEEP_ALIVE_TIMEOUT to send something.  (Inlined
+            # _client_must_send_within: this runs per request.)
+            timeout = self.config.KEEP_ALIVE_TIMEOUT
+            if timeout > 0:
+                self._client_deadline = deadline = self.loop.time() + timeout
+                if self._timer is None or deadline < self._timer_at:
+                    self._arm_timer(deadline)
+            else:
+                self._client_deadline = 0.0
+        if self._reading_paused:
+            self._resume_reading()
 
     async def wait_writable(self) -> None:
         if not self.writing_paused or self._closed:
@@ -446,15 +478,15 @@ class HTTP1Protocol(asyncio.Protocol):
 
     # -- internals -------------------------------------------------------------
 
-    def _start_response_cycle(self, pending: _PendingRequest) -> None:
+    def _start_response_cycle(self, stream: _Request) -> None:
         state = self.state
-        stream = pending.stream
         if state.config.LIMIT_CONCURRENCY and state.over_concurrency_limit():
             stream.app = state.unavailable_app
         if state.request_timeout > 0:
             self._timed_stream = stream
             self._answer_deadline = deadline = self.loop.time() + state.request_timeout
-            self._arm_timer(deadline)
+            if self._timer is None or deadline < self._timer_at:
+                self._arm_timer(deadline)
         stream.start()
 
     def _build_scope(self, method: str, version: str) -> dict[str, Any]:
@@ -494,8 +526,6 @@ class HTTP1Protocol(asyncio.Protocol):
     def _wants_keep_alive(self, version: str) -> bool:
         if self.state.shutting_down or self.config.KEEP_ALIVE_TIMEOUT == 0:
             return False
-        if not self._connection_tokens:
-            return version == "1.1"
         tokens = {token.strip() for token in self._connection_tokens.split(b",")}
         if b"close" in tokens:
             return False
@@ -516,7 +546,7 @@ class HTTP1Protocol(asyncio.Protocol):
                 return
             if self._queue[0] is failed:
                 failed.keep_alive = False
-                failed.stream.reject(status, reason)
+                failed.reject(status, reason)
                 return
             self._queue.pop()  # a pipelined request that never started
         if self._queue:
@@ -572,7 +602,7 @@ class HTTP1Protocol(asyncio.Protocol):
             return
         if self.writing_paused or len(self._queue) > 1:
             return
-        if self._queue and self._queue[0].stream.buffered > self.config.RECV_BYTES:
+        if self._queue and self._queue[0].buffered > self.config.RECV_BYTES:
             return
         self._reading_paused = False
         self.transport.resume_reading()
