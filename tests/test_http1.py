@@ -390,6 +390,19 @@ def test_streamed_response_is_chunked(basic_server: ServerProcess) -> None:
                     b"0\r\n\r\n")
 
 
+def test_streamed_parts_are_written_once_the_app_waits(app_server: ServerProcess) -> None:
+    # Parts sent back to back are gathered into one write; the server must
+    # still write them as soon as the app stops to wait, not at its end.
+    with app_server.connect() as sock:
+        sock.sendall(get("/part-then-wait"))
+        received = b""
+        while not received.endswith(b"5\r\nthree\r\n"):
+            chunk = sock.recv(65536)
+            assert chunk, f"closed early after {received!r}"
+            received += chunk
+    assert b"4\r\none,\r\n4\r\ntwo,\r\n" in received
+
+
 def test_streamed_response_keeps_the_connection_usable(basic_server: ServerProcess) -> None:
     with basic_server.connect() as sock:
         sock.sendall(get("/stream?n=50") + get("/hello"))

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # libuv timers have millisecond resolution: a deadline this close has passed.
 _TIMER_SLACK = 0.001
+# Body parts gathered for one write are written at once beyond this size,
+# so the transport's back-pressure still sees them.
+_GATHER_LIMIT = 64 * 1024
 # Request headers the protocol acts on.
 _HOST, _CONNECTION, _TRANSFER_ENCODING, _CONTENT_LENGTH, _EXPECT = range(5)
 _REQUEST_HEADER_KINDS = {b"host": _HOST, b"connection": _CONNECTION,
@@ -94,6 +97,8 @@ class HTTP1Protocol(asyncio.Protocol):
         # Response framing of the request being answered.
         self._chunked = False
         self._no_body = False
+        self._unsent: list[bytes] = []  # body parts gathered for one write
+        self._unsent_size = 0
         # The request head being parsed.
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -409,14 +414,34 @@ class HTTP1Protocol(asyncio.Protocol):
     def send_body(self, body: bytes, end: bool) -> None:
         if self._closed or self.transport is None or self._no_body:
             return
+        unsent = self._unsent
         if self._chunked:
             if body:
-                data = b"%x\r\n%s\r\n" % (len(body), body)
-                self.transport.write(data + b"0\r\n\r\n" if end else data)
-            elif end:
-                self.transport.write(b"0\r\n\r\n")
+                unsent += (b"%x\r\n" % len(body), body, b"\r\n")
+            if end:
+                unsent.append(b"0\r\n\r\n")
         elif body:
-            self.transport.write(body)
+            unsent.append(body)
+        if end:
+            self._write_unsent()
+        elif body:
+            # Body parts sent in one go (an app streaming without waiting) are
+            # gathered and written once the app yields: one syscall, not one each.
+            gathered = self._unsent_size
+            self._unsent_size = gathered + len(body)
+            if self._unsent_size >= _GATHER_LIMIT:
+                self._write_unsent()
+            elif not gathered:  # the first part since the last write
+                self.loop.call_soon(self._write_unsent)
+
+    def _write_unsent(self) -> None:
+        if self._unsent:
+            unsent = self._unsent
+            data = unsent[0] if len(unsent) == 1 else b"".join(unsent)
+            self._unsent.clear()
+            self._unsent_size = 0
+            if not self._closed and self.transport is not None:
+                self.transport.write(data)
 
     def abort(self) -> None:
         self._stop_parsing = True
@@ -585,6 +610,7 @@ class HTTP1Protocol(asyncio.Protocol):
     def _close(self) -> None:
         self._client_deadline = 0.0
         if self.transport is not None and not self._closed:
+            self._write_unsent()
             self._closed = True
             self.transport.close()
 

@@ -12,6 +12,8 @@ Paths:
   /after-response?out=F   answers, then records what receive() returns in F
   /app-close              answers with a `connection: close` header
   /custom-server          answers with its own `server` header
+  /part-then-wait         streams three parts at once, then waits for the
+                          client to leave before its last part
   anything else           the scope as JSON (bytes as latin-1 strings)
 """
 
@@ -138,6 +140,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/app-close":
         await _drain(receive)
         await _respond(send, 200, b"closing", [(b"connection", b"close")])
+    elif path == "/part-then-wait":
+        await _drain(receive)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for part in (b"one,", b"two,", b"three"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await receive()  # waits: the body is drained, so only http.disconnect comes
     elif path == "/custom-server":
         await _drain(receive)
         await _respond(send, 200, b"custom", [(b"server", b"my-app/1.0")])
