@@ -403,6 +403,23 @@ def test_streamed_parts_are_written_once_the_app_waits(app_server: ServerProcess
     assert b"4\r\none,\r\n4\r\ntwo,\r\n" in received
 
 
+def test_app_stopping_after_a_half_close_is_not_blamed(app_server: ServerProcess) -> None:
+    # A client that closes after its request (as curl does after a HEAD answer)
+    # half-closes first; the app is told http.disconnect and stops.  That is
+    # not an app error: no ERROR line, and the unfinished response is cut.
+    with app_server.connect() as sock:
+        sock.sendall(get("/stop-on-disconnect"))
+        sock.shutdown(socket.SHUT_WR)
+        received = recv_until_closed(sock)
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert not received.endswith(b"0\r\n\r\n")  # cut, not completed
+    with app_server.connect() as sock:  # the server is fine
+        sock.sendall(get("/hello", "Connection: close"))
+        assert recv_until_closed(sock).startswith(b"HTTP/1.1 200 OK")
+    assert "returned without" not in app_server.output
+    assert "ERROR" not in app_server.output
+
+
 def test_streamed_response_keeps_the_connection_usable(basic_server: ServerProcess) -> None:
     with basic_server.connect() as sock:
         sock.sendall(get("/stream?n=50") + get("/hello"))

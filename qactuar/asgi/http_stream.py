@@ -389,6 +389,13 @@ class HTTPStream:
             if self.disconnected:
                 self._complete()
         if not self.response_complete:
+            if self._input_closed:
+                # receive() said http.disconnect (the client half-closed, as a
+                # closing client does first): stopping is the app's right.
+                server_logger.debug("app stopped after the client closed its side: %s %s",
+                                    self.scope["method"], _log_path(self.scope))
+                self._abort()
+                return
             what = "finishing" if self.response_started else "starting"
             server_logger.error("ASGI app returned without %s its response for %s %s", what,
                                 self.scope["method"], _log_path(self.scope))

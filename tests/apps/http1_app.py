@@ -14,6 +14,8 @@ Paths:
   /custom-server          answers with its own `server` header
   /part-then-wait         streams three parts at once, then waits for the
                           client to leave before its last part
+  /stop-on-disconnect     streams a part, then returns unfinished once receive()
+                          says http.disconnect
   anything else           the scope as JSON (bytes as latin-1 strings)
 """
 
@@ -146,6 +148,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         for part in (b"one,", b"two,", b"three"):
             await send({"type": "http.response.body", "body": part, "more_body": True})
         await receive()  # waits: the body is drained, so only http.disconnect comes
+    elif path == "/stop-on-disconnect":
+        await _drain(receive)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        if (await receive())["type"] == "http.disconnect":
+            return  # told the client is gone: stopping is what an app should do
     elif path == "/custom-server":
         await _drain(receive)
         await _respond(send, 200, b"custom", [(b"server", b"my-app/1.0")])
