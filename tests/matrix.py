@@ -39,7 +39,7 @@ FEATURES: dict[str, str] = {
     "file": "file response",
     "background": "background tasks",
     "lifespan": "lifespan state",
-    "root_path": "mounted under `APPS` (`root_path`)",
+    "root_path": "under an `APPS` prefix",
     "errors": "error pages",
     "csrf": "CSRF",
     "static": "static files",

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from apps.lifespan_apps import EVENTS_VAR
-from conftest import ServerProcess, file_lines, read_response, wait_until
+from conftest import TESTS_DIR, ServerProcess, file_lines, read_response, wait_until
 from matrix import MODELS, covers, start_app
 
 FRAMEWORKS = ["tornado"]
@@ -46,7 +46,7 @@ def client(server: ServerProcess) -> Iterator[httpx.Client]:
         yield http
 
 
-@covers("routing")
+@covers("routing", "json")
 @pytest.mark.parametrize("method", METHODS)
 def test_method_path_query_headers_and_body_reach_the_handler(client: httpx.Client,
                                                              method: str) -> None:
@@ -226,6 +226,23 @@ def test_write_error_override(client: httpx.Client) -> None:
     response = client.get("/error/custom")
     assert response.status_code == 418
     assert response.json() == {"error": 418, "reason": "I'm a teapot"}
+
+
+@covers("file", "static")
+def test_static_file_handler(client: httpx.Client) -> None:
+    source = (TESTS_DIR / "apps" / "tornado_app.py").read_bytes()
+    response = client.get("/files/tornado_app.py")
+    assert response.status_code == 200
+    assert response.content == source
+    assert response.headers["etag"]
+    partial = client.get("/files/tornado_app.py", headers={"Range": "bytes=5-24"})
+    assert partial.status_code == 206
+    assert partial.content == source[5:25]
+    again = client.get("/files/tornado_app.py",
+                       headers={"If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert client.get("/files/../conftest.py").status_code in (403, 404)
 
 
 def test_redirect_and_reverse_url(client: httpx.Client) -> None:

@@ -15,7 +15,8 @@ Routes of `app`:
   GET  /error/custom     raises HTTPError(418); write_error is overridden
   GET  /wait/(token)     waits for the client to leave; records on_connection_close
   GET  /redirect         redirects to /echo/target (reverse_url)
-  GET  /scope            the ASGI root_path and lifespan state seen through request.asgi_scope
+  GET  /scope            the ASGI root_path seen through request.asgi_scope
+  GET  /files/(.*)       StaticFileHandler over this directory (tests/apps)
 Events go to the file named by TEST_EVENTS_FILE (see apps.lifespan_apps.record).
 """
 
@@ -24,9 +25,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
-from tornado.web import Application, HTTPError, RequestHandler, stream_request_body
+from tornado.web import (
+    Application,
+    HTTPError,
+    RequestHandler,
+    StaticFileHandler,
+    stream_request_body,
+)
 
 from apps.lifespan_apps import record
 from qactuar.contrib.tornado import TornadoApp
@@ -197,6 +205,7 @@ application = Application([
     (r"/wait/(\w+)", WaitHandler),
     (r"/redirect", RedirectHandler),
     (r"/scope", ScopeHandler),
+    (r"/files/(.*)", StaticFileHandler, {"path": str(Path(__file__).parent)}),
 ])
 
 app = TornadoApp(application)
