@@ -190,6 +190,21 @@ def test_streamed_request_body_reaches_data_received(server: ServerProcess) -> N
     assert seen["chunks"] >= 2  # streamed, not collected into one piece
 
 
+def test_a_client_gone_mid_body_is_told_to_the_streaming_handler(
+        server: ServerProcess, events_file: Path, client: httpx.Client) -> None:
+    token = uuid.uuid4().hex
+    start = len(server.lines)
+    with server.connect() as sock:
+        sock.sendall(f"POST /upload-stream?token={token} HTTP/1.1\r\nHost: x\r\n"
+                     f"Content-Length: 100000\r\n\r\n".encode() + b"x" * 1000)
+        wait_until(lambda: f"tornado upload started {token}" in file_lines(events_file),
+                   what="the streaming handler's prepare()")
+    wait_until(lambda: f"tornado upload closed {token}" in file_lines(events_file),
+               what="on_connection_close after the client left mid-body")
+    assert client.get("/echo/still-serving").status_code == 200
+    assert "Traceback" not in "\n".join(server.lines[start:])
+
+
 def test_a_handler_body_limit_answers_413(client: httpx.Client) -> None:
     response = client.put("/upload-stream", params={"limit": "1000"}, content=b"x" * 5000)
     assert response.status_code == 413

@@ -9,7 +9,8 @@ Routes of `app`:
   GET  /stream?n=K       K lines, each flush()ed and awaited: a streamed response
   POST /form             form or multipart body: fields and files (name, type, size, sha256)
   POST /upload-stream    @stream_request_body: data_received chunks counted and hashed;
-                         ?limit=N sets the handler's max body size
+                         ?limit=N sets the handler's max body size; prepare() and
+                         on_connection_close record "tornado upload started/closed <token>"
   GET  /error/http/(N)   raises HTTPError(N)
   GET  /error/crash      raises ValueError (500, Tornado's error page)
   GET  /error/custom     raises HTTPError(418); write_error is overridden
@@ -124,6 +125,8 @@ class StreamedUploadHandler(RequestHandler):
         self.chunks = 0
         self.size = 0
         self.digest = hashlib.sha256()
+        self.token = self.get_query_argument("token", "")
+        record(f"tornado upload started {self.token}")
         limit = self.get_query_argument("limit", None)
         if limit is not None:
             self.request.connection.set_max_body_size(int(limit))  # type: ignore[union-attr]
@@ -139,6 +142,10 @@ class StreamedUploadHandler(RequestHandler):
                     "sha256": self.digest.hexdigest()})
 
     put = post
+
+    def on_connection_close(self) -> None:
+        record(f"tornado upload closed {self.token}")
+        super().on_connection_close()
 
 
 class ErrorHandler(RequestHandler):
