@@ -155,6 +155,22 @@ def test_flushed_chunks_arrive_before_the_handler_finishes(server: ServerProcess
                what="on_connection_close after the client left")
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_request_timeout_gives_up_the_handler(tmp_path: Path, model: str) -> None:
+    """REQUEST_TIMEOUT cancels the ASGI call: 504, and the handler hears the connection close."""
+    events = tmp_path / "events.txt"
+    server = start_app("apps.tornado_app:app", model, "--request-timeout", "0.5",
+                       env={EVENTS_VAR: str(events)})
+    try:
+        response = httpx.get(f"{server.url}/slow/abc", timeout=10)
+        assert response.status_code == 504
+        wait_until(lambda: "tornado slow closed abc" in file_lines(events),
+                   what="on_connection_close after REQUEST_TIMEOUT")
+        assert httpx.get(f"{server.url}/echo/x", timeout=10).status_code == 200
+    finally:
+        assert server.stop() == 0, server.output
+
+
 @covers("form", "upload")
 @pytest.mark.parametrize("size", [0, 10, 200 * 1024])
 def test_multipart_form_and_files(client: httpx.Client, size: int) -> None:

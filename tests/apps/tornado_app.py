@@ -15,6 +15,7 @@ Routes of `app`:
   GET  /error/crash      raises ValueError (500, Tornado's error page)
   GET  /error/custom     raises HTTPError(418); write_error is overridden
   GET  /wait/(token)     waits for the client to leave; records on_connection_close
+  GET  /slow/(token)     never answers by itself; records on_connection_close
   GET  /redirect         redirects to /echo/target (reverse_url)
   GET  /scope            the ASGI root_path seen through request.asgi_scope
   GET  /files/(.*)       StaticFileHandler over this directory (tests/apps)
@@ -179,6 +180,20 @@ class WaitHandler(RequestHandler):
         self.gone.set()
 
 
+class SlowStartHandler(RequestHandler):
+    """Never starts its response by itself: it waits until the request is given up."""
+
+    async def get(self, token: str) -> None:
+        self.token = token
+        self.gone = asyncio.Event()
+        record(f"tornado slow started {token}")
+        await asyncio.wait_for(self.gone.wait(), 20)
+
+    def on_connection_close(self) -> None:
+        record(f"tornado slow closed {self.token}")
+        self.gone.set()
+
+
 class RedirectHandler(RequestHandler):
     def get(self) -> None:
         self.redirect(self.reverse_url("echo", "target"))
@@ -210,6 +225,7 @@ application = Application([
     (r"/error/(crash)", ErrorHandler),
     (r"/error/custom", CustomErrorHandler),
     (r"/wait/(\w+)", WaitHandler),
+    (r"/slow/(\w+)", SlowStartHandler),
     (r"/redirect", RedirectHandler),
     (r"/scope", ScopeHandler),
     (r"/files/(.*)", StaticFileHandler, {"path": str(Path(__file__).parent)}),
