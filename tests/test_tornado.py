@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -169,6 +170,20 @@ def test_request_timeout_gives_up_the_handler(tmp_path: Path, model: str) -> Non
         assert httpx.get(f"{server.url}/echo/x", timeout=10).status_code == 200
     finally:
         assert server.stop() == 0, server.output
+
+
+@pytest.mark.parametrize("path", ["/echo/x", "/async", "/stream?n=3"])
+def test_a_client_that_half_closes_after_its_request_still_gets_the_answer(
+        server: ServerProcess, path: str) -> None:
+    with server.connect() as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        sock.shutdown(socket.SHUT_WR)
+        status, _, body = read_response(sock)
+    assert status == b"HTTP/1.1 200 OK"
+    if path.startswith("/stream"):
+        assert body == b"line 0\nline 1\nline 2\n"
+    else:
+        assert json.loads(body)  # the handler's JSON, whole
 
 
 @covers("form", "upload")

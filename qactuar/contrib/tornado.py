@@ -39,7 +39,7 @@ from tornado.httputil import (
     ResponseStartLine,
 )
 from tornado.iostream import StreamClosedError
-from tornado.log import gen_log
+from tornado.log import app_log, gen_log
 from tornado.web import Application, RequestHandler
 
 __all__ = ["TornadoApp"]
@@ -201,15 +201,22 @@ class ASGIConnection(HTTPConnection):
         if future is not None and not future.done():
             future.set_result(None)
 
+    def notify_close(self) -> None:
+        """Run the handler's close callback (`on_connection_close`), once."""
+        callback, self._close_callback = self._close_callback, None
+        if callback is not None:
+            _call_logged(callback)
+
     def close(self, notify: bool = True) -> None:
         """The client is gone (or the request was cancelled): fail the handler's writes,
-        and with `notify` run its close callback (`on_connection_close`)."""
+        and with `notify` run its close callback."""
         if self.closed or self.response_sent:
             return
         self.closed = True
-        callback, self._close_callback = self._close_callback, None
-        if notify and callback is not None:
-            callback()
+        if notify:
+            self.notify_close()
+        else:
+            self._close_callback = None
         while self._outbox:
             _, future = self._outbox.popleft()
             if future is not None:
@@ -233,6 +240,14 @@ class ASGIConnection(HTTPConnection):
     def _wake(self) -> None:
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
+
+
+def _call_logged(callback: Any) -> None:
+    """Run a handler's close hook; its exception is logged, as Tornado's server does."""
+    try:
+        callback()
+    except Exception:
+        app_log.error("Uncaught exception in on_connection_close", exc_info=True)
 
 
 def _fail(future: asyncio.Future[None]) -> None:
@@ -376,7 +391,10 @@ class _RequestReader:
         self.delegate.finish()
         while not connection.response_sent:
             if (await receive())["type"] == "http.disconnect":
-                self.client_gone()
+                # The handler hears of it now, as on Tornado's server, but its writes
+                # still go out: a client that only half-closed is reading the answer,
+                # and for one that is gone, send() fails and the writes fail with it.
+                connection.notify_close()
                 return
 
     def client_gone(self) -> None:
@@ -384,7 +402,7 @@ class _RequestReader:
         if connection.closed or connection.response_sent:
             return
         if not self.body_delivered:
-            self.delegate.on_connection_close()
+            _call_logged(self.delegate.on_connection_close)
         connection.close(notify=self.body_delivered)
 
     def done(self, task: asyncio.Future[None]) -> None:
