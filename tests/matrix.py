@@ -20,6 +20,10 @@ from conftest import ServerProcess
 # point of the matrix.  When prefork/postfork land (issue 4), add them here,
 # e.g. ["async", "prefork", "postfork"]; their flags are in MODEL_ARGS.
 MODELS = ["async"]
+# Note for prefork/postfork: a test that keeps an app's in-memory state across two
+# connections (test_frameworks.py's background task checked from a second
+# connection) can land on different processes there; give such tests a state
+# outside the process (a file, as the Tornado events) or limit them to "async".
 
 MODEL_ARGS: dict[str, list[str]] = {
     "async": ["--model", "async"],
