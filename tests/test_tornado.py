@@ -350,6 +350,20 @@ def test_mounted_under_an_apps_prefix(tmp_path: Path, model: str) -> None:
 
 
 @pytest.mark.parametrize("model", MODELS)
+def test_behind_a_proxy_that_strips_root_path(model: str) -> None:
+    """ROOT_PATH: raw_path lacks the prefix; routes still see the encoded path below it."""
+    server = start_app("apps.tornado_app:app", model, "--root-path", "/proxied")
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            echo = http.get("/echo/x%2Fy?a=1").json()
+            assert (echo["path"], echo["rest"]) == ("/echo/x%2Fy", "x/y")
+            assert echo["uri"] == "/proxied/echo/x%2Fy?a=1"
+            assert http.get("/scope").json()["root_path"] == "/proxied"
+    finally:
+        assert server.stop() == 0, server.output
+
+
+@pytest.mark.parametrize("model", MODELS)
 def test_a_lone_request_handler_serves_every_path(model: str) -> None:
     server = start_app("apps.tornado_app:lone_handler", model, "--lifespan", "on")
     try:

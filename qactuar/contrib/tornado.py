@@ -24,7 +24,6 @@ only), 1xx statuses, and the HTTPServer's own settings (`xheaders`,
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import deque
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
@@ -50,7 +49,6 @@ Message = dict[str, Any]
 _END = {"type": "http.response.body", "body": b"", "more_body": False}
 # Characters Tornado's routes see unescaped in a path (RFC 3986 pchar and "/").
 _PATH_SAFE = "/!$&'()*+,;=:@-._~"
-_ENCODED = re.compile(rb"%[0-9A-Fa-f]{2}")
 
 
 class TornadoApp:
