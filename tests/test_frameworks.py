@@ -1,7 +1,9 @@
 """Starlette and FastAPI end to end through the real server, with httpx and curl.
 
 Both apps (apps/starlette_app.py, apps/fastapi_app.py) have the same routes,
-so every test runs against both.
+so every test runs against both, in every process model of the matrix
+(`matrix.MODELS`).  `@covers` marks feed the README's "works with" table.
+WebSocket cases (issue 5) belong here, marked `@covers("websocket")`.
 """
 
 from __future__ import annotations
@@ -19,16 +21,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ServerProcess
+from conftest import TESTS_DIR, ServerProcess
+from matrix import MODELS, covers, start_app
 
 FRAMEWORKS = ["starlette", "fastapi"]
+CASES = [(name, model) for model in MODELS for name in FRAMEWORKS]
 
 
-@pytest.fixture(scope="module", params=FRAMEWORKS)
+def _case_id(case: tuple[str, str]) -> str:
+    return "-".join(case)
+
+
+@pytest.fixture(scope="module", params=CASES, ids=_case_id)
 def framework(request: pytest.FixtureRequest) -> Iterator[tuple[str, ServerProcess]]:
-    name = request.param
-    server = ServerProcess([f"apps.{name}_app:app", "--host", "127.0.0.1", "--port", "0",
-                            "--shutdown-timeout", "5"])
+    name, model = request.param
+    server = start_app(f"apps.{name}_app:app", model)
     yield name, server
     assert server.stop() == 0, server.output
 
@@ -39,6 +46,7 @@ def client(framework: tuple[str, ServerProcess]) -> Iterator[httpx.Client]:
         yield http
 
 
+@covers("routing", "json", "lifespan")
 def test_json_endpoint_sees_the_lifespan_state(framework: tuple[str, ServerProcess],
                                                client: httpx.Client) -> None:
     name, _ = framework
@@ -49,6 +57,7 @@ def test_json_endpoint_sees_the_lifespan_state(framework: tuple[str, ServerProce
                                "root_path": "", "query": {"x": "1", "y": "two words"}}
 
 
+@covers("json")
 def test_json_request_body(client: httpx.Client) -> None:
     payload = {"text": "naïve café ✓", "numbers": list(range(2000)), "nested": {"a": [None]}}
     response = client.post("/echo-json", json=payload)
@@ -56,6 +65,7 @@ def test_json_request_body(client: httpx.Client) -> None:
     assert response.json() == {"received": payload}
 
 
+@covers("form", "upload")
 @pytest.mark.parametrize("size", [0, 11, 300 * 1024])
 def test_multipart_upload(client: httpx.Client, size: int) -> None:
     content = os.urandom(size)
@@ -68,6 +78,7 @@ def test_multipart_upload(client: httpx.Client, size: int) -> None:
                                "note": "a note ✓"}
 
 
+@covers("streaming")
 def test_streaming_response(client: httpx.Client) -> None:
     with client.stream("GET", "/stream", params={"n": "200"}) as response:
         assert response.status_code == 200
@@ -77,6 +88,7 @@ def test_streaming_response(client: httpx.Client) -> None:
     assert body == b"".join(f"line {i}\n".encode() for i in range(200))
 
 
+@covers("background")
 def test_background_task_runs_after_the_response(client: httpx.Client) -> None:
     token = uuid.uuid4().hex
     # The task waits for /release, so the answer can only come before it runs.
@@ -107,7 +119,8 @@ def test_background_task_on_a_separate_connection(framework: tuple[str, ServerPr
         assert first.get("/json").status_code == 200
 
 
-@pytest.mark.parametrize("framework", ["fastapi"], indirect=True)
+@pytest.mark.parametrize("framework", [("fastapi", model) for model in MODELS],
+                         indirect=True, ids=_case_id)
 def test_fastapi_validation(client: httpx.Client) -> None:
     ok = client.post("/items", json={"name": "lamp", "price": 10, "tags": ["home"]})
     assert ok.status_code == 200
@@ -139,3 +152,68 @@ def test_curl_as_a_client(framework: tuple[str, ServerProcess], tmp_path: Path) 
                         "sha256": hashlib.sha256(upload.read_bytes()).hexdigest(),
                         "note": "sent by curl"}
     assert info["greeting"] == f"hello from {name} lifespan"
+
+
+@covers("file")
+def test_file_response(client: httpx.Client, framework: tuple[str, ServerProcess]) -> None:
+    source = (TESTS_DIR / "apps" / f"{framework[0]}_app.py").read_bytes()
+    response = client.get("/file")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/x-python")
+    assert response.content == source
+    partial = client.get("/file", headers={"Range": "bytes=10-29"})
+    assert partial.status_code == 206
+    assert partial.content == source[10:30]
+
+
+@covers("errors")
+def test_the_frameworks_own_error_answers(client: httpx.Client) -> None:
+    missing = client.get("/no/such/route")
+    assert missing.status_code == 404
+    assert "Not Found" in missing.text
+    assert client.delete("/json").status_code == 405
+
+
+# -- mounted under APPS prefixes: root_path ------------------------------------------
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def framework_mounts(request: pytest.FixtureRequest,
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    config = tmp_path_factory.mktemp("fw") / "apps.json"
+    config.write_text(json.dumps({"APPS": {"/api": "apps.starlette_app:app",
+                                           "/fast": "apps.fastapi_app:app"}}))
+    server = start_app("", request.param, env={"QACTUAR_CONFIG": str(config)})
+    yield server
+    assert server.stop() == 0, server.output
+
+
+@covers("root_path", frameworks=["starlette"])
+def test_starlette_routes_under_a_prefix(framework_mounts: ServerProcess) -> None:
+    url = framework_mounts.url
+    with httpx.Client(base_url=url, timeout=5) as client:
+        items = client.get("/api/items")
+        assert items.status_code == 200
+        assert items.json() == {"items": ["apple", "pear", "plum"],
+                                "first_url": f"{url}/api/items/1"}
+        item = client.get("/api/items/3")
+        assert item.json() == {"id": 3, "name": "plum", "url": f"{url}/api/items/3"}
+        info = client.get("/api/json")
+        assert info.json()["root_path"] == "/api"
+        assert info.json()["greeting"] == "hello from starlette lifespan"
+        # Starlette's own 404 for its unknown route; the server's for the bare route.
+        assert client.get("/api/unknown").status_code == 404
+        assert client.get("/items").status_code == 404
+
+
+@covers("root_path", frameworks=["fastapi"])
+def test_fastapi_under_a_prefix(framework_mounts: ServerProcess) -> None:
+    with httpx.Client(base_url=framework_mounts.url, timeout=5) as client:
+        info = client.get("/fast/json")
+        assert info.status_code == 200
+        assert info.json()["greeting"] == "hello from fastapi lifespan"
+        assert info.json()["root_path"] == "/fast"
+        assert client.get("/fast/openapi.json").json()["info"]["title"] == "FastAPI"
+        docs = client.get("/fast/docs")
+        assert docs.status_code == 200
+        assert "/fast/openapi.json" in docs.text

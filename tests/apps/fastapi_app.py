@@ -4,6 +4,7 @@ Routes (see `apps.starlette_app` for the shared ones):
   GET  /json, POST /echo-json, POST /upload, GET /stream?n=K,
   POST /background/{token}, GET /background/{token}, POST /release/{token}
   POST /items                 a pydantic-validated JSON body (422 when invalid)
+  GET  /file                  this module's source as a FileResponse (Range requests too)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import BackgroundTasks, FastAPI, File, Form, Request, UploadFile
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel
 
 _release: dict[str, asyncio.Event] = {}
@@ -105,3 +106,8 @@ async def background_status(token: str) -> dict[str, Any]:
 async def release(token: str) -> dict[str, Any]:
     _event(token).set()
     return {"released": token}
+
+
+@app.get("/file")
+async def file() -> FileResponse:
+    return FileResponse(__file__, media_type="text/x-python")

@@ -9,6 +9,7 @@ Routes:
                               POST /release/{token} and marks the token done
   GET  /background/{token}    {"done": bool}
   GET  /items, /items/{id}    a small collection (mounted under /api in the APPS test)
+  GET  /file                  this module's source as a FileResponse (Range requests too)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 ITEMS = {1: "apple", 2: "pear", 3: "plum"}
@@ -113,6 +114,10 @@ async def get_item(request: Request) -> JSONResponse:
     return JSONResponse({"id": item_id, "name": ITEMS[item_id], "url": str(request.url)})
 
 
+async def file(request: Request) -> FileResponse:
+    return FileResponse(__file__, media_type="text/x-python")
+
+
 app = Starlette(
     routes=[
         Route("/json", json_endpoint),
@@ -124,6 +129,7 @@ app = Starlette(
         Route("/release/{token}", release, methods=["POST"]),
         Route("/items", list_items),
         Route("/items/{item_id:int}", get_item, name="item"),
+        Route("/file", file),
     ],
     lifespan=lifespan,
 )

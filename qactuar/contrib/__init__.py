@@ -1,0 +1,1 @@
+"""Adapters that let apps written for other servers run on Qactuar (tornado)."""

@@ -1,0 +1,117 @@
+"""examples/: the apps the README points to, mounted together by its qactuar_config.json,
+and the Tonberry example of the original README served through `qactuar.run(app=app)`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import TESTS_DIR, ServerProcess
+from matrix import MODEL_ARGS, MODELS, covers
+
+EXAMPLES = TESTS_DIR.parent / "examples"
+README = (TESTS_DIR.parent / "README.md").read_text()
+FRAMEWORKS = ["tonberry"]
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def examples_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    # The README's command, on a free port: QACTUAR_CONFIG=qactuar_config.json qactuar
+    server = ServerProcess([*MODEL_ARGS[request.param], "--port", "0"], cwd=EXAMPLES,
+                           env={"QACTUAR_CONFIG": "qactuar_config.json"})
+    yield server
+    assert server.stop() == 0, server.output
+
+
+def test_the_config_mounts_every_framework_example() -> None:
+    mounted = json.loads((EXAMPLES / "qactuar_config.json").read_text())["APPS"]
+    modules = {target.split(":")[0] for target in mounted.values()}
+    examples = {path.stem for path in EXAMPLES.glob("*_app.py")}
+    # Tonberry's example builds its app under __main__ (run by itself, below).
+    assert modules == examples - {"tonberry_app"}
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("/starlette/", "Hello from Starlette"),
+    ("/fastapi/", '{"message":"Hello from FastAPI"}'),
+    ("/django/", "Hello from Django"),
+    ("/quart/", "Hello from Quart"),
+    ("/tornado/", "Hello from Tornado"),
+    ("/quart/countdown", "3\n2\n1\nliftoff\n"),
+    ("/tornado/tick", "tick 0\ntick 1\ntick 2\n"),
+    ("/tornado/greet/Ann", '{"greeting": "Hello, Ann!"}'),
+])
+def test_each_example_answers_under_its_prefix(examples_server: ServerProcess, path: str,
+                                               expected: str) -> None:
+    response = httpx.get(f"{examples_server.url}{path}", timeout=10)
+    assert response.status_code == 200
+    assert response.text == expected
+
+
+def test_examples_that_need_their_prefix(examples_server: ServerProcess) -> None:
+    url = examples_server.url
+    with httpx.Client(base_url=url, timeout=10) as client:
+        assert client.get("/starlette/about").json() == {
+            "framework": "starlette", "root_path": "/starlette",
+            "self": f"{url}/starlette/about"}
+        assert client.post("/fastapi/items", json={"name": "lamp", "price": 10}).json() == {
+            "name": "lamp", "price_with_tax": 12.0}
+        page = client.get("/django/guestbook")
+        token = re.search(r'value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        signed = client.post("/django/guestbook",
+                             data={"csrfmiddlewaretoken": token, "name": "Ann"})
+        assert signed.text == "Thanks, Ann!"
+        assert client.get("/nowhere").status_code == 404
+
+
+def _readme_tonberry_example() -> str:
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    return next(block for block in blocks if "from tonberry" in block)
+
+
+def test_the_tonberry_example_file_is_the_readmes() -> None:
+    assert (EXAMPLES / "tonberry_app.py").read_text() == _readme_tonberry_example()
+
+
+@covers("routing")
+@pytest.mark.parametrize("model", MODELS)
+def test_the_readme_tonberry_example_serves(tmp_path: Path, model: str) -> None:
+    script = tmp_path / "tonberry_example.py"
+    # The example as written, on a free port so tests never collide.
+    script.write_text(_readme_tonberry_example().replace(
+        "qactuar.run(app=app)", "qactuar.run(app=app, host='127.0.0.1', port=0)"))
+    server = ServerProcess([], cwd=tmp_path, command=[sys.executable, str(script)],
+                           env={"QACTUAR_ASYNCRONOUS_MODEL": model})
+    try:
+        response = httpx.get(f"{server.url}/", timeout=10)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/plain"
+        assert response.text == "Hello, world!"
+        assert httpx.get(f"{server.url}/nothing-here", timeout=10).status_code == 404
+    finally:
+        assert server.stop() == 0, server.output
+
+
+def test_the_readme_tornado_example_serves(tmp_path: Path) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    example = next(block for block in blocks if "TornadoApp(" in block)
+    (tmp_path / "readme_tornado.py").write_text(example)
+    server = ServerProcess(["readme_tornado:app", "--host", "127.0.0.1", "--port", "0"],
+                           cwd=tmp_path)
+    try:
+        assert httpx.get(f"{server.url}/?name=Ann", timeout=10).json() == {"hello": "Ann"}
+    finally:
+        assert server.stop() == 0, server.output
+    server = ServerProcess(["readme_tornado:lone", "--host", "127.0.0.1", "--port", "0"],
+                           cwd=tmp_path)
+    try:
+        assert httpx.get(f"{server.url}/any/where", timeout=10).json() == {"hello": "world"}
+    finally:
+        assert server.stop() == 0, server.output
