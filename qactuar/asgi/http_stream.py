@@ -138,8 +138,7 @@ class HTTPStream:
         if host.access_log:
             self._started_at = time.monotonic()
         host.in_flight += 1
-        # A fixed name: numbering every request's task costs a string format.
-        task = host.loop.create_task(self._run(), name="qactuar request")
+        task = host.loop.create_task(self._run())
         self.task = task
         host.tasks.add(task)  # removed by _run itself: no done-callback per request
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # libuv timers have millisecond resolution: a deadline this close has passed.
 _TIMER_SLACK = 0.001
+_PERCENT = ord("%")
 # Body parts gathered for one write are written at once beyond this size,
 # so the transport's back-pressure still sees them.
 _GATHER_LIMIT = 64 * 1024
@@ -525,7 +526,7 @@ class HTTP1Protocol(asyncio.Protocol):
                 raw_path = b"*"
             else:
                 raise _Reject(400, "Bad Request: invalid request target")
-        if b"%" in raw_path:
+        if _PERCENT in raw_path:  # an int: `b"%" in` would raise and catch a TypeError first
             path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
         else:
             path = raw_path.decode("ascii")
