@@ -135,11 +135,18 @@ class RawWebSocket:
                 return received
             self.send_frame(PONG, received.payload)
 
-    def expect_close(self, code: int, timeout: float = 10) -> Frame:
-        """The next frame is a close frame with `code`, and then the server closes TCP."""
+    def expect_close(self, code: int, timeout: float = 10, answer: bool = False) -> Frame:
+        """The next frame is a close frame with `code`, and then the server closes TCP.
+
+        With `answer`, the client first completes the close handshake (a server
+        that starts a normal close waits for that; one that fails the
+        connection for a protocol error does not).
+        """
         received = self.recv_data_frame(timeout)
         assert received.opcode == CLOSE, received
         assert received.close_code == code, (received.close_code, received.close_reason)
+        if answer:
+            self.send_frame(CLOSE, received.payload)
         self.expect_tcp_closed(timeout)
         return received
 

@@ -97,6 +97,14 @@ def check_headers(pairs: Any) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+async def not_found_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """No app is mounted at the handshake's path: 404, as for HTTP."""
+    body = b"Not Found: no application is mounted at this path\n"
+    await send({"type": "websocket.http.response.start", "status": 404,
+                "headers": [TEXT_PLAIN]})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
 class WebSocketSession:
     """The app's view of one WebSocket connection."""
 

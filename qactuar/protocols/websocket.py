@@ -29,7 +29,7 @@ from websockets.headers import build_extension, parse_extension
 from websockets.protocol import Protocol as FrameEngine
 from websockets.protocol import Side, State
 
-from qactuar.asgi.ws_stream import OPEN, WebSocketSession, websocket_scope
+from qactuar.asgi.ws_stream import OPEN, WebSocketSession, not_found_app, websocket_scope
 from qactuar.logs import server_logger
 
 if TYPE_CHECKING:
@@ -146,6 +146,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self._closed = False
         self._request_headers: list[tuple[bytes, bytes]] = http_scope["headers"]
         scope = websocket_scope(http_scope, offered_subprotocols(self._request_headers))
+        if app is state.not_found_app:
+            app = not_found_app  # the HTTP one cannot answer a websocket scope
         self.session = WebSocketSession(self, scope, app, state)
         self._engine: FrameEngine | None = None
         self._early = bytearray()  # bytes that came before the app accepted
