@@ -19,6 +19,7 @@ import codecs
 import hashlib
 import logging
 import re
+import struct
 from typing import TYPE_CHECKING, Any
 
 from websockets.exceptions import InvalidHandshake
@@ -39,6 +40,9 @@ ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 # Any control byte but horizontal tab, and DEL.
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
+_pack_short = struct.Struct("!BB").pack
+_pack_medium = struct.Struct("!BBH").pack
+_pack_long = struct.Struct("!BBQ").pack
 # Headers of the 101 answer that the server sets itself.
 _OWN_HEADERS = frozenset((b"upgrade", b"connection", b"sec-websocket-accept",
                           b"sec-websocket-extensions", b"sec-websocket-protocol",
@@ -316,11 +320,31 @@ class WebSocketProtocol(asyncio.Protocol):
         engine = self._engine
         if self._closed or engine is None or engine.state is not State.OPEN:
             return False
-        if type(data) is str:
-            engine.send_text(data.encode())
+        is_text = type(data) is str
+        payload = data.encode() if is_text else data  # type: ignore[union-attr]
+        if engine.extensions:
+            if is_text:
+                engine.send_text(payload)
+            else:
+                engine.send_binary(payload)
+            self._flush(engine)
         else:
-            engine.send_binary(data)
-        self._flush(engine)
+            # Hot path: an unmasked, unfragmented, uncompressed server frame is a
+            # fixed header and the payload; the engine would build the same bytes
+            # through a Frame object and a BytesIO per message.
+            first = 0x81 if is_text else 0x82
+            length = len(payload)
+            if length < 126:
+                head = _pack_short(first, length)
+            elif length < 65536:
+                head = _pack_medium(first, 126, length)
+            else:
+                head = _pack_long(first, 127, length)
+            assert self.transport is not None
+            if length < 16384:
+                self.transport.write(head + payload)
+            else:
+                self.transport.writelines((head, payload))  # no copy of a large payload
         return True
 
     def close(self, code: int, reason: str) -> None:
@@ -372,7 +396,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if not chunks or self._closed or self.transport is None:
             return
         end = chunks[-1] == b""  # the engine asks to close the TCP connection
-        data = b"".join(chunks)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if data:
             self.transport.write(data)
         if end:
