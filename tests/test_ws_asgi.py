@@ -301,3 +301,34 @@ def test_websockets_client_sees_close_codes(server: ServerProcess) -> None:
 
     error = run(closed())
     assert error.rcvd is not None and (error.rcvd.code, error.rcvd.reason) == (4003, "r")
+
+
+# -- TLS ----------------------------------------------------------------------------------------
+
+
+def test_wss_scheme_over_tls(start_server: ServerFactory, tmp_path: Path) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    server = start_server("apps.ws_app:app", "--ssl-cert-path", str(cert_path),
+                          "--ssl-key-path", str(key_path))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+
+    async def talk() -> tuple[dict[str, Any], str]:
+        url = f"wss://{server.host}:{server.port}"
+        async with websockets.connect(f"{url}/scope", ssl=context) as ws:
+            shown = json.loads(await ws.recv())
+        async with websockets.connect(f"{url}/echo", ssl=context) as ws:
+            await ws.send("over TLS")
+            return shown, await ws.recv()
+
+    shown, echoed = run(talk())
+    assert shown["scheme"] == "wss"
+    assert echoed == "over TLS"

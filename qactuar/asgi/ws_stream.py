@@ -41,6 +41,7 @@ class WebSocketSink(Protocol):
     """What a session needs from the protocol that carries it."""
 
     writing_paused: bool
+    reading_paused: bool
 
     def accept(self, subprotocol: str | None, headers: list[tuple[bytes, bytes]]) -> None: ...
     def send_message(self, data: str | bytes) -> bool: ...
@@ -124,6 +125,7 @@ class WebSocketSession:
         self._response_headers: list[tuple[bytes, bytes]] = []
         self._response_body: list[bytes] = []
         self._started_at = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.task: asyncio.Task[None] | None = None
 
     # -- called by the protocol -------------------------------------------
@@ -134,7 +136,8 @@ class WebSocketSession:
 
     def start(self) -> None:
         self._started_at = time.monotonic()
-        task = asyncio.get_running_loop().create_task(self._run())
+        self._loop = asyncio.get_running_loop()
+        task = self._loop.create_task(self._run())
         self.task = task
         self._host.tasks.add(task)
         task.add_done_callback(self._host.tasks.discard)
@@ -162,20 +165,22 @@ class WebSocketSession:
             if self._messages:
                 data = self._messages.popleft()
                 self.buffered -= len(data)
-                self.sink.message_consumed()
+                if self.sink.reading_paused:
+                    self.sink.message_consumed()
                 if type(data) is str:
                     return {"type": "websocket.receive", "text": data}
                 return {"type": "websocket.receive", "bytes": data}
             if self._disconnect is not None:
                 return self._disconnect
             # Apps may call receive() from several tasks; each waiter is woken.
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = self._loop.create_future()  # type: ignore[union-attr]
             self._waiters.append(waiter)
             try:
                 await waiter
-            finally:
-                if waiter in self._waiters:
+            except BaseException:
+                if waiter in self._waiters:  # cancelled while waiting
                     self._waiters.remove(waiter)
+                raise
 
     async def send(self, message: dict[str, Any]) -> None:
         kind = message.get("type") if isinstance(message, dict) else None
@@ -342,6 +347,9 @@ class WebSocketSession:
                        scope["http_version"], status, 0, time.monotonic() - self._started_at)
 
     def _wake(self) -> None:
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        waiters = self._waiters
+        if waiters:
+            self._waiters = []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)

@@ -145,8 +145,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self.loop = state.loop
         self.transport: asyncio.Transport | None = None
         self.writing_paused = False
+        self._recv_limit = state.config.RECV_BYTES
         self._write_waiters: list[asyncio.Future[None]] = []
-        self._reading_paused = False
+        self.reading_paused = False
         self._closed = False
         self._request_headers: list[tuple[bytes, bytes]] = http_scope["headers"]
         scope = websocket_scope(http_scope, offered_subprotocols(self._request_headers))
@@ -169,7 +170,7 @@ class WebSocketProtocol(asyncio.Protocol):
     def take_over(self, transport: asyncio.Transport, rest: bytes, reading_paused: bool) -> None:
         """Serve `transport` from now on; `rest` came after the request head."""
         self.transport = transport
-        self._reading_paused = reading_paused
+        self.reading_paused = reading_paused
         self.state.connections.add(self)
         self._early += rest
         self.session.start()
@@ -250,7 +251,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._pong_timer = None
             # Pings are answered and close frames echoed by the engine itself.
         self._flush(engine)
-        if (session.buffered > self.config.RECV_BYTES and engine.state is State.OPEN
+        if (session.buffered > self._recv_limit and engine.state is State.OPEN
                 and session.phase == OPEN):
             self._pause_reading()  # the app is behind: stop reading from the peer
 
@@ -313,7 +314,9 @@ class WebSocketProtocol(asyncio.Protocol):
             engine.receive_data(early)
             self._handle_events(engine)
         self._resume_reading()
-        if self.config.WS_PING_INTERVAL > 0:
+        if state.shutting_down:
+            self.close(1001, "server shutting down")  # accepted while the server stops
+        elif self.config.WS_PING_INTERVAL > 0:
             self._ping_timer = self.loop.call_later(self.config.WS_PING_INTERVAL, self._ping)
 
     def send_message(self, data: str | bytes) -> bool:
@@ -379,7 +382,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self.transport.abort()
 
     def message_consumed(self) -> None:
-        if self._reading_paused and self.session.buffered <= self.config.RECV_BYTES:
+        if self.reading_paused and self.session.buffered <= self.config.RECV_BYTES:
             self._resume_reading()
 
     async def wait_writable(self) -> None:
@@ -431,7 +434,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._closed or engine is None or engine.state is not State.OPEN:
             return
         self._ping_timer = self.loop.call_later(self.config.WS_PING_INTERVAL, self._ping)
-        if self._pong_timer is not None or self._reading_paused:
+        if self._pong_timer is not None or self.reading_paused:
             return  # a ping is still unanswered, or we are not reading the answer
         self._ping_count += 1
         self._ping_payload = b"qactuar-%d" % self._ping_count
@@ -446,7 +449,7 @@ class WebSocketProtocol(asyncio.Protocol):
         engine = self._engine
         if self._closed or engine is None:
             return
-        if self._reading_paused:
+        if self.reading_paused:
             return  # we stopped reading, so the pong may be waiting unread: not its fault
         server_logger.info("WebSocket peer %s did not answer a ping in %ss; connection closed",
                            _peer(self.session.scope["client"]), self.config.WS_PING_TIMEOUT)
@@ -454,15 +457,15 @@ class WebSocketProtocol(asyncio.Protocol):
         self._flush(engine)
 
     def _pause_reading(self) -> None:
-        if not self._reading_paused and self.transport is not None and not self._closed:
-            self._reading_paused = True
+        if not self.reading_paused and self.transport is not None and not self._closed:
+            self.reading_paused = True
             self.transport.pause_reading()
 
     def _resume_reading(self) -> None:
-        if self._reading_paused and self.transport is not None and not self._closed:
+        if self.reading_paused and self.transport is not None and not self._closed:
             if self._engine is None and len(self._early) > self.config.WS_MAX_SIZE:
                 return
-            self._reading_paused = False
+            self.reading_paused = False
             self.transport.resume_reading()
 
     def _release_writers(self) -> None:
