@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from apps.lifespan_apps import EVENTS_VAR
-from conftest import ServerFactory, file_lines, wait_until
+from conftest import ServerFactory, _SocketReader, file_lines, wait_until
 from ws_client import BINARY, CLOSE, PING, PONG, TEXT, RawWebSocket, frame
 
 
@@ -185,3 +185,35 @@ def test_shutdown_timeout_bounds_websockets_that_never_end(start_server: ServerF
             from None
     assert code == 0, server.output
     assert "Shutdown timeout" in server.output
+
+
+def test_a_peer_that_sends_pings_but_never_reads_pongs_is_not_read_from(
+        start_server: ServerFactory) -> None:
+    server = start_server("apps.ws_app:app", "--ws-ping-interval", "0")
+    ws = RawWebSocket.connect(server, "/echo")
+    data = frame(PING, b"p" * 125) * 500_000  # 65 MB of pings, 63 MB of pongs owed
+    offset = 0
+    ws.sock.setblocking(False)
+    while offset < len(data):
+        _, writable, _ = select.select([], [ws.sock], [], 2.0)
+        if not writable:
+            break  # the server stopped reading
+        try:
+            offset += ws.sock.send(data[offset:offset + 262144])
+        except BlockingIOError:
+            continue
+    assert offset < len(data) // 4, f"the server read {offset} bytes of pings from a " \
+                                    "client that reads none of the pongs"
+    # Reading pongs lets the server read on: the client can send more pings.
+    pong = frame(PONG, b"p" * 125, masked=False)
+    received = bytearray(_SocketReader(ws.sock).buffer)
+    ws.sock.setblocking(True)
+    ws.sock.settimeout(10)
+    ping_size = len(frame(PING, b"p" * 125))
+    while len(received) < offset // ping_size * len(pong):  # a pong per ping sent so far
+        chunk = ws.sock.recv(1 << 20)
+        assert chunk, "connection closed"
+        received += chunk
+    assert received[:len(pong) * 1000] == pong * 1000
+    more = data[offset:offset + 1_000_000]
+    ws.sock.sendall(more)  # would time out if the server had not resumed reading

@@ -217,6 +217,7 @@ class WebSocketProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.writing_paused = False
         self._release_writers()
+        self._resume_reading()
 
     def shutdown(self) -> None:
         """Server shutdown: close open sessions with 1001 (going away)."""
@@ -251,9 +252,10 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._pong_timer = None
             # Pings are answered and close frames echoed by the engine itself.
         self._flush(engine)
-        if (session.buffered > self._recv_limit and engine.state is State.OPEN
-                and session.phase == OPEN):
-            self._pause_reading()  # the app is behind: stop reading from the peer
+        if engine.state is State.OPEN and (
+                self.writing_paused  # the peer does not read our pongs and messages
+                or (session.buffered > self._recv_limit and session.phase == OPEN)):
+            self._pause_reading()  # ... or the app is behind: stop reading from the peer
 
     def _fragment(self, engine: FrameEngine, opcode: Opcode, data: Any, fin: bool) -> None:
         if opcode is not _CONT:
@@ -462,11 +464,22 @@ class WebSocketProtocol(asyncio.Protocol):
             self.transport.pause_reading()
 
     def _resume_reading(self) -> None:
-        if self.reading_paused and self.transport is not None and not self._closed:
-            if self._engine is None and len(self._early) > self.config.WS_MAX_SIZE:
+        """Read again unless the app is behind or the peer is not reading our frames.
+
+        Once we have sent a close frame we read regardless: the peer's answer
+        is what ends the connection.
+        """
+        if not self.reading_paused or self.transport is None or self._closed:
+            return
+        engine = self._engine
+        if engine is None:
+            if len(self._early) > self.config.WS_MAX_SIZE:
                 return
-            self.reading_paused = False
-            self.transport.resume_reading()
+        elif engine.state is State.OPEN and (
+                self.writing_paused or self.session.buffered > self._recv_limit):
+            return
+        self.reading_paused = False
+        self.transport.resume_reading()
 
     def _release_writers(self) -> None:
         waiters, self._write_waiters = self._write_waiters, []
