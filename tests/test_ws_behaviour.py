@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from apps.lifespan_apps import EVENTS_VAR
-from conftest import ServerFactory, _SocketReader, file_lines, wait_until
-from ws_client import BINARY, CLOSE, PING, PONG, TEXT, RawWebSocket, frame
+from conftest import ServerFactory, _SocketReader, file_lines, read_response, wait_until
+from ws_client import BINARY, CLOSE, PING, PONG, TEXT, RawWebSocket, frame, handshake
 
 
 def _events_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
@@ -217,3 +217,19 @@ def test_a_peer_that_sends_pings_but_never_reads_pongs_is_not_read_from(
     assert received[:len(pong) * 1000] == pong * 1000
     more = data[offset:offset + 1_000_000]
     ws.sock.sendall(more)  # would time out if the server had not resumed reading
+
+
+def test_a_websocket_accepted_during_shutdown_is_closed_with_1001(start_server: ServerFactory,
+                                                                   tmp_path: Path) -> None:
+    events, env = _events_env(tmp_path)
+    server = start_server("apps.ws_app:app", env=env)
+    sock = server.connect()
+    sock.sendall(handshake("/slow-accept"))
+    wait_until(lambda: "/slow-accept waiting" in file_lines(events), what="the handshake")
+    server.send_signal(signal.SIGTERM)
+    server.wait_for_log("Shutting down")
+    (tmp_path / "events.txt.go").touch()  # the app accepts now
+    status, _, _ = read_response(sock)
+    assert status.startswith(b"HTTP/1.1 101"), status
+    RawWebSocket(sock).expect_close(1001, answer=True)
+    assert server.proc.wait(timeout=15) == 0, server.output

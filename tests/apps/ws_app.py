@@ -18,6 +18,7 @@ Paths (websocket scope):
   /flood?n=N&size=S  accept, send N binary messages of S bytes, record "sent N"
   /hold              accept, never receive; records "received K" on "count" text later
   /wait              accept, record every message until disconnect, then try to send
+  /slow-accept       accept only once the file TEST_EVENTS_FILE + ".go" exists, then echo
 anything with the http type: "plain http <path>"
 """
 
@@ -172,6 +173,16 @@ async def _hold(scope: dict[str, Any], receive: Any, send: Any) -> None:
     record(f"{scope['path']} received {received}")
 
 
+async def _slow_accept(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    import asyncio
+    import os
+    go = os.environ["TEST_EVENTS_FILE"] + ".go"
+    record(f"{scope['path']} waiting")
+    while not os.path.exists(go):
+        await asyncio.sleep(0.02)
+    await _echo(scope, receive, send)
+
+
 async def _wait(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await _accept(send)
     while True:
@@ -191,4 +202,5 @@ _HANDLERS = {
     "/refuse": _refuse, "/return": _return, "/deny": _deny, "/raise-before": _raise_before,
     "/raise-after": _raise_after, "/bad-close": _bad_close,
     "/send-after-close": _send_after_close, "/flood": _flood, "/hold": _hold, "/wait": _wait,
+    "/slow-accept": _slow_accept,
 }
