@@ -69,6 +69,12 @@ class Config:
     LOOP: str = "auto"
     ROOT_PATH: str = ""
     SERVER_HEADER: bool = True
+    WS: str = "auto"
+    WS_MAX_SIZE: int = 16 * 1024 * 1024
+    WS_PING_INTERVAL: float = 20
+    WS_PING_TIMEOUT: float = 20
+    WS_CLOSE_TIMEOUT: float = 10
+    WS_PER_MESSAGE_DEFLATE: bool = True
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -128,6 +134,12 @@ _RULES: dict[str, tuple[type, Any, str]] = {
     "ROOT_PATH": (str, lambda v: v == "" or (v.startswith("/") and not v.endswith("/")),
                   'empty or a path starting with "/" without a trailing "/"'),
     "SERVER_HEADER": (bool, None, "true or false"),
+    "WS": (str, *_choice("auto", "on", "off")),
+    "WS_MAX_SIZE": (int, _positive, "a number of bytes above 0"),
+    "WS_PING_INTERVAL": (float, _non_negative, "a number of seconds, 0 for no pings"),
+    "WS_PING_TIMEOUT": (float, _non_negative, "a number of seconds, 0 for no timeout"),
+    "WS_CLOSE_TIMEOUT": (float, _positive, "a number of seconds above 0"),
+    "WS_PER_MESSAGE_DEFLATE": (bool, None, "true or false"),
 }
 
 _TRUE = {"1", "true", "yes", "on"}

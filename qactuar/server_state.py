@@ -14,7 +14,7 @@ from typing import Any
 
 from qactuar import __version__
 from qactuar.asgi.router import Router
-from qactuar.config import Config
+from qactuar.config import Config, ConfigError
 
 SERVER_HEADER = f"server: qactuar/{__version__}\r\n".encode()
 
@@ -34,6 +34,20 @@ async def unavailable_app(scope: dict[str, Any], receive: Any, send: Any) -> Non
                             (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close"), (b"retry-after", b"1")]})
     await send({"type": "http.response.body", "body": body})
+
+
+def websocket_enabled(config: Config) -> bool:
+    """WS: `on` needs the `websockets` package, `auto` uses it when importable."""
+    if config.WS == "off":
+        return False
+    try:
+        import websockets  # noqa: F401
+    except ImportError:
+        if config.WS == "on":
+            raise ConfigError("config key WS = 'on': the websockets package is not "
+                              "installed") from None
+        return False
+    return True
 
 
 def _status_line(status: int) -> bytes:
@@ -61,6 +75,7 @@ class ServerState:
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.in_flight = 0
+        self.websocket = websocket_enabled(config)
         self.shutting_down = False
         # Status lines by code, filled as codes are first used.
         self.status_lines: dict[int, bytes] = {}

@@ -44,6 +44,24 @@ _KNOWN_NAMES: dict[bytes, int] = {}
 _KNOWN_NAMES_LIMIT = 1024
 
 
+def checked_header(pair: Any) -> tuple[bytes, bytes]:
+    """An app's header pair, checked: two bytes, a token name, no control bytes in the value.
+
+    (`HTTPStream._accept_start` makes the same checks inline, with a name cache.)
+    """
+    try:
+        name, value = pair
+    except (TypeError, ValueError):
+        raise RuntimeError(f"ASGI app sent a malformed header {pair!r}") from None
+    if not isinstance(name, bytes) or not isinstance(value, bytes):
+        raise RuntimeError(f"ASGI app sent a header that is not bytes: {pair!r}")
+    if not _TOKEN(name):
+        raise RuntimeError(f"ASGI app sent an invalid header name {name!r}")
+    if len(value.translate(None, _CONTROL_BYTES)) != len(value):
+        raise RuntimeError(f"ASGI app sent a header value with control bytes: {value!r}")
+    return name, value
+
+
 def _header_name_kind(name: bytes) -> int:
     """Check a response header name the first time it is seen; return its kind."""
     if not _TOKEN(name):

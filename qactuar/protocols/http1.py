@@ -115,6 +115,9 @@ class HTTP1Protocol(asyncio.Protocol):
         self._completed_in_feed = False
         self._body_in_feed = False
         self._framing_bytes = 0  # bytes since the last body byte: chunk framing, trailers
+        # A WebSocket handshake to hand over: (http scope, app) and the bytes after its head.
+        self._websocket: tuple[dict[str, Any], Any] | None = None
+        self._websocket_rest: bytearray | None = None
 
     # -- connection events ---------------------------------------------------
 
@@ -154,6 +157,9 @@ class HTTP1Protocol(asyncio.Protocol):
         return True
 
     def data_received(self, data: bytes) -> None:
+        if self._websocket_rest is not None:
+            self._websocket_rest += data  # waits for earlier answers, then the WebSocket
+            return
         if self._stop_parsing:
             return
         continuing_head = self._in_head
@@ -162,8 +168,15 @@ class HTTP1Protocol(asyncio.Protocol):
         self._body_in_feed = False
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # No upgrade is supported yet: the request was served as plain HTTP;
+        except httptools.HttpParserUpgrade as upgrade:
+            if self._websocket is not None:
+                self._websocket_rest = bytearray(data[upgrade.args[0]:])
+                if self._queue:
+                    self._pause_reading()  # earlier pipelined answers go first
+                else:
+                    self._hand_over_websocket()
+                return
+            # Not a WebSocket (or WS is off): the request was served as plain HTTP;
             # whatever follows is not HTTP/1.1, so the connection ends after it.
             self._stop_parsing = True
             if self._queue:
@@ -316,6 +329,16 @@ class HTTP1Protocol(asyncio.Protocol):
             if mount.prefix:
                 scope["root_path"] = state.root_path + mount.prefix
             scope["state"] = mount.lifespan.state.copy()
+        if parser.should_upgrade() and state.websocket and not state.shutting_down:
+            # Imported here: the websockets package is optional (WS=auto).
+            from qactuar.protocols.websocket import handshake_problem, wants_websocket
+
+            if wants_websocket(self._headers):
+                problem = handshake_problem(method, version, self._headers)
+                if problem is not None:
+                    raise _Reject(400, problem)
+                self._websocket = (scope, app)
+                return
         request = _Request(self, scope, app, state)
         request.keep_alive = keep_alive
         request.expect_continue = expect_continue
@@ -476,6 +499,9 @@ class HTTP1Protocol(asyncio.Protocol):
         if not pending.keep_alive or self.state.shutting_down:
             self._close()
             return
+        if not self._queue and self._websocket_rest is not None:
+            self._hand_over_websocket()
+            return
         if self._queue:
             self._start_response_cycle(self._queue[0])
         elif self._deferred_error is not None:
@@ -599,6 +625,21 @@ class HTTP1Protocol(asyncio.Protocol):
             self._reject(408, "Request Timeout: the request head was not received in time")
         else:
             self._close()  # idle too long, or never sent a byte, or stalled a body
+
+    def _hand_over_websocket(self) -> None:
+        """Give the transport to a WebSocketProtocol with the bytes after the head."""
+        from qactuar.protocols.websocket import WebSocketProtocol
+
+        assert self._websocket is not None and self.transport is not None
+        (scope, app), self._websocket = self._websocket, None
+        rest, self._websocket_rest = bytes(self._websocket_rest or b""), None
+        self._stop_parsing = True
+        self._closed = True  # this protocol is done with the transport
+        self._cancel_timer()
+        self.state.connections.discard(self)
+        websocket = WebSocketProtocol(self.state, scope, app)
+        self.transport.set_protocol(websocket)
+        websocket.take_over(self.transport, rest, self._reading_paused)
 
     def shutdown(self) -> None:
         """Server shutdown: close now if idle, else after the current answer."""
