@@ -156,6 +156,18 @@ def test_flushed_chunks_arrive_before_the_handler_finishes(server: ServerProcess
                what="on_connection_close after the client left")
 
 
+def test_a_streaming_handler_hears_the_client_leave_from_flush(server: ServerProcess,
+                                                               events_file: Path) -> None:
+    """The write that meets the gone client fails the handler's flush() with
+    StreamClosedError, as on Tornado's server, instead of leaving it waiting forever."""
+    token = uuid.uuid4().hex
+    with server.connect() as sock:
+        sock.sendall(f"GET /firehose/{token} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+    wait_until(lambda: f"tornado firehose stopped {token}" in file_lines(events_file),
+               what="StreamClosedError from flush() after the client left")
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_request_timeout_gives_up_the_handler(tmp_path: Path, model: str) -> None:
     """REQUEST_TIMEOUT cancels the ASGI call: 504, and the handler hears the connection close."""
