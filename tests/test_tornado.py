@@ -300,7 +300,19 @@ def test_static_file_handler(client: httpx.Client) -> None:
                        headers={"If-None-Match": response.headers["etag"]})
     assert again.status_code == 304
     assert again.content == b""
-    assert client.get("/files/../conftest.py").status_code in (403, 404)
+
+
+
+@pytest.mark.parametrize("target", ["/files/../conftest.py", "/files/..%2Fconftest.py",
+                                    "/files/%2E%2E/conftest.py"])
+def test_static_file_handler_refuses_to_leave_its_directory(server: ServerProcess,
+                                                            target: str) -> None:
+    # A raw socket: httpx would remove the dot segment and ask for /conftest.py.
+    with server.connect() as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        status, _, body = read_response(sock)
+    assert status == b"HTTP/1.1 403 Forbidden"  # StaticFileHandler's own refusal
+    assert body == b"<html><title>403: Forbidden</title><body>403: Forbidden</body></html>"
 
 
 def test_redirect_and_reverse_url(client: httpx.Client) -> None:
