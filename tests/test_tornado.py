@@ -83,6 +83,27 @@ def test_head_and_options(client: httpx.Client) -> None:
     assert options.content == b""
 
 
+def test_head_sends_no_body_bytes(server: ServerProcess) -> None:
+    """Checked on the wire (httpx never reads a HEAD body): the next response on the
+    connection starts right after HEAD's head."""
+    with server.connect() as sock:
+        sock.settimeout(5)
+        sock.sendall(b"HEAD /echo/x HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = b""
+        while b"\r\n\r\n" not in raw:
+            chunk = sock.recv(65536)
+            assert chunk, raw
+            raw += chunk
+        head, _, after = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"\r\ncontent-length: " in head.lower()
+        assert after == b""
+        sock.sendall(b"GET /echo/y HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, body = read_response(sock)
+    assert status == b"HTTP/1.1 200 OK"
+    assert json.loads(body)["rest"] == "y"
+
+
 def test_a_method_tornado_does_not_support_is_405(client: httpx.Client) -> None:
     response = client.request("PROPFIND", "/echo/x")
     assert response.status_code == 405
