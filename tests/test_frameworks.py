@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import TESTS_DIR, ServerProcess
+from conftest import TESTS_DIR, ServerProcess, wait_until
 from matrix import MODELS, covers, start_app
 
 FRAMEWORKS = ["starlette", "fastapi"]
@@ -97,10 +96,8 @@ def test_background_task_runs_after_the_response(client: httpx.Client) -> None:
     assert response.json() == {"scheduled": token}
     assert client.get(f"/background/{token}").json() == {"token": token, "done": False}
     assert client.post(f"/release/{token}").status_code == 200
-    deadline = time.monotonic() + 10
-    while not client.get(f"/background/{token}").json()["done"]:
-        assert time.monotonic() < deadline, "the background task never finished"
-        time.sleep(0.01)
+    wait_until(lambda: client.get(f"/background/{token}").json()["done"],
+               what="the background task to finish")
 
 
 def test_background_task_on_a_separate_connection(framework: tuple[str, ServerProcess]) -> None:
@@ -111,10 +108,8 @@ def test_background_task_on_a_separate_connection(framework: tuple[str, ServerPr
             httpx.Client(base_url=url, timeout=10) as second:
         assert first.post(f"/background/{token}").status_code == 200
         assert second.post(f"/release/{token}").status_code == 200
-        deadline = time.monotonic() + 10
-        while not second.get(f"/background/{token}").json()["done"]:
-            assert time.monotonic() < deadline, "the background task never finished"
-            time.sleep(0.01)
+        wait_until(lambda: second.get(f"/background/{token}").json()["done"],
+                   what="the background task to finish")
         # The first connection is still usable for another request.
         assert first.get("/json").status_code == 200
 

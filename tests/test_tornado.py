@@ -83,6 +83,27 @@ def test_head_and_options(client: httpx.Client) -> None:
     assert options.content == b""
 
 
+def test_head_sends_no_body_bytes(server: ServerProcess) -> None:
+    """Checked on the wire (httpx never reads a HEAD body): the next response on the
+    connection starts right after HEAD's head."""
+    with server.connect() as sock:
+        sock.settimeout(5)
+        sock.sendall(b"HEAD /echo/x HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = b""
+        while b"\r\n\r\n" not in raw:
+            chunk = sock.recv(65536)
+            assert chunk, raw
+            raw += chunk
+        head, _, after = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"\r\ncontent-length: " in head.lower()
+        assert after == b""
+        sock.sendall(b"GET /echo/y HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, body = read_response(sock)
+    assert status == b"HTTP/1.1 200 OK"
+    assert json.loads(body)["rest"] == "y"
+
+
 def test_a_method_tornado_does_not_support_is_405(client: httpx.Client) -> None:
     response = client.request("PROPFIND", "/echo/x")
     assert response.status_code == 405
@@ -154,6 +175,18 @@ def test_flushed_chunks_arrive_before_the_handler_finishes(server: ServerProcess
     # The client left mid-response: the handler's on_connection_close runs.
     wait_until(lambda: f"tornado closed {token}" in file_lines(events_file),
                what="on_connection_close after the client left")
+
+
+def test_a_streaming_handler_hears_the_client_leave_from_flush(server: ServerProcess,
+                                                               events_file: Path) -> None:
+    """The write that meets the gone client fails the handler's flush() with
+    StreamClosedError, as on Tornado's server, instead of leaving it waiting forever."""
+    token = uuid.uuid4().hex
+    with server.connect() as sock:
+        sock.sendall(f"GET /firehose/{token} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+    wait_until(lambda: f"tornado firehose stopped {token}" in file_lines(events_file),
+               what="StreamClosedError from flush() after the client left")
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -288,7 +321,19 @@ def test_static_file_handler(client: httpx.Client) -> None:
                        headers={"If-None-Match": response.headers["etag"]})
     assert again.status_code == 304
     assert again.content == b""
-    assert client.get("/files/../conftest.py").status_code in (403, 404)
+
+
+
+@pytest.mark.parametrize("target", ["/files/../conftest.py", "/files/..%2Fconftest.py",
+                                    "/files/%2E%2E/conftest.py"])
+def test_static_file_handler_refuses_to_leave_its_directory(server: ServerProcess,
+                                                            target: str) -> None:
+    # A raw socket: httpx would remove the dot segment and ask for /conftest.py.
+    with server.connect() as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        status, _, body = read_response(sock)
+    assert status == b"HTTP/1.1 403 Forbidden"  # StaticFileHandler's own refusal
+    assert body == b"<html><title>403: Forbidden</title><body>403: Forbidden</body></html>"
 
 
 def test_redirect_and_reverse_url(client: httpx.Client) -> None:

@@ -126,6 +126,8 @@ class ASGIConnection(HTTPConnection):
         self._headers_written = False
         self._finished = False
         self._outbox: deque[tuple[Message, asyncio.Future[None] | None]] = deque()
+        # The write being sent: a send() that fails or is cancelled must fail it too.
+        self._in_flight: asyncio.Future[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None
         self._close_callback: Any = None
         self._failure: BaseException | None = None
@@ -191,11 +193,13 @@ class ASGIConnection(HTTPConnection):
             # Tornado's finish() writes its last chunk, then ends: one message.
             self._outbox.popleft()
             message = {**message, "more_body": False}
+        self._in_flight = future
         return message, future
 
     def sent(self, message: Message, future: asyncio.Future[None] | None) -> None:
         if not message.get("more_body", True) and message["type"] == "http.response.body":
             self.response_sent = True
+        self._in_flight = None
         if future is not None and not future.done():
             future.set_result(None)
 
@@ -215,6 +219,9 @@ class ASGIConnection(HTTPConnection):
             self.notify_close()
         else:
             self._close_callback = None
+        if self._in_flight is not None and not self._in_flight.done():
+            _fail(self._in_flight)
+        self._in_flight = None
         while self._outbox:
             _, future = self._outbox.popleft()
             if future is not None:

@@ -16,6 +16,8 @@ Routes of `app`:
   GET  /error/custom     raises HTTPError(418); write_error is overridden
   GET  /wait/(token)     waits for the client to leave; records on_connection_close
   GET  /slow/(token)     never answers by itself; records on_connection_close
+  GET  /firehose/(token) flush()es chunks until a write fails; records "tornado firehose
+                         stopped <token>" when flush() raises StreamClosedError
   GET  /redirect         redirects to /echo/target (reverse_url)
   GET  /scope            the ASGI root_path seen through request.asgi_scope
   GET  /files/(.*)       StaticFileHandler over this directory (tests/apps)
@@ -30,6 +32,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tornado.iostream import StreamClosedError
 from tornado.web import (
     Application,
     HTTPError,
@@ -194,6 +197,19 @@ class SlowStartHandler(RequestHandler):
         self.gone.set()
 
 
+class FirehoseHandler(RequestHandler):
+    """Streams until the client is gone, as Tornado's docs show: flush() raises then."""
+
+    async def get(self, token: str) -> None:
+        self.set_header("Content-Type", "application/octet-stream")
+        try:
+            while True:
+                self.write(b"x" * 16384)
+                await self.flush()
+        except StreamClosedError:
+            record(f"tornado firehose stopped {token}")
+
+
 class RedirectHandler(RequestHandler):
     def get(self) -> None:
         self.redirect(self.reverse_url("echo", "target"))
@@ -226,6 +242,7 @@ application = Application([
     (r"/error/custom", CustomErrorHandler),
     (r"/wait/(\w+)", WaitHandler),
     (r"/slow/(\w+)", SlowStartHandler),
+    (r"/firehose/(\w+)", FirehoseHandler),
     (r"/redirect", RedirectHandler),
     (r"/scope", ScopeHandler),
     (r"/files/(.*)", StaticFileHandler, {"path": str(Path(__file__).parent)}),
