@@ -337,7 +337,11 @@ class HTTPStream:
             self._wake()
 
     def _finish(self) -> None:
-        self._complete()
+        if self.response_complete or self._waiters or self.task is None:
+            self._complete()
+        else:  # _complete() for the usual case, inlined: this runs per response
+            self.response_complete = True
+            self._host.in_flight -= 1
         if self._host.access_log:
             self._log_access()
         self.sink.response_done(self)

@@ -33,6 +33,9 @@ CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # libuv timers have millisecond resolution: a deadline this close has passed.
 _TIMER_SLACK = 0.001
 _PERCENT = ord("%")
+# Content-Length lines by size: formatting one costs more than a lookup, and
+# apps answer with the same few sizes over and over.
+_LENGTH_LINES: dict[int, bytes] = {}
 # Body parts gathered for one write are written at once beyond this size,
 # so the transport's back-pressure still sees them.
 _GATHER_LIMIT = 64 * 1024
@@ -93,6 +96,9 @@ class HTTP1Protocol(asyncio.Protocol):
         self._client_deadline = 0.0  # 0: the client owes nothing by any time
         self._answer_deadline = 0.0  # 0: no app is timed (REQUEST_TIMEOUT)
         self._timed_stream: HTTPStream | None = None  # the stream _answer_deadline is for
+        # Limits read per header, kept here to save two lookups each time.
+        self._max_header_size = self.config.MAX_HEADER_SIZE
+        self._max_header_count = self.config.MAX_HEADER_COUNT
         self._queue: deque[_Request] = deque()
         self._parsing: _Request | None = None
         # Response framing of the request being answered.
@@ -263,11 +269,11 @@ class HTTP1Protocol(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_bytes += len(name) + len(value) + 4
-        if self._header_bytes > self.config.MAX_HEADER_SIZE:
+        if self._header_bytes > self._max_header_size:
             raise _Reject(431, "Request Header Fields Too Large")
         if not self._in_head:
             return  # a trailer field of a chunked body: counted, never merged into headers
-        if len(self._headers) >= self.config.MAX_HEADER_COUNT:
+        if len(self._headers) >= self._max_header_count:
             raise _Reject(431, "Request Header Fields Too Large: too many header fields")
         name = name.lower()
         kind = _REQUEST_HEADER_KINDS.get(name)
@@ -409,7 +415,13 @@ class HTTP1Protocol(asyncio.Protocol):
         if not stream.has_length and status != 204 and status != 304:
             if end:
                 if body or not request.head_only:
-                    parts.append(b"content-length: %d\r\n" % len(body))
+                    size = len(body)
+                    line = _LENGTH_LINES.get(size)
+                    if line is None:
+                        line = b"content-length: %d\r\n" % size
+                        if len(_LENGTH_LINES) < 4096:
+                            _LENGTH_LINES[size] = line
+                    parts.append(line)
             elif not no_body:
                 if request.http10:
                     keep_alive = False  # close-delimited body
