@@ -41,10 +41,15 @@ def _serve(app: Any, host: str | None, port: int | None, conf: Config | None) ->
     for key in obsolete_settings(config):
         server_logger.warning("config key %s has no effect (it belonged to the original "
                               "polling design)", key)
-    if config.ASYNCRONOUS_MODEL != "async":
-        raise ConfigError(f"config key ASYNCRONOUS_MODEL = {config.ASYNCRONOUS_MODEL!r}: "
-                          "only the async model is available in this version")
     mounts = build_mounts(config, app)
+    if config.ASYNCRONOUS_MODEL == "prefork":
+        from qactuar.models.prefork import run_prefork_model
+
+        return run_prefork_model(config, mounts)
+    if config.ASYNCRONOUS_MODEL == "postfork":
+        from qactuar.models.postfork import run_postfork_model
+
+        return run_postfork_model(config, mounts)
     from qactuar.models.aio import run_async_model
 
     return run_async_model(config, mounts)
