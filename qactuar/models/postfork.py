@@ -216,8 +216,9 @@ class PostforkParent:
                     signal_child(child, signal.SIGTERM)
             return
         self.stopping = True
-        server_logger.info("Received %s: no new connections, waiting up to %ss for %d "
-                           "child process(es)", name, self.config.SHUTDOWN_TIMEOUT,
+        server_logger.info("Received %s", name)
+        server_logger.info("Shutting down: no new connections, waiting up to %ss for %d "
+                           "child process(es)", self.config.SHUTDOWN_TIMEOUT,
                            len(self.children))
         self._set_accepting(False)
         close_all(self.sockets)

@@ -198,8 +198,10 @@ class PreforkSupervisor:
                     signal_child(worker, signal.SIGTERM)
             return
         self.exit_status = status
-        server_logger.info("%s: stopping %d worker(s), waiting up to %ss for their requests",
-                           why, len(self.workers), self.config.SHUTDOWN_TIMEOUT)
+        server_logger.info("%s", why)
+        server_logger.info("Shutting down: no new connections, stopping %d worker(s), waiting "
+                           "up to %ss for their requests", len(self.workers),
+                           self.config.SHUTDOWN_TIMEOUT)
         # Close our copies now: once the workers close theirs, connections are refused.
         close_all(self.sockets)
         for worker in self.workers.values():
