@@ -71,14 +71,14 @@ class ServerProcess:
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None,
                  cwd: str | Path | None = None, start_timeout: float = 15,
-                 command: list[str] | None = None) -> None:
+                 command: list[str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
         """Run `python -m qactuar ARGS`, or `command` (e.g. a script calling run())."""
         full_env = child_env(**(env or {}))
         self.args = args
         self.proc = subprocess.Popen(
             command or [sys.executable, "-m", "qactuar", *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env,
-            cwd=str(cwd or TESTS_DIR), text=True, errors="replace",
+            cwd=str(cwd or TESTS_DIR), text=True, errors="replace", pass_fds=pass_fds,
         )
         self._lines: list[str] = []
         self._cond = threading.Condition()
@@ -188,7 +188,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         models = list(MODEL_ARGS)
     else:
         models = ["async"]
-    metafunc.parametrize("server_model", models, ids=models if len(models) > 1 else None)
+    if models != ["async"]:
+        metafunc.parametrize("server_model", models, indirect=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -199,7 +200,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def server_model(request: pytest.FixtureRequest) -> str:
     """The process model of the servers this test starts (parametrised per module)."""
-    return str(request.param)
+    return str(getattr(request, "param", "async"))
 
 
 @pytest.fixture
@@ -318,6 +319,16 @@ class _SocketReader:
     def _keep(self, rest: bytes) -> None:
         self.buffer = rest
         _LEFTOVER[self.sock] = rest
+
+
+def fetch(server: ServerProcess, path: str, timeout: float = 10,
+          sock: socket.socket | None = None) -> tuple[int, bytes]:
+    """GET `path` on a new connection (or `sock`) with Connection: close; (status, body)."""
+    conn = sock or server.connect(timeout)
+    with conn:
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+        status, _, body = read_response(conn, timeout)
+    return int(status.split()[1]), body
 
 
 def recv_until_closed(sock: socket.socket, timeout: float = 5) -> bytes:

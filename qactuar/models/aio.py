@@ -81,8 +81,17 @@ async def serve(config: Config, mounts: list[Mount], sockets: list[socket.socket
     scheme = "https" if ssl_context else "http"
     state = role.state_class(config, Router(mounts), loop, scheme)
     signals = install_signal_handlers(loop, role.logger, role.stop_signals)
+    servers: list[asyncio.Server] = []
+
+    def stop_now() -> None:
+        # Stop accepting at once, not an iteration later: a worker that has
+        # reached its request quota must not take one more connection.
+        signals.stop.set()
+        for server in servers:
+            server.close()
+
     if role.on_start is not None:
-        role.on_start(state, signals.stop.set)
+        role.on_start(state, stop_now)
 
     started, status = await start_apps(mounts if role.lifespan else [], config, signals,
                                        role.logger)
@@ -90,7 +99,6 @@ async def serve(config: Config, mounts: list[Mount], sockets: list[socket.socket
         return status
 
     loop_name = loop_label(loop)
-    servers = []
     protocol_class = role.protocol_class
     for sock in sockets:
         servers.append(await loop.create_server(
