@@ -14,11 +14,14 @@ import os
 import socket
 import ssl
 import stat
+import weakref
 
 from qactuar.config import Config, ConfigError, octal_mode, split_binds
 from qactuar.logs import server_logger
 
 SD_LISTEN_FDS_START = 3  # systemd passes its sockets from this descriptor on
+# Unix sockets this process bound, whose files it removes when it closes them.
+_UNIX_PATHS: weakref.WeakKeyDictionary[socket.socket, str] = weakref.WeakKeyDictionary()
 
 
 def bind_all(config: Config) -> list[socket.socket]:
@@ -54,7 +57,7 @@ def bind_all(config: Config) -> list[socket.socket]:
 def close_all(sockets: list[socket.socket]) -> None:
     """Close the sockets and remove the files of Unix sockets this process bound."""
     for sock in sockets:
-        path = getattr(sock, "qactuar_unix_path", None)
+        path = _UNIX_PATHS.pop(sock, None)
         if path:
             with contextlib.suppress(OSError):
                 os.unlink(path)
@@ -81,7 +84,7 @@ def bind_unix(path: str, mode: str = "", backlog: int = 2048) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise ConfigError(f"cannot listen on unix:{path}: {exc.strerror or exc}") from None
-    sock.qactuar_unix_path = path  # type: ignore[attr-defined]  # removed again at exit
+    _UNIX_PATHS[sock] = path  # removed again at exit
     return sock
 
 
