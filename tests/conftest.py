@@ -174,7 +174,7 @@ MODEL_ARGS: dict[str, list[str]] = {
 }
 # Test modules whose servers run under every model; the rest run the async one.
 EVERY_MODEL_MODULES = {"test_http1", "test_bad_input", "test_limits", "test_apps_mount",
-                       "test_lifespan", "test_frameworks", "test_robustness"}
+                       "test_lifespan", "test_frameworks", "test_robustness", "test_tls"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -146,9 +146,10 @@ class PostforkParent:
         for sock in self.sockets:
             server_logger.info("Listening on %s (postfork model, pid %d, up to %d children)",
                                describe(sock, scheme), os.getpid(), self.config.MAX_PROCESSES)
+        next_check = time.monotonic() + self.interval
         try:
             while not (self.stopping and not self.children):
-                deadline = next_deadline(self.children.values())
+                deadline = next_deadline(self.children.values(), next_check)
                 for key, _ in self.selector.select(selector_timeout(deadline, self.interval)):
                     if key.fileobj is not self.signals and self.accepting:
                         self._accept(key.fileobj)  # type: ignore[arg-type]
@@ -156,7 +157,9 @@ class PostforkParent:
                     self._on_signal(signum)
                 for pid, status in reap():
                     self._on_exit(pid, status)
-                self._check_children()
+                if time.monotonic() >= next_check:
+                    self._check_children()
+                    next_check = time.monotonic() + self.interval
                 kill_overdue(self.children.values())
                 self._set_accepting(not self.stopping
                                     and len(self.children) < self.config.MAX_PROCESSES)
@@ -351,9 +354,15 @@ async def serve_connection(config: Config, mounts: list[Mount], conn: socket.soc
     if role.on_start is not None:
         role.on_start(state, signals.stop.set)
     protocol_class = role.protocol_class
-    await loop.connect_accepted_socket(
-        lambda: protocol_class(state), sock=conn, ssl=ssl_context,
-        ssl_handshake_timeout=config.HEADER_TIMEOUT if ssl_context else None)
+    try:
+        await loop.connect_accepted_socket(
+            lambda: protocol_class(state), sock=conn, ssl=ssl_context,
+            ssl_handshake_timeout=config.HEADER_TIMEOUT if ssl_context else None)
+    except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
+        # The client's mistake (plain HTTP on a TLS port, a stalled handshake): one line.
+        role.logger.info("TLS handshake failed: %s", str(exc).splitlines()[0] if str(exc)
+                         else type(exc).__name__)
+        return
     closed = asyncio.ensure_future(state.closed.wait())
     stop = asyncio.ensure_future(signals.stop.wait())
     await asyncio.wait({closed, stop}, return_when=asyncio.FIRST_COMPLETED)

@@ -175,6 +175,10 @@ class PreforkSupervisor:
         elif signum == signal.SIGHUP:
             self._begin_reload()
         elif signum == signal.SIGTTIN:
+            if self.target * 2 >= self.slots.count:  # room for a reload's second set
+                server_logger.warning("Received SIGTTIN: already at the most workers (%d)",
+                                      self.target)
+                return
             self.target += 1
             server_logger.info("Received SIGTTIN: now %d worker(s)", self.target)
         elif signum == signal.SIGTTOU:
@@ -253,6 +257,8 @@ class PreforkSupervisor:
             server_logger.info("Worker pid %d recycled (MAX_REQUESTS); replacing it", pid)
             return
         code = os.waitstatus_to_exitcode(status)
+        self.ever_ready = self.ever_ready or any(
+            self.slots.get(w.slot, STATUS) in (READY, RETIRING) for w in self.workers.values())
         if code == EXIT_STARTUP_FAILED and not self.ever_ready:
             self._begin_stop(EXIT_STARTUP_FAILED, f"Worker pid {pid} failed application startup")
             return
