@@ -127,6 +127,13 @@ def test_sighup_replaces_every_worker_without_a_failed_request(
         assert len(new) == 2
         for pid in old:
             server.wait_for_log(rf"Worker pid {pid} stopped \(exited with code 0\)")
+        # The new workers listened before the old ones were told to stop.
+        lines = server.lines
+        finished = next(i for i, line in enumerate(lines) if "Reload finished" in line)
+        assert all(i < finished for i, line in enumerate(lines)
+                   if (m := READY.search(line)) and int(m.group(1)) in new)
+        assert all(i > finished for i, line in enumerate(lines)
+                   if re.search(r"Worker pid \d+ stopped", line))
         after = load.count()
         wait_until(lambda: load.count() >= after + 20, what="requests after the reload")
     finally:
