@@ -368,6 +368,12 @@ async def serve_connection(config: Config, mounts: list[Mount], conn: socket.soc
     await asyncio.wait({closed, stop}, return_when=asyncio.FIRST_COMPLETED)
     closed.cancel()
     stop.cancel()
+    if state.closed.is_set():
+        # The usual end: the client or keep-alive closed the connection.  An app
+        # still running (its client left early) gets SHUTDOWN_TIMEOUT to finish.
+        if state.tasks:
+            await asyncio.wait(set(state.tasks), timeout=config.SHUTDOWN_TIMEOUT)
+        return
     state.shutting_down = True
     await stop_connections(state, config, signals)
 
