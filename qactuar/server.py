@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import threading
 from typing import Any
 
 from qactuar.asgi.lifespan import Lifespan
@@ -41,6 +42,10 @@ def _serve(app: Any, host: str | None, port: int | None, conf: Config | None) ->
     for key in obsolete_settings(config):
         server_logger.warning("config key %s has no effect (it belonged to the original "
                               "polling design)", key)
+    if (config.ASYNCRONOUS_MODEL != "async"
+            and threading.current_thread() is not threading.main_thread()):
+        raise ConfigError(f"the {config.ASYNCRONOUS_MODEL} model runs its processes with "
+                          "signals: call run() from the main thread")
     mounts = build_mounts(config, app)
     if config.ASYNCRONOUS_MODEL == "prefork":
         from qactuar.models.prefork import run_prefork_model

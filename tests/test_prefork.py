@@ -8,6 +8,8 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -266,6 +268,21 @@ def test_a_worker_that_keeps_dying_is_restarted_with_back_off(
     server.wait_for_log(r"exited with code 1 unexpectedly; replacing it in 1s "
                         r"\(it keeps dying\)")
     assert server.stop() == 0
+
+
+@pytest.mark.parametrize("model", ["prefork", "postfork"])
+def test_the_process_models_refuse_run_off_the_main_thread(tmp_path: Path, model: str) -> None:
+    script = tmp_path / "in_thread.py"
+    script.write_text(
+        "import threading\nimport qactuar\n"
+        f"conf = qactuar.Config(ASYNCRONOUS_MODEL={model!r}, HOST='127.0.0.1', PORT=0)\n"
+        "thread = threading.Thread(target=qactuar.run, kwargs={'app': 'apps.basic:app', "
+        "'conf': conf})\nthread.start()\nthread.join()\n")
+    result = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True,
+                            text=True, timeout=30, cwd=Path(__file__).parent)
+    assert result.stderr.strip() == (f"qactuar: error: the {model} model runs its processes "
+                                     "with signals: call run() from the main thread")
+    assert "Listening" not in result.stdout
 
 
 def test_workers_left_behind_by_a_killed_supervisor_exit(start_server: ServerFactory) -> None:

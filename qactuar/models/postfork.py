@@ -29,6 +29,7 @@ from qactuar.models.aio import (
     ProcessRole,
     install_signal_handlers,
     loop_factory,
+    loop_label,
     shut_down_apps,
     start_apps,
     stop_connections,
@@ -107,6 +108,7 @@ class PostforkParent:
 
     def run(self) -> int:
         loop = self.new_loop()
+        self.loop_name = loop_label(loop)
         asyncio.set_event_loop(loop)
         try:
             started, status = self._start_apps(loop)
@@ -144,8 +146,9 @@ class PostforkParent:
         self._set_accepting(True)
         scheme = "https" if self.ssl_context else "http"
         for sock in self.sockets:
-            server_logger.info("Listening on %s (postfork model, pid %d, up to %d children)",
-                               describe(sock, scheme), os.getpid(), self.config.MAX_PROCESSES)
+            server_logger.info("Listening on %s (postfork model, %s loop in each child, pid %d, "
+                               "up to %d children)", describe(sock, scheme), self.loop_name,
+                               os.getpid(), self.config.MAX_PROCESSES)
         next_check = time.monotonic() + self.interval
         try:
             while not (self.stopping and not self.children):
