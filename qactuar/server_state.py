@@ -62,23 +62,24 @@ class ServerState:
         self.tasks: set[asyncio.Task[None]] = set()
         self.in_flight = 0
         self.shutting_down = False
-        self._status_lines: dict[int, bytes] = {}
-        self._date_second = 0
-        self._date_line = b""
+        # Status lines by code, filled as codes are first used.
+        self.status_lines: dict[int, bytes] = {}
+        # The Date header line, refreshed every second by a timer rather than
+        # formatted per response.
+        self.date_line = b""
+        self._refresh_date()
 
     def status_line(self, status: int) -> bytes:
-        line = self._status_lines.get(status)
+        line = self.status_lines.get(status)
         if line is None:
-            line = self._status_lines[status] = _status_line(status)
+            line = self.status_lines[status] = _status_line(status)
         return line
 
-    def date_header(self) -> bytes:
-        """The Date header, formatted at most once a second."""
-        now = int(time.time())
-        if now != self._date_second:
-            self._date_second = now
-            self._date_line = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
-        return self._date_line
+    def _refresh_date(self) -> None:
+        now = time.time()
+        self.date_line = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+        # Wake just after the next second starts, so the header is never a second stale.
+        self.loop.call_later(1.0 - now % 1.0 + 0.001, self._refresh_date)
 
     def over_concurrency_limit(self) -> bool:
         limit = self.config.LIMIT_CONCURRENCY

@@ -24,6 +24,19 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z").match
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
 
 
+# Response headers the server acts on.  Connection-level ones are never passed
+# on: the protocol frames the body and manages the connection itself.
+_CONTENT_LENGTH, _DROPPED, _CONNECTION, _DATE, _SERVER = range(5)
+_SPECIAL_HEADERS = {
+    b"content-length": _CONTENT_LENGTH,
+    b"transfer-encoding": _DROPPED,
+    b"keep-alive": _DROPPED,
+    b"connection": _CONNECTION,
+    b"date": _DATE,
+    b"server": _SERVER,
+}
+
+
 class ClientDisconnected(OSError):
     """Raised by `send()` once the client has gone (ASGI spec 2.4)."""
 
@@ -33,8 +46,9 @@ class ResponseSink(Protocol):
 
     writing_paused: bool
 
-    def send_head(self, status: int, headers: list[tuple[bytes, bytes]],
-                  content_length: int | None, body: bytes, end: bool) -> None: ...
+    def send_head(self, stream: HTTPStream, body: bytes, end: bool) -> None:
+        """Write the response head of `stream` (status, headers, the facts
+        below) and, coalesced with it, the first body bytes."""
     def send_body(self, body: bytes, end: bool) -> None: ...
     def abort(self) -> None: ...
     def request_body(self) -> None: ...
@@ -45,6 +59,7 @@ class ResponseSink(Protocol):
 class StreamHost(Protocol):
     """The server-wide state a stream reports to (task accounting, settings)."""
 
+    loop: asyncio.AbstractEventLoop
     access_log: bool
     request_timeout: float
     tasks: set[asyncio.Task[None]]
@@ -52,18 +67,26 @@ class StreamHost(Protocol):
 
 
 def error_headers(body: bytes) -> list[tuple[bytes, bytes]]:
+    """The headers of a server-made plain-text error answer (after which the connection closes)."""
     return [(b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close")]
+            (b"content-length", str(len(body)).encode())]
 
 
 class HTTPStream:
+    """The ASGI side of one request: the app task, `receive()` and `send()`.
+
+    After `http.response.start` the head is described by `status`, `headers`
+    (validated, without connection-level fields), `has_length` (the app set
+    Content-Length), `has_date`, `has_server` and `close_connection` (the app
+    sent `Connection: close`); the sink reads them in `send_head`.
+    """
+
     __slots__ = (
-        "_body_chunks", "_body_complete", "_body_size", "_content_length", "_final_body_sent",
-        "_head_sent", "_headers", "_host", "_input_closed", "_sent_bytes", "_started_at",
-        "_timer", "_waiters",
-        "app", "disconnected", "response_complete", "response_started", "scope", "sink",
-        "status", "task",
+        "_app_running", "_body_chunks", "_body_complete", "_body_size", "_content_length",
+        "_final_body_sent", "_head_sent", "_host", "_input_closed", "_sent_bytes", "_started_at",
+        "_waiters",
+        "app", "close_connection", "disconnected", "has_date", "has_length", "has_server",
+        "headers", "response_complete", "response_started", "scope", "sink", "status", "task",
     )
 
     def __init__(self, sink: ResponseSink, scope: dict[str, Any], app: Any,
@@ -82,13 +105,9 @@ class HTTPStream:
         self.response_started = False
         self.response_complete = False
         self._head_sent = False
-        self.status = 0
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._content_length: int | None = None
         self._sent_bytes = 0
-        self._started_at = 0.0
-        self._timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
+        self._app_running = False
 
     # -- called by the protocol -------------------------------------------
 
@@ -98,27 +117,26 @@ class HTTPStream:
 
     def start(self) -> None:
         """Run the app for this request."""
-        loop = asyncio.get_running_loop()
-        self._started_at = time.monotonic()
-        self._host.in_flight += 1
-        task = loop.create_task(self._run())
+        host = self._host
+        if host.access_log:
+            self._started_at = time.monotonic()
+        host.in_flight += 1
+        task = host.loop.create_task(self._run())
         self.task = task
-        self._host.tasks.add(task)
-        task.add_done_callback(self._host.tasks.discard)
-        timeout = self._host.request_timeout
-        if timeout > 0:
-            self._timer = loop.call_later(timeout, self._on_request_timeout)
+        host.tasks.add(task)  # removed by _run itself: no done-callback per request
 
     def receive_body(self, chunk: bytes) -> None:
         if self.response_complete:
             return  # the answer is out; the rest of the body is discarded
         self._body_chunks.append(chunk)
         self._body_size += len(chunk)
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def end_body(self) -> None:
         self._body_complete = True
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def client_gone(self) -> None:
         self.disconnected = True
@@ -132,8 +150,19 @@ class HTTPStream:
     def reject(self, status: int, reason: str) -> None:
         """Stop this request with an error status (a limit was hit mid-request)."""
         self._fail_response(status, reason)
-        if self.task is not None:
-            self.task.cancel()
+        self._cancel_task()
+
+    def request_timed_out(self) -> None:
+        """REQUEST_TIMEOUT has passed since the app started (the protocol times it)."""
+        if self.response_started:
+            return  # a started response is never cut by REQUEST_TIMEOUT
+        if self.disconnected:
+            self._cancel_task()  # nobody is waiting for this answer
+            return
+        server_logger.warning("request %s %s timed out after %ss before the app started its "
+                              "response; answered 504", self.scope["method"],
+                              _log_path(self.scope), self._host.request_timeout)
+        self.reject(504, "Gateway Timeout: the application did not answer in time")
 
     # -- the ASGI callables ------------------------------------------------
 
@@ -153,7 +182,7 @@ class HTTPStream:
                 return DISCONNECT
             self.sink.request_body()
             # Apps may call receive() from several tasks; each waiter is woken.
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = self._host.loop.create_future()
             if self._waiters is None:
                 self._waiters = []
             self._waiters.append(waiter)
@@ -174,14 +203,15 @@ class HTTPStream:
                 raise ClientDisconnected("the client has disconnected")
             body = message.get("body", b"")
             more = message.get("more_body", False)
-            if not isinstance(body, bytes | bytearray | memoryview):
-                raise RuntimeError(f"ASGI app sent a body of type {type(body).__name__}, "
-                                   "expected bytes")
             if type(body) is not bytes:
+                if not isinstance(body, bytes | bytearray | memoryview):
+                    raise RuntimeError(f"ASGI app sent a body of type {type(body).__name__}, "
+                                       "expected bytes")
                 body = bytes(body)
-            if self.sink.writing_paused:
+            sink = self.sink
+            if sink.writing_paused:
                 # The client is not reading: wait before adding to what it owes.
-                await self.sink.wait_writable()
+                await sink.wait_writable()
                 if self.disconnected:
                     raise ClientDisconnected("the client has disconnected")
             self._sent_bytes += len(body)
@@ -195,9 +225,9 @@ class HTTPStream:
                                    f"content-length {expected}")
             if not self._head_sent:
                 self._head_sent = True
-                self.sink.send_head(self.status, self._headers, expected, body, not more)
+                sink.send_head(self, body, not more)
             else:
-                self.sink.send_body(body, not more)
+                sink.send_body(body, not more)
             if not more:
                 self._finish()
         elif kind == "http.response.start":
@@ -213,10 +243,11 @@ class HTTPStream:
 
     def _accept_start(self, message: dict[str, Any]) -> None:
         status = message.get("status")
-        if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
+        if type(status) is not int or not 200 <= status <= 599:  # bool is not a status
             raise RuntimeError(f"ASGI app sent an invalid status {status!r}")
         headers: list[tuple[bytes, bytes]] = []
         content_length = None
+        has_date = has_server = close_connection = False
         for pair in message.get("headers", ()):
             try:
                 name, value = pair
@@ -228,20 +259,37 @@ class HTTPStream:
                 raise RuntimeError(f"ASGI app sent an invalid header name {name!r}")
             if _BAD_VALUE(value):
                 raise RuntimeError(f"ASGI app sent a header value with control bytes: {value!r}")
-            if len(name) == 14 and name.lower() == b"content-length":
-                if not value.isdigit() or (content_length is not None
-                                           and int(value) != content_length):
-                    raise RuntimeError(f"ASGI app sent an invalid content-length {value!r}")
-                content_length = int(value)
+            special = _SPECIAL_HEADERS.get(name.lower())
+            if special is not None:
+                if special == _CONTENT_LENGTH:
+                    if not value.isdigit() or (content_length is not None
+                                               and int(value) != content_length):
+                        raise RuntimeError(f"ASGI app sent an invalid content-length {value!r}")
+                    content_length = int(value)
+                    if status == 204:
+                        continue  # a 204 never carries Content-Length
+                elif special == _DROPPED:
+                    continue
+                elif special == _CONNECTION:
+                    if b"close" in (token.strip() for token in value.lower().split(b",")):
+                        close_connection = True
+                    continue
+                elif special == _DATE:
+                    has_date = True
+                else:
+                    has_server = True
             headers.append((name, value))
         self.status = status
-        self._headers = headers
+        self.headers = headers
+        self.has_length = content_length is not None and status != 204
+        self.has_date = has_date
+        self.has_server = has_server
+        self.close_connection = close_connection
         # A body for 204/304 (or HEAD) is never written, so its length is not checked.
         self._content_length = (
             None if status in (204, 304) or self.scope["method"] == "HEAD" else content_length
         )
         self.response_started = True
-        self._cancel_timer()
 
     def _complete(self) -> None:
         """The response is over, sent or not: release its concurrency slot, once."""
@@ -249,8 +297,8 @@ class HTTPStream:
             self.response_complete = True
             if self.task is not None:  # only started streams hold a slot
                 self._host.in_flight -= 1
-        self._cancel_timer()
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def _finish(self) -> None:
         self._complete()
@@ -278,8 +326,12 @@ class HTTPStream:
         self.response_started = True
         self._head_sent = True
         self.status = status
+        self.headers = error_headers(body)
+        self.has_length = True
+        self.has_date = self.has_server = False
+        self.close_connection = True
         self._sent_bytes = len(body)
-        self.sink.send_head(status, error_headers(body), len(body), body, True)
+        self.sink.send_head(self, body, True)
         self._finish()
 
     def _log_access(self) -> None:
@@ -288,31 +340,22 @@ class HTTPStream:
                    scope["http_version"], self.status, self._sent_bytes,
                    time.monotonic() - self._started_at)
 
+    def _cancel_task(self) -> None:
+        task = self.task
+        if task is not None:
+            task.cancel()
+            if not self._app_running:
+                # Cancelled before its first step, _run never runs to discard it.
+                self._host.tasks.discard(task)
+
     def _wake(self) -> None:
         if self._waiters:
             for waiter in self._waiters:
                 if not waiter.done():
                     waiter.set_result(None)
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _on_request_timeout(self) -> None:
-        self._timer = None
-        if self.response_started:
-            return  # a started response is never cut by REQUEST_TIMEOUT
-        if self.disconnected:
-            if self.task is not None:
-                self.task.cancel()  # nobody is waiting for this answer
-            return
-        server_logger.warning("request %s %s timed out after %ss before the app started its "
-                              "response; answered 504", self.scope["method"],
-                              _log_path(self.scope), self._host.request_timeout)
-        self.reject(504, "Gateway Timeout: the application did not answer in time")
-
     async def _run(self) -> None:
+        self._app_running = True
         try:
             await self.app(self.scope, self.receive, self.send)
         except asyncio.CancelledError:
@@ -323,6 +366,7 @@ class HTTPStream:
             self._app_failed(exc)
             return
         finally:
+            self._host.tasks.discard(self.task)  # type: ignore[arg-type]
             if self.disconnected:
                 self._complete()
         if not self.response_complete:

@@ -6,6 +6,12 @@ the request's `HTTPStream`, and the stream's response is framed here
 (Content-Length, chunked, or close-delimited for HTTP/1.0).  Requests on one
 connection are answered in order: a pipelined request waits, its body
 buffered, until the one before it has been answered.
+
+Timeouts cost one timer per connection, not one per request: the connection
+keeps two deadlines (what the client owes: a request head, the rest of a body
+or the next request; what the app owes: the start of its response) and one
+timer that is armed lazily at the earliest of them and re-armed when it
+fires early.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ if TYPE_CHECKING:
     from qactuar.server_state import ServerState
 
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# libuv timers have millisecond resolution: a deadline this close has passed.
+_TIMER_SLACK = 0.001
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 
 class _Reject(Exception):
@@ -38,16 +47,17 @@ class _Reject(Exception):
 class _PendingRequest:
     """What the protocol remembers about one request until it is answered."""
 
-    __slots__ = ("continue_sent", "expect_continue", "head_only", "keep_alive", "message_complete",
-                 "stream")
+    __slots__ = ("continue_sent", "expect_continue", "head_only", "http10", "keep_alive",
+                 "message_complete", "stream")
 
     def __init__(self, stream: HTTPStream, keep_alive: bool, expect_continue: bool,
-                 head_only: bool) -> None:
+                 head_only: bool, http10: bool) -> None:
         self.stream = stream
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
         self.continue_sent = False
         self.head_only = head_only
+        self.http10 = http10
         self.message_complete = False
 
 
@@ -69,6 +79,10 @@ class HTTP1Protocol(asyncio.Protocol):
         self._stop_parsing = False
         self._deferred_error: tuple[int, str] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._client_deadline = 0.0  # 0: the client owes nothing by any time
+        self._answer_deadline = 0.0  # 0: no app is timed (REQUEST_TIMEOUT)
+        self._timed_stream: HTTPStream | None = None  # the stream _answer_deadline is for
         self._queue: deque[_PendingRequest] = deque()
         self._parsing: _PendingRequest | None = None
         # Response framing of the request being answered.
@@ -99,12 +113,14 @@ class HTTP1Protocol(asyncio.Protocol):
         self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
         self.server = (str(sock[0]), int(sock[1])) if isinstance(sock, tuple) else None
         self.state.connections.add(self)
-        self._set_timer(self.config.HEADER_TIMEOUT, self._on_header_timeout)
+        self._client_must_send_within(self.config.HEADER_TIMEOUT)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.state.connections.discard(self)
-        self._cancel_timer()
+        self._client_deadline = 0.0
+        if not self._answer_deadline:  # else the timer still has an app to time
+            self._cancel_timer()
         for pending in self._queue:
             pending.stream.client_gone()
         self._queue.clear()
@@ -204,9 +220,9 @@ class HTTP1Protocol(asyncio.Protocol):
         self._body_received = 0
         self._framing_bytes = 0
         if self._reading_paused:
-            self._cancel_timer()  # the rest of the head waits on us, not the client
+            self._client_deadline = 0.0  # the rest of the head waits on us, not the client
         else:
-            self._set_timer(self.config.HEADER_TIMEOUT, self._on_header_timeout)
+            self._client_must_send_within(self.config.HEADER_TIMEOUT)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -238,12 +254,13 @@ class HTTP1Protocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._cancel_timer()
+        self._client_deadline = 0.0
         parser = self.parser
         version = parser.get_http_version()
-        if version not in ("1.1", "1.0"):
+        if version != "1.1" and version != "1.0":
             raise _Reject(505, "HTTP Version Not Supported")
-        method = parser.get_method().decode("ascii")
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         if method == "CONNECT":
             raise _Reject(501, "Not Implemented: CONNECT is not supported")
         if version == "1.1" and self._host_count != 1:
@@ -271,10 +288,11 @@ class HTTP1Protocol(asyncio.Protocol):
             app = state.not_found_app
         else:
             app = mount.app
-            scope["root_path"] = self.state.root_path + mount.prefix
+            scope["root_path"] = state.root_path + mount.prefix
             scope["state"] = mount.state.copy()
         stream = HTTPStream(self, scope, app, state)
-        pending = _PendingRequest(stream, keep_alive, expect_continue, method == "HEAD")
+        pending = _PendingRequest(stream, keep_alive, expect_continue, method == "HEAD",
+                                  version == "1.0")
         self._parsing = pending
         self._queue.append(pending)
         if len(self._queue) == 1:
@@ -289,8 +307,8 @@ class HTTP1Protocol(asyncio.Protocol):
         self._framing_bytes = 0
         if not self._queue:
             # Answered early; the rest of the body must keep coming or we close.
-            self._set_timer(self.config.KEEP_ALIVE_TIMEOUT or self.config.HEADER_TIMEOUT,
-                            self._close)
+            self._client_must_send_within(self.config.KEEP_ALIVE_TIMEOUT
+                                          or self.config.HEADER_TIMEOUT)
         limit = self.config.MAX_BODY_SIZE
         if limit and self._body_received > limit:
             raise _Reject(413, "Content Too Large")
@@ -309,7 +327,7 @@ class HTTP1Protocol(asyncio.Protocol):
         pending.stream.end_body()
         if not self._queue:
             # Answered before its body was in; the body is now read, so wait idle.
-            self._set_timer(self.config.KEEP_ALIVE_TIMEOUT, self._close)
+            self._client_must_send_within(self.config.KEEP_ALIVE_TIMEOUT)
         if not pending.keep_alive:
             # Nothing after a request that closes the connection is read.
             self._stop_parsing = True
@@ -319,52 +337,38 @@ class HTTP1Protocol(asyncio.Protocol):
 
     # -- the ResponseSink side (called by HTTPStream) --------------------------
 
-    def send_head(self, status: int, headers: list[tuple[bytes, bytes]],
-                  content_length: int | None, body: bytes, end: bool) -> None:
+    def send_head(self, stream: HTTPStream, body: bytes, end: bool) -> None:
         if self._closed or self.transport is None:
             return
         pending = self._queue[0]
         state = self.state
-        keep_alive = pending.keep_alive and not state.shutting_down
-        no_body = pending.head_only or status in (204, 304)
+        status = stream.status
+        keep_alive = pending.keep_alive and not stream.close_connection and not state.shutting_down
+        no_body = pending.head_only or status == 204 or status == 304
         chunked = False
-        parts = [state.status_line(status)]
-        has_date = has_server = has_length = False
-        for name, value in headers:
-            lname = name.lower()
-            if lname == b"content-length":
-                if status == 204:
-                    continue
-                has_length = True
-            elif lname == b"transfer-encoding":
-                continue  # the server frames the body itself
-            elif lname == b"connection":
-                if b"close" in (token.strip() for token in value.lower().split(b",")):
-                    keep_alive = False
-                continue
-            elif lname == b"date":
-                has_date = True
-            elif lname == b"server":
-                has_server = True
-            parts.append(b"%s: %s\r\n" % (name, value))
-        if not has_date:
-            parts.append(state.date_header())
-        if not has_server and state.server_header:
+        parts = [state.status_lines.get(status) or state.status_line(status)]
+        for name, value in stream.headers:
+            parts += (name, b": ", value, b"\r\n")
+        if not stream.has_date:
+            parts.append(state.date_line)
+        if not stream.has_server and state.server_header:
             parts.append(state.server_header)
-        if not has_length and status not in (204, 304):
-            if end and (body or not pending.head_only):
-                parts.append(b"content-length: %d\r\n" % len(body))
-            elif not end and not no_body:
-                if pending.stream.scope["http_version"] == "1.0":
+        if not stream.has_length and status != 204 and status != 304:
+            if end:
+                if body or not pending.head_only:
+                    parts.append(b"content-length: %d\r\n" % len(body))
+            elif not no_body:
+                if pending.http10:
                     keep_alive = False  # close-delimited body
                 else:
                     chunked = True
                     parts.append(b"transfer-encoding: chunked\r\n")
         if not keep_alive:
-            parts.append(b"connection: close\r\n")
-        elif pending.stream.scope["http_version"] == "1.0":
-            parts.append(b"connection: keep-alive\r\n")
-        parts.append(b"\r\n")
+            parts.append(b"connection: close\r\n\r\n")
+        elif pending.http10:
+            parts.append(b"connection: keep-alive\r\n\r\n")
+        else:
+            parts.append(b"\r\n")
         pending.keep_alive = keep_alive
         self._chunked = chunked
         self._no_body = no_body
@@ -413,6 +417,8 @@ class HTTP1Protocol(asyncio.Protocol):
         if not self._queue or self._queue[0].stream is not stream:
             return
         pending = self._queue.popleft()
+        self._answer_deadline = 0.0
+        self._timed_stream = None
         if self._closed:
             return
         if not pending.message_complete and pending.expect_continue and not pending.continue_sent:
@@ -428,7 +434,7 @@ class HTTP1Protocol(asyncio.Protocol):
         elif not self._in_head:
             # Idle, or still owed the rest of a body answered early: either way
             # the client has KEEP_ALIVE_TIMEOUT to send something.
-            self._set_timer(self.config.KEEP_ALIVE_TIMEOUT, self._close)
+            self._client_must_send_within(self.config.KEEP_ALIVE_TIMEOUT)
         self._resume_reading()
 
     async def wait_writable(self) -> None:
@@ -441,9 +447,15 @@ class HTTP1Protocol(asyncio.Protocol):
     # -- internals -------------------------------------------------------------
 
     def _start_response_cycle(self, pending: _PendingRequest) -> None:
-        if self.state.over_concurrency_limit():
-            pending.stream.app = self.state.unavailable_app
-        pending.stream.start()
+        state = self.state
+        stream = pending.stream
+        if state.config.LIMIT_CONCURRENCY and state.over_concurrency_limit():
+            stream.app = state.unavailable_app
+        if state.request_timeout > 0:
+            self._timed_stream = stream
+            self._answer_deadline = deadline = self.loop.time() + state.request_timeout
+            self._arm_timer(deadline)
+        stream.start()
 
     def _build_scope(self, method: str, version: str) -> dict[str, Any]:
         try:
@@ -482,6 +494,8 @@ class HTTP1Protocol(asyncio.Protocol):
     def _wants_keep_alive(self, version: str) -> bool:
         if self.state.shutting_down or self.config.KEEP_ALIVE_TIMEOUT == 0:
             return False
+        if not self._connection_tokens:
+            return version == "1.1"
         tokens = {token.strip() for token in self._connection_tokens.split(b",")}
         if b"close" in tokens:
             return False
@@ -490,7 +504,7 @@ class HTTP1Protocol(asyncio.Protocol):
     def _reject(self, status: int, reason: str) -> None:
         """Answer a request the server refuses (bad or too large) and close."""
         self._stop_parsing = True
-        self._cancel_timer()
+        self._client_deadline = 0.0
         if status == 0:
             return
         server_logger.info("%d %s from %s", status, reason, _peer(self.client))
@@ -517,19 +531,18 @@ class HTTP1Protocol(asyncio.Protocol):
         body = reason.encode() + b"\n"
         head = [self.state.status_line(status)]
         head.extend(b"%s: %s\r\n" % pair for pair in error_headers(body))
-        head.append(self.state.date_header())
+        head.append(self.state.date_line)
         if self.state.server_header:
             head.append(self.state.server_header)
-        head.append(b"\r\n")
+        head.append(b"connection: close\r\n\r\n")
         self.transport.write(b"".join(head) + body)
         self._close()
 
-    def _on_header_timeout(self) -> None:
-        self._timer = None
+    def _client_too_slow(self) -> None:
         if self._in_head:
             self._reject(408, "Request Timeout: the request head was not received in time")
-        elif not self._queue:
-            self._close()  # connected but never sent a byte
+        else:
+            self._close()  # idle too long, or never sent a byte, or stalled a body
 
     def shutdown(self) -> None:
         """Server shutdown: close now if idle, else after the current answer."""
@@ -540,7 +553,7 @@ class HTTP1Protocol(asyncio.Protocol):
                 pending.keep_alive = False
 
     def _close(self) -> None:
-        self._cancel_timer()
+        self._client_deadline = 0.0
         if self.transport is not None and not self._closed:
             self._closed = True
             self.transport.close()
@@ -550,7 +563,7 @@ class HTTP1Protocol(asyncio.Protocol):
             self._reading_paused = True
             self.transport.pause_reading()
             if self._in_head:
-                self._cancel_timer()  # a head held back by us is not a slow client
+                self._client_deadline = 0.0  # a head held back by us is not a slow client
 
     def _resume_reading(self) -> None:
         """Read again unless the client is not reading our answers, answers are
@@ -564,7 +577,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self._reading_paused = False
         self.transport.resume_reading()
         if self._in_head:
-            self._set_timer(self.config.HEADER_TIMEOUT, self._on_header_timeout)
+            self._client_must_send_within(self.config.HEADER_TIMEOUT)
 
     def _release_writers(self) -> None:
         waiters, self._write_waiters = self._write_waiters, []
@@ -572,10 +585,36 @@ class HTTP1Protocol(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _set_timer(self, delay: float, callback: Any) -> None:
-        self._cancel_timer()
-        if delay > 0:
-            self._timer = self.loop.call_later(delay, callback)
+    def _client_must_send_within(self, timeout: float) -> None:
+        """Close (or answer 408) unless the client sends what is due within `timeout`."""
+        if timeout > 0:
+            self._client_deadline = deadline = self.loop.time() + timeout
+            self._arm_timer(deadline)
+        else:
+            self._client_deadline = 0.0
+
+    def _arm_timer(self, deadline: float) -> None:
+        if self._timer is not None:
+            if self._timer_at <= deadline:
+                return  # it fires first and re-arms for whatever is then due
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = self.loop.time() + _TIMER_SLACK
+        if self._answer_deadline and now >= self._answer_deadline:
+            self._answer_deadline = 0.0
+            stream, self._timed_stream = self._timed_stream, None
+            if stream is not None:
+                stream.request_timed_out()
+        if self._client_deadline and now >= self._client_deadline and not self._closed:
+            self._client_deadline = 0.0
+            self._client_too_slow()
+        pending = [d for d in (self._answer_deadline, self._client_deadline) if d]
+        if pending:
+            self._arm_timer(min(pending))
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
