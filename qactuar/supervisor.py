@@ -158,13 +158,22 @@ def fork_child(run: Callable[[], int], cleanup: Callable[[], None]) -> int:
     and end with its exit status without ever returning into the parent's code."""
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    # Signals wait until the child has let go of the parent's signal pipe: one
+    # arriving in between would otherwise be read by the parent as its own.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        raise
     if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         return pid
     code = 1
     try:
         cleanup()
         prepare_child_signals()
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         code = run()
     except BaseException:  # a child must never fall back into the parent's loop
         with contextlib.suppress(BaseException):

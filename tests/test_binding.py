@@ -13,6 +13,7 @@ import pytest
 
 from conftest import (
     MODEL_ARGS,
+    ServerFactory,
     ServerProcess,
     assert_one_line_error,
     fetch,
@@ -121,8 +122,19 @@ def test_several_tcp_binds_at_once() -> None:
         for port in ports:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
                 assert fetch(server, "/pid", sock=sock)[0] == 200
+        # SO_REUSEPORT: another server may bind the same port beside this one.
+        with socket.socket() as beside:
+            beside.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            beside.bind(("127.0.0.1", ports[0]))
     finally:
         server.stop()
+
+
+def test_without_reuse_port_the_port_is_ours_alone(start_server: ServerFactory) -> None:
+    server = start_server(APP)
+    with socket.socket() as beside, pytest.raises(OSError):
+        beside.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        beside.bind(("127.0.0.1", server.port))
 
 
 @pytest.mark.parametrize(("args", "message"), [
