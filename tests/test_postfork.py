@@ -9,7 +9,15 @@ import threading
 from pathlib import Path
 
 from apps.lifespan_apps import EVENTS_VAR
-from conftest import ServerFactory, ServerProcess, fetch, file_lines, read_response, wait_until
+from conftest import (
+    ServerFactory,
+    ServerProcess,
+    fetch,
+    file_lines,
+    read_response,
+    recv_until_closed,
+    wait_until,
+)
 
 APP = "apps.process_app:app"
 POSTFORK = ("--model", "postfork")
@@ -105,6 +113,23 @@ def test_a_child_blocking_past_request_timeout_is_killed_and_its_client_gets_504
     server.wait_for_log(r"Child pid \d+ \(client [\d.:]+\) did not answer within "
                         r"REQUEST_TIMEOUT 1s: killing it")
     wait_until(lambda: children(server.proc.pid) == [], what="the killed child to be reaped")
+    assert server.stop() == 0
+
+
+def test_a_child_hung_after_starting_its_response_is_killed_without_a_second_answer(
+        start_server: ServerFactory) -> None:
+    server = start_server(APP, *POSTFORK, "--worker-timeout", "1",
+                          "--check-process-interval", "0.2")
+    with server.connect(timeout=20) as sock:
+        sock.sendall(b"GET /start-then-block HTTP/1.1\r\nHost: t\r\n\r\n")
+        received = recv_until_closed(sock, timeout=20)
+    # The started response is cut (no final chunk), and nothing is appended to it.
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n"), received
+    assert received.endswith(b"7\r\npartial\r\n"), received
+    server.wait_for_log(r"Child pid \d+ \(client [\d.:]+\) is hung: its event loop has not "
+                        r"run for [\d.]+s \(WORKER_TIMEOUT 1s\); killing it")
+    server.wait_for_log(r"Child pid \d+ \(client [\d.:]+\) was killed by signal "
+                        r"SIG(ABRT|KILL)$")
     assert server.stop() == 0
 
 

@@ -9,6 +9,7 @@ Paths:
   /state           "<pid of the process that ran lifespan startup>" (from `state`)
   /slow?s=X        awaits X seconds (the event loop keeps running), then "slow done"
   /block?s=X       time.sleep(X): blocks the whole process, then "blocked"
+  /start-then-block  starts a chunked response, then time.sleep(60)
   /exit            os._exit(1) before answering (an app killing its process)
   /segfault        crashes the interpreter (a fault in a C extension)
 """
@@ -54,6 +55,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/block":
         time.sleep(float(query.get("s", "1")))
         text = "blocked"
+    elif path == "/start-then-block":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        time.sleep(60)
+        return
     elif path == "/exit":
         os._exit(1)
     elif path == "/segfault":
