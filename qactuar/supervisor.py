@@ -111,10 +111,12 @@ class SignalPipe:
         return received
 
     def close(self) -> None:
-        """Stop taking signals this way (in a new child, or before the parent exits)."""
+        """Stop taking signals this way (in a new child, or before the parent exits).
+
+        The no-op handlers stay until someone installs others: a late SIGTERM
+        is then ignored instead of killing a parent that is finishing up.
+        """
         signal.set_wakeup_fd(-1)
-        for signum in self.signums:
-            signal.signal(signum, signal.SIG_DFL)
         os.close(self._read_fd)
         os.close(self._write_fd)
 

@@ -113,6 +113,7 @@ class PostforkParent:
         try:
             started, status = self._start_apps(loop)
             if status is not None:
+                self.signals.close()
                 return status
             self._accept_loop()
             self._shut_down_apps(loop, started)
@@ -126,12 +127,18 @@ class PostforkParent:
 
     def _start_apps(self, loop: asyncio.AbstractEventLoop) -> tuple[list[Mount], int | None]:
         signals = install_signal_handlers(loop, server_logger)
+        started = loop.run_until_complete(
+            start_apps(self.mounts, self.config, signals, server_logger))
+        # From the event loop's signal handling to the accept loop's, with the
+        # stop signals held meanwhile so none finds the default (fatal) action.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
-            return loop.run_until_complete(
-                start_apps(self.mounts, self.config, signals, server_logger))
-        finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
+            self.signals = SignalPipe((signal.SIGTERM, signal.SIGINT, signal.SIGCHLD))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        return started
 
     def _shut_down_apps(self, loop: asyncio.AbstractEventLoop, started: list[Mount]) -> None:
         signals = install_signal_handlers(loop, server_logger)
@@ -141,7 +148,6 @@ class PostforkParent:
     # -- accepting and supervising ------------------------------------------------------
 
     def _accept_loop(self) -> None:
-        self.signals = SignalPipe((signal.SIGTERM, signal.SIGINT, signal.SIGCHLD))
         self.selector = new_selector(self.signals)
         self._set_accepting(True)
         scheme = "https" if self.ssl_context else "http"
