@@ -75,6 +75,16 @@ class Config:
     WS_PING_TIMEOUT: float = 20
     WS_CLOSE_TIMEOUT: float = 10
     WS_PER_MESSAGE_DEFLATE: bool = True
+    WORKERS: int = 0
+    WORKER_TIMEOUT: float = 30
+    MAX_REQUESTS: int = 0
+    MAX_REQUESTS_JITTER: int = 0
+    BIND: str = ""
+    UDS: str = ""
+    UDS_MODE: str = ""
+    FD: int = -1
+    BACKLOG: int = 2048
+    REUSE_PORT: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -140,7 +150,41 @@ _RULES: dict[str, tuple[type, Any, str]] = {
     "WS_PING_TIMEOUT": (float, _non_negative, "a number of seconds, 0 for no timeout"),
     "WS_CLOSE_TIMEOUT": (float, _positive, "a number of seconds above 0"),
     "WS_PER_MESSAGE_DEFLATE": (bool, None, "true or false"),
+    "WORKERS": (int, _non_negative, "an integer, 0 for one per CPU"),
+    "WORKER_TIMEOUT": (float, _positive, "a number of seconds above 0"),
+    "MAX_REQUESTS": (int, _non_negative, "an integer, 0 for no limit"),
+    "MAX_REQUESTS_JITTER": (int, _non_negative, "an integer, 0 for none"),
+    "BIND": (str, lambda v: all(_bind_ok(part) for part in split_binds(v)),
+             "comma-separated addresses: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N"),
+    "UDS": (str, None, "a path for a Unix socket, or empty"),
+    "UDS_MODE": (str, lambda v: v == "" or octal_mode(v) is not None,
+                 'an octal file mode such as "660", or empty for the umask\'s'),
+    "FD": (int, lambda v: v >= -1, "a file descriptor number, or -1 for none"),
+    "BACKLOG": (int, _positive, "an integer above 0"),
+    "REUSE_PORT": (bool, None, "true or false"),
 }
+
+
+def split_binds(text: str) -> list[str]:
+    """The addresses of a BIND value, in order."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _bind_ok(part: str) -> bool:
+    if part.startswith("unix:"):
+        return len(part) > len("unix:")
+    if part.startswith("fd://"):
+        return part[len("fd://"):].isdigit()
+    _host, sep, port = part.rpartition(":")
+    return bool(sep) and port.isdigit() and 0 <= int(port) <= 65535
+
+
+def octal_mode(text: str) -> int | None:
+    """An octal permission string ("660", "0o660") as a number, or None."""
+    digits = text[2:] if text.lower().startswith("0o") else text
+    if not digits or len(digits) > 4 or any(ch not in "01234567" for ch in digits):
+        return None
+    return int(digits, 8)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import threading
 from typing import Any
 
 from qactuar.asgi.lifespan import Lifespan
@@ -41,10 +42,19 @@ def _serve(app: Any, host: str | None, port: int | None, conf: Config | None) ->
     for key in obsolete_settings(config):
         server_logger.warning("config key %s has no effect (it belonged to the original "
                               "polling design)", key)
-    if config.ASYNCRONOUS_MODEL != "async":
-        raise ConfigError(f"config key ASYNCRONOUS_MODEL = {config.ASYNCRONOUS_MODEL!r}: "
-                          "only the async model is available in this version")
+    if (config.ASYNCRONOUS_MODEL != "async"
+            and threading.current_thread() is not threading.main_thread()):
+        raise ConfigError(f"the {config.ASYNCRONOUS_MODEL} model runs its processes with "
+                          "signals: call run() from the main thread")
     mounts = build_mounts(config, app)
+    if config.ASYNCRONOUS_MODEL == "prefork":
+        from qactuar.models.prefork import run_prefork_model
+
+        return run_prefork_model(config, mounts)
+    if config.ASYNCRONOUS_MODEL == "postfork":
+        from qactuar.models.postfork import run_postfork_model
+
+        return run_postfork_model(config, mounts)
     from qactuar.models.aio import run_async_model
 
     return run_async_model(config, mounts)

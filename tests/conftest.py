@@ -71,14 +71,14 @@ class ServerProcess:
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None,
                  cwd: str | Path | None = None, start_timeout: float = 15,
-                 command: list[str] | None = None) -> None:
+                 command: list[str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
         """Run `python -m qactuar ARGS`, or `command` (e.g. a script calling run())."""
         full_env = child_env(**(env or {}))
         self.args = args
         self.proc = subprocess.Popen(
             command or [sys.executable, "-m", "qactuar", *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env,
-            cwd=str(cwd or TESTS_DIR), text=True, errors="replace",
+            cwd=str(cwd or TESTS_DIR), text=True, errors="replace", pass_fds=pass_fds,
         )
         self._lines: list[str] = []
         self._cond = threading.Condition()
@@ -165,15 +165,53 @@ class ServerProcess:
 
 ServerFactory = Callable[..., ServerProcess]
 
+# The process models the core test files run under: the servers their
+# fixtures start get these extra arguments (see pytest_generate_tests).
+MODEL_ARGS: dict[str, list[str]] = {
+    "async": [],
+    "prefork": ["--model", "prefork", "--workers", "2"],
+    "postfork": ["--model", "postfork"],
+}
+# Test modules whose servers run under every model; the rest run the async one.
+EVERY_MODEL_MODULES = {"test_http1", "test_bad_input", "test_limits", "test_apps_mount",
+                       "test_lifespan", "test_frameworks", "test_robustness", "test_tls"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "server_model" not in metafunc.fixturenames:
+        return
+    module = metafunc.module.__name__.rpartition(".")[2]
+    only = metafunc.definition.get_closest_marker("models")
+    if only is not None:
+        models = list(only.args)
+    elif module in EVERY_MODEL_MODULES:
+        models = list(MODEL_ARGS)
+    else:
+        models = ["async"]
+    if models != ["async"]:
+        metafunc.parametrize("server_model", models, indirect=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "models(*names): run this test under only these "
+                                       "process models")
+
 
 @pytest.fixture
-def start_server() -> Iterator[ServerFactory]:
+def server_model(request: pytest.FixtureRequest) -> str:
+    """The process model of the servers this test starts (parametrised per module)."""
+    return str(getattr(request, "param", "async"))
+
+
+@pytest.fixture
+def start_server(server_model: str) -> Iterator[ServerFactory]:
     """Start servers with `start_server("module:app", "--flag", ..., env={...})`."""
     started: list[ServerProcess] = []
 
     def factory(*args: str, env: dict[str, str] | None = None,
                 cwd: str | Path | None = None, host: str = "127.0.0.1") -> ServerProcess:
-        server = ServerProcess([*args, "--host", host, "--port", "0"], env=env, cwd=cwd)
+        server = ServerProcess([*args, *MODEL_ARGS[server_model], "--host", host,
+                                "--port", "0"], env=env, cwd=cwd)
         started.append(server)
         return server
 
@@ -185,11 +223,21 @@ def start_server() -> Iterator[ServerFactory]:
 
 
 @pytest.fixture(scope="session")
-def basic_server() -> Iterator[ServerProcess]:
-    """One shared server running `apps.basic:app` with default settings."""
-    server = ServerProcess(["apps.basic:app", "--host", "127.0.0.1", "--port", "0"])
-    yield server
-    server.stop()
+def _basic_servers() -> Iterator[dict[str, ServerProcess]]:
+    servers: dict[str, ServerProcess] = {}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def basic_server(server_model: str, _basic_servers: dict[str, ServerProcess]) -> ServerProcess:
+    """One shared server per process model running `apps.basic:app` with default settings."""
+    server = _basic_servers.get(server_model)
+    if server is None:
+        server = _basic_servers[server_model] = ServerProcess(
+            ["apps.basic:app", *MODEL_ARGS[server_model], "--host", "127.0.0.1", "--port", "0"])
+    return server
 
 
 def read_response(sock: socket.socket, timeout: float = 5) -> tuple[bytes, dict[bytes, bytes],
@@ -271,6 +319,16 @@ class _SocketReader:
     def _keep(self, rest: bytes) -> None:
         self.buffer = rest
         _LEFTOVER[self.sock] = rest
+
+
+def fetch(server: ServerProcess, path: str, timeout: float = 10,
+          sock: socket.socket | None = None) -> tuple[int, bytes]:
+    """GET `path` on a new connection (or `sock`) with Connection: close; (status, body)."""
+    conn = sock or server.connect(timeout)
+    with conn:
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+        status, _, body = read_response(conn, timeout)
+    return int(status.split()[1]), body
 
 
 def recv_until_closed(sock: socket.socket, timeout: float = 5) -> bytes:

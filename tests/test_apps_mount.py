@@ -73,6 +73,8 @@ def test_each_app_has_its_own_state(mounted_server: ServerProcess) -> None:
             assert client.get(path).json()["state"] == {"owner": owner}
 
 
+# Once per worker in prefork (see test_prefork.py), so not run there.
+@pytest.mark.models("async", "postfork")
 def test_each_app_gets_its_own_lifespan(start_server: ServerFactory, tmp_path: Path) -> None:
     events_file = tmp_path / "events.txt"
     config = write_apps(tmp_path / "apps.json", MOUNTS)

@@ -23,6 +23,8 @@ def run_to_exit(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return run_qactuar(*args, "--host", "127.0.0.1", "--port", "0", env=child_env(**env))
 
 
+# Once per worker in prefork (see test_prefork.py), so not run there.
+@pytest.mark.models("async", "postfork")
 @pytest.mark.parametrize("mode", ["auto", "on"])
 def test_startup_and_shutdown_run_once_per_app_in_order(start_server: ServerFactory,
                                                         tmp_path: Path, mode: str) -> None:
@@ -79,6 +81,8 @@ def test_startup_failed_exits_non_zero_with_the_apps_message(tmp_path: Path) -> 
     assert file_lines(events_file) == ["failing startup"]
 
 
+# Once per worker in prefork (see test_prefork.py), so not run there.
+@pytest.mark.models("async", "postfork")
 @pytest.mark.parametrize("args", [[], ["--lifespan", "auto"]])
 def test_auto_serves_an_app_that_raises_on_lifespan(start_server: ServerFactory,
                                                     tmp_path: Path, args: list[str]) -> None:

@@ -107,3 +107,23 @@ def test_a_second_signal_stops_waiting(start_server: ServerFactory, tmp_path: Pa
         raise AssertionError(f"the second signal was ignored:\n{server.output}") from None
     data = recv_until_closed(busy, timeout=5)
     assert b"slept" not in data
+
+
+def test_a_request_still_arriving_at_shutdown_is_answered(start_server: ServerFactory) -> None:
+    # As in a prefork reload under load: a worker stops listening while a
+    # client it accepted is halfway through sending its request head.
+    server = start_server("apps.basic:app", "--header-timeout", "30")
+    arriving = server.connect(timeout=10)
+    arriving.sendall(b"GET /hello HTTP/1.1\r\n")
+    # Connections are accepted in order: once a later one is answered, `arriving` is ours.
+    with server.connect() as later:
+        later.sendall(b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        assert read_response(later)[0].startswith(b"HTTP/1.1 200")
+    server.send_signal(signal.SIGTERM)
+    server.wait_for_log("Shutting down")
+    arriving.sendall(b"Host: t\r\n\r\n")
+    status, headers, body = read_response(arriving, timeout=10)
+    assert (status, body) == (b"HTTP/1.1 200 OK", b"Hello, world!")
+    assert headers[b"connection"] == b"close"
+    arriving.close()
+    assert server.stop() == 0

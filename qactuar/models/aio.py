@@ -1,17 +1,23 @@
 """The `async` model: one process, one event loop, every connection a coroutine.
 
-Also the serving core the other models reuse in each of their processes.
+Also the serving core the other models reuse in each of their processes: a
+prefork worker is `serve()` on sockets its supervisor bound, a postfork
+child is `serve_connection()` on the one connection its parent accepted.
+A `ProcessRole` says how such a process differs from the async model.
+This module never forks and never binds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from qactuar.asgi.lifespan import LifespanFailure
@@ -20,9 +26,29 @@ from qactuar.config import Config, ConfigError
 from qactuar.logs import server_logger
 from qactuar.protocols.http1 import HTTP1Protocol
 from qactuar.server_state import ServerState
-from qactuar.sockets import bind_tcp, describe, tls_context
+from qactuar.sockets import bind_all, close_all, describe, tls_context
 
 EXIT_STARTUP_FAILED = 3
+
+
+@dataclass
+class ProcessRole:
+    """What a serving process of another model does differently from the async model."""
+
+    model: str = "async"
+    logger: logging.Logger = server_logger
+    lifespan: bool = True  # False where a parent process ran it (postfork children)
+    state_class: type[ServerState] = ServerState
+    protocol_class: type[HTTP1Protocol] = HTTP1Protocol
+    # Called once the loop runs, before lifespan startup, with the state and a
+    # function that starts a graceful stop (heartbeats, request quotas).
+    on_start: Callable[[ServerState, Callable[[], None]], None] | None = None
+    on_listening: Callable[[], None] | None = None
+    stop_signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+
+
+ASYNC_ROLE = ProcessRole()
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -41,82 +67,120 @@ def run_async_model(config: Config, mounts: list[Mount]) -> int:
     """Bind, serve until SIGINT/SIGTERM, shut down gracefully; return the exit status."""
     new_loop = loop_factory(config.LOOP)
     ssl_context = tls_context(config)
-    sockets = bind_tcp(config.HOST, config.PORT)
-    with asyncio.Runner(loop_factory=new_loop) as runner:
-        return runner.run(serve(config, mounts, sockets, ssl_context))
+    sockets = bind_all(config)
+    try:
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            return runner.run(serve(config, mounts, sockets, ssl_context))
+    finally:
+        close_all(sockets)
 
 
 async def serve(config: Config, mounts: list[Mount], sockets: list[socket.socket],
-                ssl_context: Any = None) -> int:
+                ssl_context: Any = None, role: ProcessRole = ASYNC_ROLE) -> int:
     loop = asyncio.get_running_loop()
     scheme = "https" if ssl_context else "http"
-    state = ServerState(config, Router(mounts), loop, scheme)
-    signals = _install_signal_handlers(loop)
+    state = role.state_class(config, Router(mounts), loop, scheme)
+    signals = install_signal_handlers(loop, role.logger, role.stop_signals)
+    servers: list[asyncio.Server] = []
 
+    def stop_now() -> None:
+        # Stop accepting at once, not an iteration later: a worker that has
+        # reached its request quota must not take one more connection.
+        signals.stop.set()
+        for server in servers:
+            server.close()
+
+    if role.on_start is not None:
+        role.on_start(state, stop_now)
+
+    started, status = await start_apps(mounts if role.lifespan else [], config, signals,
+                                       role.logger)
+    if status is not None:
+        return status
+
+    loop_name = loop_label(loop)
+    protocol_class = role.protocol_class
+    for sock in sockets:
+        servers.append(await loop.create_server(
+            lambda: protocol_class(state), sock=sock, ssl=ssl_context,
+            ssl_handshake_timeout=config.HEADER_TIMEOUT if ssl_context else None))
+        role.logger.info("Listening on %s (%s model, %s loop, pid %d)",
+                         describe(sock, scheme), role.model, loop_name, os.getpid())
+    if role.on_listening is not None:
+        role.on_listening()
+    if not signals.stop.is_set():
+        await signals.stop.wait()
+
+    role.logger.info("Shutting down: no new connections, waiting up to %ss for %d "
+                     "connection(s)", config.SHUTDOWN_TIMEOUT, len(state.connections))
+    state.shutting_down = True
+    for server in servers:
+        server.close()
+    await stop_connections(state, config, signals)
+    await shut_down_apps(started, config, signals)
+    role.logger.info("Stopped")
+    return 0
+
+
+def loop_label(loop: asyncio.AbstractEventLoop) -> str:
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
+async def stop_connections(state: ServerState, config: Config, signals: Signals) -> None:
+    for connection in list(state.connections):
+        connection.shutdown()
+    await _drain(state, config.SHUTDOWN_TIMEOUT, signals)
+
+
+class Signals:
+    """The first SIGINT/SIGTERM sets `stop`; a second one sets `force` too."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.stop = asyncio.Event()
+        self.force = asyncio.Event()
+        self.logger = logger
+
+    def received(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self.stop.is_set():
+            self.logger.warning("%s again: not waiting any longer", name)
+            self.force.set()
+        else:
+            self.logger.info("Received %s", name)
+            self.stop.set()
+
+
+def install_signal_handlers(loop: asyncio.AbstractEventLoop, logger: logging.Logger,
+                            signums: tuple[int, ...] = STOP_SIGNALS) -> Signals:
+    signals = Signals(logger)
+    # Only the main thread may take signals; run() in another thread serves
+    # until its process ends, as other servers do.
+    if threading.current_thread() is threading.main_thread():
+        for signum in signums:
+            loop.add_signal_handler(signum, signals.received, signum)
+    return signals
+
+
+async def start_apps(mounts: list[Mount], config: Config, signals: Signals,
+                     logger: logging.Logger) -> tuple[list[Mount], int | None]:
+    """Run every app's lifespan startup; return the started apps and, if the
+    process must not serve, its exit status (0 when a signal stopped it)."""
     started: list[Mount] = []
     for mount in mounts:
         startup = asyncio.ensure_future(mount.lifespan.startup())
         if not await _finished_before(startup, signals.stop):
             mount.lifespan.cancel()
-            server_logger.info("Stopped during application startup")
-            await _shut_down_apps(started, config, signals)
-            return 0
+            logger.info("Stopped during application startup")
+            await shut_down_apps(started, config, signals)
+            return started, 0
         try:
             startup.result()
         except LifespanFailure as exc:
-            server_logger.error("%s; exiting", exc)
-            await _shut_down_apps(started, config, signals)
-            return EXIT_STARTUP_FAILED
+            logger.error("%s; exiting", exc)
+            await shut_down_apps(started, config, signals)
+            return started, EXIT_STARTUP_FAILED
         started.append(mount)
-
-    loop_name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
-    servers = []
-    for sock in sockets:
-        servers.append(await loop.create_server(
-            lambda: HTTP1Protocol(state), sock=sock, ssl=ssl_context,
-            ssl_handshake_timeout=config.HEADER_TIMEOUT if ssl_context else None))
-        server_logger.info("Listening on %s (async model, %s loop, pid %d)",
-                           describe(sock, scheme), loop_name, os.getpid())
-    await signals.stop.wait()
-
-    server_logger.info("Shutting down: no new connections, waiting up to %ss for %d "
-                       "connection(s)", config.SHUTDOWN_TIMEOUT, len(state.connections))
-    state.shutting_down = True
-    for server in servers:
-        server.close()
-    for connection in list(state.connections):
-        connection.shutdown()
-    await _drain(state, config.SHUTDOWN_TIMEOUT, signals)
-    await _shut_down_apps(started, config, signals)
-    server_logger.info("Stopped")
-    return 0
-
-
-class _Signals:
-    """The first SIGINT/SIGTERM sets `stop`; a second one sets `force` too."""
-
-    def __init__(self) -> None:
-        self.stop = asyncio.Event()
-        self.force = asyncio.Event()
-
-    def received(self, signum: int) -> None:
-        name = signal.Signals(signum).name
-        if self.stop.is_set():
-            server_logger.warning("%s again: not waiting any longer", name)
-            self.force.set()
-        else:
-            server_logger.info("Received %s", name)
-            self.stop.set()
-
-
-def _install_signal_handlers(loop: asyncio.AbstractEventLoop) -> _Signals:
-    signals = _Signals()
-    # Only the main thread may take signals; run() in another thread serves
-    # until its process ends, as other servers do.
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, signals.received, signum)
-    return signals
+    return started, None
 
 
 async def _finished_before(task: asyncio.Future[Any], event: asyncio.Event) -> bool:
@@ -130,7 +194,7 @@ async def _finished_before(task: asyncio.Future[Any], event: asyncio.Event) -> b
     return False
 
 
-async def _shut_down_apps(started: list[Mount], config: Config, signals: _Signals) -> None:
+async def shut_down_apps(started: list[Mount], config: Config, signals: Signals) -> None:
     for mount in reversed(started):
         if signals.force.is_set():
             mount.lifespan.cancel()
@@ -138,7 +202,7 @@ async def _shut_down_apps(started: list[Mount], config: Config, signals: _Signal
             await mount.lifespan.shutdown(config.SHUTDOWN_TIMEOUT, signals.force)
 
 
-async def _drain(state: ServerState, timeout: float, signals: _Signals) -> None:
+async def _drain(state: ServerState, timeout: float, signals: Signals) -> None:
     """Let in-flight requests finish, up to `timeout`; then cut what is left."""
     deadline = time.monotonic() + timeout
     while (state.connections or state.tasks) and not signals.force.is_set():

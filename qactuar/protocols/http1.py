@@ -74,6 +74,11 @@ class _Request(HTTPStream):
     message_complete: bool
 
 
+# How long a connection that has sent nothing yet may take to send its first
+# request once the server shuts down.
+FIRST_REQUEST_GRACE = 0.5
+
+
 class HTTP1Protocol(asyncio.Protocol):
     """One client connection; also the `ResponseSink` of the request being answered."""
 
@@ -654,12 +659,26 @@ class HTTP1Protocol(asyncio.Protocol):
         websocket.take_over(self.transport, rest, self._reading_paused)
 
     def shutdown(self) -> None:
-        """Server shutdown: close now if idle, else after the current answer."""
-        if not self._queue:
-            self._close()
-        else:
+        """Server shutdown: close now if idle between requests, else after the answer.
+
+        A request still arriving is answered first.  A connection that has
+        sent nothing yet was accepted just before the server stopped
+        listening (a prefork reload, a SIGTERM under load): its request is
+        most likely in flight, so it gets a moment before it is closed.
+        """
+        if self._queue:
             for pending in self._queue:
                 pending.keep_alive = False
+        elif self._in_head:
+            return  # answered with Connection: close (the server is shutting down)
+        elif not self._url:  # every request sets _url: none has arrived yet
+            self.loop.call_later(FIRST_REQUEST_GRACE, self._close_if_idle)
+        else:
+            self._close()
+
+    def _close_if_idle(self) -> None:
+        if not self._queue and not self._in_head:
+            self._close()
 
     def _close(self) -> None:
         self._client_deadline = 0.0

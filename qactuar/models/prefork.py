@@ -1,0 +1,318 @@
+"""The `prefork` model: a supervisor binds, then forks workers that share the sockets.
+
+Each worker is the async server (`aio.serve`) on the inherited sockets with
+its own lifespan; this module decides when workers start and stop: crash
+replacement with back-off, hung-worker replacement (heartbeat older than
+WORKER_TIMEOUT), MAX_REQUESTS recycling, SIGHUP graceful reload,
+SIGTTIN/SIGTTOU scaling and SIGTERM/SIGINT shutdown.  The supervisor keeps
+its copies of the listening sockets until it stops, so a connection that
+arrives while no worker is accepting waits in the backlog instead of being
+refused.  It never serves a request itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from qactuar.asgi.router import Mount
+from qactuar.config import Config
+from qactuar.logs import child_logger, server_logger
+from qactuar.models.aio import ProcessRole, loop_factory, serve
+from qactuar.server_state import ServerState
+from qactuar.sockets import bind_all, close_all, describe, tls_context
+from qactuar.supervisor import (
+    EXIT_STARTUP_FAILED,
+    READY,
+    RETIRING,
+    STATUS,
+    Child,
+    SignalPipe,
+    Slots,
+    describe_exit,
+    fork_child,
+    heartbeat,
+    kill_overdue,
+    new_selector,
+    next_deadline,
+    reap,
+    selector_timeout,
+    signal_child,
+)
+
+# A worker that dies sooner than this after starting counts towards back-off.
+QUICK_DEATH = 10.0
+MAX_BACKOFF = 10.0
+HUNG_KILL_GRACE = 2.0  # SIGKILL this long after SIGABRT if a hung worker is still there
+
+
+class CountingState(ServerState):
+    """A worker's ServerState that counts finished requests, for MAX_REQUESTS.
+
+    It counts the decrements of the in-flight counter the HTTP stream keeps
+    anyway, so the async model's hot path pays nothing: only workers with
+    MAX_REQUESTS set use this class.
+    """
+
+    request_limit = 0
+    on_limit: Callable[[int], None] = staticmethod(lambda finished: None)
+    finished = 0
+    _in_flight = 0
+
+    @property  # type: ignore[override]
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @in_flight.setter
+    def in_flight(self, value: int) -> None:
+        if value < self._in_flight:
+            self.finished += 1
+            if self.finished == self.request_limit:
+                self.on_limit(self.finished)
+        self._in_flight = value
+
+
+def run_prefork_model(config: Config, mounts: list[Mount]) -> int:
+    new_loop = loop_factory(config.LOOP)
+    ssl_context = tls_context(config)
+    sockets = bind_all(config)
+    try:
+        return PreforkSupervisor(config, mounts, sockets, ssl_context, new_loop).run()
+    finally:
+        close_all(sockets)
+
+
+class PreforkSupervisor:
+    def __init__(self, config: Config, mounts: list[Mount], sockets: list[socket.socket],
+                 ssl_context: Any, new_loop: Callable[[], asyncio.AbstractEventLoop]) -> None:
+        self.config = config
+        self.mounts = mounts
+        self.sockets = sockets
+        self.ssl_context = ssl_context
+        self.new_loop = new_loop
+        self.target = config.WORKERS or os.cpu_count() or 1
+        self.slots = Slots(max(256, self.target * 4))
+        self.workers: dict[int, Child] = {}  # pid -> worker; Child.extra is its generation
+        self.generation = 0
+        self.failures = 0  # workers that died soon after starting, in a row
+        self.spawn_at = 0.0
+        self.ever_ready = False
+        self.exit_status: int | None = None
+        self.interval = min(config.CHECK_PROCESS_INTERVAL, config.WORKER_TIMEOUT)
+        self.reloading = False
+        self.forced = False
+
+    # -- the supervisor's loop ---------------------------------------------------
+
+    def run(self) -> int:
+        self.signals = SignalPipe((signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
+                                   signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD))
+        self.selector = new_selector(self.signals)
+        scheme = "https" if self.ssl_context else "http"
+        server_logger.info("Prefork supervisor pid %d: bound %s; starting %d worker(s)",
+                           os.getpid(), ", ".join(describe(s, scheme) for s in self.sockets),
+                           self.target)
+        next_check = time.monotonic() + self.interval
+        try:
+            while True:
+                self._spawn_missing()
+                deadline = next_deadline(self.workers.values(), next_check,
+                                         self.spawn_at if self._missing() else None)
+                self.selector.select(selector_timeout(deadline, self.interval))
+                for signum in self.signals.read():
+                    self._on_signal(signum)
+                for pid, status in reap():
+                    self._on_exit(pid, status)
+                if self.exit_status is not None and not self.workers:
+                    break
+                if time.monotonic() >= next_check:
+                    self._check_workers()
+                    next_check = time.monotonic() + self.interval
+                kill_overdue(self.workers.values())
+                self._finish_reload()
+        finally:
+            self.selector.close()
+            self.signals.close()
+        server_logger.info("Prefork supervisor stopped")
+        return self.exit_status
+
+    def _missing(self) -> int:
+        current = [w for w in self.workers.values()
+                   if w.extra == self.generation and not w.stopping]
+        return self.target - len(current) if self.exit_status is None else 0
+
+    def _spawn_missing(self) -> None:
+        while self._missing() > 0 and time.monotonic() >= self.spawn_at:
+            self._spawn()
+
+    def _spawn(self) -> None:
+        slot = self.slots.take()
+        generation = self.generation
+        pid = fork_child(lambda: self._run_worker(slot), self._drop_supervisor_resources)
+        self.workers[pid] = Child(pid, slot, extra=generation)
+        server_logger.info("Worker pid %d spawned", pid)
+
+    def _drop_supervisor_resources(self) -> None:
+        self.selector.close()
+        self.signals.close()
+
+    # -- events ---------------------------------------------------------------------
+
+    def _on_signal(self, signum: int) -> None:
+        if signum == signal.SIGCHLD:
+            return  # reaped right after
+        name = signal.Signals(signum).name
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self._begin_stop(0, f"Received {name}")
+        elif self.exit_status is not None:
+            server_logger.info("Received %s while stopping: ignored", name)
+        elif signum == signal.SIGHUP:
+            self._begin_reload()
+        elif signum == signal.SIGTTIN:
+            if self.target * 2 >= self.slots.count:  # room for a reload's second set
+                server_logger.warning("Received SIGTTIN: already at the most workers (%d)",
+                                      self.target)
+                return
+            self.target += 1
+            server_logger.info("Received SIGTTIN: now %d worker(s)", self.target)
+        elif signum == signal.SIGTTOU:
+            if self.target <= 1:
+                server_logger.info("Received SIGTTOU: keeping the last worker")
+                return
+            self.target -= 1
+            newest = max((w for w in self.workers.values()
+                          if w.extra == self.generation and not w.stopping),
+                         key=lambda w: w.started)
+            server_logger.info("Received SIGTTOU: now %d worker(s); stopping worker pid %d",
+                               self.target, newest.pid)
+            self._stop_worker(newest)
+
+    def _begin_stop(self, status: int, why: str) -> None:
+        if self.exit_status is not None:
+            if not self.forced:
+                self.forced = True
+                server_logger.warning("%s again: workers stop without waiting", why)
+                for worker in self.workers.values():
+                    signal_child(worker, signal.SIGTERM)
+            return
+        self.exit_status = status
+        server_logger.info("%s", why)
+        server_logger.info("Shutting down: no new connections, stopping %d worker(s), waiting "
+                           "up to %ss for their requests", len(self.workers),
+                           self.config.SHUTDOWN_TIMEOUT)
+        # Close our copies now: once the workers close theirs, connections are refused.
+        close_all(self.sockets)
+        for worker in self.workers.values():
+            self._stop_worker(worker)
+
+    def _stop_worker(self, worker: Child) -> None:
+        worker.stopping = True
+        # Draining and then lifespan shutdown are each bounded by SHUTDOWN_TIMEOUT
+        # in the worker; SIGKILL is the backstop for one that does not manage.
+        signal_child(worker, signal.SIGTERM, kill_after=2 * self.config.SHUTDOWN_TIMEOUT + 3)
+
+    def _begin_reload(self) -> None:
+        self.generation += 1
+        self.reloading = True
+        self.failures = 0
+        self.spawn_at = 0.0
+        server_logger.info("Received SIGHUP: reload started, starting %d new worker(s) before "
+                           "the old ones stop", self.target)
+
+    def _finish_reload(self) -> None:
+        if not self.reloading or self.exit_status is not None:
+            return
+        ready = [w for w in self.workers.values() if w.extra == self.generation
+                 and not w.stopping and self.slots.get(w.slot, STATUS) == READY]
+        if len(ready) < self.target:
+            return
+        old = [w for w in self.workers.values() if w.extra != self.generation and not w.stopping]
+        for worker in old:
+            self._stop_worker(worker)
+        self.reloading = False
+        server_logger.info("Reload finished: %d new worker(s) serving, %d old worker(s) "
+                           "draining", len(ready), len(old))
+
+    def _on_exit(self, pid: int, status: int) -> None:
+        worker = self.workers.pop(pid, None)
+        if worker is None:
+            return
+        worker_status = self.slots.get(worker.slot, STATUS)
+        self.slots.release(worker.slot)
+        self.ever_ready = self.ever_ready or worker_status in (READY, RETIRING)
+        how = describe_exit(status)
+        if worker.stopping:
+            server_logger.info("Worker pid %d stopped (%s)", pid, how)
+            return
+        if worker.reason:
+            server_logger.error("Worker pid %d %s after %s; replacing it", pid, how, worker.reason)
+            return
+        if worker_status == RETIRING and os.WIFEXITED(status):
+            server_logger.info("Worker pid %d recycled (MAX_REQUESTS); replacing it", pid)
+            return
+        code = os.waitstatus_to_exitcode(status)
+        self.ever_ready = self.ever_ready or any(
+            self.slots.get(w.slot, STATUS) in (READY, RETIRING) for w in self.workers.values())
+        if code == EXIT_STARTUP_FAILED and not self.ever_ready:
+            self._begin_stop(EXIT_STARTUP_FAILED, f"Worker pid {pid} failed application startup")
+            return
+        lived = time.monotonic() - worker.started
+        self.failures = self.failures + 1 if lived < QUICK_DEATH else 1
+        delay = 0.0 if self.failures <= 1 else min(MAX_BACKOFF, 0.5 * 2 ** (self.failures - 2))
+        self.spawn_at = time.monotonic() + delay
+        server_logger.error("Worker pid %d %s unexpectedly; replacing it%s", pid, how,
+                            f" in {delay:g}s (it keeps dying)" if delay else "")
+
+    def _check_workers(self) -> None:
+        """Replace workers whose event loop has not run for WORKER_TIMEOUT."""
+        timeout = self.config.WORKER_TIMEOUT
+        for worker in self.workers.values():
+            if worker.stopping or worker.reason:
+                continue
+            silence = self.slots.silence(worker.slot)
+            if silence > timeout:
+                worker.reason = f"hanging (its event loop was blocked for {silence:.1f}s, " \
+                                f"WORKER_TIMEOUT is {timeout:g}s)"
+                server_logger.error("Worker pid %d is hung: its event loop has not run for "
+                                    "%.1fs (WORKER_TIMEOUT %gs); killing it",
+                                    worker.pid, silence, timeout)
+                signal_child(worker, signal.SIGABRT, kill_after=HUNG_KILL_GRACE)
+
+    # -- inside a worker --------------------------------------------------------------
+
+    def _run_worker(self, slot: int) -> int:
+        config = self.config
+        random.seed()  # each worker its own jitter
+        parent = os.getppid()
+        tasks: set[asyncio.Task[None]] = set()
+
+        def on_start(state: ServerState, stop: Callable[[], None]) -> None:
+            if isinstance(state, CountingState):
+                state.request_limit = config.MAX_REQUESTS + random.randint(
+                    0, config.MAX_REQUESTS_JITTER)
+
+                def recycle(finished: int) -> None:
+                    self.slots.set(slot, STATUS, RETIRING)
+                    child_logger.info("Worker pid %d served %d requests (MAX_REQUESTS): "
+                                      "recycling", os.getpid(), finished)
+                    stop()
+
+                state.on_limit = recycle
+            tasks.add(state.loop.create_task(
+                heartbeat(self.slots, slot, self.interval / 2, parent, stop)))
+
+        def on_listening() -> None:
+            self.slots.set(slot, STATUS, READY)
+
+        role = ProcessRole(model="prefork", logger=child_logger,
+                           state_class=CountingState if config.MAX_REQUESTS else ServerState,
+                           on_start=on_start, on_listening=on_listening,
+                           stop_signals=(signal.SIGTERM,))
+        with asyncio.Runner(loop_factory=self.new_loop) as runner:
+            return runner.run(serve(config, self.mounts, self.sockets, self.ssl_context, role))
