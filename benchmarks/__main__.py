@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -97,8 +98,16 @@ def run(args: argparse.Namespace, settings: Settings) -> Results:
     return results
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM, and SIGINT even where a shell started us with it ignored, unwind
+    # through the `with ServerProcess` blocks so that no server is left running.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     if not args.no_install:
         environment.ensure_tools()
         environment.ensure_packages(args.servers, "starlette" in args.scenarios)

@@ -69,8 +69,12 @@ def measure_memory(spec: ServerSpec, scenario: Scenario, settings: Settings,
         before = _stable_rss(server)
         sockets: list[socket.socket] = []
         try:
-            for _ in range(settings.connections):
-                sockets.append(_one_request_kept_open(server.port))
+            try:
+                for _ in range(settings.connections):
+                    sockets.append(_one_request_kept_open(server.port))
+            except OSError as error:
+                raise ServerFailed(f"{spec.name}: opening idle connection {len(sockets) + 1}"
+                                   f": {error!r}") from error
             server.check_alive()
             after = _stable_rss(server)
             closed = sum(not _still_open(sock) for sock in sockets)

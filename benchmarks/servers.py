@@ -11,7 +11,8 @@ Fair single-worker settings per server:
 - granian: `--workers 1 --runtime-threads 1 --blocking-threads 1 --loop uvloop`.
   Granian runs its Rust I/O runtime beside the Python thread; one runtime
   thread (its default, which selects the single-threaded runtime) and one
-  blocking (Python) thread is its single-core setting. Its worker is a child
+  blocking (Python) thread is its single-core setting; `--backlog 2048` as
+  the others use, `--backpressure` see below. Its worker is a child
   process of the launcher; both are pinned to the server CPU.
 - hypercorn: `--workers 1 --worker-class uvloop`.
 - daphne: one Twisted process (it has no worker option).
@@ -26,6 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 KEEP_ALIVE_SECONDS = "300"
+# Granian admits at most --backpressure connections at once (default backlog/workers
+# = 1024); above the idle-memory scenario's 5,000 so that it can be measured at all.
+BACKPRESSURE = 8192
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ def _granian(app: str, port: int) -> list[str]:
     return _python("-m", "granian", "--interface", "asgi", "--http", "1",
                    "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                    "--runtime-threads", "1", "--blocking-threads", "1", "--loop", "uvloop",
+                   "--backlog", "2048", "--backpressure", str(BACKPRESSURE),
                    "--no-ws", "--no-access-log", "--log-level", "warning", app)
 
 
