@@ -107,15 +107,37 @@ def console_report(results: Results, meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def summary_rows(results: Results) -> tuple[list[str], list[list[str]]]:
+    """One row per scenario, one column per server: the README's table."""
+    servers = list(dict.fromkeys(s for e in results.values() for s in e["servers"]))
+    header = ["scenario", *servers, f"qactuar x {BASELINE}"]
+    rows = []
+    for scenario, entry in results.items():
+        metric = HEADLINE[entry["kind"]][0]
+        row = [f"{entry['title']}, {UNITS[metric]}"]
+        for server in servers:
+            result = entry["servers"].get(server)
+            if result is None:
+                row.append("n/a")
+            else:
+                row.append("FAILED" if result.failures else _fmt(result.median(metric), metric))
+        r = ratio(results, scenario, "qactuar")
+        rows.append([*row, f"{r:.2f}" if r is not None else "-"])
+    return header, rows
+
+
 def markdown_report(results: Results, meta: dict[str, Any]) -> str:
     lines = [f"<!-- {_meta_line(meta)} -->", ""]
+    lines += [*_markdown_table(*summary_rows(results)), ""]
     for scenario, entry in results.items():
         header, rows = table_rows(results, scenario)
-        lines += [f"**{entry['title']}**", "", "| " + " | ".join(header) + " |",
-                  "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        lines.append("")
+        lines += [f"**{entry['title']}**", "", *_markdown_table(header, rows), ""]
     return "\n".join(lines)
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"
+    return ["| " + " | ".join(header) + " |", rule, *("| " + " | ".join(r) + " |" for r in rows)]
 
 
 def _meta_line(meta: dict[str, Any]) -> str:

@@ -9,10 +9,12 @@ Fair single-worker settings per server:
 - qactuar: the default `async` model (one process, uvloop, httptools).
 - uvicorn: `--loop uvloop --http httptools`, one process (no `--workers`).
 - granian: `--workers 1 --runtime-threads 1 --blocking-threads 1 --loop uvloop`.
-  Granian runs its Rust I/O runtime beside the Python thread; one runtime
-  thread (its default, which selects the single-threaded runtime) and one
-  blocking (Python) thread is its single-core setting; `--backlog 2048` as
-  the others use, `--backpressure` see below. Its worker is a child
+  Granian runs its Rust I/O runtime beside the Python thread: one runtime
+  thread (its default) and one blocking thread (the one thread that runs
+  Python code, its default for ASGI) is its single-core setting. The runtime
+  mode stays at its default `auto`, which for ASGI picks the multi-threaded
+  Tokio runtime (here with that one thread). `--backlog 2048` as the others
+  use, `--backpressure` see below. Its worker is a child
   process of the launcher; both are pinned to the server CPU.
 - hypercorn: `--workers 1 --worker-class uvloop`.
 - daphne: one Twisted process (it has no worker option).
