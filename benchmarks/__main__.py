@@ -12,11 +12,12 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from benchmarks import environment, wrk
 from benchmarks.measure import MEASUREMENTS, Settings
-from benchmarks.process import ServerFailed, raise_nofile
+from benchmarks.process import ServerFailed, cpu_list, raise_nofile
 from benchmarks.report import Results, ServerResult, console_report, write_outputs
 from benchmarks.scenarios import QUICK_SCENARIOS, SCENARIOS
 from benchmarks.servers import SERVERS
@@ -24,7 +25,7 @@ from benchmarks.servers import SERVERS
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-def _names(text: str, known: dict[str, object], what: str) -> list[str]:
+def _names(text: str, known: Mapping[str, object], what: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -48,8 +49,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds of load before each measured round (default 1)")
     parser.add_argument("--connections", type=int, default=5000,
                         help="idle keep-alive connections in idle-memory (default 5000)")
-    parser.add_argument("--server-cpu", default="0")
-    parser.add_argument("--load-cpu", default="1")
+    parser.add_argument("--server-cpu", default="0", help="CPU of the server (default 0)")
+    parser.add_argument("--load-cpu", default="1", help=(
+        "CPUs of the load tool, one wrk thread each (default 1; e.g. 1-3 where the "
+        "limit server outruns one wrk thread)"))
     parser.add_argument("--quick", action="store_true", help=(
         f"smoke test in under a minute: {', '.join(QUICK_SCENARIOS)}, "
         "one 2 s round, 1 s warm-up (unless --scenarios/--rounds/... are given)"))
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_install:
         environment.ensure_tools()
         environment.ensure_packages(args.servers, "starlette" in args.scenarios)
-    if len({args.server_cpu, args.load_cpu}) == 1 or (os.cpu_count() or 1) < 2:
+    if set(cpu_list(args.server_cpu)) & set(cpu_list(args.load_cpu)) or (os.cpu_count() or 1) < 2:
         print("warning: server and load tool share a CPU; figures are not comparable "
               "with a two-CPU run", file=sys.stderr)
     nofile = raise_nofile()
@@ -119,13 +122,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"benchmarks: open-files limit {nofile} is below "
                          f"{args.connections + 100}; raise it (ulimit -n) or use --connections")
     # The driver's own clients (verification, idle connections) stay off the server's CPU.
-    os.sched_setaffinity(0, {int(c) for c in args.load_cpu.split(",")})
+    load_cpus = cpu_list(args.load_cpu)
+    os.sched_setaffinity(0, load_cpus)
     settings = Settings(seconds=args.duration, warmup_seconds=args.warmup,
                         server_cpu=args.server_cpu, load_cpu=args.load_cpu,
-                        connections=args.connections)
+                        load_threads=len(load_cpus), connections=args.connections)
     meta = environment.describe({
         "rounds": args.rounds, "seconds": args.duration, "warmup_seconds": args.warmup,
-        "wrk_threads": wrk.THREADS, "wrk_connections": wrk.CONNECTIONS,
+        "wrk_threads": settings.load_threads, "wrk_connections": wrk.CONNECTIONS,
         "idle_connections": args.connections, "startup_samples": settings.startup_samples,
         "server_cpu": args.server_cpu, "load_cpu": args.load_cpu})
     print(f"benchmarks: scenarios {', '.join(args.scenarios)}; servers "

@@ -1,7 +1,8 @@
 """The ASGI apps every server serves in the benchmarks.
 
-Each scenario names one attribute of this module, and every server (Qactuar
-and its peers) imports that same object, so they all run identical app code.
+Each scenario names one attribute of this module (or `starlette_app:app`),
+and every server (Qactuar and its peers) imports that same object, so they
+all run identical app code.
 This module owns only app behaviour; it must not know about servers or load tools.
 """
 
@@ -81,24 +82,3 @@ async def stream(scope: dict[str, Any], receive: Any, send: Any) -> None:
     for _ in range(STREAM_CHUNKS - 1):
         await send({"type": "http.response.body", "body": STREAM_CHUNK, "more_body": True})
     await send({"type": "http.response.body", "body": STREAM_CHUNK})
-
-
-def _starlette_app() -> Any:
-    """A small Starlette app with one JSON endpoint (imported lazily: optional dependency)."""
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
-
-    async def json_endpoint(request: Any) -> JSONResponse:
-        return JSONResponse(JSON_PAYLOAD)
-
-    return Starlette(routes=[Route("/", json_endpoint)])
-
-
-def __getattr__(name: str) -> Any:
-    # `starlette_json` is built on first import so that the other apps need no Starlette.
-    if name == "starlette_json":
-        app = _starlette_app()
-        globals()[name] = app
-        return app
-    raise AttributeError(name)

@@ -31,6 +31,7 @@ class Settings:
     warmup_seconds: float
     server_cpu: str
     load_cpu: str
+    load_threads: int = 1
     connections: int = IDLE_CONNECTIONS
     startup_samples: int = 3
 
@@ -46,8 +47,12 @@ def measure_wrk(spec: ServerSpec, scenario: Scenario, settings: Settings,
             scenario.verify(server.port)
             url = f"http://127.0.0.1:{server.port}/"
             if settings.warmup_seconds > 0:
-                wrk.run_wrk(url, settings.warmup_seconds, settings.load_cpu, script)
-            result = wrk.run_wrk(url, settings.seconds, settings.load_cpu, script)
+                wrk.run_wrk(url, settings.warmup_seconds, settings.load_cpu,
+                            settings.load_threads, script)
+            server_cpu_before = server.cpu_seconds()
+            result = wrk.run_wrk(url, settings.seconds, settings.load_cpu,
+                                 settings.load_threads, script)
+            server_cpu = server.cpu_seconds() - server_cpu_before
             server.check_alive()
             scenario.verify(server.port)  # still answering correctly after the load
     finally:
@@ -57,7 +62,11 @@ def measure_wrk(spec: ServerSpec, scenario: Scenario, settings: Settings,
     if problems:
         raise ServerFailed(f"{spec.name}: {', '.join(problems)}")
     return {"rps": result.requests_per_second, "p50_ms": result.latency_ms.get("50", 0.0),
-            "p99_ms": result.latency_ms.get("99", 0.0), "requests": result.requests}
+            "p99_ms": result.latency_ms.get("99", 0.0), "requests": result.requests,
+            # How busy each side was: a server well under 100% shared its CPU with
+            # something else; a load tool near 100% per thread was the bottleneck.
+            "server_cpu_pct": 100 * server_cpu / settings.seconds,
+            "load_cpu_pct": 100 * result.cpu_seconds / settings.seconds / settings.load_threads}
 
 
 def measure_memory(spec: ServerSpec, scenario: Scenario, settings: Settings,

@@ -30,6 +30,15 @@ class ServerFailed(RuntimeError):
     """A server did not start, died, or answered wrongly."""
 
 
+def cpu_list(text: str) -> list[int]:
+    """The CPUs of a taskset-style list: "1", "1,3", "2-5"."""
+    cpus: list[int] = []
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        cpus += range(int(first), int(last or first) + 1)
+    return cpus
+
+
 def free_port() -> int:
     """An ephemeral TCP port that nothing listens on right now."""
     with socket.socket() as sock:
@@ -111,6 +120,11 @@ class ServerProcess:
             return ""
         return ("\n    " + "\n    ".join(text)) if text else ""
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server and its descendants so far."""
+        assert self.popen is not None
+        return sum(_cpu_ticks(pid) for pid in _process_tree(self.popen.pid)) / _TICKS
+
     def rss_bytes(self) -> int:
         """Resident memory of the server and all its descendants (launcher + workers)."""
         assert self.popen is not None
@@ -162,6 +176,17 @@ def _process_tree(root: int) -> list[int]:
             except OSError:
                 continue
     return pids
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime
 
 
 def _vm_rss(pid: int) -> int:

@@ -74,7 +74,7 @@ def table_rows(results: Results, scenario: str) -> tuple[list[str], list[list[st
     metric, _ = HEADLINE[entry["kind"]]
     header = ["server", f"{UNITS[metric]} (median)", "min - max", f"x {BASELINE}"]
     if entry["kind"] == "wrk":
-        header[3:3] = ["p50 ms", "p99 ms"]
+        header[3:3] = ["p50 ms", "p99 ms", "server CPU %", "wrk CPU %"]
     rows = []
     for name, result in entry["servers"].items():
         spread = result.spread(metric)
@@ -82,13 +82,33 @@ def table_rows(results: Results, scenario: str) -> tuple[list[str], list[list[st
                f"{_fmt(spread[0], metric)} - {_fmt(spread[1], metric)}" if spread else "-"]
         if entry["kind"] == "wrk":
             row += [_fmt(result.median("p50_ms"), "p50_ms"),
-                    _fmt(result.median("p99_ms"), "p99_ms")]
+                    _fmt(result.median("p99_ms"), "p99_ms"),
+                    _fmt(result.median("server_cpu_pct"), "pct"),
+                    _fmt(result.median("load_cpu_pct"), "pct")]
         r = ratio(results, scenario, name)
         row.append(f"{r:.2f}" if r is not None else "-")
         if result.failures:
             row[1] = f"FAILED ({row[1]})" if result.rounds else "FAILED"
         rows.append(row)
     return header, rows
+
+
+BUSY_SERVER_PCT = 80  # a saturated one-worker server uses about 100% of its CPU
+SATURATED_LOAD_PCT = 90
+
+
+def cpu_notes(entry: dict[str, Any]) -> list[str]:
+    """Warnings that a figure measures the machine or the load tool, not the server."""
+    notes = []
+    for name, result in entry["servers"].items():
+        server, load = result.median("server_cpu_pct"), result.median("load_cpu_pct")
+        if load is not None and load > SATURATED_LOAD_PCT:
+            notes.append(f"  note: wrk used {load:.0f}% of its CPU against {name}: the figure "
+                         "may be wrk's limit, not the server's (more wrk CPUs: --load-cpu 1-3)")
+        elif server is not None and server < BUSY_SERVER_PCT:
+            notes.append(f"  note: {name} used only {server:.0f}% of its CPU: something else "
+                         "ran on that CPU, so this figure is noisy")
+    return notes
 
 
 def console_report(results: Results, meta: dict[str, Any]) -> str:
@@ -102,6 +122,7 @@ def console_report(results: Results, meta: dict[str, Any]) -> str:
                                    for i, (c, w) in enumerate(zip(row, widths, strict=True))))
         for name, result in entry["servers"].items():
             lines += [f"  {name} FAILED: {why}" for why in dict.fromkeys(result.failures)]
+        lines += cpu_notes(entry)
         lines.append("")
     lines += ["Targets (qactuar):", *target_lines(results)]
     return "\n".join(lines)

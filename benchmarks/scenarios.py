@@ -82,7 +82,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              post_body_size=ECHO_BODY_SIZE),
     Scenario("stream", "streamed 100 x 1 KiB", "wrk", "benchmarks.apps:stream",
              _verify_stream),
-    Scenario("starlette", "Starlette JSON endpoint", "wrk", "benchmarks.apps:starlette_json",
+    Scenario("starlette", "Starlette JSON endpoint", "wrk", "benchmarks.starlette_app:app",
              _verify_json),
     Scenario("idle-memory", "memory per idle keep-alive connection", "memory",
              "benchmarks.apps:hello", _verify_hello),

@@ -7,15 +7,15 @@ not decide whether a result passes (scenarios do, with `errors()`).
 from __future__ import annotations
 
 import re
+import resource
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# One load thread on its own core; 64 keep-alive connections keep a one-worker
-# server busy every moment (no idle gaps between a response and the next
-# request) without turning the figure into a measure of queueing alone.
-THREADS = 1
+# One wrk thread per load CPU (one by default); 64 keep-alive connections keep
+# a one-worker server busy every moment (no idle gaps between a response and
+# the next request) without turning the figure into a measure of queueing alone.
 CONNECTIONS = 64
 
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -30,6 +30,7 @@ class WrkResult:
     latency_ms: dict[str, float]  # "50", "75", "90", "99" -> milliseconds
     non_2xx_3xx: int = 0
     socket_errors: dict[str, int] = field(default_factory=dict)
+    cpu_seconds: float = 0.0  # wrk's own user + system time
 
     def errors(self) -> list[str]:
         """Why this run must not count, or [] when every request got a good answer."""
@@ -52,17 +53,26 @@ def post_script(body_size: int) -> Path:
     return Path(script.name)
 
 
-def run_wrk(url: str, seconds: float, cpu: str, script: Path | None = None) -> WrkResult:
-    """Load `url` for `seconds` from CPU `cpu`; raise RuntimeError when wrk itself fails."""
-    command = ["taskset", "-c", cpu, "wrk", f"-t{THREADS}", f"-c{CONNECTIONS}",
+def run_wrk(url: str, seconds: float, cpu: str, threads: int,
+            script: Path | None = None) -> WrkResult:
+    """Load `url` for `seconds` from CPUs `cpu`; raise RuntimeError when wrk itself fails."""
+    command = ["taskset", "-c", cpu, "wrk", f"-t{threads}", f"-c{CONNECTIONS}",
                f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "5s"]
     if script is not None:
         command += ["-s", str(script)]
+    before = _children_cpu_seconds()
     done = subprocess.run([*command, url], capture_output=True, text=True,
                           timeout=seconds + 60)
     if done.returncode != 0:
         raise RuntimeError(f"wrk exited with {done.returncode}: {done.stderr.strip()}")
-    return parse_wrk(done.stdout)
+    result = parse_wrk(done.stdout)
+    result.cpu_seconds = _children_cpu_seconds() - before
+    return result
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def parse_wrk(output: str) -> WrkResult:
