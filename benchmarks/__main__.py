@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from subprocess import SubprocessError
 
 from benchmarks import environment, wrk
 from benchmarks.measure import MEASUREMENTS, Settings
@@ -43,10 +44,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--servers", default=",".join(SERVERS),
                         help="comma-separated, from: %(default)s")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per scenario (default 3)")
-    parser.add_argument("--duration", type=float, default=5.0,
+    parser.add_argument("--duration", type=int, default=5,
                         help="seconds of load per round (default 5)")
-    parser.add_argument("--warmup", type=float, default=1.0,
-                        help="seconds of load before each measured round (default 1)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="seconds of load before each measured round, 0 for none (default 1)")
     parser.add_argument("--connections", type=int, default=5000,
                         help="idle keep-alive connections in idle-memory (default 5000)")
     parser.add_argument("--server-cpu", default="0", help="CPU of the server (default 0)")
@@ -68,7 +69,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if not any(a.startswith("--rounds") for a in given):
             args.rounds = 1
         if not any(a.startswith("--duration") for a in given):
-            args.duration = 2.0
+            args.duration = 2
     args.scenarios = _names(args.scenarios, SCENARIOS, "scenario")
     args.servers = _names(args.servers, SERVERS, "server")
     if args.rounds < 1 or args.duration < 1:
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace, settings: Settings) -> Results:
                 label = f"{scenario_name}-{round_number}"
                 try:
                     metrics = measure(SERVERS[server], scenario, settings, label)
-                except (ServerFailed, RuntimeError, OSError) as error:
+                except (ServerFailed, RuntimeError, OSError, SubprocessError) as error:
                     entry["servers"][server].failures.append(str(error))
                     print(f"  {scenario_name} round {round_number} {server}: FAILED: {error}",
                           flush=True)

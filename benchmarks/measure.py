@@ -27,8 +27,8 @@ IDLE_CONNECTIONS = 5000
 class Settings:
     """What the command line chose for this run."""
 
-    seconds: float
-    warmup_seconds: float
+    seconds: int
+    warmup_seconds: int
     server_cpu: str
     load_cpu: str
     load_threads: int = 1

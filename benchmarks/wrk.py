@@ -53,11 +53,11 @@ def post_script(body_size: int) -> Path:
     return Path(script.name)
 
 
-def run_wrk(url: str, seconds: float, cpu: str, threads: int,
+def run_wrk(url: str, seconds: int, cpu: str, threads: int,
             script: Path | None = None) -> WrkResult:
     """Load `url` for `seconds` from CPUs `cpu`; raise RuntimeError when wrk itself fails."""
     command = ["taskset", "-c", cpu, "wrk", f"-t{threads}", f"-c{CONNECTIONS}",
-               f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "5s"]
+               f"-d{seconds}s", "--latency", "--timeout", "5s"]
     if script is not None:
         command += ["-s", str(script)]
     before = _children_cpu_seconds()
