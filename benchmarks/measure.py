@@ -66,7 +66,9 @@ def measure_wrk(spec: ServerSpec, scenario: Scenario, settings: Settings,
             # How busy each side was: a server well under 100% shared its CPU with
             # something else; a load tool near 100% per thread was the bottleneck.
             "server_cpu_pct": 100 * server_cpu / settings.seconds,
-            "load_cpu_pct": 100 * result.cpu_seconds / settings.seconds / settings.load_threads}
+            "load_cpu_pct": 100 * result.cpu_seconds / settings.seconds / settings.load_threads,
+            # Requests per second of server CPU: steadier than req/s on a shared machine.
+            "requests_per_cpu_s": result.requests / server_cpu if server_cpu else 0.0}
 
 
 def measure_memory(spec: ServerSpec, scenario: Scenario, settings: Settings,

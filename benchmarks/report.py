@@ -74,7 +74,7 @@ def table_rows(results: Results, scenario: str) -> tuple[list[str], list[list[st
     metric, _ = HEADLINE[entry["kind"]]
     header = ["server", f"{UNITS[metric]} (median)", "min - max", f"x {BASELINE}"]
     if entry["kind"] == "wrk":
-        header[3:3] = ["p50 ms", "p99 ms", "server CPU %", "wrk CPU %"]
+        header[3:3] = ["p50 ms", "p99 ms", "server CPU %", "wrk CPU %", "req/CPU-s"]
     rows = []
     for name, result in entry["servers"].items():
         spread = result.spread(metric)
@@ -84,7 +84,8 @@ def table_rows(results: Results, scenario: str) -> tuple[list[str], list[list[st
             row += [_fmt(result.median("p50_ms"), "p50_ms"),
                     _fmt(result.median("p99_ms"), "p99_ms"),
                     _fmt(result.median("server_cpu_pct"), "pct"),
-                    _fmt(result.median("load_cpu_pct"), "pct")]
+                    _fmt(result.median("load_cpu_pct"), "pct"),
+                    _fmt(result.median("requests_per_cpu_s"), "rate")]
         r = ratio(results, scenario, name)
         row.append(f"{r:.2f}" if r is not None else "-")
         if result.failures:
@@ -99,15 +100,17 @@ SATURATED_LOAD_PCT = 90
 
 def cpu_notes(entry: dict[str, Any]) -> list[str]:
     """Warnings that a figure measures the machine or the load tool, not the server."""
-    notes = []
+    notes, starved = [], []
     for name, result in entry["servers"].items():
         server, load = result.median("server_cpu_pct"), result.median("load_cpu_pct")
         if load is not None and load > SATURATED_LOAD_PCT:
             notes.append(f"  note: wrk used {load:.0f}% of its CPU against {name}: the figure "
                          "may be wrk's limit, not the server's (more wrk CPUs: --load-cpu 1-3)")
         elif server is not None and server < BUSY_SERVER_PCT:
-            notes.append(f"  note: {name} used only {server:.0f}% of its CPU: something else "
-                         "ran on that CPU, so this figure is noisy")
+            starved.append(f"{name} {server:.0f}%")
+    if starved:
+        notes.append(f"  note: under load the server used only {', '.join(starved)} of its "
+                     "CPU: something else ran there, so req/s is noisy (req/CPU-s less so)")
     return notes
 
 
