@@ -1,0 +1,156 @@
+"""`python -m benchmarks`: run the scenarios against the servers and report.
+
+Order: for each scenario, for each round, every server once (A B C A B C ...),
+so machine noise spreads over all servers alike. Exit status 1 when any server
+failed any scenario (did not start, answered wrongly, non-2xx, socket errors),
+130 on ctrl-C (servers are stopped either way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from subprocess import SubprocessError
+
+from benchmarks import environment, wrk
+from benchmarks.measure import MEASUREMENTS, Settings
+from benchmarks.process import ServerFailed, cpu_list, raise_nofile
+from benchmarks.report import Results, ServerResult, console_report, write_outputs
+from benchmarks.scenarios import QUICK_SCENARIOS, SCENARIOS
+from benchmarks.servers import SERVERS
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _names(text: str, known: Mapping[str, object], what: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"benchmarks: unknown {what} {', '.join(unknown)}; "
+                         f"choose from {', '.join(known)}")
+    return names
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=(
+        "Run Qactuar and its peers side by side: one worker pinned to one CPU, "
+        "the load tool pinned to another."))
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help="comma-separated, from: %(default)s")
+    parser.add_argument("--servers", default=",".join(SERVERS),
+                        help="comma-separated, from: %(default)s")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per scenario (default 3)")
+    parser.add_argument("--duration", type=int, default=5,
+                        help="seconds of load per round (default 5)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="seconds of load before each measured round, 0 for none (default 1)")
+    parser.add_argument("--connections", type=int, default=5000,
+                        help="idle keep-alive connections in idle-memory (default 5000)")
+    parser.add_argument("--server-cpu", default="0", help="CPU of the server (default 0)")
+    parser.add_argument("--load-cpu", default="1", help=(
+        "CPUs of the load tool, one wrk thread each (default 1; e.g. 1-3 where the "
+        "limit server outruns one wrk thread)"))
+    parser.add_argument("--quick", action="store_true", help=(
+        f"smoke test in under a minute: {', '.join(QUICK_SCENARIOS)}, "
+        "one 2 s round, 1 s warm-up (unless --scenarios/--rounds/... are given)"))
+    parser.add_argument("--no-install", action="store_true",
+                        help="do not pip/apt-get install missing peers or load tools")
+    parser.add_argument("--output", type=Path, default=RESULTS_DIR,
+                        help="directory for latest.json/.md/.svg (default benchmarks/results)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        given = set(argv if argv is not None else sys.argv[1:])
+        if not any(a.startswith("--scenarios") for a in given):
+            args.scenarios = ",".join(QUICK_SCENARIOS)
+        if not any(a.startswith("--rounds") for a in given):
+            args.rounds = 1
+        if not any(a.startswith("--duration") for a in given):
+            args.duration = 2
+    args.scenarios = _names(args.scenarios, SCENARIOS, "scenario")
+    args.servers = _names(args.servers, SERVERS, "server")
+    if args.rounds < 1 or args.duration < 1:
+        raise SystemExit("benchmarks: --rounds and --duration must be at least 1")
+    return args
+
+
+def run(args: argparse.Namespace, settings: Settings) -> Results:
+    results: Results = {}
+    for scenario_name in args.scenarios:
+        scenario = SCENARIOS[scenario_name]
+        servers = [s for s in args.servers if scenario_name not in SERVERS[s].skips]
+        entry = {"title": scenario.title, "kind": scenario.kind,
+                 "servers": {s: ServerResult() for s in servers}}
+        results[scenario_name] = entry
+        measure = MEASUREMENTS[scenario.kind]
+        for round_number in range(1, args.rounds + 1):
+            for server in servers:
+                label = f"{scenario_name}-{round_number}"
+                try:
+                    metrics = measure(SERVERS[server], scenario, settings, label)
+                except (ServerFailed, RuntimeError, OSError, SubprocessError) as error:
+                    entry["servers"][server].failures.append(str(error))
+                    print(f"  {scenario_name} round {round_number} {server}: FAILED: {error}",
+                          flush=True)
+                    continue
+                entry["servers"][server].rounds.append(metrics)
+                shown = ", ".join(f"{k}={v:,.2f}" for k, v in metrics.items())
+                print(f"  {scenario_name} round {round_number} {server}: {shown}", flush=True)
+    return results
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # SIGTERM, and SIGINT even where a shell started us with it ignored, unwind
+    # through the `with ServerProcess` blocks so that no server is left running.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    if not args.no_install:
+        environment.ensure_tools()
+        environment.ensure_packages(args.servers, "starlette" in args.scenarios)
+    if set(cpu_list(args.server_cpu)) & set(cpu_list(args.load_cpu)) or (os.cpu_count() or 1) < 2:
+        print("warning: server and load tool share a CPU; figures are not comparable "
+              "with a two-CPU run", file=sys.stderr)
+    nofile = raise_nofile()
+    if "idle-memory" in args.scenarios and nofile < args.connections + 100:
+        raise SystemExit(f"benchmarks: open-files limit {nofile} is below "
+                         f"{args.connections + 100}; raise it (ulimit -n) or use --connections")
+    # The driver's own clients (verification, idle connections) stay off the server's CPU.
+    load_cpus = cpu_list(args.load_cpu)
+    os.sched_setaffinity(0, load_cpus)
+    settings = Settings(seconds=args.duration, warmup_seconds=args.warmup,
+                        server_cpu=args.server_cpu, load_cpu=args.load_cpu,
+                        load_threads=len(load_cpus), connections=args.connections)
+    meta = environment.describe({
+        "rounds": args.rounds, "seconds": args.duration, "warmup_seconds": args.warmup,
+        "wrk_threads": settings.load_threads, "wrk_connections": wrk.CONNECTIONS,
+        "idle_connections": args.connections, "startup_samples": settings.startup_samples,
+        "server_cpu": args.server_cpu, "load_cpu": args.load_cpu})
+    print(f"benchmarks: scenarios {', '.join(args.scenarios)}; servers "
+          f"{', '.join(args.servers)}; {args.rounds} round(s)", flush=True)
+    try:
+        results = run(args, settings)
+    except KeyboardInterrupt:
+        print("benchmarks: interrupted; servers stopped, nothing written", file=sys.stderr)
+        return 130
+    print()
+    print(console_report(results, meta))
+    for path in write_outputs(results, meta, args.output):
+        print(f"wrote {path}")
+    failed = [f"{scenario}/{server}" for scenario, entry in results.items()
+              for server, result in entry["servers"].items() if result.failures]
+    if failed:
+        print(f"benchmarks: FAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The ASGI apps every server serves in the benchmarks.
+
+Each scenario names one attribute of this module (or `starlette_app:app`),
+and every server (Qactuar and its peers) imports that same object, so they
+all run identical app code.
+This module owns only app behaviour; it must not know about servers or load tools.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+HELLO_BODY = b"Hello, world!"
+TEN_KIB_BODY = b"x" * 10240
+STREAM_CHUNK = b"s" * 1024
+STREAM_CHUNKS = 100
+JSON_PAYLOAD = {"message": "Hello, world!"}
+
+_TEXT = [(b"content-type", b"text/plain")]
+
+
+async def _drain_request(receive: Any) -> None:
+    """Read the request body to its end (servers may wait for it before keep-alive)."""
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    """Answer lifespan messages so that every server's lifespan support is a no-op."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Plain-text hello world."""
+    if scope["type"] != "http":
+        return await _lifespan(receive, send)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [*_TEXT, (b"content-length", b"13")]})
+    await send({"type": "http.response.body", "body": HELLO_BODY})
+
+
+async def ten_kib(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A 10 KiB response body, sent in one message."""
+    if scope["type"] != "http":
+        return await _lifespan(receive, send)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [*_TEXT, (b"content-length", b"10240")]})
+    await send({"type": "http.response.body", "body": TEN_KIB_BODY})
+
+
+async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Echo the request body back (POST echo)."""
+    if scope["type"] != "http":
+        return await _lifespan(receive, send)
+    parts = []
+    more = True
+    while more:
+        message = await receive()
+        parts.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = b"".join(parts)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/octet-stream"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def stream(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A streamed response: 100 chunks of 1 KiB, no Content-Length (chunked on HTTP/1.1)."""
+    if scope["type"] != "http":
+        return await _lifespan(receive, send)
+    await _drain_request(receive)
+    await send({"type": "http.response.start", "status": 200, "headers": _TEXT})
+    for _ in range(STREAM_CHUNKS - 1):
+        await send({"type": "http.response.body", "body": STREAM_CHUNK, "more_body": True})
+    await send({"type": "http.response.body", "body": STREAM_CHUNK})

@@ -1,0 +1,158 @@
+"""One measurement of one server in one round, per scenario kind.
+
+Each function starts the server (pinned), verifies one answer, measures, and
+stops it, returning a dict of metrics. Failures raise `ServerFailed`, which the
+runner records as FAILED for that server. This module must not aggregate
+rounds or print tables (that is `report.py`).
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks import wrk
+from benchmarks.process import ServerFailed, ServerProcess
+from benchmarks.scenarios import Scenario
+from benchmarks.servers import ServerSpec
+
+IDLE_CONNECTIONS = 5000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the command line chose for this run."""
+
+    seconds: int
+    warmup_seconds: int
+    server_cpu: str
+    load_cpu: str
+    load_threads: int = 1
+    connections: int = IDLE_CONNECTIONS
+    startup_samples: int = 3
+
+
+def measure_wrk(spec: ServerSpec, scenario: Scenario, settings: Settings,
+                label: str) -> dict[str, float]:
+    """Requests/s and latency percentiles under wrk, after a warm-up run."""
+    script: Path | None = (wrk.post_script(scenario.post_body_size)
+                           if scenario.post_body_size else None)
+    try:
+        with ServerProcess(spec, scenario.app, settings.server_cpu, label) as server:
+            server.wait_ready()
+            scenario.verify(server.port)
+            url = f"http://127.0.0.1:{server.port}/"
+            if settings.warmup_seconds > 0:
+                wrk.run_wrk(url, settings.warmup_seconds, settings.load_cpu,
+                            settings.load_threads, script)
+            server_cpu_before = server.cpu_seconds()
+            result = wrk.run_wrk(url, settings.seconds, settings.load_cpu,
+                                 settings.load_threads, script)
+            server_cpu = server.cpu_seconds() - server_cpu_before
+            server.check_alive()
+            scenario.verify(server.port)  # still answering correctly after the load
+    finally:
+        if script is not None:
+            script.unlink(missing_ok=True)
+    problems = result.errors()
+    if problems:
+        raise ServerFailed(f"{spec.name}: {', '.join(problems)}")
+    return {"rps": result.requests_per_second, "p50_ms": result.latency_ms.get("50", 0.0),
+            "p99_ms": result.latency_ms.get("99", 0.0), "requests": result.requests,
+            # How busy each side was: a server well under 100% shared its CPU with
+            # something else; a load tool near 100% per thread was the bottleneck.
+            "server_cpu_pct": 100 * server_cpu / settings.seconds,
+            "load_cpu_pct": 100 * result.cpu_seconds / settings.seconds / settings.load_threads,
+            # Requests per second of server CPU: steadier than req/s on a shared machine.
+            "requests_per_cpu_s": result.requests / server_cpu if server_cpu else 0.0}
+
+
+def measure_memory(spec: ServerSpec, scenario: Scenario, settings: Settings,
+                   label: str) -> dict[str, float]:
+    """Server RSS growth per idle keep-alive connection that has made one request."""
+    with ServerProcess(spec, scenario.app, settings.server_cpu, label) as server:
+        server.wait_ready()
+        scenario.verify(server.port)
+        before = _stable_rss(server)
+        sockets: list[socket.socket] = []
+        try:
+            try:
+                for _ in range(settings.connections):
+                    sockets.append(_one_request_kept_open(server.port))
+            except OSError as error:
+                raise ServerFailed(f"{spec.name}: opening idle connection {len(sockets) + 1}"
+                                   f": {error!r}") from error
+            server.check_alive()
+            after = _stable_rss(server)
+            closed = sum(not _still_open(sock) for sock in sockets)
+            if closed:
+                raise ServerFailed(f"{spec.name}: {closed} of {len(sockets)} idle connections "
+                                   "were closed during the measurement")
+        finally:
+            for sock in sockets:
+                sock.close()
+    return {"bytes_per_conn": (after - before) / settings.connections,
+            "rss_before_mib": before / 2**20, "rss_after_mib": after / 2**20}
+
+
+def measure_startup(spec: ServerSpec, scenario: Scenario, settings: Settings,
+                    label: str) -> dict[str, float]:
+    """Seconds from Popen to the first 200 answer; the median of a few starts."""
+    samples = []
+    for sample in range(settings.startup_samples):
+        with ServerProcess(spec, scenario.app, settings.server_cpu,
+                           f"{label}-{sample}") as server:
+            samples.append(server.wait_ready(timeout=60))
+            scenario.verify(server.port)
+    return {"startup_ms": statistics.median(samples) * 1000}
+
+
+def _one_request_kept_open(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+        received = b""
+        while not received.endswith(b"Hello, world!"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ServerFailed(f"connection {port} closed before its answer: {received!r}")
+            received += chunk
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _still_open(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1, socket.MSG_PEEK) != b""  # b"": the server closed it
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
+def _stable_rss(server: ServerProcess, timeout: float = 20.0) -> int:
+    """RSS once two readings 0.5 s apart agree within 1% (or the last one at the deadline)."""
+    deadline = time.monotonic() + timeout
+    previous = server.rss_bytes()
+    while True:
+        time.sleep(0.5)
+        current = server.rss_bytes()
+        if abs(current - previous) <= previous * 0.01 or time.monotonic() > deadline:
+            return current
+        previous = current
+
+
+Measurement = Callable[[ServerSpec, Scenario, Settings, str], dict[str, float]]
+
+MEASUREMENTS: dict[str, Measurement] = {
+    "wrk": measure_wrk,
+    "memory": measure_memory,
+    "startup": measure_startup,
+}

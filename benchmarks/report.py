@@ -1,0 +1,220 @@
+"""Aggregate rounds and write the results: console table, JSON, Markdown, SVG chart.
+
+This module owns presentation and the speed targets' evaluation; it must not
+run servers or load tools.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.servers import BASELINE
+
+# Per measurement kind: the headline metric and whether more of it is better.
+HEADLINE = {"wrk": ("rps", True), "memory": ("bytes_per_conn", False),
+            "startup": ("startup_ms", False)}
+UNITS = {"rps": "req/s", "bytes_per_conn": "bytes/conn", "startup_ms": "ms"}
+
+
+@dataclass
+class ServerResult:
+    """One server's rounds in one scenario."""
+
+    rounds: list[dict[str, float]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def median(self, metric: str) -> float | None:
+        values = [r[metric] for r in self.rounds if metric in r]
+        return statistics.median(values) if values else None
+
+    def spread(self, metric: str) -> tuple[float, float] | None:
+        values = [r[metric] for r in self.rounds if metric in r]
+        return (min(values), max(values)) if values else None
+
+    def to_json(self) -> dict[str, Any]:
+        metrics = sorted({k for r in self.rounds for k in r})
+        return {"status": "FAILED" if self.failures else "ok", "failures": self.failures,
+                "median": {m: self.median(m) for m in metrics},
+                "min": {m: self.spread(m)[0] for m in metrics},  # type: ignore[index]
+                "max": {m: self.spread(m)[1] for m in metrics},  # type: ignore[index]
+                "rounds": self.rounds}
+
+
+# scenario name -> {"title", "kind", "servers": {server name -> ServerResult}}
+Results = dict[str, dict[str, Any]]
+
+
+def ratio(results: Results, scenario: str, server: str, other: str = BASELINE) -> float | None:
+    entry = results.get(scenario)
+    if entry is None or server not in entry["servers"] or other not in entry["servers"]:
+        return None
+    metric = HEADLINE[entry["kind"]][0]
+    mine, theirs = (entry["servers"][name] for name in (server, other))
+    if mine.failures or theirs.failures:
+        return None
+    a, b = mine.median(metric), theirs.median(metric)
+    return a / b if a is not None and b else None
+
+
+def _fmt(value: float | None, metric: str) -> str:
+    if value is None:
+        return "-"
+    if metric.endswith("_ms"):
+        return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+    return f"{value:,.0f}"
+
+
+def table_rows(results: Results, scenario: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of one scenario's table (shared by console and Markdown)."""
+    entry = results[scenario]
+    metric, _ = HEADLINE[entry["kind"]]
+    header = ["server", f"{UNITS[metric]} (median)", "min - max", f"x {BASELINE}"]
+    if entry["kind"] == "wrk":
+        header[3:3] = ["p50 ms", "p99 ms", "server CPU %", "wrk CPU %", "req/CPU-s"]
+    rows = []
+    for name, result in entry["servers"].items():
+        spread = result.spread(metric)
+        row = [name, _fmt(result.median(metric), metric),
+               f"{_fmt(spread[0], metric)} - {_fmt(spread[1], metric)}" if spread else "-"]
+        if entry["kind"] == "wrk":
+            row += [_fmt(result.median("p50_ms"), "p50_ms"),
+                    _fmt(result.median("p99_ms"), "p99_ms"),
+                    _fmt(result.median("server_cpu_pct"), "pct"),
+                    _fmt(result.median("load_cpu_pct"), "pct"),
+                    _fmt(result.median("requests_per_cpu_s"), "rate")]
+        r = ratio(results, scenario, name)
+        row.append(f"{r:.2f}" if r is not None else "-")
+        if result.failures:
+            row[1] = f"FAILED ({row[1]})" if result.rounds else "FAILED"
+        rows.append(row)
+    return header, rows
+
+
+BUSY_SERVER_PCT = 80  # a saturated one-worker server uses about 100% of its CPU
+SATURATED_LOAD_PCT = 90
+
+
+def cpu_notes(entry: dict[str, Any]) -> list[str]:
+    """Warnings that a figure measures the machine or the load tool, not the server."""
+    notes, starved = [], []
+    for name, result in entry["servers"].items():
+        server, load = result.median("server_cpu_pct"), result.median("load_cpu_pct")
+        if load is not None and load > SATURATED_LOAD_PCT:
+            notes.append(f"  note: wrk used {load:.0f}% of its CPU against {name}: the figure "
+                         "may be wrk's limit, not the server's (more wrk CPUs: --load-cpu 1-3)")
+        elif server is not None and server < BUSY_SERVER_PCT:
+            starved.append(f"{name} {server:.0f}%")
+    if starved:
+        notes.append(f"  note: under load the server used only {', '.join(starved)} of its "
+                     "CPU: something else ran there, so req/s is noisy (req/CPU-s less so)")
+    return notes
+
+
+def console_report(results: Results, meta: dict[str, Any]) -> str:
+    lines = [_meta_line(meta), ""]
+    for scenario, entry in results.items():
+        header, rows = table_rows(results, scenario)
+        widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+        lines.append(f"== {entry['title']} ==")
+        for row in [header, *rows]:
+            lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                   for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        for name, result in entry["servers"].items():
+            lines += [f"  {name} FAILED: {why}" for why in dict.fromkeys(result.failures)]
+        lines += cpu_notes(entry)
+        lines.append("")
+    lines += ["Targets (qactuar):", *target_lines(results)]
+    return "\n".join(lines)
+
+
+def summary_rows(results: Results) -> tuple[list[str], list[list[str]]]:
+    """One row per scenario, one column per server: the README's table."""
+    servers = list(dict.fromkeys(s for e in results.values() for s in e["servers"]))
+    header = ["scenario", *servers, f"qactuar x {BASELINE}"]
+    rows = []
+    for scenario, entry in results.items():
+        metric = HEADLINE[entry["kind"]][0]
+        row = [f"{entry['title']}, {UNITS[metric]}"]
+        for server in servers:
+            result = entry["servers"].get(server)
+            if result is None:
+                row.append("n/a")
+            else:
+                row.append("FAILED" if result.failures else _fmt(result.median(metric), metric))
+        r = ratio(results, scenario, "qactuar")
+        rows.append([*row, f"{r:.2f}" if r is not None else "-"])
+    return header, rows
+
+
+def markdown_report(results: Results, meta: dict[str, Any]) -> str:
+    lines = [f"<!-- {_meta_line(meta)} -->", ""]
+    lines += [*_markdown_table(*summary_rows(results)), ""]
+    for scenario, entry in results.items():
+        header, rows = table_rows(results, scenario)
+        lines += [f"**{entry['title']}**", "", *_markdown_table(header, rows), ""]
+    return "\n".join(lines)
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"
+    return ["| " + " | ".join(header) + " |", rule, *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _meta_line(meta: dict[str, Any]) -> str:
+    s = meta["settings"]
+    return (f"{meta['date']}  {meta['cpu']} ({meta['cpus']} CPUs), Linux {meta['kernel']}, "
+            f"Python {meta['python']}, {meta['tools'].get('wrk', '')}; "
+            f"{s['rounds']} rounds of {s['seconds']}s after {s['warmup_seconds']}s warm-up, "
+            f"wrk -t{s['wrk_threads']} -c{s['wrk_connections']}, "
+            f"server on CPU {s['server_cpu']}, load on CPU {s['load_cpu']}")
+
+
+# (scenario, other server, minimum ratio of qactuar's headline metric to the other's)
+RATIO_TARGETS = [("hello", "uvicorn", 1.6), ("hello", "granian", 1.0),
+                 ("10k", "uvicorn", 1.3), ("echo", "uvicorn", 1.3)]
+MAX_IDLE_BYTES = 4096
+
+
+def target_lines(results: Results) -> list[str]:
+    """Each speed target of issue 3 with what this run measured: met, missed or not run."""
+    lines = []
+    for scenario, other, minimum in RATIO_TARGETS:
+        r = ratio(results, scenario, "qactuar", other)
+        verdict = "not measured" if r is None else ("met" if r >= minimum else "MISSED")
+        shown = "-" if r is None else f"{r:.2f}"
+        lines.append(f"  {scenario}: >= {minimum} x {other}: {shown} ({verdict})")
+    for scenario, entry in results.items():
+        servers = entry["servers"]
+        if entry["kind"] != "wrk" or "qactuar" not in servers or BASELINE not in servers:
+            continue
+        mine, theirs = servers["qactuar"].median("p99_ms"), servers[BASELINE].median("p99_ms")
+        if mine is not None and theirs is not None:
+            verdict = "met" if mine <= theirs else "MISSED"
+            lines.append(f"  {scenario}: p99 <= {BASELINE}'s: {mine:.2f} ms vs "
+                         f"{theirs:.2f} ms ({verdict})")
+    idle = results.get("idle-memory", {}).get("servers", {}).get("qactuar")
+    if idle is not None and idle.median("bytes_per_conn") is not None:
+        value = idle.median("bytes_per_conn")
+        verdict = "met" if value <= MAX_IDLE_BYTES else "MISSED"
+        lines.append(f"  idle-memory: <= {MAX_IDLE_BYTES} bytes/conn: {value:,.0f} ({verdict})")
+    return lines
+
+
+def write_outputs(results: Results, meta: dict[str, Any], directory: Path) -> list[Path]:
+    from benchmarks.chart import svg_chart
+
+    directory.mkdir(parents=True, exist_ok=True)
+    data = {"meta": meta, "targets": target_lines(results),
+            "scenarios": {name: {"title": e["title"], "kind": e["kind"],
+                                 "headline": HEADLINE[e["kind"]][0],
+                                 "servers": {s: r.to_json() for s, r in e["servers"].items()}}
+                          for name, e in results.items()}}
+    paths = [directory / "latest.json", directory / "latest.md", directory / "latest.svg"]
+    paths[0].write_text(json.dumps(data, indent=2) + "\n")
+    paths[1].write_text(markdown_report(results, meta))
+    paths[2].write_text(svg_chart(results, meta))
+    return paths

@@ -1,0 +1,102 @@
+"""How to start each server under test: its command line and what it can serve.
+
+Every server runs ONE worker (process) serving the app named by the scenario,
+with access logs off and keep-alive idle timeouts long enough (300 s) for the
+idle-connection measurement. This module owns command lines only; starting,
+pinning and stopping processes is `process.py`'s job.
+
+Fair single-worker settings per server:
+- qactuar: the default `async` model (one process, uvloop, httptools).
+- uvicorn: `--loop uvloop --http httptools`, one process (no `--workers`).
+- granian: `--workers 1 --runtime-threads 1 --blocking-threads 1 --loop uvloop`.
+  Granian runs its Rust I/O runtime beside the Python thread: one runtime
+  thread (its default) and one blocking thread (the one thread that runs
+  Python code, its default for ASGI) is its single-core setting. The runtime
+  mode stays at its default `auto`, which for ASGI picks the multi-threaded
+  Tokio runtime (here with that one thread). `--backlog 2048` as the others
+  use, `--backpressure` see below. Its worker is a child
+  process of the launcher; both are pinned to the server CPU.
+- hypercorn: `--workers 1 --worker-class uvloop`.
+- daphne: one Twisted process (it has no worker option).
+- limit: `limit_server.py`, a fixed-reply uvloop protocol (hello-sized and
+  10 KiB replies only: it cannot read a body or stream).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+KEEP_ALIVE_SECONDS = "300"
+# Granian admits at most --backpressure connections at once (default backlog/workers
+# = 1024); above the idle-memory scenario's 5,000 so that it can be measured at all.
+BACKPRESSURE = 8192
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """One server: how to build its command line for an app and a port."""
+
+    name: str
+    command: Callable[[str, int], list[str]]
+    # The Python distribution whose version is recorded (None: not a package).
+    package: str | None
+    # Scenario names the server cannot run (limit: anything it cannot fake).
+    skips: frozenset[str] = field(default_factory=frozenset)
+
+
+def _python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def _qactuar(app: str, port: int) -> list[str]:
+    return _python("-m", "qactuar", app, "--host", "127.0.0.1", "--port", str(port),
+                   "--no-access-log", "--keep-alive-timeout", KEEP_ALIVE_SECONDS)
+
+
+def _uvicorn(app: str, port: int) -> list[str]:
+    return _python("-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+                   "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+                   "--log-level", "warning", "--timeout-keep-alive", KEEP_ALIVE_SECONDS)
+
+
+def _granian(app: str, port: int) -> list[str]:
+    return _python("-m", "granian", "--interface", "asgi", "--http", "1",
+                   "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                   "--runtime-threads", "1", "--blocking-threads", "1", "--loop", "uvloop",
+                   "--backlog", "2048", "--backpressure", str(BACKPRESSURE),
+                   "--no-ws", "--no-access-log", "--log-level", "warning", app)
+
+
+def _hypercorn(app: str, port: int) -> list[str]:
+    return _python("-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+                   "--worker-class", "uvloop", "--keep-alive", KEEP_ALIVE_SECONDS,
+                   "--log-level", "warning", app)
+
+
+def _daphne(app: str, port: int) -> list[str]:
+    return _python("-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0", app)
+
+
+# The limit server ignores the app: it fakes the reply of the scenario's app by size.
+LIMIT_BODY_SIZES = {"benchmarks.apps:hello": 13, "benchmarks.apps:ten_kib": 10240}
+
+
+def _limit(app: str, port: int) -> list[str]:
+    return _python("-m", "benchmarks.limit_server", "--port", str(port),
+                   "--body-size", str(LIMIT_BODY_SIZES[app]))
+
+
+SERVERS: dict[str, ServerSpec] = {spec.name: spec for spec in [
+    ServerSpec("qactuar", _qactuar, "qactuar"),
+    ServerSpec("uvicorn", _uvicorn, "uvicorn"),
+    ServerSpec("granian", _granian, "granian"),
+    ServerSpec("hypercorn", _hypercorn, "hypercorn"),
+    ServerSpec("daphne", _daphne, "daphne"),
+    ServerSpec("limit", _limit, None,
+               frozenset({"echo", "stream", "starlette"})),
+]}
+
+# The baseline every ratio is computed against.
+BASELINE = "uvicorn"
