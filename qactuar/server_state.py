@@ -77,12 +77,20 @@ class ServerState:
         self.in_flight = 0
         self.websocket = websocket_enabled(config)
         self.shutting_down = False
+        self._server_addresses: dict[tuple[Any, ...], tuple[str, int]] = {}
         # Status lines by code, filled as codes are first used.
         self.status_lines: dict[int, bytes] = {}
         # The Date header line, refreshed every second by a timer rather than
         # formatted per response.
         self.date_line = b""
         self._refresh_date()
+
+    def server_address(self, sockname: tuple[Any, ...]) -> tuple[str, int]:
+        """The scope's `server` for a socket address, one shared tuple per address."""
+        address = self._server_addresses.get(sockname)
+        if address is None:
+            address = self._server_addresses[sockname] = (str(sockname[0]), int(sockname[1]))
+        return address
 
     def status_line(self, status: int) -> bytes:
         line = self.status_lines.get(status)

@@ -17,7 +17,6 @@ fires early.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
@@ -36,6 +35,9 @@ _PERCENT = ord("%")
 # Content-Length lines by size: formatting one costs more than a lookup, and
 # apps answer with the same few sizes over and over.
 _LENGTH_LINES: dict[int, bytes] = {}
+# Between requests the protocol holds no header list (on_header fills a new one
+# per request and never appends outside a request head).
+_NO_HEADERS: list[tuple[bytes, bytes]] = []
 # Body parts gathered for one write are written at once beyond this size,
 # so the transport's back-pressure still sees them.
 _GATHER_LIMIT = 64 * 1024
@@ -82,6 +84,18 @@ FIRST_REQUEST_GRACE = 0.5
 class HTTP1Protocol(asyncio.Protocol):
     """One client connection; also the `ResponseSink` of the request being answered."""
 
+    # Slots: an idle keep-alive connection then costs no instance dict.
+    __slots__ = (
+        "_answer_deadline", "_body_in_feed", "_body_received", "_chunked", "_client_deadline",
+        "_closed", "_completed_in_feed", "_connection_tokens", "_content_length",
+        "_deferred_error", "_expect", "_framing_bytes", "_head_bytes", "_header_bytes",
+        "_headers", "_host_count", "_in_head", "_max_header_count", "_max_header_size",
+        "_no_body", "_parsing", "_queue", "_reading_paused", "_stop_parsing", "_timed_stream",
+        "_timer", "_timer_at", "_transfer_encoding", "_unsent", "_unsent_size", "_url",
+        "_websocket", "_websocket_rest", "_write_waiters", "client", "config", "loop", "parser",
+        "server", "state", "transport", "writing_paused",
+    )
+
     def __init__(self, state: ServerState) -> None:
         self.state = state
         self.config = state.config
@@ -104,7 +118,10 @@ class HTTP1Protocol(asyncio.Protocol):
         # Limits read per header, kept here to save two lookups each time.
         self._max_header_size = self.config.MAX_HEADER_SIZE
         self._max_header_count = self.config.MAX_HEADER_COUNT
-        self._queue: deque[_Request] = deque()
+        # Requests in answer order; a list, not a deque: it holds one or two, and
+        # an empty deque costs ten times the memory of an empty list (idle
+        # keep-alive connections each keep one).
+        self._queue: list[_Request] = []
         self._parsing: _Request | None = None
         # Response framing of the request being answered.
         self._chunked = False
@@ -113,7 +130,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self._unsent_size = 0
         # The request head being parsed.
         self._url = b""
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._headers: list[tuple[bytes, bytes]] = _NO_HEADERS
         self._header_bytes = 0
         self._host_count = 0
         self._connection_tokens = b""
@@ -136,8 +153,13 @@ class HTTP1Protocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # always a stream transport
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
-        self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
-        self.server = (str(sock[0]), int(sock[1])) if isinstance(sock, tuple) else None
+        # The transport's own tuples where they already are (host, port): every
+        # idle connection would otherwise hold copies.
+        if isinstance(peer, tuple):
+            self.client = peer if len(peer) == 2 else (peer[0], peer[1])
+        else:
+            self.client = None
+        self.server = self.state.server_address(sock) if isinstance(sock, tuple) else None
         self.state.connections.add(self)
         self._client_must_send_within(self.config.HEADER_TIMEOUT)
 
@@ -350,6 +372,7 @@ class HTTP1Protocol(asyncio.Protocol):
                     raise _Reject(400, problem)
                 self._websocket = (scope, app)
                 return
+        self._headers = _NO_HEADERS  # the scope has them; an idle connection keeps none
         request = _Request(self, scope, app, state)
         request.keep_alive = keep_alive
         request.expect_continue = expect_continue
@@ -506,7 +529,7 @@ class HTTP1Protocol(asyncio.Protocol):
     def response_done(self, stream: HTTPStream) -> None:
         if not self._queue or self._queue[0] is not stream:
             return
-        pending = self._queue.popleft()
+        pending = self._queue.pop(0)
         self._answer_deadline = 0.0
         self._timed_stream = None
         if self._closed:
