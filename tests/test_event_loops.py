@@ -99,3 +99,14 @@ def test_asking_for_uvloop_without_it_is_one_line_and_exit_2(without_uvloop: str
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "qactuar: error: config key LOOP = 'uvloop': uvloop is not installed"]
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_task_factory_the_app_installs_is_used(loop: str) -> None:
+    # The server makes request tasks itself (cheaper) only while no factory is set.
+    server = ServerProcess(["apps.task_factory_app:app", "--loop", loop,
+                            "--host", "127.0.0.1", "--port", "0"])
+    try:
+        assert httpx.get(f"{server.url}/").text == "factory"
+    finally:
+        assert server.stop() == 0

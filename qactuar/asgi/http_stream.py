@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from qactuar.logs import escape, exception_logger, log_access, server_logger
 
 ASGI_SPEC_VERSION = "2.4"
+_TASK_NAME = "qactuar request"
 DISCONNECT = {"type": "http.disconnect"}
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z").match
@@ -156,7 +157,13 @@ class HTTPStream:
         if host.access_log:
             self._started_at = time.monotonic()
         host.in_flight += 1
-        task = host.loop.create_task(self._run())
+        loop = host.loop
+        if loop.get_task_factory() is None:
+            # Made directly and named: loop.create_task would format a
+            # "Task-<n>" name per request (uvloop even when given a name).
+            task: asyncio.Task[None] = asyncio.Task(self._run(), loop=loop, name=_TASK_NAME)
+        else:
+            task = loop.create_task(self._run())  # the app installed its own factory
         self.task = task
         host.tasks.add(task)  # removed by _run itself: no done-callback per request
 
