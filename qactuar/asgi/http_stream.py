@@ -38,17 +38,17 @@ _SPECIAL_HEADERS = {
     b"date": _DATE,
     b"server": _SERVER,
 }
-# Header names apps sent before, as they spelled them, with their kind: apps
-# send the same few names over and over, so each is checked once.  Bounded so
-# that apps inventing names cannot grow it.
-_KNOWN_NAMES: dict[bytes, int] = {}
-_KNOWN_NAMES_LIMIT = 1024
+# Header pairs apps sent before, already checked, with their kind: apps send
+# the same few pairs over and over, so each is checked once.  Bounded (and
+# never evicting) so that apps sending ever new values cannot grow it.
+_CHECKED_PAIRS: dict[tuple[bytes, bytes], int] = {}
+_CHECKED_PAIRS_LIMIT = 1024
 
 
 def checked_header(pair: Any) -> tuple[bytes, bytes]:
     """An app's header pair, checked: two bytes, a token name, no control bytes in the value.
 
-    (`HTTPStream._accept_start` makes the same checks inline, with a name cache.)
+    (`HTTPStream._accept_start` remembers the pairs it has checked.)
     """
     try:
         name, value = pair
@@ -61,16 +61,6 @@ def checked_header(pair: Any) -> tuple[bytes, bytes]:
     if len(value.translate(None, _CONTROL_BYTES)) != len(value):
         raise RuntimeError(f"ASGI app sent a header value with control bytes: {value!r}")
     return name, value
-
-
-def _header_name_kind(name: bytes) -> int:
-    """Check a response header name the first time it is seen; return its kind."""
-    if not _TOKEN(name):
-        raise RuntimeError(f"ASGI app sent an invalid header name {name!r}")
-    kind = _SPECIAL_HEADERS.get(name.lower(), _PLAIN)
-    if len(_KNOWN_NAMES) < _KNOWN_NAMES_LIMIT:
-        _KNOWN_NAMES[name] = kind
-    return kind
 
 
 class ClientDisconnected(OSError):
@@ -292,16 +282,19 @@ class HTTPStream:
         has_date = has_server = close_connection = False
         for pair in message.get("headers", ()):
             try:
-                name, value = pair
-            except (TypeError, ValueError):
-                raise RuntimeError(f"ASGI app sent a malformed header {pair!r}") from None
-            if not isinstance(name, bytes) or not isinstance(value, bytes):
-                raise RuntimeError(f"ASGI app sent a header that is not bytes: {pair!r}")
-            kind = _KNOWN_NAMES.get(name)
+                kind = _CHECKED_PAIRS.get(pair)
+            except TypeError:  # unhashable: checked_header says what is wrong with it
+                kind = None
             if kind is None:
-                kind = _header_name_kind(name)
-            if len(value.translate(None, _CONTROL_BYTES)) != len(value):
-                raise RuntimeError(f"ASGI app sent a header value with control bytes: {value!r}")
+                name, value = checked_header(pair)
+                kind = _SPECIAL_HEADERS.get(name.lower(), _PLAIN)
+                if len(_CHECKED_PAIRS) < _CHECKED_PAIRS_LIMIT:
+                    _CHECKED_PAIRS[name, value] = kind
+            elif kind == _PLAIN:
+                headers.append(pair)
+                continue
+            else:
+                name, value = pair
             if kind:
                 special = kind
                 if special == _CONTENT_LENGTH:
