@@ -235,13 +235,13 @@ def target_lines(results: Results) -> list[str]:
         mine, theirs = servers["qactuar"].median("p99_ms"), servers[BASELINE].median("p99_ms")
         if mine is not None and theirs is not None:
             verdict = "met" if mine <= theirs else "MISSED"
-            lines.append(f"  {scenario}: p99 <= {BASELINE}'s: {mine:.2f} ms vs "
+            lines.append(f"  {scenario} p99 <= {BASELINE}'s: {mine:.2f} ms vs "
                          f"{theirs:.2f} ms ({verdict})")
     idle = results.get("idle-memory", {}).get("servers", {}).get("qactuar")
     if idle is not None and idle.median("bytes_per_conn") is not None:
         value = idle.median("bytes_per_conn")
         verdict = "met" if value <= MAX_IDLE_BYTES else "MISSED"
-        lines.append(f"  idle-memory: <= {MAX_IDLE_BYTES} bytes/conn: {value:,.0f} ({verdict})")
+        lines.append(f"  idle-memory <= {MAX_IDLE_BYTES} bytes/conn: {value:,.0f} ({verdict})")
     return lines
 
 
