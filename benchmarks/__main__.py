@@ -85,6 +85,7 @@ def run(args: argparse.Namespace, settings: Settings) -> Results:
                    and (SERVERS[s].only is None or scenario_name in SERVERS[s].only)
                    and (scenario.servers is None or s in scenario.servers)]
         entry = {"title": scenario.title, "kind": scenario.kind, "pinned": scenario.pinned,
+                 "load_note": scenario.load_note,
                  "servers": {s: ServerResult() for s in servers}}
         results[scenario_name] = entry
         measure = MEASUREMENTS[scenario.kind]

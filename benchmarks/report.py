@@ -48,7 +48,8 @@ class ServerResult:
                 "rounds": self.rounds}
 
 
-# scenario name -> {"title", "kind", "servers": {server name -> ServerResult}}
+# scenario name -> {"title", "kind", "pinned", "load_note",
+#                   "servers": {server name -> ServerResult}}
 Results = dict[str, dict[str, Any]]
 
 
@@ -138,6 +139,8 @@ def console_report(results: Results, meta: dict[str, Any]) -> str:
         header, rows = table_rows(results, scenario)
         widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
         lines.append(f"== {entry['title']} ==")
+        if entry.get("load_note"):
+            lines.append(f"  ({entry['load_note']})")
         for row in [header, *rows]:
             lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                    for i, (c, w) in enumerate(zip(row, widths, strict=True))))
@@ -173,7 +176,8 @@ def markdown_report(results: Results, meta: dict[str, Any]) -> str:
     lines += [*_markdown_table(*summary_rows(results)), ""]
     for scenario, entry in results.items():
         header, rows = table_rows(results, scenario)
-        lines += [f"**{entry['title']}**", "", *_markdown_table(header, rows), ""]
+        note = f" ({entry['load_note']})" if entry.get("load_note") else ""
+        lines += [f"**{entry['title']}**{note}", "", *_markdown_table(header, rows), ""]
     return "\n".join(lines)
 
 
@@ -251,6 +255,8 @@ def write_outputs(results: Results, meta: dict[str, Any], directory: Path) -> li
     directory.mkdir(parents=True, exist_ok=True)
     data = {"meta": meta, "targets": target_lines(results),
             "scenarios": {name: {"title": e["title"], "kind": e["kind"],
+                                 "pinned": e.get("pinned", True),
+                                 "load_note": e.get("load_note", ""),
                                  "headline": HEADLINE[e["kind"]][0],
                                  "servers": {s: r.to_json() for s, r in e["servers"].items()}}
                           for name, e in results.items()}}

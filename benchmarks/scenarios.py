@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from benchmarks import apps
+from benchmarks import apps, wrk
 from benchmarks.process import ServerFailed
 from benchmarks.servers import ONE_WORKER, Variant
 
@@ -41,11 +41,13 @@ class Scenario:
     # False: server and load tool both run on every CPU (several workers cannot
     # be pinned to one CPU); True: server on --server-cpu, load on --load-cpu.
     pinned: bool = True
-    wrk_connections: int = 64
+    wrk_connections: int = wrk.CONNECTIONS
     wrk_timeout_seconds: int = 5
     wrk_headers: tuple[str, ...] = ()
     ws_connections: int = WS_CONNECTIONS  # "ws" kind: wsload connections
     ws_message_size: int = WS_SMALL_MESSAGE  # "ws" kind: bytes per text message
+    # How the load differs from the run's header line (printed under the title).
+    load_note: str = ""
 
 
 def _request(port: int, method: str = "GET", body: bytes | None = None
@@ -147,10 +149,12 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     # so that a run where it, not the server, was the limit shows as such.
     Scenario("ws-echo", "WebSocket echo, 100 conns x 64 B", "ws", "benchmarks.apps:ws_echo",
              _verify_ws_echo(WS_SMALL_MESSAGE), servers=MAIN_PEERS,
-             variant=Variant(websocket=True)),
+             variant=Variant(websocket=True),
+             load_note="wsload 100 connections x 64 B, its own 1 s warm-up, pings off"),
     Scenario("ws-echo-4k", "WebSocket echo, 100 conns x 4 KiB", "ws",
              "benchmarks.apps:ws_echo", _verify_ws_echo(WS_LARGE_MESSAGE), servers=MAIN_PEERS,
-             variant=Variant(websocket=True), ws_message_size=WS_LARGE_MESSAGE),
+             variant=Variant(websocket=True), ws_message_size=WS_LARGE_MESSAGE,
+             load_note="wsload 100 connections x 4 KiB, its own 1 s warm-up, pings off"),
     # Two workers on a two-CPU machine: the workers cannot be pinned to one CPU
     # and wrk cannot have a CPU of its own, so the servers and wrk (-t2, one thread
     # per CPU) all run unpinned on every CPU, competing alike for all servers.
@@ -159,7 +163,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     # the per-core efficiency. On a machine with 4+ CPUs, --server-cpu 0-1
     # --load-cpu 2-3 style pinning would be cleaner; this scenario does not try.
     Scenario("prefork", "hello world, 2 workers (unpinned)", "wrk", "benchmarks.apps:hello",
-             _verify_hello, servers=MAIN_PEERS, variant=Variant(workers=2), pinned=False),
+             _verify_hello, servers=MAIN_PEERS, variant=Variant(workers=2), pinned=False,
+             load_note="2 workers; servers and wrk (one thread per CPU) unpinned on every CPU"),
     # New connections/s: every request carries Connection: close, so each one is
     # a new TCP connection. Postfork forks a child per connection (about 8-10 ms
     # of the parent's time each on this machine), so wrk keeps only 8 connections
@@ -169,7 +174,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("postfork-connect", "new connection per request (Connection: close)", "wrk",
              "benchmarks.apps:hello", _verify_hello_close,
              servers=frozenset({"qactuar-postfork", "qactuar", "uvicorn"}),
-             wrk_connections=8, wrk_timeout_seconds=30, wrk_headers=("Connection: close",)),
+             wrk_connections=8, wrk_timeout_seconds=30, wrk_headers=("Connection: close",),
+             load_note='wrk -c8 --timeout 30s -H "Connection: close"'),
     Scenario("idle-memory", "memory per idle keep-alive connection", "memory",
              "benchmarks.apps:hello", _verify_hello),
     Scenario("startup", "process start to first answered request", "startup",
