@@ -30,8 +30,8 @@ the one-runtime-thread, one-blocking-thread setting above).
 With `Variant.websocket` (ws-echo), keep-alive pings are off wherever there is
 a switch: qactuar `--ws-ping-interval 0`; uvicorn `--ws websockets-sansio`
 (what its `--ws auto` picks when `websockets` is installed) with
-`--ws-ping-interval 0`; granian `--ws` (it has no ping option and sends no
-pings of its own for ASGI).
+`--ws-ping-interval 0`; granian `--ws` (its `--help` lists no WebSocket
+ping option: nothing to turn off).
 """
 
 from __future__ import annotations
