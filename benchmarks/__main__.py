@@ -81,8 +81,11 @@ def run(args: argparse.Namespace, settings: Settings) -> Results:
     results: Results = {}
     for scenario_name in args.scenarios:
         scenario = SCENARIOS[scenario_name]
-        servers = [s for s in args.servers if scenario_name not in SERVERS[s].skips]
-        entry = {"title": scenario.title, "kind": scenario.kind,
+        servers = [s for s in args.servers if scenario_name not in SERVERS[s].skips
+                   and (SERVERS[s].only is None or scenario_name in SERVERS[s].only)
+                   and (scenario.servers is None or s in scenario.servers)]
+        entry = {"title": scenario.title, "kind": scenario.kind, "pinned": scenario.pinned,
+                 "load_note": scenario.load_note,
                  "servers": {s: ServerResult() for s in servers}}
         results[scenario_name] = entry
         measure = MEASUREMENTS[scenario.kind]
@@ -114,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     if not args.no_install:
         environment.ensure_tools()
-        environment.ensure_packages(args.servers, "starlette" in args.scenarios)
+        environment.ensure_packages(args.servers, "starlette" in args.scenarios,
+                                    any(SCENARIOS[s].kind == "ws" for s in args.scenarios))
     if set(cpu_list(args.server_cpu)) & set(cpu_list(args.load_cpu)) or (os.cpu_count() or 1) < 2:
         print("warning: server and load tool share a CPU; figures are not comparable "
               "with a two-CPU run", file=sys.stderr)

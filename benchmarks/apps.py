@@ -82,3 +82,24 @@ async def stream(scope: dict[str, Any], receive: Any, send: Any) -> None:
     for _ in range(STREAM_CHUNKS - 1):
         await send({"type": "http.response.body", "body": STREAM_CHUNK, "more_body": True})
     await send({"type": "http.response.body", "body": STREAM_CHUNK})
+
+
+async def ws_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """WebSocket echo of every text or bytes message; plain hello world over HTTP.
+
+    The HTTP answer is what readiness polling sees before any WebSocket load.
+    """
+    if scope["type"] == "http":
+        return await hello(scope, receive, send)
+    if scope["type"] != "websocket":
+        return await _lifespan(receive, send)
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})

@@ -2,7 +2,8 @@
 
 Missing Python peers are `pip install`ed (pinned by `requirements.txt`) into
 the current interpreter; missing load tools come from Debian's `wrk` and
-`nghttp2-client` via apt-get. Every install is printed before it runs.
+`nghttp2-client`, and `gcc` (which compiles the WebSocket load client
+`wsload.c`) via apt-get. Every install is printed before it runs.
 This module must not run benchmarks.
 """
 
@@ -23,8 +24,8 @@ REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
 # import name -> distribution name, for the packages each server needs.
 MODULES = {"qactuar": [], "uvicorn": ["uvicorn", "httptools", "uvloop"],
            "granian": ["granian", "uvloop"], "hypercorn": ["hypercorn", "uvloop"],
-           "daphne": ["daphne"], "limit": ["uvloop"]}
-TOOLS = {"wrk": "wrk", "h2load": "nghttp2-client"}
+           "daphne": ["daphne"], "limit": ["uvloop"], "qactuar-postfork": []}
+TOOLS = {"wrk": "wrk", "h2load": "nghttp2-client", "gcc": "gcc"}
 
 
 def pinned() -> dict[str, str]:
@@ -34,10 +35,12 @@ def pinned() -> dict[str, str]:
             if line and not line.startswith("#")}
 
 
-def ensure_packages(servers: list[str], need_starlette: bool) -> None:
+def ensure_packages(servers: list[str], need_starlette: bool, need_websockets: bool) -> None:
     modules = {m for s in servers for m in MODULES.get(s, [])}
     if need_starlette:
         modules.add("starlette")
+    if need_websockets:  # the verification client, and uvicorn's WebSocket implementation
+        modules.add("websockets")
     missing = sorted(m for m in modules if importlib.util.find_spec(m) is None)
     if missing:
         command = [sys.executable, "-m", "pip", "install",
@@ -102,6 +105,7 @@ def describe(settings: dict[str, Any]) -> dict[str, Any]:
         "python": platform.python_version(), "git_commit": _git_commit(),
         "packages": {p: _version(p) for p in packages},
         "tools": {"wrk": _tool_version(["wrk", "-v"]),
-                  "h2load": _tool_version(["h2load", "--version"])},
+                  "h2load": _tool_version(["h2load", "--version"]),
+                  "gcc": _tool_version(["gcc", "--version"])},
         "settings": settings,
     }

@@ -1,6 +1,8 @@
 """One measurement of one server in one round, per scenario kind.
 
-Each function starts the server (pinned), verifies one answer, measures, and
+Each function starts the server (pinned unless the scenario says otherwise),
+waits until it answers (and, with several workers, until each worker has
+logged that it listens), verifies one answer, measures, and
 stops it, returning a dict of metrics. Failures raise `ServerFailed`, which the
 runner records as FAILED for that server. This module must not aggregate
 rounds or print tables (that is `report.py`).
@@ -8,6 +10,7 @@ rounds or print tables (that is `report.py`).
 
 from __future__ import annotations
 
+import os
 import socket
 import statistics
 import time
@@ -15,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import wrk
-from benchmarks.process import ServerFailed, ServerProcess
+from benchmarks import wrk, wsload
+from benchmarks.process import ServerFailed, ServerProcess, cpu_list
 from benchmarks.scenarios import Scenario
 from benchmarks.servers import ServerSpec
 
@@ -36,22 +39,41 @@ class Settings:
     startup_samples: int = 3
 
 
+def _cpus(scenario: Scenario, settings: Settings) -> tuple[str, int, str, int]:
+    """Server CPU list and count, load CPU list and count (threads) for this scenario."""
+    if scenario.pinned:
+        return (settings.server_cpu, len(cpu_list(settings.server_cpu)),
+                settings.load_cpu, settings.load_threads)
+    every = sorted(os.sched_getaffinity(0) | set(cpu_list(settings.server_cpu)))
+    text = ",".join(map(str, every))
+    return text, len(every), text, len(every)
+
+
+def _started(server: ServerProcess, scenario: Scenario) -> None:
+    server.wait_ready()
+    if scenario.variant.workers > 1:
+        server.wait_listening(scenario.variant.workers)
+    scenario.verify(server.port)
+
+
 def measure_wrk(spec: ServerSpec, scenario: Scenario, settings: Settings,
                 label: str) -> dict[str, float]:
     """Requests/s and latency percentiles under wrk, after a warm-up run."""
     script: Path | None = (wrk.post_script(scenario.post_body_size)
                            if scenario.post_body_size else None)
+    server_cpus, server_cpu_count, load_cpus, load_threads = _cpus(scenario, settings)
+    options = {"connections": scenario.wrk_connections,
+               "timeout_seconds": scenario.wrk_timeout_seconds, "headers": scenario.wrk_headers}
     try:
-        with ServerProcess(spec, scenario.app, settings.server_cpu, label) as server:
-            server.wait_ready()
-            scenario.verify(server.port)
+        with ServerProcess(spec, scenario.app, server_cpus, label, scenario.variant) as server:
+            _started(server, scenario)
             url = f"http://127.0.0.1:{server.port}/"
             if settings.warmup_seconds > 0:
-                wrk.run_wrk(url, settings.warmup_seconds, settings.load_cpu,
-                            settings.load_threads, script)
+                wrk.run_wrk(url, settings.warmup_seconds, load_cpus, load_threads, script,
+                            **options)
             server_cpu_before = server.cpu_seconds()
-            result = wrk.run_wrk(url, settings.seconds, settings.load_cpu,
-                                 settings.load_threads, script)
+            result = wrk.run_wrk(url, settings.seconds, load_cpus, load_threads, script,
+                                 **options)
             server_cpu = server.cpu_seconds() - server_cpu_before
             server.check_alive()
             scenario.verify(server.port)  # still answering correctly after the load
@@ -63,12 +85,40 @@ def measure_wrk(spec: ServerSpec, scenario: Scenario, settings: Settings,
         raise ServerFailed(f"{spec.name}: {', '.join(problems)}")
     return {"rps": result.requests_per_second, "p50_ms": result.latency_ms.get("50", 0.0),
             "p99_ms": result.latency_ms.get("99", 0.0), "requests": result.requests,
-            # How busy each side was: a server well under 100% shared its CPU with
-            # something else; a load tool near 100% per thread was the bottleneck.
-            "server_cpu_pct": 100 * server_cpu / settings.seconds,
-            "load_cpu_pct": 100 * result.cpu_seconds / settings.seconds / settings.load_threads,
+            # How busy each side was, in % of the CPUs it was given: a server well
+            # under 100% shared its CPU with something else; a load tool near 100%
+            # per thread was the bottleneck.
+            "server_cpu_pct": 100 * server_cpu / settings.seconds / server_cpu_count,
+            "load_cpu_pct": 100 * result.cpu_seconds / settings.seconds / load_threads,
             # Requests per second of server CPU: steadier than req/s on a shared machine.
             "requests_per_cpu_s": result.requests / server_cpu if server_cpu else 0.0}
+
+
+def measure_ws(spec: ServerSpec, scenario: Scenario, settings: Settings,
+               label: str) -> dict[str, float]:
+    """WebSocket echo messages/s under wsload (which warms up 1 s by itself).
+
+    msg/s is wsload's measured window; server CPU and msg/CPU-s cover its whole
+    run (connect, upgrade, warm-up, window) and every echo in it, so that
+    the CPU time and the messages are counted over the same span.
+    """
+    server_cpus, server_cpu_count, load_cpus, _ = _cpus(scenario, settings)
+    wsload.build()  # before the server starts: a compile error fails fast, off the clock
+    with ServerProcess(spec, scenario.app, server_cpus, label, scenario.variant) as server:
+        _started(server, scenario)
+        server_cpu_before = server.cpu_seconds()
+        result = wsload.run_wsload(server.port, scenario.ws_connections,
+                                   scenario.ws_message_size, settings.seconds, load_cpus)
+        server_cpu = server.cpu_seconds() - server_cpu_before
+        server.check_alive()
+        scenario.verify(server.port)  # still echoing correctly after the load
+    if result.messages == 0:
+        raise ServerFailed(f"{spec.name}: no message echoed")
+    return {"mps": result.messages_per_second, "messages": result.messages,
+            "server_cpu_pct": 100 * server_cpu / result.wall_seconds / server_cpu_count,
+            # wsload is one thread: near 100% means it, not the server, was the limit.
+            "load_cpu_pct": 100 * result.cpu_seconds / result.wall_seconds,
+            "messages_per_cpu_s": result.messages / server_cpu if server_cpu else 0.0}
 
 
 def measure_memory(spec: ServerSpec, scenario: Scenario, settings: Settings,
@@ -153,6 +203,7 @@ Measurement = Callable[[ServerSpec, Scenario, Settings, str], dict[str, float]]
 
 MEASUREMENTS: dict[str, Measurement] = {
     "wrk": measure_wrk,
+    "ws": measure_ws,
     "memory": measure_memory,
     "startup": measure_startup,
 }

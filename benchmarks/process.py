@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from benchmarks.servers import ServerSpec
+from benchmarks.servers import ONE_WORKER, ServerSpec, Variant
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = Path(__file__).resolve().parent / "results" / "logs"
@@ -70,9 +70,11 @@ def child_env() -> dict[str, str]:
 class ServerProcess:
     """One running server: `with ServerProcess(...) as server:` stops it on any exit."""
 
-    def __init__(self, spec: ServerSpec, app: str, cpu: str, label: str) -> None:
+    def __init__(self, spec: ServerSpec, app: str, cpu: str, label: str,
+                 variant: Variant = ONE_WORKER) -> None:
         self.spec = spec
         self.app = app
+        self.variant = variant
         self.cpu = cpu
         self.port = free_port()
         LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -83,7 +85,8 @@ class ServerProcess:
     def start(self) -> None:
         if port_in_use(self.port):
             raise ServerFailed(f"{self.spec.name}: port {self.port} is already in use")
-        command = ["taskset", "-c", self.cpu, *self.spec.command(self.app, self.port)]
+        command = ["taskset", "-c", self.cpu,
+                   *self.spec.command(self.app, self.port, self.variant)]
         with open(self.log_path, "wb") as log:
             self.started_at = time.perf_counter()
             self.popen = subprocess.Popen(command, cwd=ROOT, env=child_env(), stdout=log,
@@ -108,6 +111,29 @@ class ServerProcess:
                                    f"{self.log_tail()}")
             time.sleep(0.005)
 
+    def wait_listening(self, workers: int, timeout: float = READY_TIMEOUT) -> None:
+        """Wait until the log holds the server's listening line once per worker.
+
+        For a server with several workers, an answer proves only that one of them
+        is up; its per-worker log line proves all are. No-op where none is known.
+        """
+        line = self.spec.listening_line
+        if line is None:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            try:
+                seen = self.log_path.read_text(errors="replace").count(line)
+            except OSError:
+                seen = 0
+            if seen >= workers:
+                return
+            if time.monotonic() > deadline:
+                raise ServerFailed(f"{self.spec.name}: {seen} of {workers} workers logged "
+                                   f"{line!r} after {timeout:.0f}s{self.log_tail()}")
+            time.sleep(0.01)
+
     def check_alive(self) -> None:
         if self.popen is None or self.popen.poll() is not None:
             code = None if self.popen is None else self.popen.returncode
@@ -121,7 +147,11 @@ class ServerProcess:
         return ("\n    " + "\n    ".join(text)) if text else ""
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the server and its descendants so far."""
+        """User + system CPU time of the server and its descendants so far.
+
+        Includes children that have exited and been reaped (postfork's
+        per-connection children): their time is in their parent's cutime/cstime.
+        """
         assert self.popen is not None
         return sum(_cpu_ticks(pid) for pid in _process_tree(self.popen.pid)) / _TICKS
 
@@ -186,7 +216,8 @@ def _cpu_ticks(pid: int) -> int:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0
-    return int(fields[11]) + int(fields[12])  # utime, stime
+    # utime, stime, and cutime, cstime: reaped children's, who are no longer in the tree.
+    return int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
 
 
 def _vm_rss(pid: int) -> int:

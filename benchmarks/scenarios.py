@@ -1,9 +1,9 @@
 """The benchmark scenarios: which app, which measurement, how to check one answer.
 
 A scenario is one entry in `SCENARIOS`. Its `kind` names the measurement in
-`measure.MEASUREMENTS` ("wrk" load, "memory", "startup"); a later scenario
-(WebSocket, HTTP/2 with h2load, prefork) is one new entry here, plus one new
-measurement kind if no existing one fits. Before any load, `verify` checks
+`measure.MEASUREMENTS` ("wrk" load, "ws" WebSocket echo load, "memory",
+"startup"); a later scenario (HTTP/2 with h2load, ...) is one new entry here,
+plus one new measurement kind if no existing one fits. Before any load, `verify` checks
 one response's status and body with a plain client, so a server that answers
 wrongly but fast cannot win. This module must not start processes.
 """
@@ -13,12 +13,18 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from benchmarks import apps
+from benchmarks import apps, wrk
 from benchmarks.process import ServerFailed
+from benchmarks.servers import ONE_WORKER, Variant
 
 ECHO_BODY_SIZE = 10240
+WS_CONNECTIONS = 100
+WS_SMALL_MESSAGE = 64
+WS_LARGE_MESSAGE = 4096
+# Qactuar and the peers the WebSocket and prefork scenarios compare it with.
+MAIN_PEERS = frozenset({"qactuar", "uvicorn", "granian"})
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,19 @@ class Scenario:
     app: str  # "module:attr" every server imports
     verify: Callable[[int], None]
     post_body_size: int = 0  # wrk POSTs a body of this size (0: GET)
+    # The servers the scenario is for (None: every server that does not skip it).
+    servers: frozenset[str] | None = None
+    variant: Variant = field(default=ONE_WORKER)
+    # False: server and load tool both run on every CPU (several workers cannot
+    # be pinned to one CPU); True: server on --server-cpu, load on --load-cpu.
+    pinned: bool = True
+    wrk_connections: int = wrk.CONNECTIONS
+    wrk_timeout_seconds: int = 5
+    wrk_headers: tuple[str, ...] = ()
+    ws_connections: int = WS_CONNECTIONS  # "ws" kind: wsload connections
+    ws_message_size: int = WS_SMALL_MESSAGE  # "ws" kind: bytes per text message
+    # How the load differs from the run's header line (printed under the title).
+    load_note: str = ""
 
 
 def _request(port: int, method: str = "GET", body: bytes | None = None
@@ -74,6 +93,47 @@ def _verify_json(port: int) -> None:
         raise ServerFailed(f"starlette: verification got status {status}, body {body[:60]!r}")
 
 
+def _ws_message(size: int) -> str:
+    """A text message whose every byte is checked: a repeating, position-revealing pattern."""
+    return ("0123456789abcdefghijklmnopqrstuvwxyz" * (size // 36 + 1))[:size]
+
+
+def _verify_ws_echo(size: int) -> Callable[[int], None]:
+    def verify(port: int) -> None:
+        from websockets.exceptions import WebSocketException
+        from websockets.sync.client import connect
+
+        sent = _ws_message(size)
+        try:
+            with connect(f"ws://127.0.0.1:{port}/", open_timeout=10, close_timeout=5,
+                         max_size=None) as websocket:
+                websocket.send(sent)
+                got = websocket.recv(timeout=10)
+        except (OSError, TimeoutError, WebSocketException) as error:
+            raise ServerFailed(f"ws-echo: verification failed: {error!r}") from error
+        if got != sent:
+            raise ServerFailed(f"ws-echo: verification sent a {size}-byte text message and "
+                               f"got {type(got).__name__} {got[:40]!r} "
+                               f"({len(got)} long)")
+    return verify
+
+
+def _verify_hello_close(port: int) -> None:
+    """Hello world, and the server closes the connection when asked to."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/", headers={"Connection": "close"})
+        response = connection.getresponse()
+        body = response.read()
+        closes = (response.getheader("connection") or "").lower() == "close"
+    finally:
+        connection.close()
+    if response.status != 200 or body != apps.HELLO_BODY or not closes:
+        raise ServerFailed(f"hello with Connection: close: got status {response.status}, "
+                           f"body {body[:40]!r}, Connection: "
+                           f"{response.getheader('connection')!r}")
+
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("hello", "hello world (plain text)", "wrk", "benchmarks.apps:hello",
              _verify_hello),
@@ -84,6 +144,38 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              _verify_stream),
     Scenario("starlette", "Starlette JSON endpoint", "wrk", "benchmarks.starlette_app:app",
              _verify_json),
+    # Messages/s with 100 connections each echoing one message at a time.
+    # wsload (C, epoll, one thread) runs on the load CPU; its own CPU % is reported
+    # so that a run where it, not the server, was the limit shows as such.
+    Scenario("ws-echo", "WebSocket echo, 100 conns x 64 B", "ws", "benchmarks.apps:ws_echo",
+             _verify_ws_echo(WS_SMALL_MESSAGE), servers=MAIN_PEERS,
+             variant=Variant(websocket=True),
+             load_note="wsload 100 connections x 64 B, its own 1 s warm-up, pings off"),
+    Scenario("ws-echo-4k", "WebSocket echo, 100 conns x 4 KiB", "ws",
+             "benchmarks.apps:ws_echo", _verify_ws_echo(WS_LARGE_MESSAGE), servers=MAIN_PEERS,
+             variant=Variant(websocket=True), ws_message_size=WS_LARGE_MESSAGE,
+             load_note="wsload 100 connections x 4 KiB, its own 1 s warm-up, pings off"),
+    # Two workers on a two-CPU machine: the workers cannot be pinned to one CPU
+    # and wrk cannot have a CPU of its own, so the servers and wrk (-t2, one thread
+    # per CPU) all run unpinned on every CPU, competing alike for all servers.
+    # This measures what a 2-worker deployment serves on the whole machine with
+    # the load generated on it; req/CPU-s (summed over the whole process tree) is
+    # the per-core efficiency. On a machine with 4+ CPUs, --server-cpu 0-1
+    # --load-cpu 2-3 style pinning would be cleaner; this scenario does not try.
+    Scenario("prefork", "hello world, 2 workers (unpinned)", "wrk", "benchmarks.apps:hello",
+             _verify_hello, servers=MAIN_PEERS, variant=Variant(workers=2), pinned=False,
+             load_note="2 workers; servers and wrk (one thread per CPU) unpinned on every CPU"),
+    # New connections/s: every request carries Connection: close, so each one is
+    # a new TCP connection. Postfork forks a child per connection (about 8-10 ms
+    # of the parent's time each on this machine), so wrk keeps only 8 connections
+    # open (more would only queue in the backlog) and waits up to 30 s for an
+    # answer, so that a connection queued behind forks is not counted as a
+    # timeout error. qactuar's async model and uvicorn are the reference.
+    Scenario("postfork-connect", "new connection per request (Connection: close)", "wrk",
+             "benchmarks.apps:hello", _verify_hello_close,
+             servers=frozenset({"qactuar-postfork", "qactuar", "uvicorn"}),
+             wrk_connections=8, wrk_timeout_seconds=30, wrk_headers=("Connection: close",),
+             load_note='wrk -c8 --timeout 30s -H "Connection: close"'),
     Scenario("idle-memory", "memory per idle keep-alive connection", "memory",
              "benchmarks.apps:hello", _verify_hello),
     Scenario("startup", "process start to first answered request", "startup",

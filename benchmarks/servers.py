@@ -2,7 +2,8 @@
 
 Every server runs ONE worker (process) serving the app named by the scenario,
 with access logs off and keep-alive idle timeouts long enough (300 s) for the
-idle-connection measurement. This module owns command lines only; starting,
+idle-connection measurement, unless the scenario's `Variant` asks for more
+workers or for WebSockets. This module owns command lines only; starting,
 pinning and stopping processes is `process.py`'s job.
 
 Fair single-worker settings per server:
@@ -18,8 +19,19 @@ Fair single-worker settings per server:
   process of the launcher; both are pinned to the server CPU.
 - hypercorn: `--workers 1 --worker-class uvloop`.
 - daphne: one Twisted process (it has no worker option).
+- qactuar-postfork: qactuar `--model postfork` (one child process forked per
+  connection); only in the postfork-connect scenario.
 - limit: `limit_server.py`, a fixed-reply uvloop protocol (hello-sized and
   10 KiB replies only: it cannot read a body or stream).
+
+With `Variant.workers` > 1 (the prefork scenario): qactuar `--model prefork
+--workers N`, uvicorn `--workers N`, granian `--workers N` (each worker keeps
+the one-runtime-thread, one-blocking-thread setting above).
+With `Variant.websocket` (ws-echo), keep-alive pings are off wherever there is
+a switch: qactuar `--ws-ping-interval 0`; uvicorn `--ws websockets-sansio`
+(what its `--ws auto` picks when `websockets` is installed) with
+`--ws-ping-interval 0`; granian `--ws` (its `--help` lists no WebSocket
+ping option: nothing to turn off).
 """
 
 from __future__ import annotations
@@ -35,47 +47,77 @@ BACKPRESSURE = 8192
 
 
 @dataclass(frozen=True)
+class Variant:
+    """What a scenario asks of every server beyond serving its app."""
+
+    workers: int = 1
+    websocket: bool = False
+
+
+ONE_WORKER = Variant()
+
+
+@dataclass(frozen=True)
 class ServerSpec:
-    """One server: how to build its command line for an app and a port."""
+    """One server: how to build its command line for an app, a port and a variant."""
 
     name: str
-    command: Callable[[str, int], list[str]]
+    command: Callable[[str, int, Variant], list[str]]
     # The Python distribution whose version is recorded (None: not a package).
     package: str | None
     # Scenario names the server cannot run (limit: anything it cannot fake).
     skips: frozenset[str] = field(default_factory=frozenset)
+    # When set, the only scenarios the server runs in (a variant of another server).
+    only: frozenset[str] | None = None
+    # A line the server logs once per worker when that worker listens (None: not known).
+    listening_line: str | None = None
 
 
 def _python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def _qactuar(app: str, port: int) -> list[str]:
-    return _python("-m", "qactuar", app, "--host", "127.0.0.1", "--port", str(port),
-                   "--no-access-log", "--keep-alive-timeout", KEEP_ALIVE_SECONDS)
+def _qactuar(app: str, port: int, variant: Variant) -> list[str]:
+    command = _python("-m", "qactuar", app, "--host", "127.0.0.1", "--port", str(port),
+                      "--no-access-log", "--keep-alive-timeout", KEEP_ALIVE_SECONDS)
+    if variant.workers > 1:
+        command += ["--model", "prefork", "--workers", str(variant.workers)]
+    if variant.websocket:
+        command += ["--ws-ping-interval", "0"]
+    return command
 
 
-def _uvicorn(app: str, port: int) -> list[str]:
-    return _python("-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-                   "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-                   "--log-level", "warning", "--timeout-keep-alive", KEEP_ALIVE_SECONDS)
+def _qactuar_postfork(app: str, port: int, variant: Variant) -> list[str]:
+    return [*_qactuar(app, port, variant), "--model", "postfork"]
 
 
-def _granian(app: str, port: int) -> list[str]:
+def _uvicorn(app: str, port: int, variant: Variant) -> list[str]:
+    command = _python("-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+                      "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+                      "--log-level", "warning", "--timeout-keep-alive", KEEP_ALIVE_SECONDS)
+    if variant.workers > 1:
+        command += ["--workers", str(variant.workers)]
+    if variant.websocket:
+        command += ["--ws", "websockets-sansio", "--ws-ping-interval", "0"]
+    return command
+
+
+def _granian(app: str, port: int, variant: Variant) -> list[str]:
     return _python("-m", "granian", "--interface", "asgi", "--http", "1",
-                   "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                   "--host", "127.0.0.1", "--port", str(port), "--workers", str(variant.workers),
                    "--runtime-threads", "1", "--blocking-threads", "1", "--loop", "uvloop",
                    "--backlog", "2048", "--backpressure", str(BACKPRESSURE),
-                   "--no-ws", "--no-access-log", "--log-level", "warning", app)
+                   "--ws" if variant.websocket else "--no-ws", "--no-access-log",
+                   "--log-level", "warning", app)
 
 
-def _hypercorn(app: str, port: int) -> list[str]:
+def _hypercorn(app: str, port: int, variant: Variant) -> list[str]:
     return _python("-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
                    "--worker-class", "uvloop", "--keep-alive", KEEP_ALIVE_SECONDS,
                    "--log-level", "warning", app)
 
 
-def _daphne(app: str, port: int) -> list[str]:
+def _daphne(app: str, port: int, variant: Variant) -> list[str]:
     return _python("-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0", app)
 
 
@@ -83,13 +125,15 @@ def _daphne(app: str, port: int) -> list[str]:
 LIMIT_BODY_SIZES = {"benchmarks.apps:hello": 13, "benchmarks.apps:ten_kib": 10240}
 
 
-def _limit(app: str, port: int) -> list[str]:
+def _limit(app: str, port: int, variant: Variant) -> list[str]:
     return _python("-m", "benchmarks.limit_server", "--port", str(port),
                    "--body-size", str(LIMIT_BODY_SIZES[app]))
 
 
 SERVERS: dict[str, ServerSpec] = {spec.name: spec for spec in [
-    ServerSpec("qactuar", _qactuar, "qactuar"),
+    ServerSpec("qactuar", _qactuar, "qactuar", listening_line="Listening on"),
+    ServerSpec("qactuar-postfork", _qactuar_postfork, "qactuar",
+               only=frozenset({"postfork-connect"}), listening_line="Listening on"),
     ServerSpec("uvicorn", _uvicorn, "uvicorn"),
     ServerSpec("granian", _granian, "granian"),
     ServerSpec("hypercorn", _hypercorn, "hypercorn"),

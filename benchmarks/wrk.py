@@ -53,11 +53,14 @@ def post_script(body_size: int) -> Path:
     return Path(script.name)
 
 
-def run_wrk(url: str, seconds: int, cpu: str, threads: int,
-            script: Path | None = None) -> WrkResult:
+def run_wrk(url: str, seconds: int, cpu: str, threads: int, script: Path | None = None,
+            connections: int = CONNECTIONS, timeout_seconds: int = 5,
+            headers: tuple[str, ...] = ()) -> WrkResult:
     """Load `url` for `seconds` from CPUs `cpu`; raise RuntimeError when wrk itself fails."""
-    command = ["taskset", "-c", cpu, "wrk", f"-t{threads}", f"-c{CONNECTIONS}",
-               f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    command = ["taskset", "-c", cpu, "wrk", f"-t{threads}", f"-c{connections}",
+               f"-d{seconds}s", "--latency", "--timeout", f"{timeout_seconds}s"]
+    for header in headers:
+        command += ["-H", header]
     if script is not None:
         command += ["-s", str(script)]
     before = _children_cpu_seconds()
