@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -148,6 +149,10 @@ class PostforkParent:
     # -- accepting and supervising ------------------------------------------------------
 
     def _accept_loop(self) -> None:
+        # Everything the parent holds now is inherited by every child: keep it
+        # out of the collector, so a child's collection does not touch (and so
+        # copy, page by page) the whole inherited heap.
+        gc.freeze()
         self.selector = new_selector(self.signals)
         self._set_accepting(True)
         scheme = "https" if self.ssl_context else "http"
