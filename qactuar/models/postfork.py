@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import signal
 import socket
@@ -280,9 +281,14 @@ class PostforkParent:
             if in_request and not answered and self.ssl_context is None:
                 reply = GATEWAY_TIMEOUT if child.reason == "request timeout" else CRASHED
             if child.reason != "request timeout":
-                server_logger.error("Child pid %d (client %s) %s%s", pid, connection.peer,
-                                    describe_exit(status),
-                                    f"; answered {reply[9:12].decode()}" if reply else "")
+                # Ended by the SIGTERM a shutdown sent it (before it could install
+                # its own handler): expected, not an error.
+                stopped = (self.stopping and os.WIFSIGNALED(status)
+                           and os.WTERMSIG(status) == signal.SIGTERM)
+                server_logger.log(logging.INFO if stopped else logging.ERROR,
+                                  "Child pid %d (client %s) %s%s", pid, connection.peer,
+                                  describe_exit(status),
+                                  f"; answered {reply[9:12].decode()}" if reply else "")
         if reply:
             with contextlib.suppress(OSError):
                 connection.sock.send(reply)
