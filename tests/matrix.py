@@ -32,8 +32,6 @@ MODEL_ARGS: dict[str, list[str]] = {
 }
 
 # The table's columns, in order: feature name -> what the README calls it.
-# WebSocket (issue 5): add "websocket": "WebSocket" here and `@covers("websocket")`
-# tests to each framework's module once the server speaks it.
 FEATURES: dict[str, str] = {
     "routing": "routing",
     "json": "JSON",
@@ -47,6 +45,7 @@ FEATURES: dict[str, str] = {
     "errors": "error pages",
     "csrf": "CSRF",
     "static": "static files",
+    "websocket": "WebSocket",
 }
 
 
