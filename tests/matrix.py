@@ -14,22 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ServerProcess
+from conftest import MODEL_ARGS, ServerProcess
 
 # The process models every framework app is served in: the one parametrisation
-# point of the matrix.  When prefork/postfork land (issue 4), add them here,
-# e.g. ["async", "prefork", "postfork"]; their flags are in MODEL_ARGS.
-MODELS = ["async"]
-# Note for prefork/postfork: a test that keeps an app's in-memory state across two
-# connections (test_frameworks.py's background task checked from a second
-# connection) can land on different processes there; give such tests a state
-# outside the process (a file, as the Tornado events) or limit them to "async".
-
-MODEL_ARGS: dict[str, list[str]] = {
-    "async": ["--model", "async"],
-    "prefork": ["--model", "prefork", "--workers", "2"],
-    "postfork": ["--model", "postfork"],
-}
+# point of the matrix.  Their flags are conftest's MODEL_ARGS (prefork with two
+# workers, so requests of one test really spread over processes).
+MODELS = list(MODEL_ARGS)
+# A test whose app keeps state across requests must keep it outside the process
+# (test_frameworks.py's background tokens and WebSocket disconnects go to an
+# events file, apps/background_tokens.py): under prefork/postfork two connections
+# can be served by different worker processes.
 
 # The table's columns, in order: feature name -> what the README calls it.
 FEATURES: dict[str, str] = {
