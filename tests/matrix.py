@@ -19,7 +19,7 @@ from conftest import MODEL_ARGS, ServerProcess
 # The process models every framework app is served in: the one parametrisation
 # point of the matrix.  Their flags are conftest's MODEL_ARGS (prefork with two
 # workers, so requests of one test really spread over processes).
-MODELS = list(MODEL_ARGS)
+MODELS = ["async", "prefork", "postfork"]
 # A test whose app keeps state across requests must keep it outside the process
 # (test_frameworks.py's background tokens and WebSocket disconnects go to an
 # events file, apps/background_tokens.py): under prefork/postfork two connections
