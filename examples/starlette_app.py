@@ -3,7 +3,8 @@
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 
 async def index(request: Request) -> PlainTextResponse:
@@ -16,4 +17,11 @@ async def about(request: Request) -> JSONResponse:
                          "self": str(request.url_for("about"))})
 
 
-app = Starlette(routes=[Route("/", index), Route("/about", about)])
+async def echo(websocket: WebSocket) -> None:
+    # A WebSocket: each text message comes back, until the client closes.
+    await websocket.accept()
+    async for message in websocket.iter_text():
+        await websocket.send_text(f"echo: {message}")
+
+
+app = Starlette(routes=[Route("/", index), Route("/about", about), WebSocketRoute("/echo", echo)])

@@ -173,8 +173,9 @@ MODEL_ARGS: dict[str, list[str]] = {
     "postfork": ["--model", "postfork"],
 }
 # Test modules whose servers run under every model; the rest run the async one.
+# (The framework matrix has its own parametrisation point: tests/matrix.py's MODELS.)
 EVERY_MODEL_MODULES = {"test_http1", "test_bad_input", "test_limits", "test_apps_mount",
-                       "test_lifespan", "test_frameworks", "test_robustness", "test_tls"}
+                       "test_lifespan", "test_robustness", "test_tls"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -14,26 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ServerProcess
+from conftest import MODEL_ARGS, ServerProcess
 
 # The process models every framework app is served in: the one parametrisation
-# point of the matrix.  When prefork/postfork land (issue 4), add them here,
-# e.g. ["async", "prefork", "postfork"]; their flags are in MODEL_ARGS.
-MODELS = ["async"]
-# Note for prefork/postfork: a test that keeps an app's in-memory state across two
-# connections (test_frameworks.py's background task checked from a second
-# connection) can land on different processes there; give such tests a state
-# outside the process (a file, as the Tornado events) or limit them to "async".
-
-MODEL_ARGS: dict[str, list[str]] = {
-    "async": ["--model", "async"],
-    "prefork": ["--model", "prefork", "--workers", "2"],
-    "postfork": ["--model", "postfork"],
-}
+# point of the matrix.  Their flags are conftest's MODEL_ARGS (prefork with two
+# workers, so requests of one test really spread over processes).
+MODELS = ["async", "prefork", "postfork"]
+# A test whose app keeps state across requests must keep it outside the process
+# (test_frameworks.py's background tokens and WebSocket disconnects go to an
+# events file, apps/background_tokens.py): under prefork/postfork two connections
+# can be served by different worker processes.
 
 # The table's columns, in order: feature name -> what the README calls it.
-# WebSocket (issue 5): add "websocket": "WebSocket" here and `@covers("websocket")`
-# tests to each framework's module once the server speaks it.
 FEATURES: dict[str, str] = {
     "routing": "routing",
     "json": "JSON",
@@ -47,6 +39,7 @@ FEATURES: dict[str, str] = {
     "errors": "error pages",
     "csrf": "CSRF",
     "static": "static files",
+    "websocket": "WebSocket",
 }
 
 

@@ -4,6 +4,7 @@ and the Tonberry example of the original README served through `qactuar.run(app=
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
 from conftest import TESTS_DIR, ServerProcess
 from matrix import MODEL_ARGS, MODELS, covers
@@ -69,6 +71,20 @@ def test_examples_that_need_their_prefix(examples_server: ServerProcess) -> None
                              data={"csrfmiddlewaretoken": token, "name": "Ann"})
         assert signed.text == "Thanks, Ann!"
         assert client.get("/nowhere").status_code == 404
+
+
+def test_the_starlette_example_websocket(examples_server: ServerProcess) -> None:
+    url = f"ws://{examples_server.host}:{examples_server.port}/starlette/echo"
+
+    async def talk() -> list[str | bytes]:
+        async with websockets.connect(url) as ws:
+            replies = []
+            for line in ["hello", "ünïcode ✓"]:
+                await ws.send(line)
+                replies.append(await ws.recv())
+            return replies
+
+    assert asyncio.run(asyncio.wait_for(talk(), 20)) == ["echo: hello", "echo: ünïcode ✓"]
 
 
 def _readme_tonberry_example() -> str:

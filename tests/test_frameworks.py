@@ -1,13 +1,14 @@
-"""Starlette and FastAPI end to end through the real server, with httpx and curl.
+"""Starlette and FastAPI end to end through the real server, with httpx, curl and websockets.
 
 Both apps (apps/starlette_app.py, apps/fastapi_app.py) have the same routes,
-so every test runs against both, in every process model of the matrix
-(`matrix.MODELS`).  `@covers` marks feed the README's "works with" table.
-WebSocket cases (issue 5) belong here, marked `@covers("websocket")`.
+HTTP and WebSocket (apps/ws_frameworks.py), so every test runs against both,
+in every process model of the matrix (`matrix.MODELS`).  `@covers` marks feed
+the README's "works with" table.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -16,11 +17,15 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from conftest import TESTS_DIR, ServerProcess, wait_until
+from apps.lifespan_apps import EVENTS_VAR
+from conftest import TESTS_DIR, ServerProcess, file_lines, wait_until
 from matrix import MODELS, covers, start_app
 
 FRAMEWORKS = ["starlette", "fastapi"]
@@ -31,24 +36,32 @@ def _case_id(case: tuple[str, str]) -> str:
     return "-".join(case)
 
 
+class Served(NamedTuple):
+    name: str  # "starlette" or "fastapi"
+    server: ServerProcess
+    events: Path  # the app's events file: background tokens, WebSocket disconnects
+
+
 @pytest.fixture(scope="module", params=CASES, ids=_case_id)
-def framework(request: pytest.FixtureRequest) -> Iterator[tuple[str, ServerProcess]]:
+def framework(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     name, model = request.param
-    server = start_app(f"apps.{name}_app:app", model)
-    yield name, server
+    events = tmp_path_factory.mktemp(f"{name}-{model}") / "events.txt"
+    server = start_app(f"apps.{name}_app:app", model, env={EVENTS_VAR: str(events)})
+    yield Served(name, server, events)
     assert server.stop() == 0, server.output
 
 
 @pytest.fixture
-def client(framework: tuple[str, ServerProcess]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=framework[1].url, timeout=10) as http:
+def client(framework: Served) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=framework.server.url, timeout=10) as http:
         yield http
 
 
 @covers("routing", "json", "lifespan")
-def test_json_endpoint_sees_the_lifespan_state(framework: tuple[str, ServerProcess],
+def test_json_endpoint_sees_the_lifespan_state(framework: Served,
                                                client: httpx.Client) -> None:
-    name, _ = framework
+    name = framework.name
     response = client.get("/json", params={"x": "1", "y": "two words"})
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
@@ -100,9 +113,9 @@ def test_background_task_runs_after_the_response(client: httpx.Client) -> None:
                what="the background task to finish")
 
 
-def test_background_task_on_a_separate_connection(framework: tuple[str, ServerProcess]) -> None:
+def test_background_task_on_a_separate_connection(framework: Served) -> None:
     """The scheduling connection stays open and idle while its task runs."""
-    url = framework[1].url
+    url = framework.server.url
     token = uuid.uuid4().hex
     with httpx.Client(base_url=url, timeout=10) as first, \
             httpx.Client(base_url=url, timeout=10) as second:
@@ -125,10 +138,10 @@ def test_fastapi_validation(client: httpx.Client) -> None:
     assert bad.json()["detail"][0]["loc"] == ["body", "price"]
 
 
-def test_curl_as_a_client(framework: tuple[str, ServerProcess], tmp_path: Path) -> None:
+def test_curl_as_a_client(framework: Served, tmp_path: Path) -> None:
     curl = shutil.which("curl")
     assert curl is not None, "curl is not installed"
-    name, server = framework
+    name, server = framework.name, framework.server
     upload = tmp_path / "hello.txt"
     upload.write_bytes(b"hello from curl\n" * 1000)
     result = subprocess.run(
@@ -150,8 +163,8 @@ def test_curl_as_a_client(framework: tuple[str, ServerProcess], tmp_path: Path) 
 
 
 @covers("file")
-def test_file_response(client: httpx.Client, framework: tuple[str, ServerProcess]) -> None:
-    source = (TESTS_DIR / "apps" / f"{framework[0]}_app.py").read_bytes()
+def test_file_response(client: httpx.Client, framework: Served) -> None:
+    source = (TESTS_DIR / "apps" / f"{framework.name}_app.py").read_bytes()
     response = client.get("/file")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/x-python")
@@ -167,6 +180,111 @@ def test_the_frameworks_own_error_answers(client: httpx.Client) -> None:
     assert missing.status_code == 404
     assert "Not Found" in missing.text
     assert client.delete("/json").status_code == 405
+
+
+# -- WebSocket endpoints (apps/ws_frameworks.py), with the `websockets` client -------
+
+
+def ws_url(server: ServerProcess, path: str) -> str:
+    return f"ws://{server.host}:{server.port}{path}"
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+@covers("websocket")
+def test_websocket_echo_text_and_bytes_and_the_disconnect_code(framework: Served) -> None:
+    name, server, events = framework
+
+    async def talk() -> list[Any]:
+        answers = []
+        async with websockets.connect(ws_url(server, "/ws/echo")) as ws:
+            for message in ["hello", "ünïcode ✓", b"\x00\x01\xff", "x" * 200_000]:
+                await ws.send(message)
+                answers.append(await ws.recv())
+            await ws.close(code=4100, reason="client done")
+        return answers
+
+    assert run(talk()) == ["hello", "ünïcode ✓", b"\x00\x01\xff", "x" * 200_000]
+    wait_until(lambda: f"{name} disconnect 4100" in file_lines(events),
+               what="WebSocketDisconnect with the client's code")
+
+
+@covers("websocket", "lifespan")
+def test_websocket_json_messages_see_the_lifespan_state(framework: Served) -> None:
+    async def talk() -> list[Any]:
+        async with websockets.connect(ws_url(framework.server, "/ws/json")) as ws:
+            replies = []
+            for payload in [{"a": 1}, [1, 2, 3], "text"]:
+                await ws.send(json.dumps(payload))
+                replies.append(json.loads(await ws.recv()))
+            return replies
+
+    greeting = f"hello from {framework.name} lifespan"
+    assert run(talk()) == [{"got": payload, "greeting": greeting}
+                           for payload in [{"a": 1}, [1, 2, 3], "text"]]
+
+
+async def _first_message_and_close(url: str, subprotocols: list[str] | None = None,
+                                   ) -> tuple[str | None, Any, Any]:
+    """Connect, read one JSON message, then the server's close frame."""
+    async with websockets.connect(url, subprotocols=subprotocols) as ws:
+        data = json.loads(await ws.recv())
+        with pytest.raises(ConnectionClosed) as caught:
+            await ws.recv()
+        return ws.subprotocol, data, caught.value.rcvd
+
+
+@covers("websocket", "routing")
+def test_websocket_path_parameters_query_and_subprotocol(framework: Served) -> None:
+    subprotocol, data, close = run(_first_message_and_close(
+        ws_url(framework.server, "/ws/items/42?q=find%20me"), ["graphql-ws", "other"]))
+    assert subprotocol == "graphql-ws"
+    assert data == {"id": 42, "q": "find me", "root_path": ""}
+    assert close is not None and close.code == 1000
+
+
+@covers("websocket")
+def test_websocket_server_side_close_code_and_reason(framework: Served) -> None:
+    async def talk() -> Any:
+        async with websockets.connect(ws_url(framework.server, "/ws/close")) as ws:
+            with pytest.raises(ConnectionClosed) as caught:
+                await ws.recv()
+            return caught.value.rcvd
+
+    close = run(talk())
+    assert (close.code, close.reason) == (4002, f"bye from {framework.name}")
+
+
+@covers("websocket")
+def test_websocket_denial_response(framework: Served) -> None:
+    with pytest.raises(InvalidStatus) as caught:
+        run(websockets.connect(ws_url(framework.server, "/ws/deny")))
+    response = caught.value.response
+    assert response.status_code == 401
+    assert bytes(response.body) == f"nope {framework.name}".encode()
+
+
+def test_unknown_websocket_route_is_refused(framework: Served) -> None:
+    with pytest.raises(InvalidStatus) as caught:
+        run(websockets.connect(ws_url(framework.server, "/ws/nowhere")))
+    assert caught.value.response.status_code in (403, 404)
+
+
+def test_many_concurrent_websocket_connections(framework: Served) -> None:
+    async def one(index: int) -> list[str]:
+        async with websockets.connect(ws_url(framework.server, "/ws/echo")) as ws:
+            replies = []
+            for turn in range(5):
+                await ws.send(f"{index}-{turn}")
+                replies.append(await ws.recv())
+            return replies
+
+    async def many() -> list[list[str]]:
+        return await asyncio.gather(*(one(index) for index in range(50)))
+
+    assert run(many()) == [[f"{index}-{turn}" for turn in range(5)] for index in range(50)]
 
 
 # -- mounted under APPS prefixes: root_path ------------------------------------------
@@ -199,6 +317,8 @@ def test_starlette_routes_under_a_prefix(framework_mounts: ServerProcess) -> Non
         # Starlette's own 404 for its unknown route; the server's for the bare route.
         assert client.get("/api/unknown").status_code == 404
         assert client.get("/items").status_code == 404
+    _, data, _ = run(_first_message_and_close(ws_url(framework_mounts, "/api/ws/items/7")))
+    assert data == {"id": 7, "q": None, "root_path": "/api"}
 
 
 @covers("root_path", frameworks=["fastapi"])
@@ -212,3 +332,5 @@ def test_fastapi_under_a_prefix(framework_mounts: ServerProcess) -> None:
         docs = client.get("/fast/docs")
         assert docs.status_code == 200
         assert "/fast/openapi.json" in docs.text
+    _, data, _ = run(_first_message_and_close(ws_url(framework_mounts, "/fast/ws/items/8?q=x")))
+    assert data == {"id": 8, "q": "x", "root_path": "/fast"}

@@ -1,6 +1,6 @@
 """The postfork model with real processes: one child per connection, crash
 isolation, MAX_PROCESSES queueing, REQUEST_TIMEOUT kills, reaping, lifespan
-once in the parent, SIGTERM drain."""
+once in the parent, SIGTERM drain, a WebSocket's child exiting when it closes."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from conftest import (
     recv_until_closed,
     wait_until,
 )
+from ws_client import RawWebSocket
 
 APP = "apps.process_app:app"
 POSTFORK = ("--model", "postfork")
@@ -193,3 +194,18 @@ def test_children_of_a_killed_parent_exit(start_server: ServerFactory,
 
     wait_until(gone, timeout=15, what="the orphaned child to exit")
     sock.close()
+
+
+def test_a_websocket_child_exits_when_its_connection_closes(start_server: ServerFactory,
+                                                            tmp_path: Path) -> None:
+    # After the upgrade the child's connection belongs to the WebSocket protocol;
+    # the child must still hear it close, or it lingers and the parent's copy of
+    # the socket keeps the TCP connection open after the close handshake.
+    server = start_server("apps.ws_app:app", *POSTFORK,
+                          env={EVENTS_VAR: str(tmp_path / "events.txt")})
+    ws = RawWebSocket.connect(server, "/close?code=4000&reason=bye")
+    assert ws.accepted
+    ws.expect_close(4000, answer=True)  # and then the server closes TCP
+    ws.close()
+    wait_until(lambda: children(server.proc.pid) == [], what="the WebSocket's child to exit")
+    assert server.stop() == 0, server.output

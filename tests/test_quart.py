@@ -1,18 +1,20 @@
-"""Quart (Flask's API on ASGI) through the real server, in every process model.
-
-WebSocket cases (issue 5) belong here, marked `@covers("websocket")`.
+"""Quart (Flask's API on ASGI) through the real server, in every process model:
+HTTP with httpx, its WebSocket route with the `websockets` client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from conftest import TESTS_DIR, ServerProcess
 from matrix import MODELS, covers, start_app
@@ -92,6 +94,31 @@ def test_quarts_error_answers(server: ServerProcess, client: httpx.Client) -> No
     assert client.delete("/").status_code == 405
 
 
+async def _websocket_talk(server: ServerProcess, path: str) -> tuple[Any, list[str | bytes]]:
+    """The /ws greeting, then the echoes of a text and a binary message."""
+    async with websockets.connect(f"ws://{server.host}:{server.port}{path}") as ws:
+        hello = json.loads(await ws.recv())
+        echoes = []
+        for message in ["hi ✓", b"\x00\xff" * 1000]:
+            await ws.send(message)
+            echoes.append(await ws.recv())
+        return hello, echoes
+
+
+def _talk(server: ServerProcess, path: str) -> tuple[Any, list[str | bytes]]:
+    return asyncio.run(asyncio.wait_for(_websocket_talk(server, path), 20))
+
+
+@covers("websocket", "lifespan")
+def test_a_websocket_route(server: ServerProcess) -> None:
+    hello, echoes = _talk(server, "/ws")
+    # In a WebSocket context Quart's url_for is external: scheme and host from the scope.
+    assert hello == {"framework": "quart", "root_path": "",
+                     "url_for": f"ws://{server.host}:{server.port}/ws",
+                     "greeting": "hello from quart lifespan"}
+    assert echoes == ["quart: hi ✓", b"\x00\xff" * 1000]
+
+
 @covers("root_path")
 @pytest.mark.parametrize("model", MODELS)
 def test_mounted_under_an_apps_prefix(tmp_path: Path, model: str) -> None:
@@ -103,5 +130,9 @@ def test_mounted_under_an_apps_prefix(tmp_path: Path, model: str) -> None:
             seen = http.get("/q/json").json()
             assert (seen["root_path"], seen["url_for"]) == ("/q", "/q/json")
             assert http.get("/q/").text == "Hello from Quart"
+        hello, echoes = _talk(server, "/q/ws")
+        assert (hello["root_path"], hello["url_for"]) == (
+            "/q", f"ws://{server.host}:{server.port}/q/ws")
+        assert echoes[0] == "quart: hi ✓"
     finally:
         assert server.stop() == 0, server.output

@@ -349,7 +349,7 @@ class ChildState(ServerState):
 class ChildProtocol(HTTP1Protocol):
     """HTTP/1.1 on a postfork child's one connection: tells the state when the
     response has started (so the parent will not answer for it) and when the
-    connection is gone (so the child can exit)."""
+    connection is gone (so the child can exit), also after a WebSocket upgrade."""
 
     state: ChildState
 
@@ -360,6 +360,23 @@ class ChildProtocol(HTTP1Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self.state.closed.set()
+
+    def _hand_over_websocket(self) -> None:
+        super()._hand_over_websocket()
+        # The WebSocket protocol owns the transport now and this protocol's
+        # connection_lost will never run: without this the child would never
+        # exit, and the parent's copy of the socket would keep the TCP
+        # connection open after the close handshake.
+        assert self.transport is not None
+        websocket = self.transport.get_protocol()
+        closed = self.state.closed
+        websocket_lost = websocket.connection_lost
+
+        def connection_lost(exc: Exception | None) -> None:
+            websocket_lost(exc)
+            closed.set()
+
+        websocket.connection_lost = connection_lost  # type: ignore[method-assign]
 
 
 async def serve_connection(config: Config, mounts: list[Mount], conn: socket.socket,

@@ -5,6 +5,7 @@ Routes (see `apps.starlette_app` for the shared ones):
   POST /background/{token}, GET /background/{token}, POST /release/{token}
   POST /items                 a pydantic-validated JSON body (422 when invalid)
   GET  /file                  this module's source as a FileResponse (Range requests too)
+  /ws/...                     the WebSocket endpoints of apps.ws_frameworks
 """
 
 from __future__ import annotations
@@ -19,17 +20,8 @@ from fastapi import BackgroundTasks, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel
 
-_release: dict[str, asyncio.Event] = {}
-_done: set[str] = set()
-
-
-def _event(token: str) -> asyncio.Event:
-    return _release.setdefault(token, asyncio.Event())
-
-
-async def _finish_later(token: str) -> None:
-    await asyncio.wait_for(_event(token).wait(), 20)
-    _done.add(token)
+from apps import background_tokens
+from apps.ws_frameworks import websocket_endpoints
 
 
 @asynccontextmanager
@@ -92,22 +84,25 @@ async def stream(n: int = 5) -> StreamingResponse:
 
 @app.post("/background/{token}")
 async def schedule_background(token: str, tasks: BackgroundTasks) -> dict[str, Any]:
-    _event(token)
-    tasks.add_task(_finish_later, token)
+    tasks.add_task(background_tokens.finish_later, token)
     return {"scheduled": token}
 
 
 @app.get("/background/{token}")
 async def background_status(token: str) -> dict[str, Any]:
-    return {"token": token, "done": token in _done}
+    return {"token": token, "done": background_tokens.is_done(token)}
 
 
 @app.post("/release/{token}")
 async def release(token: str) -> dict[str, Any]:
-    _event(token).set()
+    background_tokens.release(token)
     return {"released": token}
 
 
 @app.get("/file")
 async def file() -> FileResponse:
     return FileResponse(__file__, media_type="text/x-python")
+
+
+for _path, _endpoint in websocket_endpoints("fastapi").items():
+    app.add_api_websocket_route(_path, _endpoint)

@@ -9,6 +9,8 @@ Routes:
   GET  /stream?n=K          K lines from an async generator (a streamed response)
   GET  /file                this module's source via send_file
   GET  /crash               raises: Quart's 500
+  WS   /ws                  sends {"framework", "root_path", "url_for", "greeting"}, then
+                            echoes each text message as "quart: <text>" and bytes as-is
 `greeting` is set by a before_serving hook, which runs in the ASGI lifespan.
 """
 
@@ -19,7 +21,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from quart import Quart, Response, jsonify, request, send_file, url_for
+from quart import Quart, Response, jsonify, request, send_file, url_for, websocket
 
 app = Quart(__name__)
 
@@ -82,3 +84,13 @@ async def file() -> Response:
 @app.route("/crash")
 async def crash() -> str:
     raise RuntimeError("the Quart view crashed on purpose")
+
+
+@app.websocket("/ws")
+async def echo_socket() -> None:
+    await websocket.send_json({"framework": "quart", "root_path": websocket.root_path,
+                               "url_for": url_for("echo_socket"),
+                               "greeting": app.config.get("GREETING")})
+    while True:
+        message = await websocket.receive()
+        await websocket.send(f"quart: {message}" if isinstance(message, str) else message)

@@ -7,9 +7,11 @@ Routes:
   GET  /stream?n=K            K lines "line <i>" via StreamingResponse
   POST /background/{token}    answers at once; a background task then waits for
                               POST /release/{token} and marks the token done
+                              (kept in the events file: see apps.background_tokens)
   GET  /background/{token}    {"done": bool}
   GET  /items, /items/{id}    a small collection (mounted under /api in the APPS test)
   GET  /file                  this module's source as a FileResponse (Range requests too)
+  /ws/...                     the WebSocket endpoints of apps.ws_frameworks
 """
 
 from __future__ import annotations
@@ -24,22 +26,12 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+
+from apps import background_tokens
+from apps.ws_frameworks import websocket_endpoints
 
 ITEMS = {1: "apple", 2: "pear", 3: "plum"}
-
-_release: dict[str, asyncio.Event] = {}
-_done: set[str] = set()
-
-
-def _event(token: str) -> asyncio.Event:
-    return _release.setdefault(token, asyncio.Event())
-
-
-async def _finish_later(token: str) -> None:
-    await asyncio.wait_for(_event(token).wait(), 20)
-    _done.add(token)
-
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -86,19 +78,18 @@ async def stream(request: Request) -> StreamingResponse:
 
 async def schedule_background(request: Request) -> JSONResponse:
     token = request.path_params["token"]
-    _event(token)
     return JSONResponse({"scheduled": token},
-                        background=BackgroundTask(_finish_later, token))
+                        background=BackgroundTask(background_tokens.finish_later, token))
 
 
 async def background_status(request: Request) -> JSONResponse:
     token = request.path_params["token"]
-    return JSONResponse({"token": token, "done": token in _done})
+    return JSONResponse({"token": token, "done": background_tokens.is_done(token)})
 
 
 async def release(request: Request) -> JSONResponse:
     token = request.path_params["token"]
-    _event(token).set()
+    background_tokens.release(token)
     return JSONResponse({"released": token})
 
 
@@ -130,6 +121,8 @@ app = Starlette(
         Route("/items", list_items),
         Route("/items/{item_id:int}", get_item, name="item"),
         Route("/file", file),
+        *(WebSocketRoute(path, endpoint)
+          for path, endpoint in websocket_endpoints("starlette").items()),
     ],
     lifespan=lifespan,
 )

@@ -1,7 +1,11 @@
-"""Starlette (`starlette_app`) and FastAPI (`fastapi_app`) WebSocket endpoints, same routes.
+"""The WebSocket endpoints that `apps.starlette_app` and `apps.fastapi_app` both serve.
+
+Starlette's and FastAPI's WebSocket class is the same, so one set of endpoints,
+labelled with the framework's name, serves both apps:
 
   /ws/echo            accept; echo text and bytes until the client leaves
   /ws/json            accept; answer each JSON message with {"got": ..., "greeting": state}
+                      (the app's lifespan state)
   /ws/items/{id}?q=   accept with the client's first subprotocol; send {"id", "q", "root_path"}
   /ws/close           accept, then close with 4002 "bye from <framework>"
   /ws/deny            refuse with an HTTP response: 401 "nope <framework>"
@@ -10,19 +14,16 @@ Each disconnect is recorded as "<framework> disconnect <code>" (apps.lifespan_ap
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
-from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
-from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from apps.lifespan_apps import record
 
 
-def _handlers(framework: str) -> dict[str, Any]:
+def websocket_endpoints(framework: str) -> dict[str, Any]:
+    """Route path -> endpoint, for `framework`'s app."""
     async def echo(websocket: WebSocket) -> None:
         await websocket.accept()
         try:
@@ -64,20 +65,3 @@ def _handlers(framework: str) -> dict[str, Any]:
 
     return {"/ws/echo": echo, "/ws/json": json_messages, "/ws/items/{item_id:int}": item,
             "/ws/close": close, "/ws/deny": deny}
-
-
-def _lifespan(framework: str) -> Any:
-    @asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[dict[str, Any]]:
-        yield {"greeting": f"hello from {framework}"}
-    return lifespan
-
-
-starlette_app = Starlette(
-    routes=[WebSocketRoute(path, endpoint)
-            for path, endpoint in _handlers("starlette").items()],
-    lifespan=_lifespan("starlette"))
-
-fastapi_app = FastAPI(lifespan=_lifespan("fastapi"))
-for _path, _endpoint in _handlers("fastapi").items():
-    fastapi_app.add_api_websocket_route(_path, _endpoint)
