@@ -25,8 +25,10 @@ import httptools
 
 from qactuar.asgi.http_stream import ASGI_SPEC_VERSION, HTTPStream, error_headers
 from qactuar.logs import exception_logger, server_logger
+from qactuar.sockets import tls_scope_extension
 
 if TYPE_CHECKING:
+    from qactuar.protocols.http2 import H2Protocol
     from qactuar.server_state import ServerState
 
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -129,6 +131,7 @@ class HTTP1Protocol(asyncio.Protocol):
         # A WebSocket handshake to hand over: (http scope, app) and the bytes after its head.
         self._websocket: tuple[dict[str, Any], Any] | None = None
         self._websocket_rest: bytearray | None = None
+        self._tls: dict[str, Any] | None = None  # the ASGI `tls` scope extension
 
     # -- connection events ---------------------------------------------------
 
@@ -138,8 +141,21 @@ class HTTP1Protocol(asyncio.Protocol):
         sock = transport.get_extra_info("sockname")
         self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
         self.server = (str(sock[0]), int(sock[1])) if isinstance(sock, tuple) else None
+        if self.state.scheme == "https" and self._tls_made(transport):
+            return  # handed over to HTTP/2
         self.state.connections.add(self)
         self._client_must_send_within(self.config.HEADER_TIMEOUT)
+
+    def _tls_made(self, transport: asyncio.BaseTransport) -> bool:
+        """Note the TLS facts for the scope; hand over to HTTP/2 if ALPN chose h2."""
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return False
+        self._tls = tls_scope_extension(ssl_object)
+        if ssl_object.selected_alpn_protocol() == "h2":
+            self._hand_over_http2(b"")
+            return True
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -194,6 +210,9 @@ class HTTP1Protocol(asyncio.Protocol):
                 self._queue[-1].keep_alive = False
         except httptools.HttpParserError as exc:
             cause = exc.__context__
+            if (self.config.HTTP2 != "off" and not self._url.startswith(b"/")
+                    and self._hand_over_prior_knowledge(data)):
+                return
             if isinstance(cause, _Reject):
                 self._reject(cause.status, cause.reason)
             elif cause is not None:
@@ -589,7 +608,7 @@ class HTTP1Protocol(asyncio.Protocol):
             "headers": self._headers,
             "client": self.client,
             "server": self.server,
-            "extensions": {},
+            "extensions": {"tls": self._tls} if self._tls is not None else {},
         }
 
     def _wants_keep_alive(self, version: str) -> bool:
@@ -657,6 +676,35 @@ class HTTP1Protocol(asyncio.Protocol):
         websocket = WebSocketProtocol(self.state, scope, app)
         self.transport.set_protocol(websocket)
         websocket.take_over(self.transport, rest, self._reading_paused)
+
+    def _hand_over_prior_knowledge(self, data: bytes) -> bool:
+        """h2c with prior knowledge: the connection opened with the HTTP/2 preface."""
+        from qactuar.protocols.http2 import PREFACE
+
+        at = data.find(PREFACE)
+        if at < 0 or self._queue or self._parsing is not None:
+            return False
+        self._hand_over_http2(data[at:])
+        return True
+
+    def _hand_over_http2(self, data: bytes) -> None:
+        """Give the transport to an H2Protocol, with what the client sent so far."""
+        assert self.transport is not None
+        self._stop_parsing = True
+        self._closed = True  # this protocol is done with the transport
+        self._client_deadline = 0.0
+        self._cancel_timer()
+        self.state.connections.discard(self)
+        http2 = self.h2_protocol_class(self.state, self.transport, self.client, self.server,
+                                       self._tls)
+        self.transport.set_protocol(http2)
+        http2.take_over(data)
+
+    @property
+    def h2_protocol_class(self) -> type[H2Protocol]:
+        from qactuar.protocols.http2 import H2Protocol
+
+        return H2Protocol
 
     def shutdown(self) -> None:
         """Server shutdown: close now if idle between requests, else after the answer.
