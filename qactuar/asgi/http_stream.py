@@ -184,6 +184,8 @@ class HTTPStream:
 
     def reject(self, status: int, reason: str) -> None:
         """Stop this request with an error status (a limit was hit mid-request)."""
+        if self.task is None and self._host.access_log:
+            self._started_at = time.monotonic()  # refused before its app started (HTTP/2)
         self._fail_response(status, reason)
         self._cancel_task()
 

@@ -25,6 +25,7 @@ import httptools
 
 from qactuar.asgi.http_stream import ASGI_SPEC_VERSION, HTTPStream, error_headers
 from qactuar.logs import exception_logger, server_logger
+from qactuar.protocols import http2_enabled
 from qactuar.sockets import tls_scope_extension
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if ssl_object is None:
             return False
         self._tls = tls_scope_extension(ssl_object)
-        if ssl_object.selected_alpn_protocol() == "h2":
+        if ssl_object.selected_alpn_protocol() == "h2" and http2_enabled(self.config.HTTP2):
             self._hand_over_http2(b"")
             return True
         return False
@@ -210,7 +211,7 @@ class HTTP1Protocol(asyncio.Protocol):
                 self._queue[-1].keep_alive = False
         except httptools.HttpParserError as exc:
             cause = exc.__context__
-            if (self.config.HTTP2 != "off" and not self._url.startswith(b"/")
+            if (not self._url.startswith(b"/") and http2_enabled(self.config.HTTP2)
                     and self._hand_over_prior_knowledge(data)):
                 return
             if isinstance(cause, _Reject):

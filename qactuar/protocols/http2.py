@@ -25,10 +25,11 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+from hpack.exceptions import HPACKError
 from hyperframe.frame import GoAwayFrame
 
 from qactuar.asgi.http_stream import ASGI_SPEC_VERSION, HTTPStream
-from qactuar.logs import server_logger
+from qactuar.logs import exception_logger, server_logger
 from qactuar.server_state import SERVER_HEADER
 
 if TYPE_CHECKING:
@@ -204,8 +205,23 @@ class H2Protocol(asyncio.Protocol):
             self._protocol_failure(f"denial-of-service shape ({exc})")
             return
         except h2.exceptions.ProtocolError as exc:
+            if isinstance(exc.__cause__, HPACKError):
+                # h2 answers a broken header block with PROTOCOL_ERROR; RFC 9113 4.3 asks
+                # for COMPRESSION_ERROR, so its GOAWAY is replaced by ours.
+                self.conn.data_to_send()
+                if self.transport is not None:
+                    self.transport.write(GoAwayFrame(
+                        0, last_stream_id=self.conn.highest_inbound_stream_id,
+                        error_code=h2.errors.ErrorCodes.COMPRESSION_ERROR).serialize())
             self._protocol_failure(f"protocol error ({exc})")
             return
+        try:
+            self._handle_events(events)
+        except Exception as exc:  # a bug of ours: this connection ends, the server lives
+            exception_logger.error("error while handling HTTP/2 frames", exc_info=exc)
+            self._goaway_and_close(h2.errors.ErrorCodes.INTERNAL_ERROR)
+
+    def _handle_events(self, events: list[h2.events.Event]) -> None:
         now = self.loop.time()
         for event in events:
             kind = type(event)
@@ -530,22 +546,20 @@ class H2Protocol(asyncio.Protocol):
     def _protocol_failure(self, what: str) -> None:
         server_logger.warning("HTTP/2 %s from %s: closing the connection", what,
                               _peer(self.client))
-        self._write()  # h2 has queued its GOAWAY
-        self._close()
+        self._write()  # h2 has queued its GOAWAY, with the error code
+        self._close(goaway=False)
 
     def _goaway_and_close(self, code: int) -> None:
         with contextlib.suppress(h2.exceptions.ProtocolError):
             self.conn.close_connection(error_code=code)
-        self._close()
+        self._close(goaway=False)
 
-    def _close(self) -> None:
+    def _close(self, goaway: bool = True) -> None:
         if self._closed or self.transport is None:
             return
-        try:
-            if not self._goaway_sent or not self.sinks:
-                self.conn.close_connection()
-        except h2.exceptions.ProtocolError:
-            pass
+        if goaway:
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self.conn.close_connection(last_stream_id=self.conn.highest_inbound_stream_id)
         self._write()
         self._closed = True
         self._cancel_idle_timer()
