@@ -35,6 +35,7 @@ from qactuar.models.aio import (
     stop_connections,
 )
 from qactuar.protocols.http1 import HTTP1Protocol
+from qactuar.protocols.http2 import H2Protocol
 from qactuar.server_state import ServerState
 from qactuar.sockets import bind_all, close_all, describe, tls_context
 from qactuar.supervisor import (
@@ -345,6 +346,20 @@ class ChildProtocol(HTTP1Protocol):
     def send_head(self, *args: Any, **kwargs: Any) -> None:
         self.state.slots.set(self.state.slot, RESPONDED, 1.0)
         super().send_head(*args, **kwargs)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.state.closed.set()
+
+    @property
+    def h2_protocol_class(self) -> type[H2Protocol]:
+        return ChildH2Protocol
+
+
+class ChildH2Protocol(H2Protocol):
+    """HTTP/2 on a postfork child's one connection: the child exits when it closes."""
+
+    state: ChildState
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
