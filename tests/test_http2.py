@@ -35,7 +35,7 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
-from conftest import ServerProcess, wait_until
+from conftest import ServerProcess, recv_until_closed, wait_until
 
 APP = "apps.h2_app:app"
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -472,3 +472,81 @@ def test_h2load_many_streams(h2_server) -> None:
                             timeout=60)
     assert "2000 succeeded, 0 failed, 0 errored" in result.stdout, result.stdout
     assert "Traceback" not in h2_server.output
+
+
+# -- ASGI extensions -------------------------------------------------------------------------
+
+
+def test_extensions_are_advertised_in_the_scope(h2_server) -> None:
+    with client(h2_server) as h2c:
+        extensions = json.loads(h2c.get("/scope").body)["extensions"]
+    assert {"http.response.trailers", "http.response.early_hint",
+            "http.response.push"} <= set(extensions)
+
+
+def test_push_is_not_advertised_when_the_client_disables_it(h2_server) -> None:
+    with client(h2_server, settings={h2.settings.SettingCodes.ENABLE_PUSH: 0}) as h2c:
+        h2c.wait_for(lambda: any(isinstance(e, h2.events.SettingsAcknowledged)
+                                 for e in h2c.events), what="SETTINGS ack")
+        result = h2c.get("/push")
+        extensions = json.loads(h2c.get("/scope").body)["extensions"]
+    assert "http.response.push" not in extensions
+    assert result.body == b"pushed one" and not h2c.pushed
+
+
+def test_response_trailers(h2_server) -> None:
+    with client(h2_server) as h2c:
+        result = h2c.get("/trailers")
+    assert result.status == 200 and result.body == b"body"
+    assert result.trailers == [(b"x-checksum", b"done")]
+
+
+def test_trailers_wait_for_the_flow_control_window(h2_server) -> None:
+    with client(h2_server, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2},
+                auto_window=False) as h2c:
+        h2c.wait_for(lambda: any(isinstance(e, h2.events.SettingsAcknowledged)
+                                 for e in h2c.events), what="SETTINGS ack")
+        stream_id = h2c.request("/trailers")
+        result = h2c.streams[stream_id]
+        h2c.wait_for(lambda: result.body == b"bo", what="the first window")
+        h2c.pump(0.3)
+        assert not result.trailers and not result.ended
+        h2c.conn.increment_flow_control_window(10, stream_id)
+        h2c.flush()
+        h2c.response(stream_id)
+    assert result.body == b"body" and result.trailers == [(b"x-checksum", b"done")]
+
+
+def test_early_hints_are_a_103_before_the_response(h2_server) -> None:
+    with client(h2_server) as h2c:
+        result = h2c.get("/early-hints")
+    assert len(result.informational) == 1
+    hint = dict(result.informational[0])
+    assert hint[b":status"] == b"103"
+    assert hint[b"link"] == b"</style.css>; rel=preload; as=style"
+    assert result.status == 200 and result.body == b"after hints"
+
+
+def test_server_push(h2_server) -> None:
+    with client(h2_server) as h2c:
+        result = h2c.get("/push")
+        assert result.body == b"pushed one"
+        assert len(h2c.pushed) == 1
+        (promised, request), = h2c.pushed.items()
+        assert dict(request)[b":path"] == b"/pushed"
+        assert promised % 2 == 0  # server-initiated streams are even
+        pushed = h2c.response(promised)
+    assert pushed.status == 200 and pushed.body == b"I was pushed"
+
+
+@pytest.mark.parametrize(("te", "expected"), [
+    (b"TE: trailers\r\n", b"4\r\nbody\r\n0\r\nx-checksum: done\r\n\r\n"),
+    (b"", b"4\r\nbody\r\n0\r\n\r\n"),
+])
+def test_http11_trailers_only_for_clients_that_take_them(h2_server, te, expected) -> None:
+    with h2_server.connect() as sock:
+        sock.sendall(b"GET /trailers HTTP/1.1\r\nHost: x\r\n" + te + b"Connection: close\r\n\r\n")
+        data = recv_until_closed(sock)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert body == expected

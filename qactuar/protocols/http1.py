@@ -495,6 +495,29 @@ class HTTP1Protocol(asyncio.Protocol):
             elif not gathered:  # the first part since the last write
                 self.loop.call_soon(self._write_unsent)
 
+    def send_trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """End a chunked body with trailer fields, if the client said it takes them
+        (`TE: trailers`); otherwise (or for a body with a length) they are dropped."""
+        if self._closed or self.transport is None or self._no_body:
+            return
+        if self._chunked:
+            request = self._queue[0] if self._queue else None
+            wanted = request is not None and any(
+                name == b"te" and b"trailers" in value.lower()
+                for name, value in request.scope["headers"])
+            ending = [b"0\r\n"]
+            if wanted:
+                ending += [b"%s: %s\r\n" % pair for pair in headers]
+            ending.append(b"\r\n")
+            self._unsent.append(b"".join(ending))
+        self._write_unsent()
+
+    def send_informational(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """Not sent on HTTP/1.1 (early hints are advertised on HTTP/2 only)."""
+
+    def push(self, path: str, headers: list[tuple[bytes, bytes]]) -> None:
+        """HTTP/1.1 has no server push: dropped."""
+
     def _write_unsent(self) -> None:
         if self._unsent:
             unsent = self._unsent

@@ -71,7 +71,8 @@ class _StreamSink:
     """The `ResponseSink` of one HTTP/2 stream: frames what its `HTTPStream` sends."""
 
     __slots__ = ("connection", "ended", "head_only", "out", "out_end", "received",
-                 "received_unacked", "request_ended", "stream", "stream_id", "timer", "waiters")
+                 "received_unacked", "request_ended", "stream", "stream_id", "timer", "trailers",
+                 "waiters")
 
     def __init__(self, connection: H2Protocol, stream_id: int, head_only: bool) -> None:
         self.connection = connection
@@ -80,6 +81,7 @@ class _StreamSink:
         self.stream: HTTPStream | None = None
         self.out = bytearray()  # body bytes waiting for flow-control window
         self.out_end = False  # the response ends after `out`
+        self.trailers: list[tuple[bytes, bytes]] | None = None  # sent after `out`
         self.ended = False  # END_STREAM (or RST_STREAM) sent: nothing more goes out
         self.request_ended = False
         self.received = 0  # body bytes received in all
@@ -102,6 +104,19 @@ class _StreamSink:
         if end:
             self.out_end = True
         self.connection.flush_stream(self)
+
+    def send_trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
+        if self.ended:
+            return
+        self.trailers = _h2_fields(headers)
+        self.out_end = True
+        self.connection.flush_stream(self)
+
+    def send_informational(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.connection.send_informational(self, status, headers)
+
+    def push(self, path: str, headers: list[tuple[bytes, bytes]]) -> None:
+        self.connection.push(self, path, headers)
 
     def abort(self) -> None:
         self.connection.reset_stream(self, h2.errors.ErrorCodes.INTERNAL_ERROR)
@@ -262,13 +277,16 @@ class H2Protocol(asyncio.Protocol):
         if self._goaway_sent and stream_id > self._last_stream_id:
             self.conn.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
+        self._start_stream(stream_id, event.headers, event.stream_ended is not None)
+
+    def _start_stream(self, stream_id: int, request_headers: Any, ended: bool) -> None:
         self._cancel_idle_timer()
         method = path = b""
         scheme = authority = None
         headers: list[tuple[bytes, bytes]] = []
         has_host = False
         content_length = None
-        for name, value in event.headers:
+        for name, value in request_headers:
             if name[0] == 58:  # b":": a pseudo-header, never passed on as a header
                 if name == b":method":
                     method = value
@@ -288,7 +306,7 @@ class H2Protocol(asyncio.Protocol):
             headers.insert(0, (b"host", authority))
         sink = _StreamSink(self, stream_id, method == b"HEAD")
         self.sinks[stream_id] = sink
-        if event.stream_ended is not None:
+        if ended:
             sink.request_ended = True
         scope, problem = self._build_scope(method, path, scheme, headers)
         app = self._route(scope)
@@ -327,7 +345,10 @@ class H2Protocol(asyncio.Protocol):
         state = self.state
         if state.root_path:
             path = state.root_path + path
-        extensions: dict[str, Any] = {}
+        extensions: dict[str, Any] = {"http.response.trailers": {},
+                                      "http.response.early_hint": {}}
+        if self.conn.remote_settings.enable_push:
+            extensions["http.response.push"] = {}
         if self._tls is not None:
             extensions["tls"] = self._tls
         scope = {
@@ -410,11 +431,7 @@ class H2Protocol(asyncio.Protocol):
         if self._closed or sink.ended:
             return
         status = stream.status
-        headers = [(b":status", _STATUS_BYTES[status])]
-        for name, value in stream.headers:
-            name = name.lower()
-            if name not in _CONNECTION_HEADERS:
-                headers.append((name, value))
+        headers = [(b":status", _STATUS_BYTES[status]), *_h2_fields(stream.headers)]
         if not stream.has_date:
             headers.append((b"date", self.state.date_line[6:-2]))
         if not stream.has_server and self.state.server_header:
@@ -438,6 +455,33 @@ class H2Protocol(asyncio.Protocol):
             self.flush_stream(sink, write=False)
         self._write()
 
+    def send_informational(self, sink: _StreamSink, status: int,
+                           headers: list[tuple[bytes, bytes]]) -> None:
+        if self._closed or sink.ended:
+            return
+        with contextlib.suppress(h2.exceptions.ProtocolError, KeyError):
+            self.conn.send_headers(sink.stream_id,
+                                   [(b":status", _STATUS_BYTES[status]), *_h2_fields(headers)])
+        self._write()
+
+    def push(self, sink: _StreamSink, path: str, headers: list[tuple[bytes, bytes]]) -> None:
+        """Promise a GET of `path` on `sink`'s stream and answer it like a request."""
+        if (self._closed or sink.ended or self._goaway_sent or sink.stream is None
+                or not self.conn.remote_settings.enable_push):
+            return
+        scope = sink.stream.scope
+        authority = next((value for name, value in scope["headers"] if name == b"host"), b"")
+        request_headers = [(b":method", b"GET"), (b":path", path.encode()),
+                           (b":scheme", scope["scheme"].encode()), (b":authority", authority),
+                           *_h2_fields(headers)]
+        try:
+            promised = self.conn.get_next_available_stream_id()
+            self.conn.push_stream(sink.stream_id, promised, request_headers)
+        except (h2.exceptions.ProtocolError, KeyError):
+            return  # the client's stream limit, or the stream closed meanwhile: no push
+        self._start_stream(promised, request_headers, ended=True)
+        self._write()
+
     def flush_stream(self, sink: _StreamSink, write: bool = True) -> None:
         """Send what the windows allow of `sink`'s body; end the stream once all is out."""
         if self._closed or sink.ended:
@@ -453,10 +497,14 @@ class H2Protocol(asyncio.Protocol):
                 size = min(window, conn.max_outbound_frame_size, len(out))
                 chunk = bytes(out[:size])
                 del out[:size]
-                conn.send_data(stream_id, chunk, end_stream=sink.out_end and not out)
-            if not out and sink.out_end:
-                if not sink.ended and conn.streams.get(stream_id) is not None \
-                        and conn.streams[stream_id].open:
+                last = sink.out_end and not out and sink.trailers is None
+                conn.send_data(stream_id, chunk, end_stream=last)
+                if last:
+                    sink.ended = True
+            if not out and sink.out_end and not sink.ended:
+                if sink.trailers is not None:
+                    conn.send_headers(stream_id, sink.trailers, end_stream=True)
+                else:
                     conn.end_stream(stream_id)
                 sink.ended = True
         except (h2.exceptions.ProtocolError, KeyError):
@@ -584,6 +632,16 @@ class H2Protocol(asyncio.Protocol):
         self._idle_timer = None
         if not self.sinks and not self._closed:
             self._close()
+
+
+def _h2_fields(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Header fields as HTTP/2 wants them: lower-case names, no connection-specific fields."""
+    fields = []
+    for name, value in headers:
+        name = name.lower()
+        if name not in _CONNECTION_HEADERS:
+            fields.append((name, value))
+    return fields
 
 
 def _peer(client: tuple[str, int] | None) -> str:
