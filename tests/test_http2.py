@@ -23,7 +23,7 @@ import h2.settings
 import httpx
 import pytest
 import trustme
-from h2_client import H2Client
+from h2_client import H2Client, StreamResult
 from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
@@ -550,3 +550,46 @@ def test_http11_trailers_only_for_clients_that_take_them(h2_server, te, expected
     head, _, body = data.partition(b"\r\n\r\n")
     assert b"transfer-encoding: chunked" in head.lower()
     assert body == expected
+
+
+# -- h2c upgrade from HTTP/1.1 -----------------------------------------------------------------
+
+
+def test_curl_h2c_upgrade(h2_server) -> None:
+    result = subprocess.run(["curl", "-sS", "--http2", "-w", " %{http_version}",
+                             f"{h2_server.url}/scope"], capture_output=True, text=True,
+                            timeout=30)
+    body, _, version = result.stdout.rpartition(" ")
+    assert version == "2", result.stdout + result.stderr
+    assert json.loads(body)["http_version"] == "2"
+
+
+def test_h2c_upgrade_answers_the_request_as_stream_1(h2_server) -> None:
+    with client(h2_server, send_preface=False) as h2c:
+        settings = h2c.conn.initiate_upgrade_connection()
+        h2c.send_raw(b"GET /scope?via=upgrade HTTP/1.1\r\nHost: example.org\r\n"
+                     b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                     b"HTTP2-Settings: " + settings + b"\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = h2c.sock.recv(1)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert b"upgrade: h2c" in head.lower()
+        h2c.flush()  # the client preface
+        h2c.streams.setdefault(1, StreamResult())
+        result = h2c.response(1)
+        scope = json.loads(result.body)
+        assert scope["http_version"] == "2" and scope["query_string"] == "via=upgrade"
+        assert ["host", "example.org"] in scope["headers"]
+        assert not any(name in ("upgrade", "http2-settings", "connection")
+                       for name, _ in scope["headers"])
+        assert h2c.get("/hello").body == b"Hello, world!"  # the connection goes on in HTTP/2
+
+
+def test_h2c_upgrade_is_ignored_when_http2_is_off(start_server) -> None:
+    server = start_server(APP, "--http2", "off")
+    result = subprocess.run(["curl", "-sS", "--http2", "-w", " %{http_version}",
+                             f"{server.url}/hello"], capture_output=True, text=True, timeout=30)
+    assert result.stdout == "Hello, world! 1.1", result.stderr

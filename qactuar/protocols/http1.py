@@ -133,6 +133,9 @@ class HTTP1Protocol(asyncio.Protocol):
         self._websocket: tuple[dict[str, Any], Any] | None = None
         self._websocket_rest: bytearray | None = None
         self._tls: dict[str, Any] | None = None  # the ASGI `tls` scope extension
+        # An h2c upgrade to make once the request head is read: (HTTP2-Settings, the request
+        # as HTTP/2 header fields).
+        self._h2c_upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None
 
     # -- connection events ---------------------------------------------------
 
@@ -197,6 +200,9 @@ class HTTP1Protocol(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
+            if self._h2c_upgrade is not None:
+                self._upgrade_to_h2c(data[upgrade.args[0]:])
+                return
             if self._websocket is not None:
                 self._websocket_rest = bytearray(data[upgrade.args[0]:])
                 if self._queue:
@@ -360,6 +366,8 @@ class HTTP1Protocol(asyncio.Protocol):
             if mount.prefix:
                 scope["root_path"] = state.root_path + mount.prefix
             scope["state"] = mount.lifespan.state.copy()
+        if (parser.should_upgrade() and not self._queue and self._wants_h2c(method)):
+            return  # answered over HTTP/2 once the head is fully read
         if parser.should_upgrade() and state.websocket and not state.shutting_down:
             # Imported here: the websockets package is optional (WS=auto).
             from qactuar.protocols.websocket import handshake_problem, wants_websocket
@@ -711,7 +719,45 @@ class HTTP1Protocol(asyncio.Protocol):
         self._hand_over_http2(data[at:])
         return True
 
-    def _hand_over_http2(self, data: bytes) -> None:
+    def _wants_h2c(self, method: str) -> bool:
+        """An `Upgrade: h2c` we accept (RFC 7540 3.2): cleartext, no body, one HTTP2-Settings.
+
+        Then remember it, with the request as HTTP/2 header fields; otherwise the
+        request is served as HTTP/1.1.
+        """
+        if (self.state.scheme != "http" or self.state.shutting_down
+                or not http2_enabled(self.config.HTTP2)):
+            return False
+        upgrade = b""
+        settings = []
+        fields = [(b":method", method.encode()), (b":path", self._url), (b":scheme", b"http")]
+        for name, value in self._headers:
+            if name == b"upgrade":
+                upgrade = value.strip().lower()
+            elif name == b"http2-settings":
+                settings.append(value.strip())
+            elif name == b"host":
+                fields.insert(3, (b":authority", value))
+            elif name not in (b"connection", b"keep-alive", b"transfer-encoding", b"te",
+                              b"proxy-connection"):
+                fields.append((name, value))
+        has_body = self._transfer_encoding is not None or bool(self._content_length)
+        if upgrade != b"h2c" or len(settings) != 1 or has_body:
+            return False
+        self._h2c_upgrade = (settings[0], fields)
+        return True
+
+    def _upgrade_to_h2c(self, rest: bytes) -> None:
+        """Answer 101 and continue the connection (and this request, as stream 1) in HTTP/2."""
+        assert self._h2c_upgrade is not None and self.transport is not None
+        settings, fields = self._h2c_upgrade
+        self._h2c_upgrade = None
+        self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\n"
+                             b"upgrade: h2c\r\n\r\n")
+        self._hand_over_http2(rest, upgrade=(settings, fields))
+
+    def _hand_over_http2(self, data: bytes,
+                         upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None) -> None:
         """Give the transport to an H2Protocol, with what the client sent so far."""
         assert self.transport is not None
         self._stop_parsing = True
@@ -722,7 +768,7 @@ class HTTP1Protocol(asyncio.Protocol):
         http2 = self.h2_protocol_class(self.state, self.transport, self.client, self.server,
                                        self._tls)
         self.transport.set_protocol(http2)
-        http2.take_over(data)
+        http2.take_over(data, upgrade)
 
     @property
     def h2_protocol_class(self) -> type[H2Protocol]:

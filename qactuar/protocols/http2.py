@@ -179,12 +179,26 @@ class H2Protocol(asyncio.Protocol):
             h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: config.MAX_HEADER_SIZE,
         })
 
-    def take_over(self, data: bytes) -> None:
-        """Start serving HTTP/2 on the transport; `data` is what the client sent so far."""
+    def take_over(self, data: bytes,
+                  upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None) -> None:
+        """Start serving HTTP/2 on the transport; `data` is what the client sent so far.
+
+        After an h2c upgrade, `upgrade` is the client's HTTP2-Settings and its
+        request, which becomes stream 1 (RFC 7540 3.2).
+        """
         self.state.connections.add(self)
-        self.conn.initiate_connection()
+        if upgrade is None:
+            self.conn.initiate_connection()
+            self._arm_idle_timer()
+        else:
+            settings, request = upgrade
+            try:
+                self.conn.initiate_upgrade_connection(settings)
+            except (h2.exceptions.ProtocolError, ValueError) as exc:
+                self._protocol_failure(f"h2c upgrade with bad HTTP2-Settings ({exc})")
+                return
+            self._start_stream(1, request, ended=True)
         self._write()
-        self._arm_idle_timer()
         if data:
             self.data_received(data)
 
