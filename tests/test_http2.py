@@ -233,12 +233,15 @@ def test_app_error_before_start_is_500(h2_server) -> None:
 def test_shutdown_sends_goaway_and_lets_open_streams_finish(start_server) -> None:
     server = start_server(APP, "--shutdown-timeout", "10")
     with client(server) as h2c:
-        slow = h2c.request("/sleep?s=1.5")
+        slow = h2c.request("/sleep?s=4")
         h2c.pump(0.3)
         server.send_signal(signal.SIGTERM)
         h2c.wait_for(lambda: h2c.goaway is not None, what="GOAWAY")
+        assert not h2c.streams[slow].ended  # GOAWAY comes first, not after the last stream
         assert h2c.goaway.last_stream_id == slow
         assert h2c.goaway.error_code == h2.errors.ErrorCodes.NO_ERROR
+        late = h2c.request("/hello")  # after GOAWAY: refused, never run
+        assert h2c.response(late).reset_code == h2.errors.ErrorCodes.REFUSED_STREAM
         assert h2c.response(slow).body == b"slept"
         h2c.wait_closed()
     assert server.stop() == 0
