@@ -23,7 +23,6 @@ import h2.settings
 import httpx
 import pytest
 import trustme
-from h2_client import H2Client, StreamResult
 from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
@@ -36,6 +35,7 @@ from hyperframe.frame import (
 )
 
 from conftest import ServerProcess, recv_until_closed, wait_until
+from h2_client import H2Client, StreamResult
 
 APP = "apps.h2_app:app"
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

@@ -72,7 +72,7 @@ class _StreamSink:
 
     __slots__ = ("connection", "ended", "head_only", "out", "out_end", "received",
                  "received_unacked", "request_ended", "stream", "stream_id", "timer", "trailers",
-                 "waiters")
+                 "waiters", "websocket")
 
     def __init__(self, connection: H2Protocol, stream_id: int, head_only: bool) -> None:
         self.connection = connection
@@ -88,6 +88,7 @@ class _StreamSink:
         self.received_unacked = 0  # body bytes given to the stream, not yet acknowledged
         self.waiters: list[asyncio.Future[None]] = []
         self.timer: asyncio.TimerHandle | None = None
+        self.websocket: Any = None  # an H2WebSocketProtocol on an extended CONNECT stream
 
     @property
     def writing_paused(self) -> bool:
@@ -181,6 +182,8 @@ class H2Protocol(asyncio.Protocol):
         self.conn.local_settings = h2.settings.Settings(client=False, initial_values={
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: config.H2_MAX_CONCURRENT_STREAMS,
             h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: config.MAX_HEADER_SIZE,
+            # RFC 8441: WebSocket over a stream, by extended CONNECT.
+            h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: int(state.websocket),
         })
 
     def take_over(self, data: bytes,
@@ -303,7 +306,7 @@ class H2Protocol(asyncio.Protocol):
     def _start_stream(self, stream_id: int, request_headers: Any, ended: bool) -> None:
         self._cancel_idle_timer()
         method = path = b""
-        scheme = authority = None
+        scheme = authority = protocol = None
         headers: list[tuple[bytes, bytes]] = []
         has_host = False
         content_length = None
@@ -317,6 +320,8 @@ class H2Protocol(asyncio.Protocol):
                     scheme = value
                 elif name == b":authority":
                     authority = value
+                elif name == b":protocol":
+                    protocol = value
                 continue
             if name == b"host":
                 has_host = True
@@ -329,8 +334,18 @@ class H2Protocol(asyncio.Protocol):
         self.sinks[stream_id] = sink
         if ended:
             sink.request_ended = True
-        scope, problem = self._build_scope(method, path, scheme, headers)
+        websocket = (method == b"CONNECT" and protocol == b"websocket" and self.state.websocket
+                     and not self.state.shutting_down)
+        scope, problem = self._build_scope(b"GET" if websocket else method, path, scheme,
+                                           headers)
         app = self._route(scope)
+        if websocket:
+            from qactuar.protocols.h2_websocket import handshake_problem
+
+            problem = problem or ((400, bad) if (bad := handshake_problem(headers)) else None)
+            if problem is None:
+                self._start_websocket(sink, scope, app)
+                return
         stream = HTTPStream(sink, scope, app, self.state)
         sink.stream = stream
         if sink.request_ended:
@@ -349,6 +364,32 @@ class H2Protocol(asyncio.Protocol):
         if state.request_timeout > 0:
             sink.timer = self.loop.call_later(state.request_timeout, stream.request_timed_out)
         stream.start()
+
+    def _start_websocket(self, sink: _StreamSink, http_scope: dict[str, Any], app: Any) -> None:
+        """RFC 8441: the stream carries one WebSocket, run by the same code as over HTTP/1.1."""
+        from qactuar.protocols.h2_websocket import H2WebSocketProtocol, StreamTransport
+
+        sink.request_ended = False  # the client's side stays open for its frames
+        websocket = H2WebSocketProtocol(self.state, http_scope, app)
+        transport = StreamTransport(self, sink)
+        websocket.stream_transport = transport
+        sink.websocket = websocket
+        websocket.take_over(transport, b"", False)
+
+    def send_stream_headers(self, sink: _StreamSink, fields: list[tuple[bytes, bytes]],
+                            end: bool) -> None:
+        """Headers on a stream outside the HTTPStream cycle (a WebSocket's answer)."""
+        if self._closed or sink.ended:
+            return
+        try:
+            self.conn.send_headers(sink.stream_id, fields, end_stream=end)
+        except (h2.exceptions.ProtocolError, KeyError):
+            sink.ended = True
+            return
+        if end:
+            sink.ended = True
+            self._end_of_response(sink)
+        self._write()
 
     def _build_scope(self, method: bytes, target: bytes, scheme: bytes | None,
                      headers: list[tuple[bytes, bytes]]
@@ -409,6 +450,14 @@ class H2Protocol(asyncio.Protocol):
         if not data and event.stream_ended is None and self._empty_frames.over(now):
             self._flood("empty DATA frames")
             return
+        if sink is not None and sink.websocket is not None:
+            transport = sink.websocket.stream_transport
+            if transport.reading_paused:
+                transport.unacknowledged += flow_length  # acknowledged when reading resumes
+            else:
+                self.acknowledge(stream_id, flow_length)
+            sink.websocket.data_received(data)
+            return
         stream = sink.stream if sink is not None else None
         if stream is None or stream.response_complete or sink is None:
             self.acknowledge(stream_id, flow_length)  # nobody reads it: let it flow
@@ -432,6 +481,8 @@ class H2Protocol(asyncio.Protocol):
         sink.request_ended = True
         if sink.stream is not None:
             sink.stream.end_body()
+        if sink.websocket is not None:
+            sink.websocket.eof_received()
         if sink.ended:
             self._forget(sink)
 
@@ -582,6 +633,8 @@ class H2Protocol(asyncio.Protocol):
     def _forget(self, sink: _StreamSink) -> None:
         if self.sinks.pop(sink.stream_id, None) is None:
             return
+        if sink.websocket is not None:
+            sink.websocket.connection_lost(None)  # the stream is over, as a TCP close
         if sink.timer is not None:
             sink.timer.cancel()
             sink.timer = None
