@@ -596,3 +596,21 @@ def test_h2c_upgrade_is_ignored_when_http2_is_off(start_server) -> None:
     result = subprocess.run(["curl", "-sS", "--http2", "-w", " %{http_version}",
                              f"{server.url}/hello"], capture_output=True, text=True, timeout=30)
     assert result.stdout == "Hello, world! 1.1", result.stderr
+
+
+def test_request_timeout_answers_504_on_that_stream(start_server) -> None:
+    server = start_server(APP, "--request-timeout", "1")
+    with client(server) as h2c:
+        slow = h2c.request("/sleep?s=30")
+        fast = h2c.request("/hello")
+        assert h2c.response(fast).body == b"Hello, world!"
+        assert h2c.response(slow, timeout=20).status == 504
+        assert h2c.get("/hello").status == 200
+
+
+def test_too_many_header_fields_is_431_on_that_stream(start_server) -> None:
+    server = start_server(APP, "--max-header-count", "10")
+    with client(server) as h2c:
+        crowded = h2c.get("/hello", headers=[(b"x-h%d" % i, b"v") for i in range(12)])
+        assert crowded.status == 431
+        assert h2c.get("/hello").status == 200

@@ -353,6 +353,8 @@ class H2Protocol(asyncio.Protocol):
         limit = self.config.MAX_BODY_SIZE
         if problem is None and limit and content_length is not None and content_length > limit:
             problem = (413, "Content Too Large")
+        if problem is None and len(headers) > self.config.MAX_HEADER_COUNT:
+            problem = (431, "Request Header Fields Too Large: too many header fields")
         if problem is not None:
             server_logger.info("%d %s from %s (HTTP/2 stream %d)", problem[0], problem[1],
                                _peer(self.client), stream_id)
