@@ -56,6 +56,13 @@ class Config:
     ASYNCRONOUS_MODEL: str = "async"
     SSL_CERT_PATH: str = ""
     SSL_KEY_PATH: str = ""
+    SSL_KEY_PASSWORD: str = ""
+    SSL_CA_PATH: str = ""
+    SSL_CERT_REQS: str = "none"
+    SSL_MIN_VERSION: str = "1.2"
+    SSL_CIPHERS: str = ""
+    HTTP2: str = "auto"
+    H2_MAX_CONCURRENT_STREAMS: int = 100
     KEEP_ALIVE_TIMEOUT: float = 5
     HEADER_TIMEOUT: float = 10
     SHUTDOWN_TIMEOUT: float = 30
@@ -130,6 +137,13 @@ _RULES: dict[str, tuple[type, Any, str]] = {
     "ASYNCRONOUS_MODEL": (str, None, "async, prefork or postfork (or 1, 2, 3)"),
     "SSL_CERT_PATH": (str, None, "a path to a PEM certificate file"),
     "SSL_KEY_PATH": (str, None, "a path to a PEM key file"),
+    "SSL_KEY_PASSWORD": (str, None, "the password of an encrypted key, or empty"),
+    "SSL_CA_PATH": (str, None, "a path to PEM CA certificates for client certificates"),
+    "SSL_CERT_REQS": (str, *_choice("none", "optional", "required")),
+    "SSL_MIN_VERSION": (str, *_choice("1.2", "1.3")),
+    "SSL_CIPHERS": (str, None, "an OpenSSL cipher list, or empty for OpenSSL's default"),
+    "HTTP2": (str, *_choice("auto", "on", "off")),
+    "H2_MAX_CONCURRENT_STREAMS": (int, _positive, "an integer above 0"),
     "KEEP_ALIVE_TIMEOUT": (float, _non_negative, "a number of seconds, 0 to disable keep-alive"),
     "HEADER_TIMEOUT": (float, _positive, "a number of seconds above 0"),
     "SHUTDOWN_TIMEOUT": (float, _non_negative, "a number of seconds"),

@@ -15,9 +15,11 @@ import socket
 import ssl
 import stat
 import weakref
+from typing import Any
 
 from qactuar.config import Config, ConfigError, octal_mode, split_binds
 from qactuar.logs import server_logger
+from qactuar.protocols import http2_enabled
 
 SD_LISTEN_FDS_START = 3  # systemd passes its sockets from this descriptor on
 # Unix sockets this process bound, whose files it removes when it closes them.
@@ -180,31 +182,100 @@ def _format(ip: str, family: int, port: int) -> str:
     return f"[{ip}]:{port}" if family == socket.AF_INET6 else f"{ip}:{port}"
 
 
+_CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL,
+              "required": ssl.CERT_REQUIRED}
+_MIN_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
 def tls_context(config: Config) -> ssl.SSLContext | None:
-    """The server-side TLS context, or None when no certificate is configured."""
+    """The server-side TLS context, or None when no certificate is configured.
+
+    Every problem with the files or settings is one ConfigError line, found
+    here at start-up rather than at the first handshake.
+    """
     if not config.SSL_CERT_PATH and not config.SSL_KEY_PATH:
+        for key in ("SSL_CA_PATH", "SSL_KEY_PASSWORD", "SSL_CIPHERS"):
+            if getattr(config, key):
+                raise ConfigError(f"config key {key} needs SSL_CERT_PATH and SSL_KEY_PATH")
         return None
     if not config.SSL_CERT_PATH or not config.SSL_KEY_PATH:
         raise ConfigError("TLS needs both SSL_CERT_PATH and SSL_KEY_PATH")
-    for key in ("SSL_CERT_PATH", "SSL_KEY_PATH"):
+    for key in ("SSL_CERT_PATH", "SSL_KEY_PATH", "SSL_CA_PATH"):
         path = getattr(config, key)
-        if not os.path.isfile(path):
+        if path and not os.path.isfile(path):
             raise ConfigError(f"TLS file not found: config key {key} = {path!r}")
+    if config.SSL_CERT_REQS != "none" and not config.SSL_CA_PATH:
+        raise ConfigError(f"config key SSL_CERT_REQS = {config.SSL_CERT_REQS!r} needs "
+                          "SSL_CA_PATH (the CA certificates that sign client certificates)")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.minimum_version = _MIN_VERSIONS[config.SSL_MIN_VERSION]
+    password = config.SSL_KEY_PASSWORD
     try:
-        # A password callback, so an encrypted key fails here instead of
-        # OpenSSL prompting on the terminal.
-        context.load_cert_chain(config.SSL_CERT_PATH, config.SSL_KEY_PATH, password=_no_password)
+        # Always a password callback, so an encrypted key without a password
+        # fails here instead of OpenSSL prompting on the terminal.
+        context.load_cert_chain(config.SSL_CERT_PATH, config.SSL_KEY_PATH,
+                                password=lambda: password.encode())
     except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(f"cannot load the TLS certificate and key (a key that does not match "
-                          f"the certificate, or an encrypted key?): {exc}") from None
-    context.set_alpn_protocols(["http/1.1"])
+        what = ("a wrong SSL_KEY_PASSWORD, or a key that does not match the certificate?"
+                if password else
+                "a key that does not match the certificate, or an encrypted key?")
+        raise ConfigError(f"cannot load the TLS certificate and key ({what}): {exc}") from None
+    if config.SSL_CA_PATH:
+        try:
+            context.load_verify_locations(cafile=config.SSL_CA_PATH)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(f"cannot load the CA certificates of SSL_CA_PATH = "
+                              f"{config.SSL_CA_PATH!r}: {exc}") from None
+    context.verify_mode = _CERT_REQS[config.SSL_CERT_REQS]
+    if config.SSL_CIPHERS:
+        try:
+            context.set_ciphers(config.SSL_CIPHERS)
+        except ssl.SSLError:
+            raise ConfigError(f"config key SSL_CIPHERS = {config.SSL_CIPHERS!r}: OpenSSL "
+                              "knows none of these ciphers") from None
+    context.set_alpn_protocols(["h2", "http/1.1"] if http2_enabled(config.HTTP2)
+                               else ["http/1.1"])
     return context
 
 
-def _no_password() -> bytes:
-    return b""
+def tls_scope_extension(ssl_object: ssl.SSLObject) -> dict[str, Any]:
+    """The ASGI `tls` scope extension for one TLS connection (computed once per connection)."""
+    peer = ssl_object.getpeercert(binary_form=True)
+    cipher_name = (ssl_object.cipher() or ("", "", 0))[0]
+    version_name = ssl_object.version() or ""
+    return {
+        "server_cert": None,
+        # Python's ssl module exposes the client's own certificate, not the chain it sent.
+        "client_cert_chain": [ssl.DER_cert_to_PEM_cert(peer)] if peer else [],
+        "client_cert_name": _subject_name(ssl_object.getpeercert()) if peer else None,
+        "client_cert_error": None,
+        "tls_version": _TLS_VERSIONS.get(version_name),
+        "cipher_suite": _cipher_id(ssl_object.context, cipher_name),
+    }
+
+
+_TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+_CIPHER_IDS: dict[str, int] = {}
+_RDN_NAMES = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+              "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST",
+              "domainComponent": "DC", "userId": "UID"}
+
+
+def _cipher_id(context: ssl.SSLContext, name: str) -> int | None:
+    """The IANA number of a cipher suite (its low 16 bits in OpenSSL's id)."""
+    if not _CIPHER_IDS:
+        for cipher in context.get_ciphers():
+            _CIPHER_IDS[cipher["name"]] = cipher["id"] & 0xFFFF
+    return _CIPHER_IDS.get(name)
+
+
+def _subject_name(cert: Any) -> str | None:
+    """The subject as an RFC 4514 string (most specific part first)."""
+    if not cert or "subject" not in cert:
+        return None
+    parts = [f"{_RDN_NAMES.get(name, name)}={value}"
+             for rdn in reversed(cert["subject"]) for name, value in rdn]
+    return ",".join(parts) or None
 
 
 def describe(sock: socket.socket, scheme: str) -> str:

@@ -97,3 +97,23 @@ def test_encrypted_key_is_one_line_not_a_password_prompt(certificates, tmp_path:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "encrypted key" in lines[0], result.stderr
     assert "pass phrase" not in result.stdout + result.stderr
+
+
+def test_http2_over_alpn_and_prior_knowledge(start_server, certificates) -> None:
+    """The HTTP/2 smoke test each process model runs: ALPN h2 over TLS, h2c in the clear."""
+    from h2_client import H2Client
+
+    ca, cert_path, key_path = certificates
+    tls = start_server("apps.basic:app", "--ssl-cert-path", str(cert_path),
+                       "--ssl-key-path", str(key_path))
+    with ca.cert_pem.tempfile() as ca_file:
+        context = ssl.create_default_context(cafile=ca_file)
+        with H2Client(tls.host, tls.port, tls=context) as h2c:
+            first, second = h2c.request("/echo", "POST", b"over h2"), h2c.request("/hello")
+            assert h2c.response(first).body == b"over h2"
+            assert h2c.response(second).body == b"Hello, world!"
+    clear = start_server("apps.basic:app")
+    with H2Client(clear.host, clear.port) as h2c:
+        assert h2c.get("/hello").body == b"Hello, world!"
+        h2c.close()
+    assert "Traceback" not in tls.output + clear.output

@@ -80,6 +80,12 @@ class ResponseSink(Protocol):
     def request_body(self) -> None: ...
     def response_done(self, stream: HTTPStream) -> None: ...
     async def wait_writable(self) -> None: ...
+    def send_trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """End the response with trailer fields (after send_body(..., end=False))."""
+    def send_informational(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """An interim (1xx) response before the head; a protocol may drop it."""
+    def push(self, path: str, headers: list[tuple[bytes, bytes]]) -> None:
+        """Push a GET of `path` (HTTP/2 server push); a protocol may drop it."""
 
 
 class StreamHost(Protocol):
@@ -108,9 +114,9 @@ class HTTPStream:
     """
 
     __slots__ = (
-        "_app_running", "_body_chunks", "_body_complete", "_body_size", "_content_length",
-        "_final_body_sent", "_head_sent", "_host", "_input_closed", "_sent_bytes", "_started_at",
-        "_waiters",
+        "_app_running", "_body_chunks", "_body_complete", "_body_done", "_body_size",
+        "_content_length", "_final_body_sent", "_head_sent", "_host", "_input_closed",
+        "_sent_bytes", "_started_at", "_trailers", "_trailers_expected", "_waiters",
         "app", "close_connection", "disconnected", "has_date", "has_length", "has_server",
         "headers", "response_complete", "response_started", "scope", "sink", "status", "task",
     )
@@ -134,6 +140,9 @@ class HTTPStream:
         self._sent_bytes = 0
         self.task: asyncio.Task[None] | None = None
         self._app_running = False
+        self._trailers_expected = False
+        self._body_done = False
+        self._trailers: list[tuple[bytes, bytes]] | None = None
 
     # -- called by the protocol -------------------------------------------
 
@@ -181,6 +190,8 @@ class HTTPStream:
 
     def reject(self, status: int, reason: str) -> None:
         """Stop this request with an error status (a limit was hit mid-request)."""
+        if self.task is None and self._host.access_log:
+            self._started_at = time.monotonic()  # refused before its app started (HTTP/2)
         self._fail_response(status, reason)
         self._cancel_task()
 
@@ -255,12 +266,16 @@ class HTTPStream:
                     self._abort()
                 raise RuntimeError(f"ASGI app sent {self._sent_bytes} body bytes but declared "
                                    f"content-length {expected}")
+            end = not more
+            if end and self._trailers_expected:
+                end = False  # the response ends with its trailers
+                self._body_done = True
             if not self._head_sent:
                 self._head_sent = True
-                sink.send_head(self, body, not more)
+                sink.send_head(self, body, end)
             else:
-                sink.send_body(body, not more)
-            if not more:
+                sink.send_body(body, end)
+            if end:
                 self._finish()
         elif kind == "http.response.start":
             if self.response_started:
@@ -268,6 +283,12 @@ class HTTPStream:
             if self.disconnected:
                 raise ClientDisconnected("the client has disconnected")
             self._accept_start(message)
+        elif kind == "http.response.trailers":
+            self._accept_trailers(message)
+        elif kind == "http.response.early_hint":
+            self._accept_early_hint(message)
+        elif kind == "http.response.push":
+            self._accept_push(message)
         else:
             raise RuntimeError(f"ASGI app sent an unexpected message: {kind!r}")
 
@@ -321,11 +342,52 @@ class HTTPStream:
         self.has_date = has_date
         self.has_server = has_server
         self.close_connection = close_connection
+        self._trailers_expected = message.get("trailers", False) is True
         # A body for 204/304 (or HEAD) is never written, so its length is not checked.
         self._content_length = (
             None if status in (204, 304) or self.scope["method"] == "HEAD" else content_length
         )
         self.response_started = True
+
+    def _accept_trailers(self, message: dict[str, Any]) -> None:
+        """`http.response.trailers` (ASGI extension): header fields after the body."""
+        if not self.response_started or not self._trailers_expected or self.response_complete:
+            raise RuntimeError("ASGI app sent 'http.response.trailers' without 'trailers': True "
+                               "in 'http.response.start', or after the response was complete")
+        if not self._body_done:
+            raise RuntimeError("ASGI app sent 'http.response.trailers' before the last body part")
+        if self.disconnected:
+            raise ClientDisconnected("the client has disconnected")
+        headers = [checked_header(pair) for pair in message.get("headers", ())]
+        if self._trailers is None:
+            self._trailers = headers
+        else:
+            self._trailers += headers
+        if not message.get("more_trailers", False):
+            self.sink.send_trailers(self._trailers)
+            self._finish()
+
+    def _accept_early_hint(self, message: dict[str, Any]) -> None:
+        """`http.response.early_hint` (ASGI extension): a 103 with Link headers."""
+        if self.response_started:
+            raise RuntimeError("ASGI app sent 'http.response.early_hint' after "
+                               "'http.response.start'")
+        links = message.get("links", [])
+        if not isinstance(links, list) or not all(isinstance(link, bytes) for link in links):
+            raise RuntimeError(f"ASGI app sent early-hint links that are not bytes: {links!r}")
+        headers = [checked_header((b"link", link)) for link in links]
+        if headers and not self.disconnected:
+            self.sink.send_informational(103, headers)
+
+    def _accept_push(self, message: dict[str, Any]) -> None:
+        """`http.response.push` (ASGI extension): ask the protocol to push a GET of `path`."""
+        path = message.get("path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise RuntimeError(f"ASGI app sent a push path that is not an absolute path: "
+                               f"{path!r}")
+        headers = [checked_header(pair) for pair in message.get("headers", ())]
+        if not self.response_complete and not self.disconnected:
+            self.sink.push(path, headers)
 
     def _complete(self) -> None:
         """The response is over, sent or not: release its concurrency slot, once."""

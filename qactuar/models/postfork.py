@@ -37,6 +37,7 @@ from qactuar.models.aio import (
     stop_connections,
 )
 from qactuar.protocols.http1 import HTTP1Protocol
+from qactuar.protocols.http2 import H2Protocol
 from qactuar.server_state import ServerState
 from qactuar.sockets import bind_all, close_all, describe, tls_context
 from qactuar.supervisor import (
@@ -377,6 +378,20 @@ class ChildProtocol(HTTP1Protocol):
             closed.set()
 
         websocket.connection_lost = connection_lost  # type: ignore[method-assign]
+
+    @property
+    def h2_protocol_class(self) -> type[H2Protocol]:
+        return ChildH2Protocol
+
+
+class ChildH2Protocol(H2Protocol):
+    """HTTP/2 on a postfork child's one connection: the child exits when it closes."""
+
+    state: ChildState
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.state.closed.set()
 
 
 async def serve_connection(config: Config, mounts: list[Mount], conn: socket.socket,

@@ -24,8 +24,11 @@ import httptools
 
 from qactuar.asgi.http_stream import ASGI_SPEC_VERSION, HTTPStream, error_headers
 from qactuar.logs import exception_logger, server_logger
+from qactuar.protocols import http2_enabled
+from qactuar.sockets import tls_scope_extension
 
 if TYPE_CHECKING:
+    from qactuar.protocols.http2 import H2Protocol
     from qactuar.server_state import ServerState
 
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -88,12 +91,12 @@ class HTTP1Protocol(asyncio.Protocol):
     __slots__ = (
         "_answer_deadline", "_body_in_feed", "_body_received", "_chunked", "_client_deadline",
         "_closed", "_completed_in_feed", "_connection_tokens", "_content_length",
-        "_deferred_error", "_expect", "_framing_bytes", "_head_bytes", "_header_bytes",
-        "_headers", "_host_count", "_in_head", "_max_header_count", "_max_header_size",
-        "_no_body", "_parsing", "_queue", "_reading_paused", "_stop_parsing", "_timed_stream",
-        "_timer", "_timer_at", "_transfer_encoding", "_unsent", "_unsent_size", "_url",
-        "_websocket", "_websocket_rest", "_write_waiters", "client", "config", "loop", "parser",
-        "server", "state", "transport", "writing_paused",
+        "_deferred_error", "_expect", "_framing_bytes", "_h2c_upgrade", "_head_bytes",
+        "_header_bytes", "_headers", "_host_count", "_in_head", "_max_header_count",
+        "_max_header_size", "_no_body", "_parsing", "_queue", "_reading_paused", "_stop_parsing",
+        "_timed_stream", "_timer", "_timer_at", "_tls", "_transfer_encoding", "_unsent",
+        "_unsent_size", "_url", "_websocket", "_websocket_rest", "_write_waiters", "client",
+        "config", "loop", "parser", "server", "state", "transport", "writing_paused",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -146,6 +149,10 @@ class HTTP1Protocol(asyncio.Protocol):
         # A WebSocket handshake to hand over: (http scope, app) and the bytes after its head.
         self._websocket: tuple[dict[str, Any], Any] | None = None
         self._websocket_rest: bytearray | None = None
+        self._tls: dict[str, Any] | None = None  # the ASGI `tls` scope extension
+        # An h2c upgrade to make once the request head is read: (HTTP2-Settings, the request
+        # as HTTP/2 header fields).
+        self._h2c_upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None
 
     # -- connection events ---------------------------------------------------
 
@@ -160,8 +167,21 @@ class HTTP1Protocol(asyncio.Protocol):
         else:
             self.client = None
         self.server = self.state.server_address(sock) if isinstance(sock, tuple) else None
+        if self.state.scheme == "https" and self._tls_made(transport):
+            return  # handed over to HTTP/2
         self.state.connections.add(self)
         self._client_must_send_within(self.config.HEADER_TIMEOUT)
+
+    def _tls_made(self, transport: asyncio.BaseTransport) -> bool:
+        """Note the TLS facts for the scope; hand over to HTTP/2 if ALPN chose h2."""
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return False
+        self._tls = tls_scope_extension(ssl_object)
+        if ssl_object.selected_alpn_protocol() == "h2" and http2_enabled(self.config.HTTP2):
+            self._hand_over_http2(b"")
+            return True
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -202,6 +222,9 @@ class HTTP1Protocol(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
+            if self._h2c_upgrade is not None:
+                self._upgrade_to_h2c(data[upgrade.args[0]:])
+                return
             if self._websocket is not None:
                 self._websocket_rest = bytearray(data[upgrade.args[0]:])
                 if self._queue:
@@ -216,6 +239,9 @@ class HTTP1Protocol(asyncio.Protocol):
                 self._queue[-1].keep_alive = False
         except httptools.HttpParserError as exc:
             cause = exc.__context__
+            if (not self._url.startswith(b"/") and http2_enabled(self.config.HTTP2)
+                    and self._hand_over_prior_knowledge(data)):
+                return
             if isinstance(cause, _Reject):
                 self._reject(cause.status, cause.reason)
             elif cause is not None:
@@ -362,6 +388,8 @@ class HTTP1Protocol(asyncio.Protocol):
             if mount.prefix:
                 scope["root_path"] = state.root_path + mount.prefix
             scope["state"] = mount.lifespan.state.copy()
+        if (parser.should_upgrade() and not self._queue and self._wants_h2c(method)):
+            return  # answered over HTTP/2 once the head is fully read
         if parser.should_upgrade() and state.websocket and not state.shutting_down:
             # Imported here: the websockets package is optional (WS=auto).
             from qactuar.protocols.websocket import handshake_problem, wants_websocket
@@ -498,6 +526,29 @@ class HTTP1Protocol(asyncio.Protocol):
             elif not gathered:  # the first part since the last write
                 self.loop.call_soon(self._write_unsent)
 
+    def send_trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """End a chunked body with trailer fields, if the client said it takes them
+        (`TE: trailers`); otherwise (or for a body with a length) they are dropped."""
+        if self._closed or self.transport is None or self._no_body:
+            return
+        if self._chunked:
+            request = self._queue[0] if self._queue else None
+            wanted = request is not None and any(
+                name == b"te" and b"trailers" in value.lower()
+                for name, value in request.scope["headers"])
+            ending = [b"0\r\n"]
+            if wanted:
+                ending += [b"%s: %s\r\n" % pair for pair in headers]
+            ending.append(b"\r\n")
+            self._unsent.append(b"".join(ending))
+        self._write_unsent()
+
+    def send_informational(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """Not sent on HTTP/1.1 (early hints are advertised on HTTP/2 only)."""
+
+    def push(self, path: str, headers: list[tuple[bytes, bytes]]) -> None:
+        """HTTP/1.1 has no server push: dropped."""
+
     def _write_unsent(self) -> None:
         if self._unsent:
             unsent = self._unsent
@@ -612,7 +663,7 @@ class HTTP1Protocol(asyncio.Protocol):
             "headers": self._headers,
             "client": self.client,
             "server": self.server,
-            "extensions": {},
+            "extensions": {"tls": self._tls} if self._tls is not None else {},
         }
 
     def _wants_keep_alive(self, version: str) -> bool:
@@ -680,6 +731,73 @@ class HTTP1Protocol(asyncio.Protocol):
         websocket = WebSocketProtocol(self.state, scope, app)
         self.transport.set_protocol(websocket)
         websocket.take_over(self.transport, rest, self._reading_paused)
+
+    def _hand_over_prior_knowledge(self, data: bytes) -> bool:
+        """h2c with prior knowledge: the connection opened with the HTTP/2 preface."""
+        from qactuar.protocols.http2 import PREFACE
+
+        at = data.find(PREFACE)
+        if at < 0 or self._queue or self._parsing is not None:
+            return False
+        self._hand_over_http2(data[at:])
+        return True
+
+    def _wants_h2c(self, method: str) -> bool:
+        """An `Upgrade: h2c` we accept (RFC 7540 3.2): cleartext, no body, one HTTP2-Settings.
+
+        Then remember it, with the request as HTTP/2 header fields; otherwise the
+        request is served as HTTP/1.1.
+        """
+        if (self.state.scheme != "http" or self.state.shutting_down
+                or not http2_enabled(self.config.HTTP2)):
+            return False
+        upgrade = b""
+        settings = []
+        fields = [(b":method", method.encode()), (b":path", self._url), (b":scheme", b"http")]
+        for name, value in self._headers:
+            if name == b"upgrade":
+                upgrade = value.strip().lower()
+            elif name == b"http2-settings":
+                settings.append(value.strip())
+            elif name == b"host":
+                fields.insert(3, (b":authority", value))
+            elif name not in (b"connection", b"keep-alive", b"transfer-encoding", b"te",
+                              b"proxy-connection"):
+                fields.append((name, value))
+        has_body = self._transfer_encoding is not None or bool(self._content_length)
+        if upgrade != b"h2c" or len(settings) != 1 or has_body:
+            return False
+        self._h2c_upgrade = (settings[0], fields)
+        return True
+
+    def _upgrade_to_h2c(self, rest: bytes) -> None:
+        """Answer 101 and continue the connection (and this request, as stream 1) in HTTP/2."""
+        assert self._h2c_upgrade is not None and self.transport is not None
+        settings, fields = self._h2c_upgrade
+        self._h2c_upgrade = None
+        self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\n"
+                             b"upgrade: h2c\r\n\r\n")
+        self._hand_over_http2(rest, upgrade=(settings, fields))
+
+    def _hand_over_http2(self, data: bytes,
+                         upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None) -> None:
+        """Give the transport to an H2Protocol, with what the client sent so far."""
+        assert self.transport is not None
+        self._stop_parsing = True
+        self._closed = True  # this protocol is done with the transport
+        self._client_deadline = 0.0
+        self._cancel_timer()
+        self.state.connections.discard(self)
+        http2 = self.h2_protocol_class(self.state, self.transport, self.client, self.server,
+                                       self._tls)
+        self.transport.set_protocol(http2)
+        http2.take_over(data, upgrade)
+
+    @property
+    def h2_protocol_class(self) -> type[H2Protocol]:
+        from qactuar.protocols.http2 import H2Protocol
+
+        return H2Protocol
 
     def shutdown(self) -> None:
         """Server shutdown: close now if idle between requests, else after the answer.

@@ -286,6 +286,26 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._closed or self.transport is None:
             return
         state = self.state
+        extensions = self._write_accept(subprotocol, headers)
+        engine = FrameEngine(Side.SERVER, state=State.OPEN, max_size=self.config.WS_MAX_SIZE,
+                             logger=_engine_logger)
+        engine.extensions = extensions
+        self._engine = engine
+        if self._early:
+            early, self._early = bytes(self._early), bytearray()
+            engine.receive_data(early)
+            self._handle_events(engine)
+        self._resume_reading()
+        if state.shutting_down:
+            self.close(1001, "server shutting down")  # accepted while the server stops
+        elif self.config.WS_PING_INTERVAL > 0:
+            self._ping_timer = self.loop.call_later(self.config.WS_PING_INTERVAL, self._ping)
+
+    def _write_accept(self, subprotocol: str | None,
+                      headers: list[tuple[bytes, bytes]]) -> list[Extension]:
+        """Write the 101 answer; return the extensions it agreed to."""
+        assert self.transport is not None
+        state = self.state
         parts = [b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
                  b"connection: Upgrade\r\nsec-websocket-accept: ",
                  accept_value(self._request_headers), b"\r\n"]
@@ -307,19 +327,7 @@ class WebSocketProtocol(asyncio.Protocol):
             parts.append(state.server_header)
         parts.append(b"\r\n")
         self.transport.write(b"".join(parts))
-        engine = FrameEngine(Side.SERVER, state=State.OPEN, max_size=self.config.WS_MAX_SIZE,
-                             logger=_engine_logger)
-        engine.extensions = extensions
-        self._engine = engine
-        if self._early:
-            early, self._early = bytes(self._early), bytearray()
-            engine.receive_data(early)
-            self._handle_events(engine)
-        self._resume_reading()
-        if state.shutting_down:
-            self.close(1001, "server shutting down")  # accepted while the server stops
-        elif self.config.WS_PING_INTERVAL > 0:
-            self._ping_timer = self.loop.call_later(self.config.WS_PING_INTERVAL, self._ping)
+        return extensions
 
     def send_message(self, data: str | bytes) -> bool:
         engine = self._engine

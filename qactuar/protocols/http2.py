@@ -1,0 +1,734 @@
+"""HTTP/2 on one connection: the `h2` state machine, streams, flow control, floods.
+
+Owns the bytes and the frames: every request stream gets an `HTTPStream`
+(the same ASGI cycle HTTP/1.1 drives) and a `_StreamSink` that turns what the
+stream sends into HEADERS and DATA frames within the peer's flow-control
+windows.  Request body bytes are acknowledged (WINDOW_UPDATE) only as the app
+consumes them, so a slow app holds its client back instead of filling memory.
+This module never builds ASGI messages.
+
+A connection arrives here from `HTTP1Protocol`, which hands the transport
+over when TLS negotiated `h2` (ALPN) or the client opened with the HTTP/2
+preface (h2c with prior knowledge).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+from hpack.exceptions import HPACKError
+from hyperframe.frame import GoAwayFrame
+
+from qactuar.asgi.http_stream import ASGI_SPEC_VERSION, HTTPStream
+from qactuar.logs import exception_logger, server_logger
+from qactuar.server_state import SERVER_HEADER
+
+if TYPE_CHECKING:
+    from qactuar.server_state import ServerState
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+# Header fields that mean something only to one HTTP/1.1 connection: never sent on HTTP/2.
+_CONNECTION_HEADERS = frozenset({b"connection", b"transfer-encoding", b"keep-alive",
+                                 b"upgrade", b"proxy-connection"})
+_SERVER_VALUE = SERVER_HEADER[len(b"server: "):-2]
+# Flood limits, per connection and per second: far above what a browser or a
+# proxy sends, far below what the known HTTP/2 denial-of-service shapes need.
+RESET_LIMIT = 100          # streams the client resets (CVE-2023-44487, rapid reset)
+SETTINGS_LIMIT = 50        # SETTINGS frames
+PING_LIMIT = 50            # PING frames
+EMPTY_FRAME_LIMIT = 100    # DATA frames with no data that do not end their stream
+_STATUS_BYTES = {code: str(code).encode() for code in range(100, 600)}
+
+
+class _FloodMeter:
+    """Counts one kind of frame per one-second window."""
+
+    __slots__ = ("count", "limit", "window_start")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self.window_start = 0.0
+
+    def over(self, now: float) -> bool:
+        if now - self.window_start >= 1.0:
+            self.window_start = now
+            self.count = 0
+        self.count += 1
+        return self.count > self.limit
+
+
+class _StreamSink:
+    """The `ResponseSink` of one HTTP/2 stream: frames what its `HTTPStream` sends."""
+
+    __slots__ = ("connection", "ended", "head_only", "out", "out_end", "received",
+                 "received_unacked", "request_ended", "stream", "stream_id", "timer", "trailers",
+                 "waiters", "websocket")
+
+    def __init__(self, connection: H2Protocol, stream_id: int, head_only: bool) -> None:
+        self.connection = connection
+        self.stream_id = stream_id
+        self.head_only = head_only
+        self.stream: HTTPStream | None = None
+        self.out = bytearray()  # body bytes waiting for flow-control window
+        self.out_end = False  # the response ends after `out`
+        self.trailers: list[tuple[bytes, bytes]] | None = None  # sent after `out`
+        self.ended = False  # END_STREAM (or RST_STREAM) sent: nothing more goes out
+        self.request_ended = False
+        self.received = 0  # body bytes received in all
+        self.received_unacked = 0  # body bytes given to the stream, not yet acknowledged
+        self.waiters: list[asyncio.Future[None]] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.websocket: Any = None  # an H2WebSocketProtocol on an extended CONNECT stream
+
+    @property
+    def writing_paused(self) -> bool:
+        return bool(self.out) or self.connection.writing_paused
+
+    def send_head(self, stream: HTTPStream, body: bytes, end: bool) -> None:
+        self.connection.send_head(self, stream, body, end)
+
+    def send_body(self, body: bytes, end: bool) -> None:
+        if self.ended:
+            return
+        if not self.head_only and body:
+            self.out += body
+        if end:
+            self.out_end = True
+        self.connection.flush_stream(self)
+
+    def send_trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
+        if self.ended:
+            return
+        self.trailers = _h2_fields(headers)
+        self.out_end = True
+        self.connection.flush_stream(self)
+
+    def send_informational(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.connection.send_informational(self, status, headers)
+
+    def push(self, path: str, headers: list[tuple[bytes, bytes]]) -> None:
+        self.connection.push(self, path, headers)
+
+    def abort(self) -> None:
+        self.connection.reset_stream(self, h2.errors.ErrorCodes.INTERNAL_ERROR)
+
+    def request_body(self) -> None:
+        """The app took body bytes or waits for more: open the window by what it consumed."""
+        stream = self.stream
+        consumed = self.received_unacked - (stream.buffered if stream is not None else 0)
+        if consumed > 0:
+            self.received_unacked -= consumed
+            self.connection.acknowledge(self.stream_id, consumed)
+
+    def response_done(self, stream: HTTPStream) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.connection.stream_finished(self)
+
+    async def wait_writable(self) -> None:
+        if not self.writing_paused or self.ended:
+            return
+        waiter = self.connection.loop.create_future()
+        self.waiters.append(waiter)
+        await waiter
+
+    def release_writers(self) -> None:
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+class H2Protocol(asyncio.Protocol):
+    """One HTTP/2 connection, taken over from `HTTP1Protocol`."""
+
+    def __init__(self, state: ServerState, transport: asyncio.Transport,
+                 client: tuple[str, int] | None, server: tuple[str, int] | None,
+                 extensions: dict[str, Any] | None) -> None:
+        self.state = state
+        self.config = config = state.config
+        self.loop = state.loop
+        self.transport: asyncio.Transport | None = transport
+        self.client = client
+        self.server = server
+        self._tls = extensions  # the ASGI `tls` extension, or None without TLS
+        self.writing_paused = False
+        self._write_scheduled = False
+        self._closed = False
+        self._goaway_sent = False
+        self._last_stream_id = 0
+        self.sinks: dict[int, _StreamSink] = {}
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._resets = _FloodMeter(RESET_LIMIT)
+        self._settings = _FloodMeter(SETTINGS_LIMIT)
+        self._pings = _FloodMeter(PING_LIMIT)
+        self._empty_frames = _FloodMeter(EMPTY_FRAME_LIMIT)
+        # Outbound headers are checked by HTTPStream and lower-cased and filtered by
+        # _h2_fields already: h2 need not check them again (a third of its time per response).
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=False, header_encoding=None, validate_outbound_headers=False,
+            normalize_outbound_headers=False))
+        self.conn.local_settings = h2.settings.Settings(client=False, initial_values={
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: config.H2_MAX_CONCURRENT_STREAMS,
+            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: config.MAX_HEADER_SIZE,
+            # RFC 8441: WebSocket over a stream, by extended CONNECT.
+            h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: int(state.websocket),
+        })
+
+    def take_over(self, data: bytes,
+                  upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None) -> None:
+        """Start serving HTTP/2 on the transport; `data` is what the client sent so far.
+
+        After an h2c upgrade, `upgrade` is the client's HTTP2-Settings and its
+        request, which becomes stream 1 (RFC 7540 3.2).
+        """
+        self.state.connections.add(self)
+        if upgrade is None:
+            self.conn.initiate_connection()
+            self._arm_idle_timer()
+        else:
+            settings, request = upgrade
+            try:
+                self.conn.initiate_upgrade_connection(settings)
+            except (h2.exceptions.ProtocolError, ValueError) as exc:
+                self._protocol_failure(f"h2c upgrade with bad HTTP2-Settings ({exc})")
+                return
+            self._start_stream(1, request, ended=True)
+        self._write()
+        if data:
+            self.data_received(data)
+
+    # -- connection events ---------------------------------------------------
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.state.connections.discard(self)
+        self._cancel_idle_timer()
+        for sink in list(self.sinks.values()):
+            self._forget(sink)
+            if sink.stream is not None:
+                sink.stream.client_gone()
+
+    def eof_received(self) -> bool | None:
+        return None  # HTTP/2 has GOAWAY for ending; a half-close ends the connection
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        for sink in list(self.sinks.values()):
+            if not sink.out:
+                sink.release_writers()
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        try:
+            events = self.conn.receive_data(data)
+        except h2.exceptions.DenialOfServiceError as exc:
+            self._protocol_failure(f"denial-of-service shape ({exc})")
+            return
+        except h2.exceptions.ProtocolError as exc:
+            if isinstance(exc.__cause__, HPACKError):
+                # h2 answers a broken header block with PROTOCOL_ERROR; RFC 9113 4.3 asks
+                # for COMPRESSION_ERROR, so its GOAWAY is replaced by ours.
+                pending = self.conn.data_to_send()
+                if pending[-17:-14] == b"\x00\x00\x08" and pending[-14] == 0x7:
+                    pending = pending[:-17]  # h2's GOAWAY: 8 bytes of payload, no debug data
+                if self.transport is not None:
+                    self.transport.write(pending)
+                    self.transport.write(GoAwayFrame(
+                        0, last_stream_id=self.conn.highest_inbound_stream_id,
+                        error_code=h2.errors.ErrorCodes.COMPRESSION_ERROR).serialize())
+            self._protocol_failure(f"protocol error ({exc})")
+            return
+        try:
+            self._handle_events(events)
+        except Exception as exc:  # a bug of ours: this connection ends, the server lives
+            exception_logger.error("error while handling HTTP/2 frames", exc_info=exc)
+            self._goaway_and_close(h2.errors.ErrorCodes.INTERNAL_ERROR)
+
+    def _handle_events(self, events: list[h2.events.Event]) -> None:
+        now = self.loop.time()
+        for event in events:
+            kind = type(event)
+            if kind is h2.events.RequestReceived:
+                self._on_request(event)
+            elif kind is h2.events.DataReceived:
+                self._on_data(event, now)
+            elif kind is h2.events.StreamEnded:
+                self._on_request_end(event.stream_id)
+            elif kind is h2.events.StreamReset:
+                self._on_reset(event.stream_id)
+                if event.remote_reset and self._resets.over(now):
+                    self._flood("RST_STREAM frames (rapid reset)")
+                    return
+            elif kind is h2.events.WindowUpdated or kind is h2.events.RemoteSettingsChanged:
+                self._flush_blocked()
+                if kind is h2.events.RemoteSettingsChanged and self._settings.over(now):
+                    self._flood("SETTINGS frames")
+                    return
+            elif kind is h2.events.PingReceived:
+                if self._pings.over(now):
+                    self._flood("PING frames")
+                    return
+            elif kind is h2.events.TrailersReceived:
+                if event.stream_ended is not None:
+                    self._on_request_end(event.stream_id)
+            elif kind is h2.events.ConnectionTerminated:
+                self._close()
+                return
+            if self._closed:
+                return
+        self._write()
+
+    # -- requests ------------------------------------------------------------------
+
+    def _on_request(self, event: h2.events.RequestReceived) -> None:
+        stream_id = event.stream_id
+        if self._goaway_sent and stream_id > self._last_stream_id:
+            self.conn.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        self._start_stream(stream_id, event.headers, event.stream_ended is not None)
+
+    def _start_stream(self, stream_id: int, request_headers: Any, ended: bool) -> None:
+        self._cancel_idle_timer()
+        method = path = b""
+        scheme = authority = protocol = None
+        headers: list[tuple[bytes, bytes]] = []
+        has_host = False
+        content_length = None
+        for name, value in request_headers:
+            if name[0] == 58:  # b":": a pseudo-header, never passed on as a header
+                if name == b":method":
+                    method = value
+                elif name == b":path":
+                    path = value
+                elif name == b":scheme":
+                    scheme = value
+                elif name == b":authority":
+                    authority = value
+                elif name == b":protocol":
+                    protocol = value
+                continue
+            if name == b"host":
+                has_host = True
+            elif name == b"content-length" and value.isdigit():
+                content_length = int(value)
+            headers.append((name, value))
+        if authority is not None and not has_host:
+            headers.insert(0, (b"host", authority))
+        sink = _StreamSink(self, stream_id, method == b"HEAD")
+        self.sinks[stream_id] = sink
+        if ended:
+            sink.request_ended = True
+        websocket = (method == b"CONNECT" and protocol == b"websocket" and self.state.websocket
+                     and not self.state.shutting_down)
+        scope, problem = self._build_scope(b"GET" if websocket else method, path, scheme,
+                                           headers)
+        app = self._route(scope)
+        if websocket:
+            from qactuar.protocols.h2_websocket import handshake_problem
+
+            problem = problem or ((400, bad) if (bad := handshake_problem(headers)) else None)
+            if problem is None:
+                self._start_websocket(sink, scope, app)
+                return
+        stream = HTTPStream(sink, scope, app, self.state)
+        sink.stream = stream
+        if sink.request_ended:
+            stream.end_body()
+        limit = self.config.MAX_BODY_SIZE
+        if problem is None and limit and content_length is not None and content_length > limit:
+            problem = (413, "Content Too Large")
+        if problem is None and len(headers) > self.config.MAX_HEADER_COUNT:
+            problem = (431, "Request Header Fields Too Large: too many header fields")
+        if problem is not None:
+            server_logger.info("%d %s from %s (HTTP/2 stream %d)", problem[0], problem[1],
+                               _peer(self.client), stream_id)
+            stream.reject(*problem)
+            return
+        state = self.state
+        if self.config.LIMIT_CONCURRENCY and state.over_concurrency_limit():
+            stream.app = state.unavailable_app
+        if state.request_timeout > 0:
+            sink.timer = self.loop.call_later(state.request_timeout, stream.request_timed_out)
+        stream.start()
+
+    def _start_websocket(self, sink: _StreamSink, http_scope: dict[str, Any], app: Any) -> None:
+        """RFC 8441: the stream carries one WebSocket, run by the same code as over HTTP/1.1."""
+        from qactuar.protocols.h2_websocket import H2WebSocketProtocol, StreamTransport
+
+        sink.request_ended = False  # the client's side stays open for its frames
+        websocket = H2WebSocketProtocol(self.state, http_scope, app)
+        transport = StreamTransport(self, sink)
+        websocket.stream_transport = transport
+        sink.websocket = websocket
+        websocket.take_over(transport, b"", False)
+
+    def send_stream_headers(self, sink: _StreamSink, fields: list[tuple[bytes, bytes]],
+                            end: bool) -> None:
+        """Headers on a stream outside the HTTPStream cycle (a WebSocket's answer)."""
+        if self._closed or sink.ended:
+            return
+        try:
+            self.conn.send_headers(sink.stream_id, fields, end_stream=end)
+        except (h2.exceptions.ProtocolError, KeyError):
+            sink.ended = True
+            return
+        if end:
+            sink.ended = True
+            self._end_of_response(sink)
+        self._write()
+
+    def _build_scope(self, method: bytes, target: bytes, scheme: bytes | None,
+                     headers: list[tuple[bytes, bytes]]
+                     ) -> tuple[dict[str, Any], tuple[int, str] | None]:
+        problem = None
+        raw_path, _, query = target.partition(b"?")
+        raw_path, _, _ = raw_path.partition(b"#")
+        if method == b"CONNECT":
+            problem = (501, "Not Implemented: CONNECT is not supported")
+        elif not raw_path.startswith(b"/") and not (raw_path == b"*" and method == b"OPTIONS"):
+            problem = (400, "Bad Request: invalid request target")
+        if len(target) > self.config.MAX_URL_SIZE:
+            problem = (414, "URI Too Long")
+        path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+        state = self.state
+        if state.root_path:
+            path = state.root_path + path
+        extensions: dict[str, Any] = {"http.response.trailers": {},
+                                      "http.response.early_hint": {}}
+        if self.conn.remote_settings.enable_push:
+            extensions["http.response.push"] = {}
+        if self._tls is not None:
+            extensions["tls"] = self._tls
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": ASGI_SPEC_VERSION},
+            "http_version": "2",
+            "method": method.decode("ascii", "replace"),
+            "scheme": scheme.decode("ascii", "replace") if scheme else state.scheme,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "root_path": state.root_path,
+            "headers": headers,
+            "client": self.client,
+            "server": self.server,
+            "extensions": extensions,
+        }
+        return scope, problem
+
+    def _route(self, scope: dict[str, Any]) -> Any:
+        state = self.state
+        router = state.router
+        # Mount prefixes are matched below ROOT_PATH, which a proxy has stripped.
+        mount = router.only or router.resolve(scope["path"][len(state.root_path):])
+        if mount is None:
+            return state.not_found_app
+        if mount.prefix:
+            scope["root_path"] = state.root_path + mount.prefix
+        scope["state"] = mount.lifespan.state.copy()
+        return mount.app
+
+    def _on_data(self, event: h2.events.DataReceived, now: float) -> None:
+        stream_id = event.stream_id
+        sink = self.sinks.get(stream_id)
+        data = event.data
+        flow_length = event.flow_controlled_length
+        if not data and event.stream_ended is None and self._empty_frames.over(now):
+            self._flood("empty DATA frames")
+            return
+        if sink is not None and sink.websocket is not None:
+            transport = sink.websocket.stream_transport
+            if transport.reading_paused:
+                transport.unacknowledged += flow_length  # acknowledged when reading resumes
+            else:
+                self.acknowledge(stream_id, flow_length)
+            sink.websocket.data_received(data)
+            return
+        stream = sink.stream if sink is not None else None
+        if stream is None or stream.response_complete or sink is None:
+            self.acknowledge(stream_id, flow_length)  # nobody reads it: let it flow
+            return
+        if flow_length > len(data):
+            self.acknowledge(stream_id, flow_length - len(data))  # padding
+        sink.received_unacked += len(data)
+        sink.received += len(data)
+        limit = self.config.MAX_BODY_SIZE
+        if limit and sink.received > limit:
+            server_logger.info("413 Content Too Large from %s (HTTP/2 stream %d)",
+                               _peer(self.client), stream_id)
+            stream.reject(413, "Content Too Large")
+            return
+        stream.receive_body(data)
+
+    def _on_request_end(self, stream_id: int) -> None:
+        sink = self.sinks.get(stream_id)
+        if sink is None:
+            return
+        sink.request_ended = True
+        if sink.stream is not None:
+            sink.stream.end_body()
+        if sink.websocket is not None:
+            sink.websocket.eof_received()
+        if sink.ended:
+            self._forget(sink)
+
+    def _on_reset(self, stream_id: int) -> None:
+        sink = self.sinks.get(stream_id)
+        if sink is None:
+            return
+        sink.ended = True
+        sink.out.clear()
+        self._forget(sink)
+        if sink.stream is not None:
+            sink.stream.client_gone()
+        sink.release_writers()
+
+    # -- the sending side (called by the stream sinks) --------------------------------
+
+    def send_head(self, sink: _StreamSink, stream: HTTPStream, body: bytes, end: bool) -> None:
+        if self._closed or sink.ended:
+            return
+        status = stream.status
+        headers = [(b":status", _STATUS_BYTES[status]), *_h2_fields(stream.headers)]
+        if not stream.has_date:
+            headers.append((b"date", self.state.date_line[6:-2]))
+        if not stream.has_server and self.state.server_header:
+            headers.append((b"server", _SERVER_VALUE))
+        no_body = sink.head_only or status == 204 or status == 304
+        if end and not stream.has_length and not no_body:
+            headers.append((b"content-length", b"%d" % len(body)))
+        if no_body:
+            sink.head_only = True
+            body = b""
+        try:
+            self.conn.send_headers(sink.stream_id, headers, end_stream=end and not body)
+        except (h2.exceptions.ProtocolError, KeyError):
+            sink.ended = True  # the stream was closed by the client meanwhile
+            return
+        if end and not body:
+            sink.ended = True
+        else:
+            sink.out += body
+            sink.out_end = end
+            self.flush_stream(sink, write=False)
+        self._write()
+
+    def send_informational(self, sink: _StreamSink, status: int,
+                           headers: list[tuple[bytes, bytes]]) -> None:
+        if self._closed or sink.ended:
+            return
+        with contextlib.suppress(h2.exceptions.ProtocolError, KeyError):
+            self.conn.send_headers(sink.stream_id,
+                                   [(b":status", _STATUS_BYTES[status]), *_h2_fields(headers)])
+        self._write()
+
+    def push(self, sink: _StreamSink, path: str, headers: list[tuple[bytes, bytes]]) -> None:
+        """Promise a GET of `path` on `sink`'s stream and answer it like a request."""
+        if (self._closed or sink.ended or self._goaway_sent or sink.stream is None
+                or not self.conn.remote_settings.enable_push):
+            return
+        scope = sink.stream.scope
+        authority = next((value for name, value in scope["headers"] if name == b"host"), b"")
+        request_headers = [(b":method", b"GET"), (b":path", path.encode()),
+                           (b":scheme", scope["scheme"].encode()), (b":authority", authority),
+                           *_h2_fields(headers)]
+        try:
+            promised = self.conn.get_next_available_stream_id()
+            self.conn.push_stream(sink.stream_id, promised, request_headers)
+        except (h2.exceptions.ProtocolError, KeyError):
+            return  # the client's stream limit, or the stream closed meanwhile: no push
+        self._start_stream(promised, request_headers, ended=True)
+        self._write()
+
+    def flush_stream(self, sink: _StreamSink, write: bool = True) -> None:
+        """Send what the windows allow of `sink`'s body; end the stream once all is out."""
+        if self._closed or sink.ended:
+            return
+        conn = self.conn
+        stream_id = sink.stream_id
+        out = sink.out
+        try:
+            while out:
+                window = conn.local_flow_control_window(stream_id)
+                if window <= 0:
+                    break
+                size = min(window, conn.max_outbound_frame_size, len(out))
+                chunk = bytes(out[:size])
+                del out[:size]
+                last = sink.out_end and not out and sink.trailers is None
+                conn.send_data(stream_id, chunk, end_stream=last)
+                if last:
+                    sink.ended = True
+            if not out and sink.out_end and not sink.ended:
+                if sink.trailers is not None:
+                    conn.send_headers(stream_id, sink.trailers, end_stream=True)
+                else:
+                    conn.end_stream(stream_id)
+                sink.ended = True
+        except (h2.exceptions.ProtocolError, KeyError):
+            sink.ended = True
+            out.clear()
+        if not out:
+            sink.release_writers()
+        if sink.ended and (sink.request_ended or sink.stream is None
+                           or sink.stream.response_complete):
+            self._end_of_response(sink)
+        if write:
+            self._write()
+
+    def _end_of_response(self, sink: _StreamSink) -> None:
+        if not sink.request_ended:
+            # Answered before the request body was in: the rest is not wanted (RFC 9113 8.1).
+            sink.request_ended = True
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self.conn.reset_stream(sink.stream_id, h2.errors.ErrorCodes.NO_ERROR)
+        self._forget(sink)
+
+    def reset_stream(self, sink: _StreamSink, code: int) -> None:
+        if sink.ended:
+            return
+        sink.ended = True
+        sink.request_ended = True
+        sink.out.clear()
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self.conn.reset_stream(sink.stream_id, code)
+        sink.release_writers()
+        self._forget(sink)
+        self._write()
+
+    def stream_finished(self, sink: _StreamSink) -> None:
+        """The app's response is complete (sent, or aborted)."""
+        if sink.ended and not sink.out:
+            self._end_of_response(sink)
+        self._write()
+
+    def acknowledge(self, stream_id: int, size: int) -> None:
+        if self._closed or size <= 0:
+            return
+        try:
+            self.conn.acknowledge_received_data(size, stream_id)
+        except (h2.exceptions.ProtocolError, KeyError):
+            self.conn.increment_flow_control_window(size)  # the stream is gone: the connection's
+        self._write()
+
+    def _flush_blocked(self) -> None:
+        for sink in list(self.sinks.values()):
+            if sink.out:
+                self.flush_stream(sink, write=False)
+
+    def _forget(self, sink: _StreamSink) -> None:
+        if self.sinks.pop(sink.stream_id, None) is None:
+            return
+        if sink.websocket is not None:
+            sink.websocket.connection_lost(None)  # the stream is over, as a TCP close
+        if sink.timer is not None:
+            sink.timer.cancel()
+            sink.timer = None
+        if not self.sinks:
+            if self._goaway_sent:
+                self.loop.call_soon(self._close)
+            else:
+                self._arm_idle_timer()
+
+    # -- connection management ------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Server shutdown: GOAWAY now, let open streams finish, then close."""
+        if self._closed or self._goaway_sent:
+            return
+        self._goaway_sent = True
+        self._last_stream_id = self.conn.highest_inbound_stream_id
+        self._write_now()
+        if self.transport is not None:
+            # Written directly: h2 would refuse to send on the open streams after its GOAWAY.
+            self.transport.write(GoAwayFrame(0, last_stream_id=self._last_stream_id,
+                                             error_code=0).serialize())
+        if not self.sinks:
+            self._close()
+
+    def _flood(self, what: str) -> None:
+        server_logger.warning("HTTP/2 flood of %s from %s: closing the connection", what,
+                              _peer(self.client))
+        self._goaway_and_close(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+
+    def _protocol_failure(self, what: str) -> None:
+        server_logger.warning("HTTP/2 %s from %s: closing the connection", what,
+                              _peer(self.client))
+        self._write_now()  # h2 has queued its GOAWAY, with the error code
+        self._close(goaway=False)
+
+    def _goaway_and_close(self, code: int) -> None:
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self.conn.close_connection(error_code=code)
+        self._close(goaway=False)
+
+    def _close(self, goaway: bool = True) -> None:
+        if self._closed or self.transport is None:
+            return
+        if goaway:
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self.conn.close_connection(last_stream_id=self.conn.highest_inbound_stream_id)
+        self._write_now()
+        self._closed = True
+        self._cancel_idle_timer()
+        self.transport.close()
+
+    def _write(self) -> None:
+        """Write what h2 has queued once this loop iteration is over: the frames of
+        many streams answered in one go leave in one write, not one each."""
+        if not self._write_scheduled:
+            self._write_scheduled = True
+            self.loop.call_soon(self._write_now)
+
+    def _write_now(self) -> None:
+        self._write_scheduled = False
+        data = self.conn.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _arm_idle_timer(self) -> None:
+        self._cancel_idle_timer()
+        timeout = self.config.KEEP_ALIVE_TIMEOUT or self.config.HEADER_TIMEOUT
+        self._idle_timer = self.loop.call_later(timeout, self._idle_too_long)
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _idle_too_long(self) -> None:
+        self._idle_timer = None
+        if not self.sinks and not self._closed:
+            self._close()
+
+
+def _h2_fields(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Header fields as HTTP/2 wants them: lower-case names, no connection-specific fields."""
+    fields = []
+    for name, value in headers:
+        name = name.lower()
+        if name not in _CONNECTION_HEADERS:
+            fields.append((name, value))
+    return fields
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "unknown peer"
+
+

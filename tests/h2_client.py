@@ -1,0 +1,176 @@
+"""A small HTTP/2 test client on a real socket, built on the `h2` library (client side).
+
+It exposes the frames' effects exactly: events per stream, flow-control
+windows, resets and GOAWAY, so the tests can check what the server did.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+
+
+@dataclass
+class StreamResult:
+    """What one stream received."""
+
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    informational: list[list[tuple[bytes, bytes]]] = field(default_factory=list)
+    body: bytes = b""
+    trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    ended: bool = False
+    reset_code: int | None = None
+
+    @property
+    def status(self) -> int:
+        return int(dict(self.headers)[b":status"])
+
+    def header(self, name: bytes) -> bytes | None:
+        return dict(self.headers).get(name)
+
+
+class H2Client:
+    """One HTTP/2 connection (h2c prior knowledge, or TLS with ALPN h2)."""
+
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None = None,
+                 settings: dict[int, int] | None = None, validate: bool = True,
+                 auto_window: bool = True, send_preface: bool = True) -> None:
+        raw = socket.create_connection((host, port), timeout=10)
+        if tls is not None:
+            tls.set_alpn_protocols(["h2"])
+            raw = tls.wrap_socket(raw, server_hostname=host)
+            assert raw.selected_alpn_protocol() == "h2", raw.selected_alpn_protocol()
+        self.sock = raw
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=True, header_encoding=None, validate_inbound_headers=validate))
+        self.auto_window = auto_window  # acknowledge received data at once
+        self.streams: dict[int, StreamResult] = {}
+        self.events: list[Any] = []
+        self.goaway: h2.events.ConnectionTerminated | None = None
+        self.pushed: dict[int, list[tuple[bytes, bytes]]] = {}
+        self.closed = False
+        self.host = f"{host}:{port}".encode()
+        self.scheme = b"https" if tls is not None else b"http"
+        if send_preface:
+            self.conn.initiate_connection()
+            if settings:
+                self.conn.update_settings(settings)
+            self.flush()
+
+    def flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def request(self, path: str, method: str = "GET", body: bytes | None = None,
+                headers: list[tuple[bytes, bytes]] | None = None, end: bool = True) -> int:
+        stream_id = self.conn.get_next_available_stream_id()
+        self.streams[stream_id] = StreamResult()
+        self.conn.send_headers(stream_id, [
+            (b":method", method.encode()), (b":path", path.encode()),
+            (b":scheme", self.scheme), (b":authority", self.host), *(headers or [])],
+            end_stream=end and body is None)
+        if body is not None:
+            self.conn.send_data(stream_id, body, end_stream=end)
+        self.flush()
+        return stream_id
+
+    def pump(self, timeout: float = 5) -> bool:
+        """Read once (up to `timeout`) and handle the events; False once the socket closed."""
+        if self.closed:
+            return False
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            return True
+        except (ConnectionResetError, ssl.SSLError, OSError):
+            data = b""
+        if not data:
+            self.closed = True
+            return False
+        for event in self.conn.receive_data(data):
+            self._handle(event)
+        self.flush()
+        return True
+
+    def _handle(self, event: Any) -> None:
+        self.events.append(event)
+        stream_id = getattr(event, "stream_id", None)
+        result = self.streams.setdefault(stream_id, StreamResult()) if stream_id else None
+        if isinstance(event, h2.events.ResponseReceived):
+            assert result is not None
+            result.headers = list(event.headers)
+        elif isinstance(event, h2.events.InformationalResponseReceived):
+            assert result is not None
+            result.informational.append(list(event.headers))
+        elif isinstance(event, h2.events.DataReceived):
+            assert result is not None
+            result.body += event.data
+            if self.auto_window and event.flow_controlled_length:
+                self.conn.acknowledge_received_data(event.flow_controlled_length,
+                                                    event.stream_id)
+        elif isinstance(event, h2.events.TrailersReceived):
+            assert result is not None
+            result.trailers = list(event.headers)
+        elif isinstance(event, h2.events.StreamEnded):
+            assert result is not None
+            result.ended = True
+        elif isinstance(event, h2.events.StreamReset):
+            assert result is not None
+            result.reset_code = event.error_code
+        elif isinstance(event, h2.events.PushedStreamReceived):
+            self.pushed[event.pushed_stream_id] = list(event.headers)
+            self.streams.setdefault(event.pushed_stream_id, StreamResult())
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            if self.goaway is None:
+                self.goaway = event  # the first one: a later one may follow as the server closes
+            # h2 as a client stops at GOAWAY; a server may still finish the streams it
+            # announced, so keep reading them.
+            self.conn.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 10,
+                 what: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            if not self.pump(min(remaining, 0.5)) and not condition():
+                raise AssertionError(f"connection closed while waiting for {what}")
+
+    def response(self, stream_id: int, timeout: float = 10) -> StreamResult:
+        result = self.streams[stream_id]
+        self.wait_for(lambda: result.ended or result.reset_code is not None, timeout,
+                      f"the end of stream {stream_id}")
+        return result
+
+    def wait_closed(self, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while self.pump(max(0.01, min(0.5, deadline - time.monotonic()))):
+            if time.monotonic() > deadline:
+                raise AssertionError("the server did not close the connection")
+
+    def get(self, path: str, **kwargs: Any) -> StreamResult:
+        return self.response(self.request(path, **kwargs))
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> H2Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

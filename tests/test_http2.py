@@ -1,0 +1,616 @@
+"""HTTP/2 over h2c (prior knowledge) and TLS (ALPN): exact frames with the `h2` client.
+
+Covers: the shared ASGI cycle on streams, pseudo-headers in the scope,
+connection headers dropped, flow control both ways with back-pressure to the
+app, many concurrent streams, RST_STREAM from the client, an app error
+resetting one stream, GOAWAY on shutdown, the flood defences and the
+conformance areas of h2spec that the `h2` client can express.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import ssl
+import subprocess
+from pathlib import Path
+
+import h2.errors
+import h2.events
+import h2.settings
+import httpx
+import pytest
+import trustme
+from hyperframe.frame import (
+    ContinuationFrame,
+    DataFrame,
+    HeadersFrame,
+    PingFrame,
+    PriorityFrame,
+    RstStreamFrame,
+    SettingsFrame,
+    WindowUpdateFrame,
+)
+
+from conftest import ServerProcess, recv_until_closed, wait_until
+from h2_client import H2Client, StreamResult
+
+APP = "apps.h2_app:app"
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def client(server: ServerProcess, **kwargs) -> H2Client:
+    return H2Client(server.host, server.port, **kwargs)
+
+
+@pytest.fixture
+def h2_server(start_server) -> ServerProcess:
+    return start_server(APP)
+
+
+# -- the ASGI cycle on a stream ----------------------------------------------------------
+
+
+def test_prior_knowledge_request_maps_pseudo_headers_into_the_scope(h2_server) -> None:
+    with client(h2_server) as h2c:
+        result = h2c.get("/scope?a=1", headers=[(b"x-custom", b"v")])
+    assert result.status == 200
+    scope = json.loads(result.body)
+    assert scope["http_version"] == "2"
+    assert scope["method"] == "GET" and scope["path"] == "/scope"
+    assert scope["query_string"] == "a=1" and scope["scheme"] == "http"
+    names = [name for name, _ in scope["headers"]]
+    assert not any(name.startswith(":") for name in names)
+    assert ["host", f"{h2_server.host}:{h2_server.port}"] in scope["headers"]
+    assert ["x-custom", "v"] in scope["headers"]
+    assert result.header(b"date") and result.header(b"server")
+
+
+def test_request_body_and_echo(h2_server) -> None:
+    body = bytes(range(256)) * 1000  # larger than one window: needs WINDOW_UPDATEs
+    with client(h2_server) as h2c:
+        stream_id = h2c.request("/echo", method="POST", body=None, end=False)
+        sent = 0
+        while sent < len(body):
+            h2c.wait_for(lambda: h2c.conn.local_flow_control_window(stream_id) > 0,
+                         what="send window")
+            size = min(h2c.conn.local_flow_control_window(stream_id), 16384, len(body) - sent)
+            h2c.conn.send_data(stream_id, body[sent:sent + size])
+            sent += size
+            h2c.flush()
+        h2c.conn.end_stream(stream_id)
+        h2c.flush()
+        result = h2c.response(stream_id)
+    assert result.status == 200 and result.body == body
+
+
+def test_connection_headers_from_the_app_are_dropped(h2_server) -> None:
+    with client(h2_server, validate=False) as h2c:
+        result = h2c.get("/conn-headers")
+    names = {name for name, _ in result.headers}
+    assert result.status == 200 and result.header(b"x-kept") == b"yes"
+    assert not names & {b"connection", b"keep-alive", b"transfer-encoding"}
+    assert all(name == name.lower() for name in names)
+
+
+def test_head_and_204_carry_no_body(h2_server) -> None:
+    with client(h2_server) as h2c:
+        head = h2c.get("/hello", method="HEAD")
+        empty = h2c.get("/status/204")
+    assert head.status == 200 and head.body == b"" and head.ended
+    assert empty.status == 204 and empty.body == b""
+
+
+def test_body_over_max_body_size_is_413(start_server) -> None:
+    server = start_server(APP, "--max-body-size", "1000")
+    with client(server) as h2c:
+        declared = h2c.get("/echo", method="POST", body=b"x" * 2000,
+                           headers=[(b"content-length", b"2000")])
+        undeclared = h2c.get("/echo", method="POST", body=b"x" * 2000)
+        after = h2c.get("/hello")
+    assert declared.status == 413 and undeclared.status == 413
+    assert after.body == b"Hello, world!"
+
+
+# -- many streams -------------------------------------------------------------------------
+
+
+def test_many_concurrent_streams_and_the_advertised_limit(start_server) -> None:
+    server = start_server(APP, "--h2-max-concurrent-streams", "40")
+    with client(server) as h2c:
+        h2c.wait_for(lambda: h2c.conn.remote_settings.max_concurrent_streams == 40,
+                     what="the server's SETTINGS")
+        streams = [h2c.request("/sleep?s=0.3") for _ in range(40)]
+        results = [h2c.response(stream_id, timeout=20) for stream_id in streams]
+    assert [r.body for r in results] == [b"slept"] * 40
+
+
+def test_stream_over_the_concurrency_limit_is_refused(start_server) -> None:
+    server = start_server(APP, "--h2-max-concurrent-streams", "2")
+    with client(server) as h2c:
+        h2c.wait_for(lambda: h2c.conn.remote_settings.max_concurrent_streams == 2,
+                     what="SETTINGS")
+        h2c.request("/sleep?s=2")
+        h2c.request("/sleep?s=2")
+        # Bypass the client's own check: a third stream is a protocol violation.
+        h2c.conn.remote_settings = h2.settings.Settings(client=False, initial_values={
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100})
+        h2c.request("/hello")
+        h2c.wait_closed()
+    assert h2c.goaway is not None
+    assert h2c.goaway.error_code in (h2.errors.ErrorCodes.PROTOCOL_ERROR,
+                                     h2.errors.ErrorCodes.REFUSED_STREAM)
+
+
+# -- flow control and back-pressure ----------------------------------------------------------
+
+
+def test_response_respects_the_client_window(h2_server) -> None:
+    with client(h2_server, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1000},
+                auto_window=False) as h2c:
+        h2c.wait_for(lambda: any(isinstance(e, h2.events.SettingsAcknowledged)
+                                 for e in h2c.events), what="SETTINGS ack")
+        stream_id = h2c.request("/sized?n=5000")
+        result = h2c.streams[stream_id]
+        h2c.wait_for(lambda: len(result.body) == 1000, what="the first window")
+        h2c.pump(0.5)
+        assert len(result.body) == 1000 and not result.ended  # nothing beyond the window
+        h2c.conn.acknowledge_received_data(1000, stream_id)
+        h2c.conn.increment_flow_control_window(4000, stream_id)
+        h2c.flush()
+        h2c.wait_for(lambda: result.ended, what="the rest after WINDOW_UPDATE")
+    assert result.body == b"x" * 5000
+
+
+def test_request_window_opens_only_as_the_app_reads(h2_server) -> None:
+    """The app does not read: the client can send one window and no more (back-pressure)."""
+    with client(h2_server) as h2c:
+        held = h2c.request("/hold", method="POST", end=False)
+        for start in range(0, 65535, 16384):
+            h2c.conn.send_data(held, b"a" * min(16384, 65535 - start))
+        h2c.flush()
+        h2c.pump(1)
+        h2c.pump(0.5)
+        assert h2c.conn.local_flow_control_window(held) == 0
+        with client(h2_server) as other:
+            assert other.get("/release").body == b"released"
+        h2c.wait_for(lambda: h2c.conn.local_flow_control_window(held) > 0,
+                     what="WINDOW_UPDATE once the app read")
+        h2c.conn.send_data(held, b"b" * 1000, end_stream=True)
+        h2c.flush()
+        assert h2c.response(held).body == b"66535"
+
+
+def test_slow_reader_holds_back_a_large_response(h2_server) -> None:
+    with client(h2_server, auto_window=False) as h2c:
+        stream_id = h2c.request("/big?n=1000000")
+        result = h2c.streams[stream_id]
+        h2c.wait_for(lambda: len(result.body) == 65535, what="one window of data")
+        h2c.pump(0.5)
+        assert len(result.body) == 65535
+        h2c.auto_window = True
+        h2c.conn.acknowledge_received_data(65535, stream_id)
+        h2c.flush()
+        h2c.response(stream_id, timeout=30)
+    assert len(result.body) == 1000000
+
+
+# -- resets, errors, shutdown ---------------------------------------------------------------
+
+
+def test_client_reset_disconnects_that_stream_only(h2_server, tmp_path: Path) -> None:
+    marker = tmp_path / "received"
+    with client(h2_server) as h2c:
+        waiting = h2c.request(f"/wait-disconnect?file={marker}")
+        other = h2c.request("/sleep?s=0.5")
+        h2c.pump(0.3)
+        h2c.conn.reset_stream(waiting, h2.errors.ErrorCodes.CANCEL)
+        h2c.flush()
+        wait_until(lambda: marker.exists() and marker.read_text() != "", what="app's receive")
+        assert marker.read_text() == "http.disconnect"
+        assert h2c.response(other).body == b"slept"
+        assert h2c.get("/hello").body == b"Hello, world!"
+
+
+def test_app_error_after_start_resets_only_that_stream(h2_server) -> None:
+    with client(h2_server) as h2c:
+        failing = h2c.request("/error/after")
+        fine = h2c.request("/sleep?s=0.3")
+        failed = h2c.response(failing)
+        assert h2c.response(fine).body == b"slept"
+        assert h2c.get("/hello").status == 200
+    assert failed.reset_code == h2.errors.ErrorCodes.INTERNAL_ERROR
+    assert not failed.ended
+
+
+def test_app_error_before_start_is_500(h2_server) -> None:
+    with client(h2_server) as h2c:
+        assert h2c.get("/error/before").status == 500
+
+
+def test_shutdown_sends_goaway_and_lets_open_streams_finish(start_server) -> None:
+    server = start_server(APP, "--shutdown-timeout", "10")
+    with client(server) as h2c:
+        slow = h2c.request("/sleep?s=4")
+        h2c.pump(0.3)
+        server.send_signal(signal.SIGTERM)
+        h2c.wait_for(lambda: h2c.goaway is not None, what="GOAWAY")
+        assert not h2c.streams[slow].ended  # GOAWAY comes first, not after the last stream
+        assert h2c.goaway.last_stream_id == slow
+        assert h2c.goaway.error_code == h2.errors.ErrorCodes.NO_ERROR
+        late = h2c.request("/hello")  # after GOAWAY: refused, never run
+        assert h2c.response(late).reset_code == h2.errors.ErrorCodes.REFUSED_STREAM
+        assert h2c.response(slow).body == b"slept"
+        h2c.wait_closed()
+    assert server.stop() == 0
+
+
+def test_idle_connection_is_closed_after_keep_alive_timeout(start_server) -> None:
+    server = start_server(APP, "--keep-alive-timeout", "1")
+    with client(server) as h2c:
+        assert h2c.get("/hello").status == 200
+        h2c.wait_closed(timeout=10)
+
+
+# -- flood and abuse defences ---------------------------------------------------------------
+
+
+def _closed_for_flood(server: ServerProcess, h2c: H2Client, what: str) -> None:
+    h2c.wait_closed()
+    server.wait_for_log(f"HTTP/2 .*{what}")
+    assert "Traceback" not in server.output
+
+
+def test_rapid_reset_closes_the_connection(h2_server) -> None:
+    with client(h2_server) as h2c:
+        with contextlib.suppress(OSError):
+            for _ in range(300):
+                stream_id = h2c.request("/sleep?s=5")
+                h2c.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+            h2c.flush()
+        _closed_for_flood(h2_server, h2c, "rapid reset")
+    assert h2c.goaway is None or h2c.goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    with client(h2_server) as fresh:
+        assert fresh.get("/hello").status == 200
+
+
+@pytest.mark.parametrize(("frame", "what"), [
+    (SettingsFrame(0), "SETTINGS"),
+    (PingFrame(0, opaque_data=b"12345678"), "PING"),
+])
+def test_settings_and_ping_floods_close_the_connection(h2_server, frame, what) -> None:
+    with client(h2_server) as h2c:
+        data = frame.serialize() * 500
+        with contextlib.suppress(OSError):
+            h2c.send_raw(data)
+        _closed_for_flood(h2_server, h2c, what)
+
+
+def test_empty_data_frame_flood_closes_the_connection(h2_server) -> None:
+    with client(h2_server) as h2c:
+        stream_id = h2c.request("/hold", method="POST", end=False)
+        with contextlib.suppress(OSError):
+            h2c.send_raw(DataFrame(stream_id, b"").serialize() * 500)
+        _closed_for_flood(h2_server, h2c, "empty DATA")
+
+
+def test_hpack_bomb_closes_the_connection(start_server) -> None:
+    server = start_server(APP, "--max-header-size", "8192")
+    with client(server) as h2c:
+        h2c.wait_for(lambda: any(isinstance(e, h2.events.SettingsAcknowledged)
+                                 for e in h2c.events), what="SETTINGS ack")
+        # One large header in the dynamic table, then referenced many times: small on
+        # the wire, huge once decoded.
+        big = b"x" * 4000
+        with contextlib.suppress(OSError):
+            h2c.request("/hello", headers=[(b"x-bomb", big)])
+            for _ in range(3):
+                h2c.request("/hello", headers=[(b"x-bomb", big)] * 20)
+        h2c.wait_closed()
+    server.wait_for_log("HTTP/2 .*(denial-of-service|protocol error)")
+    assert "Traceback" not in server.output
+
+
+def test_endless_continuation_frames_close_the_connection(h2_server) -> None:
+    with client(h2_server) as h2c:
+        headers = h2c.conn.encoder.encode([(b":method", b"GET"), (b":path", b"/"),
+                                           (b":scheme", b"http"), (b":authority", b"x")])
+        first = HeadersFrame(1, headers)  # no END_HEADERS: CONTINUATION must follow
+        data = first.serialize() + ContinuationFrame(1, b"").serialize() * 2000
+        with contextlib.suppress(OSError):
+            h2c.send_raw(data)
+        h2c.wait_closed()
+    h2_server.wait_for_log("(?i)HTTP/2 .*continuation")
+    assert "Traceback" not in h2_server.output
+
+
+# -- conformance (the areas of h2spec) -------------------------------------------------------
+
+
+def _goaway_code(h2c: H2Client) -> int | None:
+    h2c.wait_closed()
+    return None if h2c.goaway is None else int(h2c.goaway.error_code)
+
+
+def test_frame_larger_than_max_frame_size_is_frame_size_error(h2_server) -> None:
+    with client(h2_server) as h2c:
+        stream_id = h2c.request("/echo", method="POST", end=False)
+        h2c.send_raw(DataFrame(stream_id, b"x" * 20000).serialize())
+        assert _goaway_code(h2c) == h2.errors.ErrorCodes.FRAME_SIZE_ERROR
+
+
+def test_data_on_an_idle_stream_is_protocol_error(h2_server) -> None:
+    with client(h2_server) as h2c:
+        h2c.send_raw(DataFrame(5, b"x").serialize())
+        assert _goaway_code(h2c) == h2.errors.ErrorCodes.PROTOCOL_ERROR
+
+
+def test_window_overflow_is_flow_control_error(h2_server) -> None:
+    with client(h2_server) as h2c:
+        h2c.send_raw(WindowUpdateFrame(0, window_increment=2**31 - 1).serialize())
+        assert _goaway_code(h2c) == h2.errors.ErrorCodes.FLOW_CONTROL_ERROR
+
+
+def test_invalid_initial_window_setting_is_flow_control_error(h2_server) -> None:
+    with client(h2_server) as h2c:
+        h2c.send_raw(SettingsFrame(0, settings={
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31}).serialize())
+        assert _goaway_code(h2c) == h2.errors.ErrorCodes.FLOW_CONTROL_ERROR
+
+
+def test_invalid_hpack_block_is_compression_error(h2_server) -> None:
+    with client(h2_server) as h2c:
+        h2c.send_raw(HeadersFrame(1, b"\xff\xff\xff\xff\xff",
+                                  flags=["END_HEADERS", "END_STREAM"]).serialize())
+        assert _goaway_code(h2c) == h2.errors.ErrorCodes.COMPRESSION_ERROR
+
+
+def test_priority_frames_are_accepted_and_self_dependency_refused(h2_server) -> None:
+    with client(h2_server) as h2c:
+        h2c.send_raw(PriorityFrame(3, depends_on=0, stream_weight=200).serialize())
+        assert h2c.get("/hello").status == 200
+        h2c.send_raw(PriorityFrame(7, depends_on=7).serialize())
+        h2c.wait_for(lambda: h2c.closed or (h2c.streams.get(7, None) is not None
+                     and h2c.streams[7].reset_code is not None) or h2c.goaway is not None,
+                     what="an answer to a self-dependent stream")
+        assert h2c.goaway is None or h2c.goaway.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+
+
+def test_uppercase_request_header_is_protocol_error(h2_server) -> None:
+    with client(h2_server) as h2c:
+        block = h2c.conn.encoder.encode([(b":method", b"GET"), (b":path", b"/"),
+                                         (b":scheme", b"http"), (b":authority", b"x"),
+                                         (b"X-Upper", b"1")])
+        h2c.send_raw(HeadersFrame(1, block, flags=["END_HEADERS", "END_STREAM"]).serialize())
+        h2c.wait_for(lambda: h2c.closed or h2c.goaway is not None
+                     or any(isinstance(e, h2.events.StreamReset) for e in h2c.events),
+                     what="a rejection")
+        assert not any(isinstance(e, h2.events.ResponseReceived) for e in h2c.events)
+
+
+def test_rst_stream_on_idle_stream_is_protocol_error(h2_server) -> None:
+    with client(h2_server) as h2c:
+        h2c.send_raw(RstStreamFrame(9).serialize())
+        assert _goaway_code(h2c) == h2.errors.ErrorCodes.PROTOCOL_ERROR
+
+
+def test_garbage_after_the_preface_costs_that_connection_only(h2_server) -> None:
+    with h2_server.connect() as sock:
+        # The first frame after the preface must be SETTINGS.
+        sock.sendall(PREFACE + PingFrame(0, opaque_data=b"12345678").serialize())
+        sock.settimeout(5)
+        try:
+            while sock.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass
+    with client(h2_server) as h2c:
+        assert h2c.get("/hello").status == 200
+    assert "Traceback" not in h2_server.output
+
+
+# -- ordinary clients ----------------------------------------------------------------------
+
+
+def test_curl_http2_prior_knowledge(h2_server) -> None:
+    result = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-w", "%{http_version}",
+                             f"{h2_server.url}/hello"], capture_output=True, text=True,
+                            timeout=30)
+    assert result.stdout == "Hello, world!2", result.stderr
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, Path, Path]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    folder = tmp_path_factory.mktemp("h2tls")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(folder / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    return ca, folder / "cert.pem", folder / "key.pem"
+
+
+@pytest.fixture
+def tls_server(start_server, tls_files) -> ServerProcess:
+    _, cert, key = tls_files
+    return start_server(APP, "--ssl-cert-path", str(cert), "--ssl-key-path", str(key))
+
+
+def test_httpx_http2_over_tls(tls_server, tls_files) -> None:
+    ca, *_ = tls_files
+    with ca.cert_pem.tempfile() as ca_file:
+        context = ssl.create_default_context(cafile=ca_file)
+        with httpx.Client(http2=True, verify=context) as http:
+            responses = [http.get(f"{tls_server.url}/scope") for _ in range(3)]
+    for response in responses:
+        assert response.http_version == "HTTP/2"
+        scope = response.json()
+        assert scope["scheme"] == "https" and scope["http_version"] == "2"
+        assert scope["extensions"]["tls"]["tls_version"] in (0x0303, 0x0304)
+
+
+def test_curl_http2_over_tls(tls_server, tls_files) -> None:
+    ca_path = tls_files[1].parent / "ca.pem"
+    result = subprocess.run(["curl", "-sS", "--http2", "--cacert", str(ca_path),
+                             "-w", "%{http_version}", f"{tls_server.url}/hello"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.stdout == "Hello, world!2", result.stderr
+
+
+def test_h2_client_over_tls_alpn(tls_server, tls_files) -> None:
+    ca, *_ = tls_files
+    with ca.cert_pem.tempfile() as ca_file:
+        context = ssl.create_default_context(cafile=ca_file)
+        with H2Client(tls_server.host, tls_server.port, tls=context) as h2c:
+            assert json.loads(h2c.get("/scope").body)["scheme"] == "https"
+
+
+@pytest.mark.skipif(shutil.which("h2load") is None,
+                    reason="h2load is not installed (.ci/run installs nghttp2-client)")
+def test_h2load_many_streams(h2_server) -> None:
+    result = subprocess.run(["h2load", "-n", "2000", "-c", "4", "-m", "50",
+                             f"{h2_server.url}/hello"], capture_output=True, text=True,
+                            timeout=60)
+    assert "2000 succeeded, 0 failed, 0 errored" in result.stdout, result.stdout
+    assert "Traceback" not in h2_server.output
+
+
+# -- ASGI extensions -------------------------------------------------------------------------
+
+
+def test_extensions_are_advertised_in_the_scope(h2_server) -> None:
+    with client(h2_server) as h2c:
+        extensions = json.loads(h2c.get("/scope").body)["extensions"]
+    assert {"http.response.trailers", "http.response.early_hint",
+            "http.response.push"} <= set(extensions)
+
+
+def test_push_is_not_advertised_when_the_client_disables_it(h2_server) -> None:
+    with client(h2_server, settings={h2.settings.SettingCodes.ENABLE_PUSH: 0}) as h2c:
+        h2c.wait_for(lambda: any(isinstance(e, h2.events.SettingsAcknowledged)
+                                 for e in h2c.events), what="SETTINGS ack")
+        result = h2c.get("/push")
+        extensions = json.loads(h2c.get("/scope").body)["extensions"]
+    assert "http.response.push" not in extensions
+    assert result.body == b"pushed one" and not h2c.pushed
+
+
+def test_response_trailers(h2_server) -> None:
+    with client(h2_server) as h2c:
+        result = h2c.get("/trailers")
+    assert result.status == 200 and result.body == b"body"
+    assert result.trailers == [(b"x-checksum", b"done")]
+
+
+def test_trailers_wait_for_the_flow_control_window(h2_server) -> None:
+    with client(h2_server, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2},
+                auto_window=False) as h2c:
+        h2c.wait_for(lambda: any(isinstance(e, h2.events.SettingsAcknowledged)
+                                 for e in h2c.events), what="SETTINGS ack")
+        stream_id = h2c.request("/trailers")
+        result = h2c.streams[stream_id]
+        h2c.wait_for(lambda: result.body == b"bo", what="the first window")
+        h2c.pump(0.3)
+        assert not result.trailers and not result.ended
+        h2c.conn.increment_flow_control_window(10, stream_id)
+        h2c.flush()
+        h2c.response(stream_id)
+    assert result.body == b"body" and result.trailers == [(b"x-checksum", b"done")]
+
+
+def test_early_hints_are_a_103_before_the_response(h2_server) -> None:
+    with client(h2_server) as h2c:
+        result = h2c.get("/early-hints")
+    assert len(result.informational) == 1
+    hint = dict(result.informational[0])
+    assert hint[b":status"] == b"103"
+    assert hint[b"link"] == b"</style.css>; rel=preload; as=style"
+    assert result.status == 200 and result.body == b"after hints"
+
+
+def test_server_push(h2_server) -> None:
+    with client(h2_server) as h2c:
+        result = h2c.get("/push")
+        assert result.body == b"pushed one"
+        assert len(h2c.pushed) == 1
+        (promised, request), = h2c.pushed.items()
+        assert dict(request)[b":path"] == b"/pushed"
+        assert promised % 2 == 0  # server-initiated streams are even
+        pushed = h2c.response(promised)
+    assert pushed.status == 200 and pushed.body == b"I was pushed"
+
+
+@pytest.mark.parametrize(("te", "expected"), [
+    (b"TE: trailers\r\n", b"4\r\nbody\r\n0\r\nx-checksum: done\r\n\r\n"),
+    (b"", b"4\r\nbody\r\n0\r\n\r\n"),
+])
+def test_http11_trailers_only_for_clients_that_take_them(h2_server, te, expected) -> None:
+    with h2_server.connect() as sock:
+        sock.sendall(b"GET /trailers HTTP/1.1\r\nHost: x\r\n" + te + b"Connection: close\r\n\r\n")
+        data = recv_until_closed(sock)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert body == expected
+
+
+# -- h2c upgrade from HTTP/1.1 -----------------------------------------------------------------
+
+
+def test_curl_h2c_upgrade(h2_server) -> None:
+    result = subprocess.run(["curl", "-sS", "--http2", "-w", " %{http_version}",
+                             f"{h2_server.url}/scope"], capture_output=True, text=True,
+                            timeout=30)
+    body, _, version = result.stdout.rpartition(" ")
+    assert version == "2", result.stdout + result.stderr
+    assert json.loads(body)["http_version"] == "2"
+
+
+def test_h2c_upgrade_answers_the_request_as_stream_1(h2_server) -> None:
+    with client(h2_server, send_preface=False) as h2c:
+        settings = h2c.conn.initiate_upgrade_connection()
+        h2c.send_raw(b"GET /scope?via=upgrade HTTP/1.1\r\nHost: example.org\r\n"
+                     b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                     b"HTTP2-Settings: " + settings + b"\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = h2c.sock.recv(1)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert b"upgrade: h2c" in head.lower()
+        h2c.flush()  # the client preface
+        h2c.streams.setdefault(1, StreamResult())
+        result = h2c.response(1)
+        scope = json.loads(result.body)
+        assert scope["http_version"] == "2" and scope["query_string"] == "via=upgrade"
+        assert ["host", "example.org"] in scope["headers"]
+        assert not any(name in ("upgrade", "http2-settings", "connection")
+                       for name, _ in scope["headers"])
+        assert h2c.get("/hello").body == b"Hello, world!"  # the connection goes on in HTTP/2
+
+
+def test_h2c_upgrade_is_ignored_when_http2_is_off(start_server) -> None:
+    server = start_server(APP, "--http2", "off")
+    result = subprocess.run(["curl", "-sS", "--http2", "-w", " %{http_version}",
+                             f"{server.url}/hello"], capture_output=True, text=True, timeout=30)
+    assert result.stdout == "Hello, world! 1.1", result.stderr
+
+
+def test_request_timeout_answers_504_on_that_stream(start_server) -> None:
+    server = start_server(APP, "--request-timeout", "1")
+    with client(server) as h2c:
+        slow = h2c.request("/sleep?s=30")
+        fast = h2c.request("/hello")
+        assert h2c.response(fast).body == b"Hello, world!"
+        assert h2c.response(slow, timeout=20).status == 504
+        assert h2c.get("/hello").status == 200
+
+
+def test_too_many_header_fields_is_431_on_that_stream(start_server) -> None:
+    server = start_server(APP, "--max-header-count", "10")
+    with client(server) as h2c:
+        crowded = h2c.get("/hello", headers=[(b"x-h%d" % i, b"v") for i in range(12)])
+        assert crowded.status == 431
+        assert h2c.get("/hello").status == 200
