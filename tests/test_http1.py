@@ -420,6 +420,33 @@ def test_app_stopping_after_a_half_close_is_not_blamed(app_server: ServerProcess
     assert "ERROR" not in app_server.output
 
 
+@pytest.mark.parametrize("upgrade", [
+    ["Upgrade: foo"],
+    # What `curl --http2 -d ...` sends on a plain port: h2c is not taken for a body.
+    ["Upgrade: h2c", "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA"],
+])
+def test_an_upgrade_not_taken_keeps_the_request_body(basic_server: ServerProcess,
+                                                       upgrade: list[str]) -> None:
+    # llhttp stops at the head of any Upgrade request; the body that follows
+    # must still reach the app, not be dropped as "upgrade data".
+    with basic_server.connect() as sock:
+        sock.sendall(get("/echo", "Connection: Upgrade, HTTP2-Settings", *upgrade,
+                         "Content-Length: 11", method="POST", body=b"hello world"))
+        status, _headers, body = read_response(sock)
+    assert status == b"HTTP/1.1 200 OK"
+    assert body == b"hello world"
+
+
+def test_an_upgrade_not_taken_with_a_chunked_body_is_refused(basic_server: ServerProcess) -> None:
+    with basic_server.connect() as sock:
+        sock.sendall(get("/echo", "Connection: Upgrade", "Upgrade: foo",
+                         "Transfer-Encoding: chunked", method="POST",
+                         body=b"5\r\nhello\r\n0\r\n\r\n"))
+        status, _headers, body = read_response(sock)
+    assert status.startswith(b"HTTP/1.1 501 "), status
+    assert b"Upgrade" in body
+
+
 def test_streamed_response_keeps_the_connection_usable(basic_server: ServerProcess) -> None:
     with basic_server.connect() as sock:
         sock.sendall(get("/stream?n=50") + get("/hello"))

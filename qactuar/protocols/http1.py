@@ -95,8 +95,9 @@ class HTTP1Protocol(asyncio.Protocol):
         "_header_bytes", "_headers", "_host_count", "_in_head", "_max_header_count",
         "_max_header_size", "_no_body", "_parsing", "_queue", "_reading_paused", "_stop_parsing",
         "_timed_stream", "_timer", "_timer_at", "_tls", "_transfer_encoding", "_unsent",
-        "_unsent_size", "_url", "_websocket", "_websocket_rest", "_write_waiters", "client",
-        "config", "loop", "parser", "server", "state", "transport", "writing_paused",
+        "_unsent_size", "_upgrade_body_left", "_url", "_websocket", "_websocket_rest",
+        "_write_waiters", "client", "config", "loop", "parser", "server", "state", "transport",
+        "writing_paused",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -153,6 +154,7 @@ class HTTP1Protocol(asyncio.Protocol):
         # An h2c upgrade to make once the request head is read: (HTTP2-Settings, the request
         # as HTTP/2 header fields).
         self._h2c_upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None
+        self._upgrade_body_left = 0  # body bytes still due after an Upgrade we did not take
 
     # -- connection events ---------------------------------------------------
 
@@ -213,6 +215,9 @@ class HTTP1Protocol(asyncio.Protocol):
         if self._websocket_rest is not None:
             self._websocket_rest += data  # waits for earlier answers, then the WebSocket
             return
+        if self._upgrade_body_left:
+            self._read_body_after_upgrade(data)
+            return
         if self._stop_parsing:
             return
         continuing_head = self._in_head
@@ -231,6 +236,9 @@ class HTTP1Protocol(asyncio.Protocol):
                     self._pause_reading()  # earlier pipelined answers go first
                 else:
                     self._hand_over_websocket()
+                return
+            if self._upgrade_body_left:
+                self._read_body_after_upgrade(data[upgrade.args[0]:])
                 return
             # Not a WebSocket (or WS is off): the request was served as plain HTTP;
             # whatever follows is not HTTP/1.1, so the connection ends after it.
@@ -436,6 +444,12 @@ class HTTP1Protocol(asyncio.Protocol):
         pending = self._parsing
         if pending is None:
             return
+        if ((self._content_length or self._transfer_encoding is not None)
+                and self.parser.should_upgrade()):
+            # llhttp ends every Upgrade request at its head; one we did not take
+            # still has its body to come.
+            self._expect_body_after_upgrade(pending)
+            return
         self._parsing = None
         self._completed_in_feed = True
         pending.message_complete = True
@@ -449,6 +463,32 @@ class HTTP1Protocol(asyncio.Protocol):
             raise _Reject(0, "stop")
         if len(self._queue) > 1:
             self._pause_reading()  # bound the pipeline: read more once answered
+
+    def _expect_body_after_upgrade(self, request: _Request) -> None:
+        """Read the body of an Upgrade request we did not take ourselves: the
+        parser stopped at its head and will not parse the bytes that follow."""
+        if self._transfer_encoding is not None:
+            raise _Reject(501, "Not Implemented: a chunked body in a request asking for an "
+                               "Upgrade this server does not make")
+        self._upgrade_body_left = self._content_length or 0
+        request.keep_alive = False  # what follows the body is not read as HTTP/1.1
+
+    def _read_body_after_upgrade(self, data: bytes) -> None:
+        part = data[:self._upgrade_body_left]
+        self._upgrade_body_left -= len(part)
+        try:
+            if part:
+                self.on_body(part)
+        except _Reject as exc:
+            self._upgrade_body_left = 0
+            self._reject(exc.status, exc.reason)
+            return
+        if not self._upgrade_body_left:
+            request, self._parsing = self._parsing, None
+            self._stop_parsing = True
+            if request is not None:
+                request.message_complete = True
+                request.end_body()
 
     # -- the ResponseSink side (called by HTTPStream) --------------------------
 
