@@ -38,8 +38,8 @@ port, HTTP/1.1 still answered there for the readiness poll): qactuar
 the `h2` package); granian `--http auto` (`--http 2` would refuse the
 HTTP/1.1 readiness poll); hypercorn serves h2c on a plain port with its
 defaults, plus `-c hypercorn_h2.toml`, which lifts `keep_alive_max_requests`
-(default 1000: it closes a connection after 1000 streams, which h2load counts
-as failed requests).
+(default 1000: it closes a connection after about 1000 streams; h2load -D
+neither reconnects nor counts an error, so the load would silently fade).
 """
 
 from __future__ import annotations
