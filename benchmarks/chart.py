@@ -3,6 +3,7 @@
 For each load scenario, one horizontal bar per server: its median requests/s
 (messages/s for WebSocket echo)
 relative to the baseline server (uvicorn = 1.0), labelled with the figure.
+HTTP/2 (h2) is left out: uvicorn, the baseline, does not take part in it.
 This module only draws; it must not compute anything report.py does not give it.
 """
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import wrk, wsload
+from benchmarks import h2load, wrk, wsload
 from benchmarks.process import ServerFailed, ServerProcess, cpu_list
 from benchmarks.scenarios import Scenario
 from benchmarks.servers import ServerSpec
@@ -91,6 +91,34 @@ def measure_wrk(spec: ServerSpec, scenario: Scenario, settings: Settings,
             "server_cpu_pct": 100 * server_cpu / settings.seconds / server_cpu_count,
             "load_cpu_pct": 100 * result.cpu_seconds / settings.seconds / load_threads,
             # Requests per second of server CPU: steadier than req/s on a shared machine.
+            "requests_per_cpu_s": result.requests / server_cpu if server_cpu else 0.0}
+
+
+def measure_h2(spec: ServerSpec, scenario: Scenario, settings: Settings,
+               label: str) -> dict[str, float]:
+    """Requests/s over HTTP/2 (h2c, prior knowledge) under h2load, after a warm-up run.
+
+    h2load reports request time as min/max/mean/sd: the mean and the max are
+    kept, there is no p50 or p99. Server CPU covers the measured h2load run.
+    """
+    server_cpus, server_cpu_count, load_cpus, load_threads = _cpus(scenario, settings)
+    with ServerProcess(spec, scenario.app, server_cpus, label, scenario.variant) as server:
+        _started(server, scenario)
+        url = f"http://127.0.0.1:{server.port}/"
+        if settings.warmup_seconds > 0:
+            h2load.run_h2load(url, settings.warmup_seconds, load_cpus, load_threads)
+        server_cpu_before = server.cpu_seconds()
+        result = h2load.run_h2load(url, settings.seconds, load_cpus, load_threads)
+        server_cpu = server.cpu_seconds() - server_cpu_before
+        server.check_alive()
+        scenario.verify(server.port)  # still answering correctly after the load
+    problems = result.errors()
+    if problems:
+        raise ServerFailed(f"{spec.name}: {', '.join(problems)}")
+    return {"rps": result.requests_per_second, "mean_ms": result.mean_ms,
+            "max_ms": result.max_ms, "requests": result.requests,
+            "server_cpu_pct": 100 * server_cpu / result.wall_seconds / server_cpu_count,
+            "load_cpu_pct": 100 * result.cpu_seconds / result.wall_seconds / load_threads,
             "requests_per_cpu_s": result.requests / server_cpu if server_cpu else 0.0}
 
 
@@ -203,6 +231,7 @@ Measurement = Callable[[ServerSpec, Scenario, Settings, str], dict[str, float]]
 
 MEASUREMENTS: dict[str, Measurement] = {
     "wrk": measure_wrk,
+    "h2": measure_h2,
     "ws": measure_ws,
     "memory": measure_memory,
     "startup": measure_startup,

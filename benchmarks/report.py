@@ -15,13 +15,17 @@ from typing import Any
 from benchmarks.servers import BASELINE
 
 # Per measurement kind: the headline metric and whether more of it is better.
-HEADLINE = {"wrk": ("rps", True), "ws": ("mps", True), "memory": ("bytes_per_conn", False),
-            "startup": ("startup_ms", False)}
+HEADLINE = {"wrk": ("rps", True), "h2": ("rps", True), "ws": ("mps", True),
+            "memory": ("bytes_per_conn", False), "startup": ("startup_ms", False)}
 UNITS = {"rps": "req/s", "mps": "msg/s", "bytes_per_conn": "bytes/conn", "startup_ms": "ms"}
 # Per load kind: the work done per second of server CPU (steadier on a shared machine).
 EFFICIENCY = {"wrk": ("requests_per_cpu_s", "req/CPU-s"),
+              "h2": ("requests_per_cpu_s", "req/CPU-s"),
               "ws": ("messages_per_cpu_s", "msg/CPU-s")}
-LOAD_TOOL = {"wrk": "wrk", "ws": "wsload"}
+LOAD_TOOL = {"wrk": "wrk", "h2": "h2load", "ws": "wsload"}
+# Per load kind: its latency columns (h2load reports no percentiles, only min/max/mean/sd).
+LATENCY = {"wrk": [("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")],
+           "h2": [("mean_ms", "mean ms"), ("max_ms", "max ms")]}
 
 
 @dataclass
@@ -80,8 +84,8 @@ def table_rows(results: Results, scenario: str) -> tuple[list[str], list[list[st
     entry = results[scenario]
     metric, _ = HEADLINE[entry["kind"]]
     header = ["server", f"{UNITS[metric]} (median)", "min - max", f"x {BASELINE}"]
-    if entry["kind"] == "wrk":
-        header[3:3] = ["p50 ms", "p99 ms"]
+    latency = LATENCY.get(entry["kind"], [])
+    header[3:3] = [title for _, title in latency]
     if entry["kind"] in EFFICIENCY:
         header[-1:-1] = ["server CPU %", f"{LOAD_TOOL[entry['kind']]} CPU %",
                          EFFICIENCY[entry["kind"]][1]]
@@ -90,9 +94,7 @@ def table_rows(results: Results, scenario: str) -> tuple[list[str], list[list[st
         spread = result.spread(metric)
         row = [name, _fmt(result.median(metric), metric),
                f"{_fmt(spread[0], metric)} - {_fmt(spread[1], metric)}" if spread else "-"]
-        if entry["kind"] == "wrk":
-            row += [_fmt(result.median("p50_ms"), "p50_ms"),
-                    _fmt(result.median("p99_ms"), "p99_ms")]
+        row += [_fmt(result.median(key), key) for key, _ in latency]
         if entry["kind"] in EFFICIENCY:
             row += [_fmt(result.median("server_cpu_pct"), "pct"),
                     _fmt(result.median("load_cpu_pct"), "pct"),
@@ -198,7 +200,7 @@ def _meta_line(meta: dict[str, Any]) -> str:
 # (scenario, other server, minimum ratio of qactuar's headline metric to the other's)
 RATIO_TARGETS = [("hello", "uvicorn", 1.6), ("hello", "granian", 1.0),
                  ("10k", "uvicorn", 1.3), ("echo", "uvicorn", 1.3),
-                 ("ws-echo", "uvicorn", 1.2)]
+                 ("ws-echo", "uvicorn", 1.2), ("h2", "hypercorn", 4.0)]
 MAX_IDLE_BYTES = 4096
 
 
@@ -241,6 +243,10 @@ def target_lines(results: Results) -> list[str]:
             verdict = "met" if mine <= theirs else "MISSED"
             lines.append(f"  {scenario} p99 <= {BASELINE}'s: {mine:.2f} ms vs "
                          f"{theirs:.2f} ms ({verdict})")
+    h2 = results.get("h2", {}).get("servers", {}).get("qactuar")
+    if h2 is not None and h2.median("mean_ms") is not None:
+        lines.append(f"  h2 p99: n/a (h2load reports no percentiles; qactuar's mean "
+                     f"{h2.median('mean_ms'):.2f} ms, max {h2.median('max_ms'):.2f} ms)")
     idle = results.get("idle-memory", {}).get("servers", {}).get("qactuar")
     if idle is not None and idle.median("bytes_per_conn") is not None:
         value = idle.median("bytes_per_conn")

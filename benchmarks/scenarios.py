@@ -1,9 +1,9 @@
 """The benchmark scenarios: which app, which measurement, how to check one answer.
 
 A scenario is one entry in `SCENARIOS`. Its `kind` names the measurement in
-`measure.MEASUREMENTS` ("wrk" load, "ws" WebSocket echo load, "memory",
-"startup"); a later scenario (HTTP/2 with h2load, ...) is one new entry here,
-plus one new measurement kind if no existing one fits. Before any load, `verify` checks
+`measure.MEASUREMENTS` ("wrk" load, "h2" HTTP/2 load with h2load, "ws"
+WebSocket echo load, "memory", "startup"); a later scenario is one new entry
+here, plus one new measurement kind if no existing one fits. Before any load, `verify` checks
 one response's status and body with a plain client, so a server that answers
 wrongly but fast cannot win. This module must not start processes.
 """
@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from benchmarks import apps, wrk
+from benchmarks import apps, h2load, wrk
 from benchmarks.process import ServerFailed
 from benchmarks.servers import ONE_WORKER, Variant
 
@@ -25,13 +26,15 @@ WS_SMALL_MESSAGE = 64
 WS_LARGE_MESSAGE = 4096
 # Qactuar and the peers the WebSocket and prefork scenarios compare it with.
 MAIN_PEERS = frozenset({"qactuar", "uvicorn", "granian"})
+# The peers that serve h2c on a plain port (uvicorn and daphne have no HTTP/2 there).
+HTTP2_PEERS = frozenset({"qactuar", "hypercorn", "granian"})
 
 
 @dataclass(frozen=True)
 class Scenario:
     name: str
     title: str
-    kind: str  # "wrk", "memory" or "startup": a key of measure.MEASUREMENTS
+    kind: str  # "wrk", "h2", "ws", "memory" or "startup": a key of measure.MEASUREMENTS
     app: str  # "module:attr" every server imports
     verify: Callable[[int], None]
     post_body_size: int = 0  # wrk POSTs a body of this size (0: GET)
@@ -118,6 +121,50 @@ def _verify_ws_echo(size: int) -> Callable[[int], None]:
     return verify
 
 
+def _h2_get(port: int) -> tuple[int, bytes]:
+    """GET / over HTTP/2 with prior knowledge (the preface first, as h2load does)."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    connection = h2.connection.H2Connection(h2.config.H2Configuration(header_encoding=None))
+    connection.initiate_connection()
+    stream = connection.get_next_available_stream_id()
+    connection.send_headers(stream, [(":method", "GET"), (":scheme", "http"),
+                                     (":authority", f"127.0.0.1:{port}"), (":path", "/")],
+                            end_stream=True)
+    status, body = 0, b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        while True:
+            sock.sendall(connection.data_to_send())
+            data = sock.recv(65536)
+            if not data:
+                raise OSError(f"connection closed before the answer ended ({body[:40]!r})")
+            for event in connection.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    status = int(dict(event.headers)[b":status"])
+                elif isinstance(event, h2.events.DataReceived):
+                    body += event.data
+                    connection.acknowledge_received_data(event.flow_controlled_length, stream)
+                elif isinstance(event, h2.events.StreamEnded):
+                    return status, body
+                elif isinstance(event, h2.events.StreamReset | h2.events.ConnectionTerminated):
+                    raise OSError(f"HTTP/2 {type(event).__name__}: {event}")
+
+
+def _verify_h2_hello(port: int) -> None:
+    """Hello world over HTTP/2: a server that answers the preface with HTTP/1.1 fails here."""
+    import h2.exceptions
+
+    try:
+        status, body = _h2_get(port)
+    except (OSError, h2.exceptions.H2Error) as error:
+        raise ServerFailed(f"h2: verification over HTTP/2 failed: {error!r}") from error
+    if status != 200 or body != apps.HELLO_BODY:
+        raise ServerFailed(f"h2: verification over HTTP/2 got status {status} and body "
+                           f"{body[:40]!r}, expected 200 and {apps.HELLO_BODY!r}")
+
+
 def _verify_hello_close(port: int) -> None:
     """Hello world, and the server closes the connection when asked to."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -176,6 +223,13 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              servers=frozenset({"qactuar-postfork", "qactuar", "uvicorn"}),
              wrk_connections=8, wrk_timeout_seconds=30, wrk_headers=("Connection: close",),
              load_note='wrk -c8 --timeout 30s -H "Connection: close"'),
+    # HTTP/2 over cleartext (h2c, prior knowledge): h2load on the load CPU keeps
+    # 16 connections x 10 concurrent streams busy; the server CPU and req/CPU-s as
+    # for wrk. h2load reports no latency percentiles: mean and max instead.
+    Scenario("h2", "HTTP/2 hello world, 16 conns x 10 streams", "h2", "benchmarks.apps:hello",
+             _verify_h2_hello, servers=HTTP2_PEERS, variant=Variant(http2=True),
+             load_note=f"h2load -c{h2load.CONNECTIONS} -m{h2load.STREAMS}, h2c prior knowledge; "
+                       "uvicorn and daphne: no HTTP/2 (n/a)"),
     Scenario("idle-memory", "memory per idle keep-alive connection", "memory",
              "benchmarks.apps:hello", _verify_hello),
     Scenario("startup", "process start to first answered request", "startup",

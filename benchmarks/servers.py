@@ -32,6 +32,14 @@ a switch: qactuar `--ws-ping-interval 0`; uvicorn `--ws websockets-sansio`
 (what its `--ws auto` picks when `websockets` is installed) with
 `--ws-ping-interval 0`; granian `--ws` (its `--help` lists no WebSocket
 ping option: nothing to turn off).
+With `Variant.http2` (the h2 scenario: h2c with prior knowledge on the plain
+port, HTTP/1.1 still answered there for the readiness poll): qactuar
+`--http2 on` (its default `auto` would quietly fall back to HTTP/1.1 without
+the `h2` package); granian `--http auto` (`--http 2` would refuse the
+HTTP/1.1 readiness poll); hypercorn serves h2c on a plain port with its
+defaults, plus `-c hypercorn_h2.toml`, which lifts `keep_alive_max_requests`
+(default 1000: it closes a connection after about 1000 streams; h2load -D
+neither reconnects nor counts an error, so the load would silently fade).
 """
 
 from __future__ import annotations
@@ -39,11 +47,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 KEEP_ALIVE_SECONDS = "300"
 # Granian admits at most --backpressure connections at once (default backlog/workers
 # = 1024); above the idle-memory scenario's 5,000 so that it can be measured at all.
 BACKPRESSURE = 8192
+HYPERCORN_H2_CONFIG = Path(__file__).resolve().parent / "hypercorn_h2.toml"
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class Variant:
 
     workers: int = 1
     websocket: bool = False
+    http2: bool = False  # h2c with prior knowledge on the plain port
 
 
 ONE_WORKER = Variant()
@@ -84,6 +95,8 @@ def _qactuar(app: str, port: int, variant: Variant) -> list[str]:
         command += ["--model", "prefork", "--workers", str(variant.workers)]
     if variant.websocket:
         command += ["--ws-ping-interval", "0"]
+    if variant.http2:
+        command += ["--http2", "on"]
     return command
 
 
@@ -103,7 +116,8 @@ def _uvicorn(app: str, port: int, variant: Variant) -> list[str]:
 
 
 def _granian(app: str, port: int, variant: Variant) -> list[str]:
-    return _python("-m", "granian", "--interface", "asgi", "--http", "1",
+    return _python("-m", "granian", "--interface", "asgi",
+                   "--http", "auto" if variant.http2 else "1",
                    "--host", "127.0.0.1", "--port", str(port), "--workers", str(variant.workers),
                    "--runtime-threads", "1", "--blocking-threads", "1", "--loop", "uvloop",
                    "--backlog", "2048", "--backpressure", str(BACKPRESSURE),
@@ -114,7 +128,8 @@ def _granian(app: str, port: int, variant: Variant) -> list[str]:
 def _hypercorn(app: str, port: int, variant: Variant) -> list[str]:
     return _python("-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
                    "--worker-class", "uvloop", "--keep-alive", KEEP_ALIVE_SECONDS,
-                   "--log-level", "warning", app)
+                   "--log-level", "warning",
+                   *(["-c", str(HYPERCORN_H2_CONFIG)] if variant.http2 else []), app)
 
 
 def _daphne(app: str, port: int, variant: Variant) -> list[str]:
