@@ -5,7 +5,7 @@ The public API is `run()` and `Config`.
 
 from __future__ import annotations
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 from qactuar.config import Config
 from qactuar.server import run
