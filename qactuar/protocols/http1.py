@@ -396,9 +396,10 @@ class HTTP1Protocol(asyncio.Protocol):
             if mount.prefix:
                 scope["root_path"] = state.root_path + mount.prefix
             scope["state"] = mount.lifespan.state.copy()
-        if (parser.should_upgrade() and not self._queue and self._wants_h2c(method)):
+        upgrade = parser.should_upgrade()
+        if upgrade and not self._queue and self._wants_h2c(method):
             return  # answered over HTTP/2 once the head is fully read
-        if parser.should_upgrade() and state.websocket and not state.shutting_down:
+        if upgrade and state.websocket and not state.shutting_down:
             # Imported here: the websockets package is optional (WS=auto).
             from qactuar.protocols.websocket import handshake_problem, wants_websocket
 
