@@ -25,6 +25,7 @@ import httptools
 from qactuar.asgi.http_stream import ASGI_SPEC_VERSION, HTTPStream, error_headers
 from qactuar.logs import exception_logger, server_logger
 from qactuar.protocols import http2_enabled
+from qactuar.protocols.write_waiters import WriteWaiters
 from qactuar.sockets import tls_scope_extension
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
         self.writing_paused = False
-        self._write_waiters: list[asyncio.Future[None]] = []
+        self._write_waiters = WriteWaiters()
         self._reading_paused = False
         self._closed = False
         self._stop_parsing = False
@@ -197,7 +198,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if self._parsing is not None:
             self._parsing.client_gone()
             self._parsing = None
-        self._release_writers()
+        self._write_waiters.release()
 
     def eof_received(self) -> bool | None:
         # Half-closed by the client: answer the requests it completed, then close.
@@ -293,7 +294,7 @@ class HTTP1Protocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        self._release_writers()
+        self._write_waiters.release()
         self._resume_reading()
 
     # -- parser callbacks ----------------------------------------------------
@@ -656,9 +657,7 @@ class HTTP1Protocol(asyncio.Protocol):
     async def wait_writable(self) -> None:
         if not self.writing_paused or self._closed:
             return
-        waiter = self.loop.create_future()
-        self._write_waiters.append(waiter)
-        await waiter
+        await self._write_waiters.wait(self.loop)
 
     # -- internals -------------------------------------------------------------
 
@@ -889,12 +888,6 @@ class HTTP1Protocol(asyncio.Protocol):
         self.transport.resume_reading()
         if self._in_head:
             self._client_must_send_within(self.config.HEADER_TIMEOUT)
-
-    def _release_writers(self) -> None:
-        waiters, self._write_waiters = self._write_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
 
     def _client_must_send_within(self, timeout: float) -> None:
         """Close (or answer 408) unless the client sends what is due within `timeout`."""

@@ -30,6 +30,7 @@ from hyperframe.frame import GoAwayFrame
 
 from qactuar.asgi.http_stream import ASGI_SPEC_VERSION, HTTPStream
 from qactuar.logs import exception_logger, server_logger
+from qactuar.protocols.write_waiters import WriteWaiters
 from qactuar.server_state import SERVER_HEADER
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class _StreamSink:
         self.request_ended = False
         self.received = 0  # body bytes received in all
         self.received_unacked = 0  # body bytes given to the stream, not yet acknowledged
-        self.waiters: list[asyncio.Future[None]] = []
+        self.waiters = WriteWaiters()
         self.timer: asyncio.TimerHandle | None = None
         self.websocket: Any = None  # an H2WebSocketProtocol on an extended CONNECT stream
 
@@ -139,15 +140,10 @@ class _StreamSink:
     async def wait_writable(self) -> None:
         if not self.writing_paused or self.ended:
             return
-        waiter = self.connection.loop.create_future()
-        self.waiters.append(waiter)
-        await waiter
+        await self.waiters.wait(self.connection.loop)
 
     def release_writers(self) -> None:
-        waiters, self.waiters = self.waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self.waiters.release()
 
 
 class H2Protocol(asyncio.Protocol):

@@ -32,6 +32,7 @@ from websockets.protocol import Side, State
 
 from qactuar.asgi.ws_stream import OPEN, WebSocketSession, not_found_app, websocket_scope
 from qactuar.logs import server_logger
+from qactuar.protocols.write_waiters import WriteWaiters
 
 if TYPE_CHECKING:
     from qactuar.server_state import ServerState
@@ -146,7 +147,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.writing_paused = False
         self._recv_limit = state.config.RECV_BYTES
-        self._write_waiters: list[asyncio.Future[None]] = []
+        self._write_waiters = WriteWaiters()
         self.reading_paused = False
         self._closed = False
         self._request_headers: list[tuple[bytes, bytes]] = http_scope["headers"]
@@ -201,7 +202,7 @@ class WebSocketProtocol(asyncio.Protocol):
         for timer in (self._ping_timer, self._pong_timer, self._close_timer):
             if timer is not None:
                 timer.cancel()
-        self._release_writers()
+        self._write_waiters.release()
         code, reason = 1006, ""
         engine = self._engine
         if engine is not None:
@@ -216,7 +217,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        self._release_writers()
+        self._write_waiters.release()
         self._resume_reading()
 
     def shutdown(self) -> None:
@@ -398,9 +399,7 @@ class WebSocketProtocol(asyncio.Protocol):
     async def wait_writable(self) -> None:
         if not self.writing_paused or self._closed:
             return
-        waiter = self.loop.create_future()
-        self._write_waiters.append(waiter)
-        await waiter
+        await self._write_waiters.wait(self.loop)
 
     # -- internals -------------------------------------------------------------
 
@@ -488,12 +487,6 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         self.reading_paused = False
         self.transport.resume_reading()
-
-    def _release_writers(self) -> None:
-        waiters, self._write_waiters = self._write_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
 
 
 def _peer(client: tuple[str, int] | None) -> str:
