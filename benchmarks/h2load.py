@@ -11,10 +11,9 @@ and the parsing of its output; it must not decide whether a result passes
 from __future__ import annotations
 
 import re
-import resource
-import subprocess
-import time
 from dataclasses import dataclass, field
+
+from benchmarks.load_tool import run_load_tool
 
 # Issue 6: 16 connections, each with up to 10 concurrent streams.
 CONNECTIONS = 16
@@ -53,22 +52,11 @@ def run_h2load(url: str, seconds: int, cpu: str, threads: int,
     """Load `url` for `seconds` (h2load -D) from CPUs `cpu`; RuntimeError when h2load fails."""
     command = ["taskset", "-c", cpu, "h2load", f"-t{threads}", f"-c{connections}",
                f"-m{streams}", f"-D{seconds}", url]
-    before = _children_cpu_seconds()
-    started = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
-    wall = time.monotonic() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"h2load exited with {done.returncode}: "
-                           f"{(done.stderr or done.stdout).strip()[-2000:]}")
-    result = parse_h2load(done.stdout)
-    result.cpu_seconds = _children_cpu_seconds() - before
-    result.wall_seconds = wall
+    run = run_load_tool("h2load", command, timeout=seconds + 60)
+    result = parse_h2load(run.stdout)
+    result.cpu_seconds = run.cpu_seconds
+    result.wall_seconds = run.wall_seconds
     return result
-
-
-def _children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def parse_h2load(output: str) -> H2loadResult:

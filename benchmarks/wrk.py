@@ -7,11 +7,12 @@ not decide whether a result passes (scenarios do, with `errors()`).
 from __future__ import annotations
 
 import re
-import resource
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from benchmarks.load_tool import run_load_tool
 
 # One wrk thread per load CPU (one by default); 64 keep-alive connections keep
 # a one-worker server busy every moment (no idle gaps between a response and
@@ -63,19 +64,10 @@ def run_wrk(url: str, seconds: int, cpu: str, threads: int, script: Path | None 
         command += ["-H", header]
     if script is not None:
         command += ["-s", str(script)]
-    before = _children_cpu_seconds()
-    done = subprocess.run([*command, url], capture_output=True, text=True,
-                          timeout=seconds + 60)
-    if done.returncode != 0:
-        raise RuntimeError(f"wrk exited with {done.returncode}: {done.stderr.strip()}")
-    result = parse_wrk(done.stdout)
-    result.cpu_seconds = _children_cpu_seconds() - before
+    run = run_load_tool("wrk", [*command, url], timeout=seconds + 60)
+    result = parse_wrk(run.stdout)
+    result.cpu_seconds = run.cpu_seconds
     return result
-
-
-def _children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def parse_wrk(output: str) -> WrkResult:

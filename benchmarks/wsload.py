@@ -12,12 +12,12 @@ it must not decide whether a result passes.
 from __future__ import annotations
 
 import re
-import resource
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmarks.load_tool import run_load_tool
 
 SOURCE = Path(__file__).resolve().parent / "wsload.c"
 BINARY = Path(__file__).resolve().parent / "build" / "wsload"
@@ -52,20 +52,9 @@ def run_wsload(port: int, connections: int, size: int, seconds: int, cpu: str) -
     """Load 127.0.0.1:`port` from CPUs `cpu`; raise RuntimeError when wsload fails."""
     command = ["taskset", "-c", cpu, str(build()), "127.0.0.1", str(port),
                str(connections), str(size), str(seconds), "/"]
-    before = _children_cpu_seconds()
-    started = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
-    wall = time.monotonic() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"wsload exited with {done.returncode}: "
-                           f"{(done.stderr or done.stdout).strip()}")
-    match = re.search(r"([\d.]+) msg/s .* total (\d+)", done.stdout)
+    run = run_load_tool("wsload", command, timeout=seconds + 60)
+    match = re.search(r"([\d.]+) msg/s .* total (\d+)", run.stdout)
     if match is None:
-        raise RuntimeError(f"cannot parse wsload output: {done.stdout!r}")
-    return WsloadResult(float(match.group(1)), int(match.group(2)),
-                        _children_cpu_seconds() - before, wall)
-
-
-def _children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+        raise RuntimeError(f"cannot parse wsload output: {run.stdout!r}")
+    return WsloadResult(float(match.group(1)), int(match.group(2)), run.cpu_seconds,
+                        run.wall_seconds)
