@@ -113,10 +113,14 @@ class SignalPipe:
     def close(self) -> None:
         """Stop taking signals this way (in a new child, or before the parent exits).
 
-        The no-op handlers stay until someone installs others: a late SIGTERM
-        is then ignored instead of killing a parent that is finishing up.
+        A late SIGTERM is then ignored instead of killing a parent that is
+        finishing up.  SIG_IGN rather than the no-op handler: the interpreter
+        puts back the default (fatal) action for Python handlers as it exits.
+        SIGCHLD goes back to its default, as ignoring it would reap children.
         """
         signal.set_wakeup_fd(-1)
+        for signum in self.signums:
+            signal.signal(signum, signal.SIG_DFL if signum == signal.SIGCHLD else signal.SIG_IGN)
         os.close(self._read_fd)
         os.close(self._write_fd)
 

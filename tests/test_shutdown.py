@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,20 @@ def test_a_request_still_arriving_at_shutdown_is_answered(start_server: ServerFa
     assert headers[b"connection"] == b"close"
     arriving.close()
     assert server.stop() == 0
+
+
+@pytest.mark.parametrize("args", [[], ["--model", "prefork", "--workers", "1"],
+                                  ["--model", "postfork"]],
+                         ids=["async", "prefork", "postfork"])
+def test_signals_repeated_until_exit_still_exit_0(start_server: ServerFactory,
+                                                   args: list[str]) -> None:
+    # An operator (or a supervisor such as systemd) repeating SIGTERM: one that
+    # lands after serving ended, while the process is exiting, must not turn
+    # a clean exit into death by signal.
+    server = start_server("apps.basic:app", *args)
+    server.send_signal(signal.SIGTERM)
+    server.wait_for_log("Shutting down")
+    while server.proc.poll() is None:
+        server.send_signal(signal.SIGTERM)
+        time.sleep(0.002)
+    assert server.proc.returncode == 0, server.output

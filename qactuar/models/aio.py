@@ -78,9 +78,18 @@ def run_async_model(config: Config, mounts: list[Mount]) -> int:
 async def serve(config: Config, mounts: list[Mount], sockets: list[socket.socket],
                 ssl_context: Any = None, role: ProcessRole = ASYNC_ROLE) -> int:
     loop = asyncio.get_running_loop()
+    signals = install_signal_handlers(loop, role.logger, role.stop_signals)
+    try:
+        return await _serve(config, mounts, sockets, ssl_context, role, signals)
+    finally:
+        retire_signal_handlers(loop, role.stop_signals)
+
+
+async def _serve(config: Config, mounts: list[Mount], sockets: list[socket.socket],
+                 ssl_context: Any, role: ProcessRole, signals: Signals) -> int:
+    loop = asyncio.get_running_loop()
     scheme = "https" if ssl_context else "http"
     state = role.state_class(config, Router(mounts), loop, scheme)
-    signals = install_signal_handlers(loop, role.logger, role.stop_signals)
     servers: list[asyncio.Server] = []
 
     def stop_now() -> None:
@@ -159,6 +168,26 @@ def install_signal_handlers(loop: asyncio.AbstractEventLoop, logger: logging.Log
         for signum in signums:
             loop.add_signal_handler(signum, signals.received, signum)
     return signals
+
+
+def retire_signal_handlers(loop: asyncio.AbstractEventLoop,
+                           signums: tuple[int, ...] = STOP_SIGNALS) -> None:
+    """Ignore stop signals once serving is over.
+
+    Closing the loop would put back the default action, so a SIGTERM sent in
+    the last moments before exit (an operator or supervisor repeating itself)
+    would kill a process that was about to exit 0.  The signals are blocked
+    while the handlers change hands so none slips through in between.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, set(signums))
+    try:
+        for signum in signums:
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, signal.SIG_IGN)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 async def start_apps(mounts: list[Mount], config: Config, signals: Signals,

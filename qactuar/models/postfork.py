@@ -32,6 +32,7 @@ from qactuar.models.aio import (
     install_signal_handlers,
     loop_factory,
     loop_label,
+    retire_signal_handlers,
     shut_down_apps,
     start_apps,
     stop_connections,
@@ -147,6 +148,7 @@ class PostforkParent:
         signals = install_signal_handlers(loop, server_logger)
         signals.stop.set()  # a signal now means: skip the waiting
         loop.run_until_complete(shut_down_apps(started, self.config, signals))
+        retire_signal_handlers(loop)
 
     # -- accepting and supervising ------------------------------------------------------
 
