@@ -61,6 +61,7 @@ class Config:
     SSL_CERT_REQS: str = "none"
     SSL_MIN_VERSION: str = "1.2"
     SSL_CIPHERS: str = ""
+    SSL_HANDSHAKE_TIMEOUT: float = 10
     HTTP2: str = "auto"
     H2_MAX_CONCURRENT_STREAMS: int = 100
     KEEP_ALIVE_TIMEOUT: float = 5
@@ -142,6 +143,7 @@ _RULES: dict[str, tuple[type, Any, str]] = {
     "SSL_CERT_REQS": (str, *_choice("none", "optional", "required")),
     "SSL_MIN_VERSION": (str, *_choice("1.2", "1.3")),
     "SSL_CIPHERS": (str, None, "an OpenSSL cipher list, or empty for OpenSSL's default"),
+    "SSL_HANDSHAKE_TIMEOUT": (float, _positive, "a number of seconds above 0"),
     "HTTP2": (str, *_choice("auto", "on", "off")),
     "H2_MAX_CONCURRENT_STREAMS": (int, _positive, "an integer above 0"),
     "KEEP_ALIVE_TIMEOUT": (float, _non_negative, "a number of seconds, 0 to disable keep-alive"),

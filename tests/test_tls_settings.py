@@ -184,7 +184,9 @@ def test_http2_off_offers_http11_only(start_server, pki) -> None:
 
 
 def test_client_that_never_finishes_the_handshake_is_closed(start_server, pki) -> None:
-    server = start_server(APP, *tls_args(pki, "--header-timeout", "1"))
+    # Its own setting: a long HEADER_TIMEOUT does not keep the stalled handshake open.
+    server = start_server(APP, *tls_args(pki, "--ssl-handshake-timeout", "1",
+                                         "--header-timeout", "60"))
     with server.connect(timeout=15) as stalled:
         stalled.sendall(b"\x16\x03\x01")  # the start of a ClientHello, and nothing more
         # Meanwhile other clients are served.

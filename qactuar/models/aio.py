@@ -112,7 +112,7 @@ async def _serve(config: Config, mounts: list[Mount], sockets: list[socket.socke
     for sock in sockets:
         servers.append(await loop.create_server(
             lambda: protocol_class(state), sock=sock, ssl=ssl_context,
-            ssl_handshake_timeout=config.HEADER_TIMEOUT if ssl_context else None))
+            ssl_handshake_timeout=config.SSL_HANDSHAKE_TIMEOUT if ssl_context else None))
         role.logger.info("Listening on %s (%s model, %s loop, pid %d)",
                          describe(sock, scheme), role.model, loop_name, os.getpid())
     if role.on_listening is not None:

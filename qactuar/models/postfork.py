@@ -411,7 +411,7 @@ async def serve_connection(config: Config, mounts: list[Mount], conn: socket.soc
     try:
         await loop.connect_accepted_socket(
             lambda: protocol_class(state), sock=conn, ssl=ssl_context,
-            ssl_handshake_timeout=config.HEADER_TIMEOUT if ssl_context else None)
+            ssl_handshake_timeout=config.SSL_HANDSHAKE_TIMEOUT if ssl_context else None)
     except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
         # The client's mistake (plain HTTP on a TLS port, a stalled handshake): one line.
         role.logger.info("TLS handshake failed: %s", str(exc).splitlines()[0] if str(exc)
