@@ -299,10 +299,19 @@ class HTTP1Protocol(asyncio.Protocol):
 
     # -- parser callbacks ----------------------------------------------------
 
-    def on_message_begin(self) -> None:
+    def on_url(self, url: bytes) -> None:
+        if self._in_head:  # the rest of a URL split across reads
+            self._url += url
+            if len(self._url) > self.config.MAX_URL_SIZE:
+                raise _Reject(414, "URI Too Long")
+            return
+        # A new request head.  (No on_message_begin callback: a request line
+        # always reaches its URL, and one call per request fewer is worth it.)
         self._in_head = True
         self._head_bytes = 0
-        self._url = b""
+        self._url = url
+        if len(url) > self.config.MAX_URL_SIZE:
+            raise _Reject(414, "URI Too Long")
         self._headers = []
         self._header_bytes = 0
         self._host_count = 0
@@ -324,19 +333,12 @@ class HTTP1Protocol(asyncio.Protocol):
         else:
             self._client_deadline = 0.0
 
-    def on_url(self, url: bytes) -> None:
-        self._url += url
-        if len(self._url) > self.config.MAX_URL_SIZE:
-            raise _Reject(414, "URI Too Long")
-
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_bytes += len(name) + len(value) + 4
         if self._header_bytes > self._max_header_size:
             raise _Reject(431, "Request Header Fields Too Large")
         if not self._in_head:
             return  # a trailer field of a chunked body: counted, never merged into headers
-        if len(self._headers) >= self._max_header_count:
-            raise _Reject(431, "Request Header Fields Too Large: too many header fields")
         name = name.lower()
         kind = _REQUEST_HEADER_KINDS.get(name)
         if kind is not None:
@@ -357,10 +359,20 @@ class HTTP1Protocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._client_deadline = 0.0
+        # Counted here rather than per field: MAX_HEADER_SIZE bounds the
+        # memory meanwhile (every field costs at least 4 of its bytes).
+        if len(self._headers) > self._max_header_count:
+            raise _Reject(431, "Request Header Fields Too Large: too many header fields")
         parser = self.parser
-        version = parser.get_http_version()
-        if version != "1.1" and version != "1.0":
-            raise _Reject(505, "HTTP Version Not Supported")
+        # llhttp only accepts versions 0.9, 1.0, 1.1 and 2.0, and keeps a
+        # connection alive by default only for 1.1: with no Connection field
+        # that answers the version without get_http_version formatting a string.
+        if not self._connection_tokens and parser.should_keep_alive():
+            version = "1.1"
+        else:
+            version = parser.get_http_version()
+            if version != "1.1" and version != "1.0":
+                raise _Reject(505, "HTTP Version Not Supported")
         raw_method = parser.get_method()
         method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         if method == "CONNECT":
