@@ -328,9 +328,10 @@ class HTTP1Protocol(asyncio.Protocol):
         self._client_deadline = 0.0
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value) + 4
-        if self._header_bytes > self._max_header_size:
+        size = self._header_bytes + len(name) + len(value) + 4
+        if size > self._max_header_size:
             raise _Reject(431, "Request Header Fields Too Large")
+        self._header_bytes = size
         if not self._in_head:
             return  # a trailer field of a chunked body: counted, never merged into headers
         name = name.lower()
