@@ -80,9 +80,18 @@ class ServerState:
         self._server_addresses: dict[tuple[Any, ...], tuple[str, int]] = {}
         # Status lines by code, filled as codes are first used.
         self.status_lines: dict[int, bytes] = {}
+        # The HTTP scope fields every request shares; each request copies it
+        # and sets its own (the protocol's _build_scope).
+        self.http_scope: dict[str, Any] = {
+            "type": "http", "asgi": None, "http_version": "1.1", "method": None,
+            "scheme": scheme, "path": None, "raw_path": None, "query_string": b"",
+            "root_path": self.root_path, "headers": None, "client": None, "server": None,
+            "extensions": None,
+        }
         # The Date header line, refreshed every second by a timer rather than
         # formatted per response.
         self.date_line = b""
+        self.date_and_server_lines = b""  # what most responses add: one part, not two
         self._refresh_date()
 
     def server_address(self, sockname: tuple[Any, ...]) -> tuple[str, int]:
@@ -101,6 +110,7 @@ class ServerState:
     def _refresh_date(self) -> None:
         now = time.time()
         self.date_line = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+        self.date_and_server_lines = self.date_line + self.server_header
         # Wake just after the next second starts, so the header is never a second stale.
         self.loop.call_later(1.0 - now % 1.0 + 0.001, self._refresh_date)
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # libuv timers have millisecond resolution: a deadline this close has passed.
 _TIMER_SLACK = 0.001
-_PERCENT = ord("%")
+_PERCENT, _QUERY, _FRAGMENT = ord("%"), ord("?"), ord("#")
 # Content-Length lines by size: formatting one costs more than a lookup, and
 # apps answer with the same few sizes over and over.
 _LENGTH_LINES: dict[int, bytes] = {}
@@ -263,6 +263,8 @@ class HTTP1Protocol(asyncio.Protocol):
                 self._reject(status, reason)
             return
         if self._in_head:
+            if not self._client_deadline and not self._reading_paused:
+                self._client_must_send_within(self.config.HEADER_TIMEOUT)
             self._count_unfinished_head(len(data), continuing_head)
         elif continuing_body and self._parsing is not None and not self._body_in_feed:
             self._count_body_framing(len(data))
@@ -299,10 +301,19 @@ class HTTP1Protocol(asyncio.Protocol):
 
     # -- parser callbacks ----------------------------------------------------
 
-    def on_message_begin(self) -> None:
+    def on_url(self, url: bytes) -> None:
+        if self._in_head:  # the rest of a URL split across reads
+            self._url += url
+            if len(self._url) > self.config.MAX_URL_SIZE:
+                raise _Reject(414, "URI Too Long")
+            return
+        # A new request head.  (No on_message_begin callback: a request line
+        # always reaches its URL, and one call per request fewer is worth it.)
         self._in_head = True
         self._head_bytes = 0
-        self._url = b""
+        self._url = url
+        if len(url) > self.config.MAX_URL_SIZE:
+            raise _Reject(414, "URI Too Long")
         self._headers = []
         self._header_bytes = 0
         self._host_count = 0
@@ -312,31 +323,17 @@ class HTTP1Protocol(asyncio.Protocol):
         self._expect = None
         self._body_received = 0
         self._framing_bytes = 0
-        if self._reading_paused:
-            self._client_deadline = 0.0  # the rest of the head waits on us, not the client
-            return
-        # _client_must_send_within(HEADER_TIMEOUT), inlined: this runs per request.
-        timeout = self.config.HEADER_TIMEOUT
-        if timeout > 0:
-            self._client_deadline = deadline = self.loop.time() + timeout
-            if self._timer is None or deadline < self._timer_at:
-                self._arm_timer(deadline)
-        else:
-            self._client_deadline = 0.0
-
-    def on_url(self, url: bytes) -> None:
-        self._url += url
-        if len(self._url) > self.config.MAX_URL_SIZE:
-            raise _Reject(414, "URI Too Long")
+        # HEADER_TIMEOUT starts only if the head is still unfinished when this
+        # read is parsed (data_received): most heads arrive whole.
+        self._client_deadline = 0.0
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value) + 4
-        if self._header_bytes > self._max_header_size:
+        size = self._header_bytes + len(name) + len(value) + 4
+        if size > self._max_header_size:
             raise _Reject(431, "Request Header Fields Too Large")
+        self._header_bytes = size
         if not self._in_head:
             return  # a trailer field of a chunked body: counted, never merged into headers
-        if len(self._headers) >= self._max_header_count:
-            raise _Reject(431, "Request Header Fields Too Large: too many header fields")
         name = name.lower()
         kind = _REQUEST_HEADER_KINDS.get(name)
         if kind is not None:
@@ -357,10 +354,20 @@ class HTTP1Protocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._client_deadline = 0.0
+        # Counted here rather than per field: MAX_HEADER_SIZE bounds the
+        # memory meanwhile (every field costs at least 4 of its bytes).
+        if len(self._headers) > self._max_header_count:
+            raise _Reject(431, "Request Header Fields Too Large: too many header fields")
         parser = self.parser
-        version = parser.get_http_version()
-        if version != "1.1" and version != "1.0":
-            raise _Reject(505, "HTTP Version Not Supported")
+        # llhttp only accepts versions 0.9, 1.0, 1.1 and 2.0, and keeps a
+        # connection alive by default only for 1.1: with no Connection field
+        # that answers the version without get_http_version formatting a string.
+        if not self._connection_tokens and parser.should_keep_alive():
+            version = "1.1"
+        else:
+            version = parser.get_http_version()
+            if version != "1.1" and version != "1.0":
+                raise _Reject(505, "HTTP Version Not Supported")
         raw_method = parser.get_method()
         method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         if method == "CONNECT":
@@ -506,10 +513,13 @@ class HTTP1Protocol(asyncio.Protocol):
         parts = [state.status_lines.get(status) or state.status_line(status)]
         for name, value in stream.headers:
             parts += (name, b": ", value, b"\r\n")
-        if not stream.has_date:
-            parts.append(state.date_line)
-        if not stream.has_server and state.server_header:
-            parts.append(state.server_header)
+        if not stream.has_date and not stream.has_server:
+            parts.append(state.date_and_server_lines)
+        else:
+            if not stream.has_date:
+                parts.append(state.date_line)
+            if not stream.has_server and state.server_header:
+                parts.append(state.server_header)
         if not stream.has_length and status != 204 and status != 304:
             if end:
                 if body or not request.head_only:
@@ -673,38 +683,37 @@ class HTTP1Protocol(asyncio.Protocol):
         stream.start()
 
     def _build_scope(self, method: str, version: str) -> dict[str, Any]:
-        try:
-            url = httptools.parse_url(self._url)
-        except httptools.HttpParserInvalidURLError:
-            raise _Reject(400, "Bad Request: invalid request target") from None
-        raw_path: bytes = url.path or b"/"
-        if not raw_path.startswith(b"/"):
-            if raw_path == b"*" and method == "OPTIONS":
-                raw_path = b"*"
-            else:
-                raise _Reject(400, "Bad Request: invalid request target")
-        if _PERCENT in raw_path:  # an int: `b"%" in` would raise and catch a TypeError first
+        target = self._url
+        if target.startswith(b"/") and _QUERY not in target and _FRAGMENT not in target:
+            # A plain path (llhttp has checked its bytes): nothing to split.
+            raw_path = target
+            query = b""
+        else:
+            raw_path, query = _split_target(target, method)
+        # Ints: `b"%" in` would raise and catch a TypeError inside bytes.__contains__.
+        if _PERCENT in raw_path:
             path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
         else:
             path = raw_path.decode("ascii")
         state = self.state
         if state.root_path:
             path = state.root_path + path
-        return {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": ASGI_SPEC_VERSION},
-            "http_version": version,
-            "method": method,
-            "scheme": state.scheme,
-            "path": path,
-            "raw_path": raw_path,
-            "query_string": url.query or b"",
-            "root_path": state.root_path,
-            "headers": self._headers,
-            "client": self.client,
-            "server": self.server,
-            "extensions": {"tls": self._tls} if self._tls is not None else {},
-        }
+        # A copy of the fields every request shares, then this request's own:
+        # cheaper than building a thirteen-key dict from nothing.
+        scope = state.http_scope.copy()
+        scope["asgi"] = {"version": "3.0", "spec_version": ASGI_SPEC_VERSION}
+        if version != "1.1":
+            scope["http_version"] = version
+        scope["method"] = method
+        scope["path"] = path
+        scope["raw_path"] = raw_path
+        if query:
+            scope["query_string"] = query
+        scope["headers"] = self._headers
+        scope["client"] = self.client
+        scope["server"] = self.server
+        scope["extensions"] = {"tls": self._tls} if self._tls is not None else {}
+        return scope
 
     def _wants_keep_alive(self, version: str) -> bool:
         if self.state.shutting_down or self.config.KEEP_ALIVE_TIMEOUT == 0:
@@ -924,6 +933,18 @@ class HTTP1Protocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _split_target(target: bytes, method: str) -> tuple[bytes, bytes]:
+    """(raw path, query) of a request target that is not a plain path."""
+    try:
+        url = httptools.parse_url(target)
+    except httptools.HttpParserInvalidURLError:
+        raise _Reject(400, "Bad Request: invalid request target") from None
+    raw_path = url.path or b"/"
+    if not raw_path.startswith(b"/") and not (raw_path == b"*" and method == "OPTIONS"):
+        raise _Reject(400, "Bad Request: invalid request target")
+    return raw_path, url.query or b""
 
 
 def _peer(client: tuple[str, int] | None) -> str:
