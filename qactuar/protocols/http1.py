@@ -22,7 +22,7 @@ from urllib.parse import unquote_to_bytes
 
 import httptools
 
-from qactuar.asgi.http_stream import ASGI_SPEC_VERSION, HTTPStream, error_headers
+from qactuar.asgi.http_stream import HTTPStream, error_headers
 from qactuar.logs import exception_logger, server_logger
 from qactuar.protocols import http2_enabled
 from qactuar.protocols.write_waiters import WriteWaiters
@@ -701,7 +701,6 @@ class HTTP1Protocol(asyncio.Protocol):
         # A copy of the fields every request shares, then this request's own:
         # cheaper than building a thirteen-key dict from nothing.
         scope = state.http_scope.copy()
-        scope["asgi"] = {"version": "3.0", "spec_version": ASGI_SPEC_VERSION}
         if version != "1.1":
             scope["http_version"] = version
         scope["method"] = method
