@@ -188,6 +188,7 @@ class HTTP1Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        self._release_parser()
         self.state.connections.discard(self)
         self._client_deadline = 0.0
         if not self._answer_deadline:  # else the timer still has an app to time
@@ -199,6 +200,17 @@ class HTTP1Protocol(asyncio.Protocol):
             self._parsing.client_gone()
             self._parsing = None
         self._write_waiters.release()
+
+    def _release_parser(self) -> None:
+        """Drop the parser once this protocol is done with the connection.
+
+        The parser holds our bound callbacks, so the two form a reference
+        cycle: without this every closed connection would wait for the garbage
+        collector instead of being freed at once.  Never called from inside a
+        parser callback; nothing parses after it.
+        """
+        if hasattr(self, "parser"):
+            del self.parser
 
     def eof_received(self) -> bool | None:
         # Half-closed by the client: answer the requests it completed, then close.
@@ -247,20 +259,11 @@ class HTTP1Protocol(asyncio.Protocol):
             if self._queue:
                 self._queue[-1].keep_alive = False
         except httptools.HttpParserError as exc:
-            cause = exc.__context__
-            if (not self._url.startswith(b"/") and http2_enabled(self.config.HTTP2)
-                    and self._hand_over_prior_knowledge(data)):
-                return
-            if isinstance(cause, _Reject):
-                self._reject(cause.status, cause.reason)
-            elif cause is not None:
-                # A bug of ours in a parser callback, not the client's mistake.
-                exception_logger.error("error while handling a request head", exc_info=cause)
-                self._reject(500, "Internal Server Error")
-            else:
-                reason = str(exc) or type(exc).__name__
-                status = 505 if "HTTP version" in reason else 400
-                self._reject(status, reason)
+            # Handled in a method of its own: a local here holding the callback's
+            # exception would tie this frame and that exception's traceback into
+            # a reference cycle, left for the garbage collector once per closed
+            # connection (every Connection: close request ends this way).
+            self._parse_failed(exc, data)
             return
         if self._in_head:
             if not self._client_deadline and not self._reading_paused:
@@ -268,6 +271,22 @@ class HTTP1Protocol(asyncio.Protocol):
             self._count_unfinished_head(len(data), continuing_head)
         elif continuing_body and self._parsing is not None and not self._body_in_feed:
             self._count_body_framing(len(data))
+
+    def _parse_failed(self, exc: httptools.HttpParserError, data: bytes) -> None:
+        cause = exc.__context__
+        if (not self._url.startswith(b"/") and http2_enabled(self.config.HTTP2)
+                and self._hand_over_prior_knowledge(data)):
+            return
+        if isinstance(cause, _Reject):
+            self._reject(cause.status, cause.reason)
+        elif cause is not None:
+            # A bug of ours in a parser callback, not the client's mistake.
+            exception_logger.error("error while handling a request head", exc_info=cause)
+            self._reject(500, "Internal Server Error")
+        else:
+            reason = str(exc) or type(exc).__name__
+            status = 505 if "HTTP version" in reason else 400
+            self._reject(status, reason)
 
     def _count_unfinished_head(self, size: int, continuing: bool) -> None:
         """Bound a request head that does not end (httptools buffers it whole).
@@ -774,6 +793,7 @@ class HTTP1Protocol(asyncio.Protocol):
         rest, self._websocket_rest = bytes(self._websocket_rest or b""), None
         self._stop_parsing = True
         self._closed = True  # this protocol is done with the transport
+        self._release_parser()
         self._cancel_timer()
         self.state.connections.discard(self)
         websocket = WebSocketProtocol(self.state, scope, app)
@@ -833,6 +853,7 @@ class HTTP1Protocol(asyncio.Protocol):
         assert self.transport is not None
         self._stop_parsing = True
         self._closed = True  # this protocol is done with the transport
+        self._release_parser()
         self._client_deadline = 0.0
         self._cancel_timer()
         self.state.connections.discard(self)

@@ -5,11 +5,14 @@ Paths:
                         writes "ready" to F once both wait, then each message type they
                         return (one per line); never answers
   /system-exit          raises SystemExit (an app bug, e.g. a stray sys.exit())
+  /gc                   runs the garbage collector; the body is how many unreachable
+                        objects it found (objects only a reference cycle kept alive)
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -44,5 +47,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await asyncio.gather(*tasks)
     elif path == "/system-exit":
         raise SystemExit(3)
+    elif path == "/gc":
+        found = gc.collect()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(found).encode()})
     else:
         await basic_app(scope, receive, send)
