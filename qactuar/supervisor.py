@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Slot fields, one float64 each (written by the child, read by the parent).
-HEARTBEAT, STATUS, REQUEST_STARTED, RESPONDED, REQUESTS = range(5)
-_FIELDS = 5
+# SPEAKS_HTTP2: a postfork child's connection went over to HTTP/2, so the
+# parent must not answer for a crashed child in HTTP/1.1.
+HEARTBEAT, STATUS, REQUEST_STARTED, RESPONDED, REQUESTS, SPEAKS_HTTP2 = range(6)
+_FIELDS = 6
 _FIELD_SIZE = struct.calcsize("d")
 
 # STATUS values.

@@ -209,3 +209,25 @@ def test_a_websocket_child_exits_when_its_connection_closes(start_server: Server
     ws.close()
     wait_until(lambda: children(server.proc.pid) == [], what="the WebSocket's child to exit")
     assert server.stop() == 0, server.output
+
+
+def test_a_crashed_http2_child_gets_its_connection_closed_not_an_http1_answer(
+        start_server: ServerFactory) -> None:
+    import h2.config
+    import h2.connection
+
+    server = start_server(APP, *POSTFORK)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
+                                                                header_encoding=None))
+    conn.initiate_connection()
+    conn.send_headers(1, [(b":method", b"GET"), (b":path", b"/exit"), (b":scheme", b"http"),
+                          (b":authority", b"t")], end_stream=True)
+    with server.connect(timeout=20) as sock:  # h2c with prior knowledge
+        sock.sendall(conn.data_to_send())
+        received = recv_until_closed(sock, timeout=20)
+    # The child's SETTINGS, then the connection ends: no HTTP/1.1 500 appended.
+    assert received.startswith(b"\x00\x00"), received[:40]
+    assert b"HTTP/1.1" not in received, received
+    server.wait_for_log(r"Child pid \d+ \(client [\d.:]+\) exited with code 1$")
+    assert fetch(server, "/pid")[0] == 200  # the server goes on
+    assert server.stop() == 0

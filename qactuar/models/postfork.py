@@ -44,6 +44,7 @@ from qactuar.sockets import bind_all, close_all, describe, tls_context
 from qactuar.supervisor import (
     REQUEST_STARTED,
     RESPONDED,
+    SPEAKS_HTTP2,
     Child,
     SignalPipe,
     Slots,
@@ -281,7 +282,8 @@ class PostforkParent:
         self.slots.release(child.slot)
         reply = b""
         if not exited_cleanly(status) or child.reason:
-            if in_request and not answered and self.ssl_context is None:
+            if (in_request and not answered and self.ssl_context is None
+                    and not self.slots.get(child.slot, SPEAKS_HTTP2)):
                 reply = GATEWAY_TIMEOUT if child.reason == "request timeout" else CRASHED
             if child.reason != "request timeout":
                 # Ended by the SIGTERM a shutdown sent it (before it could install
@@ -390,6 +392,12 @@ class ChildH2Protocol(H2Protocol):
     """HTTP/2 on a postfork child's one connection: the child exits when it closes."""
 
     state: ChildState
+
+    def __init__(self, state: ChildState, *args: Any, **kwargs: Any) -> None:
+        super().__init__(state, *args, **kwargs)
+        # HTTP/1.1 bytes from the parent would be garbage to this client now:
+        # if the child dies, the parent only closes the connection.
+        state.slots.set(state.slot, SPEAKS_HTTP2, 1.0)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
