@@ -236,7 +236,10 @@ class HTTPStream:
                     self._waiters.remove(waiter)
 
     async def send(self, message: dict[str, Any]) -> None:
-        kind = message.get("type") if isinstance(message, dict) else None
+        try:
+            kind = message["type"]
+        except (KeyError, TypeError):
+            kind = None
         if kind == "http.response.body":
             if not self.response_started or self.response_complete:
                 raise RuntimeError("ASGI app sent 'http.response.body' "
@@ -338,15 +341,19 @@ class HTTPStream:
             headers.append((name, value))
         self.status = status
         self.headers = headers
-        self.has_length = content_length is not None and status != 204
         self.has_date = has_date
         self.has_server = has_server
         self.close_connection = close_connection
-        self._trailers_expected = message.get("trailers", False) is True
-        # A body for 204/304 (or HEAD) is never written, so its length is not checked.
-        self._content_length = (
-            None if status in (204, 304) or self.scope["method"] == "HEAD" else content_length
-        )
+        self._trailers_expected = "trailers" in message and message["trailers"] is True
+        if content_length is None:
+            self.has_length = False
+            self._content_length = None
+        else:
+            self.has_length = status != 204
+            # A body for 204/304 (or HEAD) is never written, so its length is not checked.
+            self._content_length = (
+                None if status in (204, 304) or self.scope["method"] == "HEAD"
+                else content_length)
         self.response_started = True
 
     def _accept_trailers(self, message: dict[str, Any]) -> None:
