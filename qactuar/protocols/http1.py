@@ -110,7 +110,8 @@ class HTTP1Protocol(asyncio.Protocol):
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
         self.writing_paused = False
-        self._write_waiters = WriteWaiters()
+        # Made when a send() first has to wait: most connections never need one.
+        self._write_waiters: WriteWaiters | None = None
         self._reading_paused = False
         self._closed = False
         self._stop_parsing = False
@@ -199,7 +200,8 @@ class HTTP1Protocol(asyncio.Protocol):
         if self._parsing is not None:
             self._parsing.client_gone()
             self._parsing = None
-        self._write_waiters.release()
+        if self._write_waiters is not None:
+            self._write_waiters.release()
 
     def _release_parser(self) -> None:
         """Drop the parser once this protocol is done with the connection.
@@ -315,7 +317,8 @@ class HTTP1Protocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        self._write_waiters.release()
+        if self._write_waiters is not None:
+            self._write_waiters.release()
         self._resume_reading()
 
     # -- parser callbacks ----------------------------------------------------
@@ -686,6 +689,8 @@ class HTTP1Protocol(asyncio.Protocol):
     async def wait_writable(self) -> None:
         if not self.writing_paused or self._closed:
             return
+        if self._write_waiters is None:
+            self._write_waiters = WriteWaiters()
         await self._write_waiters.wait(self.loop)
 
     # -- internals -------------------------------------------------------------
