@@ -87,6 +87,22 @@ class H2Client:
         self.flush()
         return stream_id
 
+    def send_block(self, fields: list[tuple[bytes, bytes]], end: bool = True,
+                   stream_id: int | None = None) -> int:
+        """Send `fields` exactly as given (no client-side checks): a header block on a new
+        stream, or trailers on `stream_id`."""
+        config = self.conn.config
+        config.validate_outbound_headers = config.normalize_outbound_headers = False
+        try:
+            if stream_id is None:
+                stream_id = self.conn.get_next_available_stream_id()
+                self.streams[stream_id] = StreamResult()
+            self.conn.send_headers(stream_id, fields, end_stream=end)
+        finally:
+            config.validate_outbound_headers = config.normalize_outbound_headers = True
+        self.flush()
+        return stream_id
+
     def pump(self, timeout: float = 5) -> bool:
         """Read once (up to `timeout`) and handle the events; False once the socket closed."""
         if self.closed:

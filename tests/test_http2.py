@@ -378,16 +378,83 @@ def test_priority_frames_are_accepted_and_self_dependency_refused(h2_server) -> 
         assert h2c.goaway is None or h2c.goaway.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
 
 
-def test_uppercase_request_header_is_protocol_error(h2_server) -> None:
+_GET = [(b":method", b"GET"), (b":path", b"/scope"), (b":scheme", b"http"),
+        (b":authority", b"x")]
+
+
+@pytest.mark.parametrize("fields", [
+    [*_GET, (b"X-Upper", b"1")],  # upper-case name
+    [*_GET, (b"x bad", b"1")],  # space in a name
+    [*_GET, (b"x:y", b"1")],  # colon inside a name
+    [*_GET, (b"x-\x80", b"1")],  # a byte over 0x7f in a name
+    [*_GET, (b"", b"1")],  # empty name
+    [*_GET, (b"x-v", b"a\r\nb")],  # CR LF in a value
+    [*_GET, (b"x-v", b"a\x00b")],  # NUL in a value
+    [*_GET, (b"x-v", b" a")],  # leading space in a value
+    [*_GET, (b"x-v", b"a\t")],  # trailing tab in a value
+    [*_GET, (b"connection", b"keep-alive")],  # connection-specific fields
+    [*_GET, (b"transfer-encoding", b"chunked")],
+    [*_GET, (b"keep-alive", b"timeout=5")],
+    [*_GET, (b"upgrade", b"h2c")],
+    [*_GET, (b"proxy-connection", b"close")],
+    [*_GET, (b"te", b"gzip")],  # te other than trailers
+    [*_GET, (b":foo", b"x")],  # unknown pseudo-header
+    [*_GET, (b":status", b"200")],  # a response pseudo-header
+    [*_GET[:3], (b"x-a", b"1"), (b":authority", b"x")],  # pseudo after a regular field
+    [*_GET, (b":method", b"POST")],  # duplicates
+    [*_GET, (b":path", b"/")],
+    [*_GET, (b":scheme", b"https")],
+    [*_GET, (b":authority", b"y")],
+    [*_GET[1:]],  # no :method
+    [_GET[0], *_GET[2:]],  # no :path
+    [*_GET[:2], _GET[3]],  # no :scheme
+    [_GET[0], (b":path", b""), *_GET[2:]],  # empty :path
+    [*_GET, (b":protocol", b"websocket")],  # :protocol without CONNECT
+    [(b":method", b"CONNECT"), (b":authority", b"x"), (b":path", b"/")],  # plain CONNECT
+    [*_GET[:3]],  # neither :authority nor host
+    [*_GET, (b"host", b"other")],  # host differs from :authority
+    [*_GET[:3], (b"host", b"x"), (b"host", b"x")],  # two host fields
+], ids=lambda fields: repr(fields)[-40:])
+def test_malformed_request_resets_only_that_stream(h2_server, fields) -> None:
+    """RFC 9113 8.1.1: a malformed request is a stream error of type PROTOCOL_ERROR."""
     with client(h2_server) as h2c:
-        block = h2c.conn.encoder.encode([(b":method", b"GET"), (b":path", b"/"),
-                                         (b":scheme", b"http"), (b":authority", b"x"),
-                                         (b"X-Upper", b"1")])
-        h2c.send_raw(HeadersFrame(1, block, flags=["END_HEADERS", "END_STREAM"]).serialize())
-        h2c.wait_for(lambda: h2c.closed or h2c.goaway is not None
-                     or any(isinstance(e, h2.events.StreamReset) for e in h2c.events),
-                     what="a rejection")
-        assert not any(isinstance(e, h2.events.ResponseReceived) for e in h2c.events)
+        stream_id = h2c.send_block(fields)
+        result = h2c.response(stream_id)
+        assert result.reset_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+        assert not result.headers
+        assert h2c.get("/hello").status == 200  # the connection goes on
+    assert "Traceback" not in h2_server.output
+
+
+@pytest.mark.parametrize("trailers", [
+    [(b":path", b"/")],  # a pseudo-header in trailers
+    [(b"X-Upper", b"1")],
+    [(b"x-v", b"a\r\nb")],
+    [(b"connection", b"close")],
+])
+def test_malformed_request_trailers_reset_that_stream(h2_server, trailers) -> None:
+    with client(h2_server) as h2c:
+        stream_id = h2c.send_block([(b":method", b"POST"), *_GET[1:]], end=False)
+        h2c.conn.send_data(stream_id, b"body")
+        h2c.send_block(trailers, stream_id=stream_id)
+        result = h2c.response(stream_id)
+        assert result.reset_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+        assert h2c.get("/hello").status == 200
+
+
+def test_well_formed_fields_reach_the_scope(h2_server) -> None:
+    """te: trailers, a host equal to :authority and cookie crumbs (joined, RFC 9113 8.2.3)."""
+    with client(h2_server) as h2c:
+        stream_id = h2c.send_block([*_GET, (b"te", b"trailers"), (b"host", b"x"),
+                                    (b"cookie", b"a=1"), (b"x-empty", b""),
+                                    (b"cookie", b"b=2")])
+        result = h2c.response(stream_id)
+    assert result.status == 200
+    headers = json.loads(result.body)["headers"]
+    assert ["cookie", "a=1; b=2"] in headers
+    assert ["host", "x"] in headers and ["te", "trailers"] in headers
+    assert ["x-empty", ""] in headers
+    assert sum(name in ("cookie", "host") for name, _ in headers) == 2
 
 
 def test_rst_stream_on_idle_stream_is_protocol_error(h2_server) -> None:

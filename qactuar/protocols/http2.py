@@ -30,6 +30,13 @@ from hyperframe.frame import GoAwayFrame
 
 from qactuar.asgi.http_stream import ASGI_SPEC_VERSION, HTTPStream
 from qactuar.logs import exception_logger, server_logger
+from qactuar.protocols.h2_fields import (
+    MalformedFields,
+    RequestHead,
+    check_trailers,
+    read_request_head,
+    response_fields,
+)
 from qactuar.protocols.write_waiters import WriteWaiters
 from qactuar.server_state import SERVER_HEADER
 
@@ -37,9 +44,6 @@ if TYPE_CHECKING:
     from qactuar.server_state import ServerState
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-# Header fields that mean something only to one HTTP/1.1 connection: never sent on HTTP/2.
-_CONNECTION_HEADERS = frozenset({b"connection", b"transfer-encoding", b"keep-alive",
-                                 b"upgrade", b"proxy-connection"})
 _SERVER_VALUE = SERVER_HEADER[len(b"server: "):-2]
 # Flood limits, per connection and per second: far above what a browser or a
 # proxy sends, far below what the known HTTP/2 denial-of-service shapes need.
@@ -110,7 +114,7 @@ class _StreamSink:
     def send_trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
         if self.ended:
             return
-        self.trailers = _h2_fields(headers)
+        self.trailers = response_fields(headers)
         self.out_end = True
         self.connection.flush_stream(self)
 
@@ -171,10 +175,12 @@ class H2Protocol(asyncio.Protocol):
         self._pings = _FloodMeter(PING_LIMIT)
         self._empty_frames = _FloodMeter(EMPTY_FRAME_LIMIT)
         # Outbound headers are checked by HTTPStream and lower-cased and filtered by
-        # _h2_fields already: h2 need not check them again (a third of its time per response).
+        # response_fields already: h2 need not check them again (a third of its time per
+        # response).  Inbound ones are checked by h2_fields.read_request_head, in one pass.
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=False, header_encoding=None, validate_outbound_headers=False,
-            normalize_outbound_headers=False))
+            normalize_outbound_headers=False, validate_inbound_headers=False,
+            normalize_inbound_headers=False))
         self.conn.local_settings = h2.settings.Settings(client=False, initial_values={
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: config.H2_MAX_CONCURRENT_STREAMS,
             h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: config.MAX_HEADER_SIZE,
@@ -200,7 +206,10 @@ class H2Protocol(asyncio.Protocol):
             except (h2.exceptions.ProtocolError, ValueError) as exc:
                 self._protocol_failure(f"h2c upgrade with bad HTTP2-Settings ({exc})")
                 return
-            self._start_stream(1, request, ended=True)
+            try:
+                self._start_stream(1, read_request_head(request), ended=True)
+            except MalformedFields as exc:
+                self._malformed(1, exc)
         self._write()
         if data:
             self.data_received(data)
@@ -281,7 +290,11 @@ class H2Protocol(asyncio.Protocol):
                     self._flood("PING frames")
                     return
             elif kind is h2.events.TrailersReceived:
-                if event.stream_ended is not None:
+                try:
+                    check_trailers(event.headers)
+                except MalformedFields as exc:
+                    self._malformed(event.stream_id, exc)
+                else:
                     self._on_request_end(event.stream_id)
             elif kind is h2.events.ConnectionTerminated:
                 self._close()
@@ -297,43 +310,37 @@ class H2Protocol(asyncio.Protocol):
         if self._goaway_sent and stream_id > self._last_stream_id:
             self.conn.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
-        self._start_stream(stream_id, event.headers, event.stream_ended is not None)
+        try:
+            head = read_request_head(event.headers)
+        except MalformedFields as exc:
+            self._malformed(stream_id, exc)
+            return
+        self._start_stream(stream_id, head, event.stream_ended is not None)
 
-    def _start_stream(self, stream_id: int, request_headers: Any, ended: bool) -> None:
+    def _malformed(self, stream_id: int, problem: MalformedFields) -> None:
+        """A malformed request (RFC 9113 8.1.1): a stream error, this stream only."""
+        server_logger.info("HTTP/2 malformed request from %s (stream %d): %s; stream reset",
+                           _peer(self.client), stream_id, problem)
+        sink = self.sinks.get(stream_id)
+        if sink is not None:
+            if sink.stream is not None:
+                sink.stream.client_gone()
+            self.reset_stream(sink, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self.conn.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+
+    def _start_stream(self, stream_id: int, head: RequestHead, ended: bool) -> None:
         self._cancel_idle_timer()
-        method = path = b""
-        scheme = authority = protocol = None
-        headers: list[tuple[bytes, bytes]] = []
-        has_host = False
-        content_length = None
-        for name, value in request_headers:
-            if name[0] == 58:  # b":": a pseudo-header, never passed on as a header
-                if name == b":method":
-                    method = value
-                elif name == b":path":
-                    path = value
-                elif name == b":scheme":
-                    scheme = value
-                elif name == b":authority":
-                    authority = value
-                elif name == b":protocol":
-                    protocol = value
-                continue
-            if name == b"host":
-                has_host = True
-            elif name == b"content-length" and value.isdigit():
-                content_length = int(value)
-            headers.append((name, value))
-        if authority is not None and not has_host:
-            headers.insert(0, (b"host", authority))
+        method, path, scheme, _, protocol, headers, content_length = head
         sink = _StreamSink(self, stream_id, method == b"HEAD")
         self.sinks[stream_id] = sink
         if ended:
             sink.request_ended = True
         websocket = (method == b"CONNECT" and protocol == b"websocket" and self.state.websocket
                      and not self.state.shutting_down)
-        scope, problem = self._build_scope(b"GET" if websocket else method, path, scheme,
-                                           headers)
+        scope, problem = self._build_scope(b"GET" if websocket else method, path or b"",
+                                           scheme, headers)
         app = self._route(scope)
         if websocket:
             from qactuar.protocols.h2_websocket import handshake_problem
@@ -501,7 +508,7 @@ class H2Protocol(asyncio.Protocol):
         if self._closed or sink.ended:
             return
         status = stream.status
-        headers = [(b":status", _STATUS_BYTES[status]), *_h2_fields(stream.headers)]
+        headers = [(b":status", _STATUS_BYTES[status]), *response_fields(stream.headers)]
         if not stream.has_date:
             headers.append((b"date", self.state.date_line[6:-2]))
         if not stream.has_server and self.state.server_header:
@@ -530,8 +537,8 @@ class H2Protocol(asyncio.Protocol):
         if self._closed or sink.ended:
             return
         with contextlib.suppress(h2.exceptions.ProtocolError, KeyError):
-            self.conn.send_headers(sink.stream_id,
-                                   [(b":status", _STATUS_BYTES[status]), *_h2_fields(headers)])
+            self.conn.send_headers(sink.stream_id, [(b":status", _STATUS_BYTES[status]),
+                                                    *response_fields(headers)])
         self._write()
 
     def push(self, sink: _StreamSink, path: str, headers: list[tuple[bytes, bytes]]) -> None:
@@ -543,13 +550,18 @@ class H2Protocol(asyncio.Protocol):
         authority = next((value for name, value in scope["headers"] if name == b"host"), b"")
         request_headers = [(b":method", b"GET"), (b":path", path.encode()),
                            (b":scheme", scope["scheme"].encode()), (b":authority", authority),
-                           *_h2_fields(headers)]
+                           *response_fields(headers)]
+        try:
+            head = read_request_head(request_headers)
+        except MalformedFields as exc:
+            server_logger.warning("push of %r not made: %s", path, exc)
+            return
         try:
             promised = self.conn.get_next_available_stream_id()
             self.conn.push_stream(sink.stream_id, promised, request_headers)
         except (h2.exceptions.ProtocolError, KeyError):
             return  # the client's stream limit, or the stream closed meanwhile: no push
-        self._start_stream(promised, request_headers, ended=True)
+        self._start_stream(promised, head, ended=True)
         self._write()
 
     def flush_stream(self, sink: _StreamSink, write: bool = True) -> None:
@@ -712,16 +724,6 @@ class H2Protocol(asyncio.Protocol):
         self._idle_timer = None
         if not self.sinks and not self._closed:
             self._close()
-
-
-def _h2_fields(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Header fields as HTTP/2 wants them: lower-case names, no connection-specific fields."""
-    fields = []
-    for name, value in headers:
-        name = name.lower()
-        if name not in _CONNECTION_HEADERS:
-            fields.append((name, value))
-    return fields
 
 
 def _peer(client: tuple[str, int] | None) -> str:
