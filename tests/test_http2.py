@@ -23,6 +23,7 @@ import h2.settings
 import httpx
 import pytest
 import trustme
+from hpack import NeverIndexedHeaderTuple
 from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
@@ -34,6 +35,7 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
+from apps.h2_app import field_value
 from conftest import ServerProcess, recv_until_closed, wait_until
 from h2_client import H2Client, StreamResult
 
@@ -681,3 +683,46 @@ def test_too_many_header_fields_is_431_on_that_stream(start_server) -> None:
         crowded = h2c.get("/hello", headers=[(b"x-h%d" % i, b"v") for i in range(12)])
         assert crowded.status == 431
         assert h2c.get("/hello").status == 200
+
+
+# -- HPACK: our encoder's dynamic table ---------------------
+
+
+def _expected_fields(seed: str, count: int, size: int) -> list[tuple[bytes, bytes]]:
+    return [(f"x-field-{i}".encode(), field_value(seed, i, size)) for i in range(count)]
+
+
+def _received_fields(result: StreamResult) -> list[tuple[bytes, bytes]]:
+    return [(bytes(name), bytes(value)) for name, value in result.headers
+            if name.startswith(b"x-field-")]
+
+
+@pytest.mark.parametrize("table_size", [None, 0, 100])
+def test_response_headers_through_table_eviction_and_size_settings(start_server,
+                                                                   table_size) -> None:
+    """Fields are added to the table, evicted oldest first, and referred to by index; the
+    client's SETTINGS_HEADER_TABLE_SIZE is taken (its decoder checks each of these)."""
+    server = start_server(APP)
+    settings = None if table_size is None else {
+        h2.settings.SettingCodes.HEADER_TABLE_SIZE: table_size}
+    with client(server, settings=settings) as h2c:
+        for round_number in range(3):
+            for seed, count, size in [("a", 8, 100), ("b", 8, 100), ("a", 8, 100),
+                                      ("c", 3, 900), ("d", 2, 1500), ("e", 1, 20000),
+                                      ("a", 8, 100), (f"r{round_number}", 20, 30)]:
+                result = h2c.get(f"/fields?n={count}&size={size}&seed={seed}")
+                assert result.status == 200
+                assert _received_fields(result) == _expected_fields(seed, count, size)
+            if round_number == 1:
+                h2c.conn.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: 50})
+                h2c.flush()
+
+
+def test_set_cookie_is_never_indexed(h2_server) -> None:
+    with client(h2_server) as h2c:
+        for _ in range(2):
+            result = h2c.get("/fields?n=0&size=1&seed=s")
+            cookie = next(field for field in result.headers if field[0] == b"set-cookie")
+            assert isinstance(cookie, NeverIndexedHeaderTuple)
+            assert cookie[1] == b"session=secret"
+
