@@ -685,7 +685,7 @@ def test_too_many_header_fields_is_431_on_that_stream(start_server) -> None:
         assert h2c.get("/hello").status == 200
 
 
-# -- HPACK: our encoder's dynamic table ---------------------
+# -- HPACK: our encoder's dynamic table, the decoder's memory of blocks ---------------------
 
 
 def _expected_fields(seed: str, count: int, size: int) -> list[tuple[bytes, bytes]]:
@@ -726,3 +726,23 @@ def test_set_cookie_is_never_indexed(h2_server) -> None:
             assert isinstance(cookie, NeverIndexedHeaderTuple)
             assert cookie[1] == b"session=secret"
 
+
+def _literal(data: bytes) -> bytes:
+    return bytes((len(data),)) + data  # an HPACK string, not Huffman-coded
+
+
+def test_a_repeated_block_is_decoded_in_the_current_table(h2_server) -> None:
+    """The same block bytes, after the client added to its table, mean something else."""
+    with client(h2_server) as h2c:
+        authority = b"\x01" + _literal(h2c.host)  # :authority, not added to the table
+        # GET, http, then :path: a literal added to the table (index 62) or that entry.
+        def adding(path: bytes) -> bytes:
+            return b"\x82\x86\x44" + _literal(path) + authority
+        referring = b"\x82\x86\xbe" + authority
+        queries = []
+        for block in [adding(b"/scope?n=1"), referring, referring, adding(b"/scope?n=2"),
+                      referring, referring]:
+            result = h2c.response(h2c.send_raw_block(block))
+            assert result.status == 200
+            queries.append(json.loads(result.body)["query_string"])
+    assert queries == ["n=1", "n=1", "n=1", "n=2", "n=2", "n=2"]

@@ -5,7 +5,11 @@ and Huffman coding, as `hpack`'s encoder does, but finds a field in its
 dynamic table with one dict look-up (not a scan of the table per field) and
 takes a field's literal encodings from a process-wide memo (they depend on the
 field alone) instead of Huffman-coding it per response.
-`h2` calls it through `H2Connection.encoder`.  This module knows nothing of frames,
+`BlockCachingDecoder` is `hpack`'s decoder that remembers the last header
+blocks it decoded while its dynamic table stays unchanged: a client repeating
+a request sends the same bytes, referring to the same table entries, and gets
+the same fields without decoding them again.  `h2` calls both through
+`H2Connection.encoder` / `.decoder`.  This module knows nothing of frames,
 streams or ASGI.
 """
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from hpack import Decoder
 from hpack.huffman import HuffmanEncoder
 from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
 from hpack.table import HeaderTable
@@ -150,3 +155,69 @@ class DynamicTableEncoder:
         order.append((field, size))
         entries[field] = self._inserted
         self._inserted += 1
+
+
+class BlockCachingDecoder(Decoder):
+    """`hpack.Decoder`, remembering decoded blocks while the dynamic table is unchanged.
+
+    Anything that changes the table (a literal with incremental indexing, a size
+    update) or a decoding limit forgets every remembered block; a block whose
+    decoding changed the table is not remembered.
+    """
+
+    BLOCKS_LIMIT = 8  # blocks remembered
+    BLOCK_SIZE_LIMIT = 512  # bytes of a remembered block
+    FIELDS_SIZE_LIMIT = 2048  # bytes of names and values of a remembered block
+
+    def __init__(self) -> None:
+        self._blocks: dict[bytes, list[Any]] = {}
+        self._generation = 0
+        self._max_list = 0
+        self._max_table = 0
+        super().__init__()
+
+    def _changed(self) -> None:
+        self._generation += 1
+        self._blocks.clear()
+
+    @property  # type: ignore[override]
+    def max_header_list_size(self) -> int:
+        return self._max_list
+
+    @max_header_list_size.setter
+    def max_header_list_size(self, size: int) -> None:
+        self._max_list = size
+        self._changed()
+
+    @property  # type: ignore[override]
+    def max_allowed_table_size(self) -> int:
+        return self._max_table
+
+    @max_allowed_table_size.setter
+    def max_allowed_table_size(self, size: int) -> None:
+        self._max_table = size
+        self._changed()
+
+    def _decode_literal_index(self, data: Any) -> Any:
+        self._changed()
+        return super()._decode_literal_index(data)
+
+    def _update_encoding_context(self, data: Any) -> int:
+        self._changed()
+        return super()._update_encoding_context(data)
+
+    def decode(self, data: bytes, raw: bool = False) -> Any:
+        if not raw:
+            return super().decode(data, raw)
+        blocks = self._blocks
+        fields = blocks.get(data)
+        if fields is not None:
+            return fields
+        generation = self._generation
+        fields = super().decode(data, raw)
+        if (generation == self._generation and len(data) <= self.BLOCK_SIZE_LIMIT
+                and len(blocks) < self.BLOCKS_LIMIT
+                and sum(len(name) + len(value) for name, value in fields)
+                <= self.FIELDS_SIZE_LIMIT):
+            blocks[bytes(data)] = fields
+        return fields

@@ -37,7 +37,7 @@ from qactuar.protocols.h2_fields import (
     read_request_head,
     response_fields,
 )
-from qactuar.protocols.hpack_codec import DynamicTableEncoder
+from qactuar.protocols.hpack_codec import BlockCachingDecoder, DynamicTableEncoder
 from qactuar.protocols.write_waiters import WriteWaiters
 from qactuar.server_state import SERVER_HEADER
 
@@ -183,6 +183,9 @@ class H2Protocol(asyncio.Protocol):
             normalize_outbound_headers=False, validate_inbound_headers=False,
             normalize_inbound_headers=False))
         self.conn.encoder = DynamicTableEncoder()  # type: ignore[assignment]
+        decoder = BlockCachingDecoder()
+        decoder.max_header_list_size = self.conn.decoder.max_header_list_size
+        self.conn.decoder = decoder
         self.conn.local_settings = h2.settings.Settings(client=False, initial_values={
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: config.H2_MAX_CONCURRENT_STREAMS,
             h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: config.MAX_HEADER_SIZE,
