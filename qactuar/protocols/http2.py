@@ -167,6 +167,9 @@ class H2Protocol(asyncio.Protocol):
         self.writing_paused = False
         self._write_scheduled = False
         self._closed = False
+        # The client's first bytes until its first frame's type is in (then None):
+        # h2 does not check that it is SETTINGS (RFC 9113 3.4).
+        self._opening: bytearray | None = bytearray()
         self._goaway_sent = False
         self._last_stream_id = 0
         self.sinks: dict[int, _StreamSink] = {}
@@ -245,6 +248,8 @@ class H2Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
+        if self._opening is not None and not self._settings_first(data):
+            return
         try:
             events = self.conn.receive_data(data)
         except h2.exceptions.DenialOfServiceError as exc:
@@ -269,6 +274,21 @@ class H2Protocol(asyncio.Protocol):
         except Exception as exc:  # a bug of ours: this connection ends, the server lives
             exception_logger.error("error while handling HTTP/2 frames", exc_info=exc)
             self._goaway_and_close(h2.errors.ErrorCodes.INTERNAL_ERROR)
+
+    def _settings_first(self, data: bytes) -> bool:
+        """False (and the connection closed) when the preface is not followed by SETTINGS."""
+        opening = self._opening
+        assert opening is not None
+        opening += data[:len(PREFACE) + 4 - len(opening)]
+        if len(opening) < len(PREFACE) + 4:
+            return True  # the first frame's type is not in yet
+        self._opening = None
+        if opening.startswith(PREFACE) and opening[len(PREFACE) + 3] != 0x4:
+            server_logger.warning("HTTP/2 connection preface not followed by SETTINGS from "
+                                  "%s: closing the connection", _peer(self.client))
+            self._goaway_and_close(h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return False
+        return True  # (a wrong preface is h2's to refuse)
 
     def _handle_events(self, events: list[h2.events.Event]) -> None:
         now = self.loop.time()
