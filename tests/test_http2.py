@@ -107,6 +107,19 @@ def test_head_and_204_carry_no_body(h2_server) -> None:
     assert empty.status == 204 and empty.body == b""
 
 
+def test_finished_streams_free_their_slot(start_server) -> None:
+    """Each kind of ending (headers only, an empty last DATA frame, data, trailers) closes
+    the stream for h2 too, so ten times the stream limit, one after another, all pass."""
+    server = start_server(APP, "--h2-max-concurrent-streams", "2")
+    with client(server) as h2c:
+        for _ in range(5):
+            assert h2c.get("/hello", method="HEAD").status == 200
+            assert h2c.get("/status/204").status == 204
+            assert h2c.get("/stream").status == 200
+            assert h2c.get("/hello").status == 200
+            assert h2c.get("/trailers").trailers == [(b"x-checksum", b"done")]
+
+
 def test_body_over_max_body_size_is_413(start_server) -> None:
     server = start_server(APP, "--max-body-size", "1000")
     with client(server) as h2c:
@@ -713,7 +726,7 @@ def test_response_headers_through_table_eviction_and_size_settings(start_server,
     with client(server, settings=settings) as h2c:
         for round_number in range(3):
             for seed, count, size in [("a", 8, 100), ("b", 8, 100), ("a", 8, 100),
-                                      ("c", 3, 900), ("d", 2, 1500), ("e", 1, 20000),
+                                      ("c", 3, 900), ("d", 2, 1500), ("e", 1, 30000),
                                       ("a", 8, 100), (f"r{round_number}", 20, 30)]:
                 result = h2c.get(f"/fields?n={count}&size={size}&seed={seed}")
                 assert result.status == 200

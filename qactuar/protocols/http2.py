@@ -30,6 +30,7 @@ from hyperframe.frame import GoAwayFrame
 
 from qactuar.asgi.http_stream import ASGI_SPEC_VERSION, HTTPStream
 from qactuar.logs import exception_logger, server_logger
+from qactuar.protocols import h2_frames
 from qactuar.protocols.h2_fields import (
     MalformedFields,
     RequestHead,
@@ -412,7 +413,7 @@ class H2Protocol(asyncio.Protocol):
         if self._closed or sink.ended:
             return
         try:
-            self.conn.send_headers(sink.stream_id, fields, end_stream=end)
+            h2_frames.send_headers(self.conn, sink.stream_id, fields, end_stream=end)
         except (h2.exceptions.ProtocolError, KeyError):
             sink.ended = True
             return
@@ -545,7 +546,8 @@ class H2Protocol(asyncio.Protocol):
             sink.head_only = True
             body = b""
         try:
-            self.conn.send_headers(sink.stream_id, headers, end_stream=end and not body)
+            h2_frames.send_headers(self.conn, sink.stream_id, headers,
+                                   end_stream=end and not body)
         except (h2.exceptions.ProtocolError, KeyError):
             sink.ended = True  # the stream was closed by the client meanwhile
             return
@@ -598,21 +600,26 @@ class H2Protocol(asyncio.Protocol):
         out = sink.out
         try:
             while out:
-                window = conn.local_flow_control_window(stream_id)
+                window = min(conn.outbound_flow_control_window,
+                             conn.streams[stream_id].outbound_flow_control_window)
                 if window <= 0:
                     break
-                size = min(window, conn.max_outbound_frame_size, len(out))
-                chunk = bytes(out[:size])
-                del out[:size]
+                size = min(window, conn.max_outbound_frame_size)
+                if size >= len(out):
+                    chunk = bytes(out)
+                    out.clear()
+                else:
+                    chunk = bytes(out[:size])
+                    del out[:size]
                 last = sink.out_end and not out and sink.trailers is None
-                conn.send_data(stream_id, chunk, end_stream=last)
+                h2_frames.send_data(conn, stream_id, chunk, end_stream=last)
                 if last:
                     sink.ended = True
             if not out and sink.out_end and not sink.ended:
                 if sink.trailers is not None:
-                    conn.send_headers(stream_id, sink.trailers, end_stream=True)
+                    h2_frames.send_headers(conn, stream_id, sink.trailers, end_stream=True)
                 else:
-                    conn.end_stream(stream_id)
+                    h2_frames.send_data(conn, stream_id, b"", end_stream=True)
                 sink.ended = True
         except (h2.exceptions.ProtocolError, KeyError):
             sink.ended = True

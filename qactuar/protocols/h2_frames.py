@@ -1,0 +1,85 @@
+"""The HEADERS and DATA frames of a response, framed here instead of by `h2`.
+
+`H2Connection.send_headers` and `.send_data` build frame objects, flag sets,
+header-validation flags and per-field conversions, then serialise them: a
+third of the server's time per HTTP/2 request.  These two functions do what
+they do for a server's final response, trailers and body, on an open
+connection: the same stream state-machine transitions (so h2 still knows
+each stream's state and who closed it), the same flow-control accounting and
+the same outbound buffer (so frames keep their order with h2's own), with the
+frame bytes packed directly.  Anything else (informational responses, a
+connection no longer open) goes through h2 itself.  They raise what h2 raises
+(`ProtocolError`, `KeyError` for a stream h2 has forgotten).
+
+This module is the only one that reaches into h2's internals (`streams`,
+`state_machine`, the flow-control windows, `_data_to_send`); it was written
+against h2 4.4, and pyproject.toml keeps h2 below 5.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import h2.connection
+import h2.exceptions
+import h2.stream
+
+_FRAME_HEAD = struct.Struct(">BHBBL")  # length (24 bits as 8 + 16), type, flags, stream id
+_DATA, _HEADERS, _CONTINUATION = 0x0, 0x1, 0x9
+_END_STREAM, _END_HEADERS = 0x1, 0x4
+_SERVER_OPEN = h2.connection.ConnectionState.SERVER_OPEN
+_SEND_HEADERS = h2.stream.StreamInputs.SEND_HEADERS
+_SEND_DATA = h2.stream.StreamInputs.SEND_DATA
+_SEND_END_STREAM = h2.stream.StreamInputs.SEND_END_STREAM
+
+
+def _head(length: int, kind: int, flags: int, stream_id: int) -> bytes:
+    return _FRAME_HEAD.pack(length >> 16, length & 0xFFFF, kind, flags, stream_id)
+
+
+def send_headers(conn: Any, stream_id: int, fields: list[tuple[bytes, bytes]],
+                 end_stream: bool = False) -> None:
+    """A final response head or trailers (never a 1xx) on `stream_id`."""
+    if conn.state_machine.state is not _SERVER_OPEN:
+        conn.send_headers(stream_id, fields, end_stream=end_stream)  # h2 says what is wrong
+        return
+    machine = conn.streams[stream_id].state_machine
+    # The transitions come first, as in h2: encoding changes the HPACK context for good.
+    machine.process_input(_SEND_HEADERS)
+    flags = _END_HEADERS
+    if end_stream:
+        machine.process_input(_SEND_END_STREAM)
+        flags |= _END_STREAM
+    block = conn.encoder.encode(fields)
+    size = conn.max_outbound_frame_size
+    if len(block) <= size:
+        conn._data_to_send += _head(len(block), _HEADERS, flags, stream_id) + block
+        return
+    # END_STREAM on the HEADERS frame, END_HEADERS on the last CONTINUATION (RFC 9113 6.10).
+    frames = [_head(size, _HEADERS, flags & _END_STREAM, stream_id), block[:size]]
+    for start in range(size, len(block), size):
+        part = block[start:start + size]
+        last = start + size >= len(block)
+        frames += (_head(len(part), _CONTINUATION, _END_HEADERS if last else 0, stream_id), part)
+    conn._data_to_send += b"".join(frames)
+
+
+def send_data(conn: Any, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+    """One DATA frame; the caller keeps it within the windows and the frame size."""
+    if conn.state_machine.state is not _SERVER_OPEN:
+        conn.send_data(stream_id, data, end_stream=end_stream)
+        return
+    stream = conn.streams[stream_id]
+    size = len(data)
+    if size and (size > stream.outbound_flow_control_window
+                 or size > conn.outbound_flow_control_window
+                 or size > conn.max_outbound_frame_size):
+        raise h2.exceptions.FlowControlError(f"{size} bytes do not fit the window or frame")
+    machine = stream.state_machine
+    machine.process_input(_SEND_DATA)
+    if end_stream:
+        machine.process_input(_SEND_END_STREAM)
+    stream.outbound_flow_control_window -= size
+    conn.outbound_flow_control_window -= size
+    conn._data_to_send += _head(size, _DATA, _END_STREAM if end_stream else 0, stream_id) + data
