@@ -693,6 +693,12 @@ def test_request_timeout_answers_504_on_that_stream(start_server) -> None:
         assert h2c.response(fast).body == b"Hello, world!"
         assert h2c.response(slow, timeout=20).status == 504
         assert h2c.get("/hello").status == 200
+        # Later streams, started one after the other: each is timed from its own start.
+        second = h2c.request("/sleep?s=30")
+        h2c.get("/hello")
+        third = h2c.request("/sleep?s=30")
+        assert h2c.response(second, timeout=20).status == 504
+        assert h2c.response(third, timeout=20).status == 504
 
 
 def test_too_many_header_fields_is_431_on_that_stream(start_server) -> None:

@@ -77,8 +77,8 @@ class _FloodMeter:
 class _StreamSink:
     """The `ResponseSink` of one HTTP/2 stream: frames what its `HTTPStream` sends."""
 
-    __slots__ = ("connection", "ended", "head_only", "out", "out_end", "received",
-                 "received_unacked", "request_ended", "stream", "stream_id", "timer", "trailers",
+    __slots__ = ("connection", "deadline", "ended", "head_only", "out", "out_end", "received",
+                 "received_unacked", "request_ended", "stream", "stream_id", "trailers",
                  "waiters", "websocket")
 
     def __init__(self, connection: H2Protocol, stream_id: int, head_only: bool) -> None:
@@ -93,8 +93,8 @@ class _StreamSink:
         self.request_ended = False
         self.received = 0  # body bytes received in all
         self.received_unacked = 0  # body bytes given to the stream, not yet acknowledged
-        self.waiters = WriteWaiters()
-        self.timer: asyncio.TimerHandle | None = None
+        self.waiters: WriteWaiters | None = None  # made when a send() first has to wait
+        self.deadline = 0.0  # when REQUEST_TIMEOUT is up for the app (0: not timed)
         self.websocket: Any = None  # an H2WebSocketProtocol on an extended CONNECT stream
 
     @property
@@ -138,18 +138,19 @@ class _StreamSink:
             self.connection.acknowledge(self.stream_id, consumed)
 
     def response_done(self, stream: HTTPStream) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.deadline = 0.0
         self.connection.stream_finished(self)
 
     async def wait_writable(self) -> None:
         if not self.writing_paused or self.ended:
             return
+        if self.waiters is None:
+            self.waiters = WriteWaiters()
         await self.waiters.wait(self.connection.loop)
 
     def release_writers(self) -> None:
-        self.waiters.release()
+        if self.waiters is not None:
+            self.waiters.release()
 
 
 class H2Protocol(asyncio.Protocol):
@@ -175,6 +176,10 @@ class H2Protocol(asyncio.Protocol):
         self._last_stream_id = 0
         self.sinks: dict[int, _StreamSink] = {}
         self._idle_timer: asyncio.TimerHandle | None = None
+        # One timer for the REQUEST_TIMEOUT of every stream (not one per stream): it
+        # fires at the earliest deadline and is set again for the next one.
+        self._answer_timer: asyncio.TimerHandle | None = None
+        self._push_allowed = True  # the client's SETTINGS_ENABLE_PUSH
         self._resets = _FloodMeter(RESET_LIMIT)
         self._settings = _FloodMeter(SETTINGS_LIMIT)
         self._pings = _FloodMeter(PING_LIMIT)
@@ -228,7 +233,7 @@ class H2Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.state.connections.discard(self)
-        self._cancel_idle_timer()
+        self._cancel_timers()
         for sink in list(self.sinks.values()):
             self._forget(sink)
             if sink.stream is not None:
@@ -308,9 +313,11 @@ class H2Protocol(asyncio.Protocol):
                     return
             elif kind is h2.events.WindowUpdated or kind is h2.events.RemoteSettingsChanged:
                 self._flush_blocked()
-                if kind is h2.events.RemoteSettingsChanged and self._settings.over(now):
-                    self._flood("SETTINGS frames")
-                    return
+                if kind is h2.events.RemoteSettingsChanged:
+                    self._push_allowed = bool(self.conn.remote_settings.enable_push)
+                    if self._settings.over(now):
+                        self._flood("SETTINGS frames")
+                        return
             elif kind is h2.events.PingReceived:
                 if self._pings.over(now):
                     self._flood("PING frames")
@@ -393,8 +400,30 @@ class H2Protocol(asyncio.Protocol):
         if self.config.LIMIT_CONCURRENCY and state.over_concurrency_limit():
             stream.app = state.unavailable_app
         if state.request_timeout > 0:
-            sink.timer = self.loop.call_later(state.request_timeout, stream.request_timed_out)
+            sink.deadline = deadline = self.loop.time() + state.request_timeout
+            if self._answer_timer is None:
+                self._answer_timer = self.loop.call_at(deadline, self._answers_due)
         stream.start()
+
+    def _answers_due(self) -> None:
+        """REQUEST_TIMEOUT is up for the earliest timed stream(s); time the next one."""
+        self._answer_timer = None
+        if self._closed:
+            return
+        now = self.loop.time()
+        next_deadline = 0.0
+        for sink in list(self.sinks.values()):
+            deadline = sink.deadline
+            if not deadline:
+                continue
+            if deadline <= now:
+                sink.deadline = 0.0
+                if sink.stream is not None:
+                    sink.stream.request_timed_out()
+            elif not next_deadline or deadline < next_deadline:
+                next_deadline = deadline
+        if next_deadline and not self._closed:
+            self._answer_timer = self.loop.call_at(next_deadline, self._answers_due)
 
     def _start_websocket(self, sink: _StreamSink, http_scope: dict[str, Any], app: Any) -> None:
         """RFC 8441: the stream carries one WebSocket, run by the same code as over HTTP/1.1."""
@@ -440,7 +469,7 @@ class H2Protocol(asyncio.Protocol):
             path = state.root_path + path
         extensions: dict[str, Any] = {"http.response.trailers": {},
                                       "http.response.early_hint": {}}
-        if self.conn.remote_settings.enable_push:
+        if self._push_allowed:
             extensions["http.response.push"] = {}
         if self._tls is not None:
             extensions["tls"] = self._tls
@@ -677,9 +706,6 @@ class H2Protocol(asyncio.Protocol):
             return
         if sink.websocket is not None:
             sink.websocket.connection_lost(None)  # the stream is over, as a TCP close
-        if sink.timer is not None:
-            sink.timer.cancel()
-            sink.timer = None
         if not self.sinks:
             if self._goaway_sent:
                 self.loop.call_soon(self._close)
@@ -726,7 +752,7 @@ class H2Protocol(asyncio.Protocol):
                 self.conn.close_connection(last_stream_id=self.conn.highest_inbound_stream_id)
         self._write_now()
         self._closed = True
-        self._cancel_idle_timer()
+        self._cancel_timers()
         self.transport.close()
 
     def _write(self) -> None:
@@ -751,6 +777,12 @@ class H2Protocol(asyncio.Protocol):
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+
+    def _cancel_timers(self) -> None:
+        self._cancel_idle_timer()
+        if self._answer_timer is not None:
+            self._answer_timer.cancel()
+            self._answer_timer = None
 
     def _idle_too_long(self) -> None:
         self._idle_timer = None
