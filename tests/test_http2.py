@@ -10,6 +10,7 @@ conformance areas of h2spec that the `h2` client can express.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import shutil
 import signal
@@ -17,13 +18,15 @@ import ssl
 import subprocess
 from pathlib import Path
 
+import h2.connection
 import h2.errors
 import h2.events
 import h2.settings
+import h2.stream
 import httpx
 import pytest
 import trustme
-from hpack import NeverIndexedHeaderTuple
+from hpack import Decoder, Encoder, NeverIndexedHeaderTuple
 from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
@@ -770,3 +773,180 @@ def test_a_repeated_block_is_decoded_in_the_current_table(h2_server) -> None:
             assert result.status == 200
             queries.append(json.loads(result.body)["query_string"])
     assert queries == ["n=1", "n=1", "n=1", "n=2", "n=2", "n=2"]
+
+
+# -- the frames data_received reads itself (new streams' HEADERS) and those it leaves to h2 --
+
+
+def test_frames_split_anywhere_across_reads(h2_server) -> None:
+    """Frames (requests, one with a body) cut into pieces of 1 to 13 bytes, sent one by one."""
+    import socket
+    import time
+
+    with client(h2_server, send_preface=False) as h2c:
+        h2c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        h2c.conn.initiate_connection()
+        streams = []
+        for index in range(6):
+            stream_id = h2c.conn.get_next_available_stream_id()
+            h2c.streams[stream_id] = StreamResult()
+            if index == 3:
+                h2c.conn.send_headers(stream_id, [(b":method", b"POST"), *_GET[1:]])
+                h2c.conn.send_data(stream_id, b"x" * 40, end_stream=True)
+            else:
+                h2c.conn.send_headers(stream_id, [*_GET[:1], (b":path", b"/scope?n=%d" % index),
+                                                  *_GET[2:]], end_stream=True)
+            streams.append(stream_id)
+        data = h2c.conn.data_to_send()
+        h2c.sock.sendall(data[:len(PREFACE)])  # (HTTP/1.1's parser needs it whole to hand over)
+        at = len(PREFACE)
+        for size in itertools.cycle(range(1, 14)):
+            if at >= len(data):
+                break
+            h2c.sock.sendall(data[at:at + size])
+            at += size
+            time.sleep(0.005)  # separate reads on the server, most of the time
+        for index, stream_id in enumerate(streams):
+            result = h2c.response(stream_id)
+            assert result.status == 200
+            scope = json.loads(result.body)
+            assert scope["method"] == ("POST" if index == 3 else "GET")
+            assert scope["query_string"] == ("" if index == 3 else f"n={index}")
+
+
+@pytest.mark.parametrize(("copies", "requests"), [(40, 1), (3, 8)])
+def test_frames_inside_a_request_body_are_only_body(h2_server, copies, requests) -> None:
+    """Bodies made of HEADERS frames for stream 99, cut across reads anywhere: they are
+    echoed byte for byte and stream 99 is never opened (the server keeps to frame
+    boundaries)."""
+    import socket
+    import time
+
+    smuggled = HeadersFrame(99, Encoder().encode(_GET), flags=["END_HEADERS", "END_STREAM"])
+    body = smuggled.serialize() * copies
+    with client(h2_server) as h2c:
+        h2c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assert h2c.get("/hello").status == 200
+        streams = []
+        for _ in range(requests):
+            stream_id = h2c.conn.get_next_available_stream_id()
+            h2c.streams[stream_id] = StreamResult()
+            h2c.conn.send_headers(stream_id, [(b":method", b"POST"), (b":path", b"/echo"),
+                                              *_GET[2:]])
+            h2c.conn.send_data(stream_id, body, end_stream=True)
+            streams.append(stream_id)
+        data = h2c.conn.data_to_send()
+        at = 0
+        for size in itertools.cycle([7, 40, 1, 23, 5, 3, 61, 16, 2, 11]):
+            if at >= len(data):
+                break
+            h2c.sock.sendall(data[at:at + size])
+            at += size
+            time.sleep(0.003)  # separate reads on the server, most of the time
+        for stream_id in streams:
+            result = h2c.response(stream_id)
+            assert result.status == 200 and result.body == body
+        assert h2c.get("/hello").status == 200
+        assert 99 not in h2c.streams and not h2c.closed
+
+
+def _raw_exchange(server: ServerProcess, frames: list, streams: set[int]
+                  ) -> dict[int, tuple[dict[bytes, bytes], bytes]]:
+    """Send `frames` after the preface and SETTINGS; read the answers on `streams`."""
+    decoder = Decoder()
+    answers: dict[int, tuple[dict[bytes, bytes], bytes]] = {}
+    ended: set[int] = set()
+    with server.connect() as sock:
+        sock.sendall(PREFACE + SettingsFrame(0).serialize()
+                     + b"".join(frame.serialize() for frame in frames))
+        sock.settimeout(10)
+        received = b""
+        while ended != streams:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed with streams {streams - ended} unanswered"
+            received += chunk
+            while len(received) >= 9:
+                frame, length = Frame.parse_frame_header(memoryview(received[:9]))
+                if len(received) < 9 + length:
+                    break
+                frame.parse_body(memoryview(received[9:9 + length]))
+                received = received[9 + length:]
+                if isinstance(frame, HeadersFrame):
+                    answers[frame.stream_id] = (dict(decoder.decode(frame.data, raw=True)), b"")
+                elif isinstance(frame, DataFrame):
+                    headers, body = answers[frame.stream_id]
+                    answers[frame.stream_id] = (headers, body + frame.data)
+                if "END_STREAM" in frame.flags:
+                    ended.add(frame.stream_id)
+    return answers
+
+
+def test_continuation_padded_and_priority_headers_are_served(h2_server) -> None:
+    """Header blocks h2 reads (over CONTINUATION, padded, with priority) among those read
+    by the server itself, on one connection."""
+    encoder = Encoder()
+    def block(path: bytes) -> bytes:
+        return encoder.encode([*_GET[:1], (b":path", path), *_GET[2:], (b"x-long", b"v" * 300)])
+    first = block(b"/scope?n=first")  # (blocks in the order they are sent: one HPACK context)
+    whole = block(b"/scope?n=continued")
+    frames = [HeadersFrame(1, first, flags=["END_HEADERS", "END_STREAM"]),
+              HeadersFrame(3, whole[:100], flags=["END_STREAM"]),
+              ContinuationFrame(3, whole[100:200]),
+              ContinuationFrame(3, whole[200:], flags=["END_HEADERS"]),
+              HeadersFrame(5, block(b"/scope?n=padded"), pad_length=7,
+                           flags=["END_HEADERS", "END_STREAM", "PADDED"]),
+              HeadersFrame(7, block(b"/scope?n=priority"), depends_on=0, stream_weight=9,
+                           flags=["END_HEADERS", "END_STREAM", "PRIORITY"]),
+              HeadersFrame(9, block(b"/scope?n=plain"), flags=["END_HEADERS", "END_STREAM"])]
+    answers = _raw_exchange(h2_server, frames, {1, 3, 5, 7, 9})
+    for stream_id, query in [(1, "n=first"), (3, "n=continued"), (5, "n=padded"),
+                             (7, "n=priority"), (9, "n=plain")]:
+        headers, body = answers[stream_id]
+        assert headers[b":status"] == b"200"
+        assert json.loads(body)["query_string"] == query
+
+
+def _frames_until_closed(server: ServerProcess, frames: list) -> list:
+    """Send `frames` after the preface and SETTINGS; every frame received until the close."""
+    with server.connect() as sock:
+        sock.sendall(PREFACE + SettingsFrame(0).serialize()
+                     + b"".join(frame.serialize() for frame in frames))
+        received = recv_until_closed(sock, timeout=30)
+    answer = []
+    while len(received) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(received[:9]))
+        frame.parse_body(memoryview(received[9:9 + length]))
+        answer.append(frame)
+        received = received[9 + length:]
+    return answer
+
+
+@pytest.mark.parametrize("stream_ids", [(1, 1), (5, 3), (2,)], ids=["reused", "lower", "even"])
+def test_headers_on_a_used_lower_or_even_stream_id_is_not_served(start_server,
+                                                                 stream_ids) -> None:
+    """Only new, odd, increasing stream ids open a stream (RFC 9113 5.1.1): h2 answers the
+    others with a stream or connection error (the close may reset what is in flight)."""
+    server = start_server(APP, "--keep-alive-timeout", "1")
+    encoder = Encoder()
+    frames = [HeadersFrame(stream_id, encoder.encode(_GET), flags=["END_HEADERS", "END_STREAM"])
+              for stream_id in stream_ids]
+    answer = _frames_until_closed(server, frames)
+    served = [frame.stream_id for frame in answer if isinstance(frame, HeadersFrame)]
+    refused = stream_ids[-1]
+    if stream_ids == (refused, refused):
+        assert served.count(refused) <= 1  # the first request at most (the close may cut it)
+    else:
+        assert refused not in served
+    with client(server) as h2c:
+        assert h2c.get("/hello").status == 200
+    assert "Traceback" not in server.output
+
+
+def test_headers_in_the_middle_of_a_header_block_is_protocol_error(h2_server) -> None:
+    with client(h2_server) as h2c:
+        encoder = h2c.conn.encoder
+        whole = encoder.encode(_GET)
+        h2c.send_raw(HeadersFrame(1, whole[:3], flags=["END_STREAM"]).serialize()
+                     + HeadersFrame(3, encoder.encode(_GET),
+                                    flags=["END_HEADERS", "END_STREAM"]).serialize())
+        assert _goaway_code(h2c) == h2.errors.ErrorCodes.PROTOCOL_ERROR

@@ -25,23 +25,28 @@ import h2.connection
 import h2.exceptions
 import h2.stream
 
-_FRAME_HEAD = struct.Struct(">BHBBL")  # length (24 bits as 8 + 16), type, flags, stream id
+FRAME_HEAD = struct.Struct(">BHBBL")  # length (24 bits as 8 + 16), type, flags, stream id
 _DATA, _HEADERS, _CONTINUATION = 0x0, 0x1, 0x9
 _END_STREAM, _END_HEADERS = 0x1, 0x4
-_SERVER_OPEN = h2.connection.ConnectionState.SERVER_OPEN
+SERVER_OPEN = h2.connection.ConnectionState.SERVER_OPEN
+# Connection states in which a client's HEADERS may open a stream (IDLE: the first one).
+OPENING_STATES = frozenset({h2.connection.ConnectionState.IDLE, SERVER_OPEN})
+_CONNECTION_RECV_HEADERS = h2.connection.ConnectionInputs.RECV_HEADERS
 _SEND_HEADERS = h2.stream.StreamInputs.SEND_HEADERS
 _SEND_DATA = h2.stream.StreamInputs.SEND_DATA
 _SEND_END_STREAM = h2.stream.StreamInputs.SEND_END_STREAM
+_RECV_HEADERS = h2.stream.StreamInputs.RECV_HEADERS
+_RECV_END_STREAM = h2.stream.StreamInputs.RECV_END_STREAM
 
 
 def _head(length: int, kind: int, flags: int, stream_id: int) -> bytes:
-    return _FRAME_HEAD.pack(length >> 16, length & 0xFFFF, kind, flags, stream_id)
+    return FRAME_HEAD.pack(length >> 16, length & 0xFFFF, kind, flags, stream_id)
 
 
 def send_headers(conn: Any, stream_id: int, fields: list[tuple[bytes, bytes]],
                  end_stream: bool = False) -> None:
     """A final response head or trailers (never a 1xx) on `stream_id`."""
-    if conn.state_machine.state is not _SERVER_OPEN:
+    if conn.state_machine.state is not SERVER_OPEN:
         conn.send_headers(stream_id, fields, end_stream=end_stream)  # h2 says what is wrong
         return
     machine = conn.streams[stream_id].state_machine
@@ -67,7 +72,7 @@ def send_headers(conn: Any, stream_id: int, fields: list[tuple[bytes, bytes]],
 
 def send_data(conn: Any, stream_id: int, data: bytes, end_stream: bool = False) -> None:
     """One DATA frame; the caller keeps it within the windows and the frame size."""
-    if conn.state_machine.state is not _SERVER_OPEN:
+    if conn.state_machine.state is not SERVER_OPEN:
         conn.send_data(stream_id, data, end_stream=end_stream)
         return
     stream = conn.streams[stream_id]
@@ -83,3 +88,34 @@ def send_data(conn: Any, stream_id: int, data: bytes, end_stream: bool = False) 
     stream.outbound_flow_control_window -= size
     conn.outbound_flow_control_window -= size
     conn._data_to_send += _head(size, _DATA, _END_STREAM if end_stream else 0, stream_id) + data
+
+
+def receive_request_headers(conn: Any, stream_id: int, end_stream: bool,
+                            block: bytes) -> list[tuple[bytes, bytes]]:
+    """A complete HEADERS frame that opens the new client stream `stream_id`.
+
+    What h2's `receive_data` does with it, without parsing it into frame objects,
+    formatting it for a trace log, counting open streams when the limit is far,
+    or building the events: decode the block, open the stream (`stream_id` must be
+    odd and above every earlier one: the caller checks), the stream's transitions
+    and its Content-Length.  Returns the header fields.  On a protocol error h2's
+    GOAWAY is queued, as h2 does, and the error raised.
+    """
+    try:
+        if len(conn.streams) >= conn.local_settings.max_concurrent_streams:
+            limit = conn.local_settings.max_concurrent_streams
+            if conn.open_inbound_streams + 1 > limit:  # (this count drops closed streams)
+                raise h2.exceptions.TooManyStreamsError(f"Max inbound streams is {limit}")
+        fields = h2.connection._decode_headers(conn.decoder, block)
+        if conn.state_machine.state is not SERVER_OPEN:
+            conn.state_machine.process_input(_CONNECTION_RECV_HEADERS)
+        stream = conn._begin_new_stream(stream_id, h2.connection.AllowedStreamIDs.ODD)
+        machine = stream.state_machine
+        machine.process_input(_RECV_HEADERS)
+        if end_stream:
+            machine.process_input(_RECV_END_STREAM)
+        stream._initialize_content_length(fields)
+    except h2.exceptions.ProtocolError as exc:
+        conn._terminate_connection(exc.error_code)
+        raise
+    return fields

@@ -38,6 +38,7 @@ from qactuar.protocols.h2_fields import (
     read_request_head,
     response_fields,
 )
+from qactuar.protocols.h2_frames import FRAME_HEAD, OPENING_STATES
 from qactuar.protocols.hpack_codec import BlockCachingDecoder, DynamicTableEncoder
 from qactuar.protocols.write_waiters import WriteWaiters
 from qactuar.server_state import SERVER_HEADER
@@ -172,6 +173,11 @@ class H2Protocol(asyncio.Protocol):
         # The client's first bytes until its first frame's type is in (then None):
         # h2 does not check that it is SETTINGS (RFC 9113 3.4).
         self._opening: bytearray | None = bytearray()
+        # Where data_received is in the client's frames: bytes still due of a frame whose
+        # start h2 has (first: the preface), or the start of a frame head h2 has.
+        self._frame_rest = len(PREFACE)
+        self._head_start = b""
+        self._continuation = False  # h2 holds a header block waiting for CONTINUATION
         self._goaway_sent = False
         self._last_stream_id = 0
         self.sinks: dict[int, _StreamSink] = {}
@@ -252,34 +258,103 @@ class H2Protocol(asyncio.Protocol):
                 sink.release_writers()
 
     def data_received(self, data: bytes) -> None:
+        """Split `data` at frame boundaries: a complete HEADERS frame opening a new stream
+        is read here (h2_frames.receive_request_headers), every other byte goes to h2, in
+        order, so h2 always holds whole frames plus at most the start of the last one."""
         if self._closed:
             return
         if self._opening is not None and not self._settings_first(data):
             return
+        size = len(data)
+        at = self._frame_rest  # bytes of a frame whose start h2 already has
+        start = 0  # the first byte not yet given to h2
+        if self._head_start:  # the first bytes of a frame head, already given to h2
+            carried = self._head_start
+            head = carried + data[:9 - len(carried)]
+            if len(head) < 9:
+                self._head_start = head
+                self._feed_h2(data)
+                return
+            self._head_start = b""
+            self._note_frame(head[3], head[4])
+            at = 9 - len(carried) + (head[0] << 16 | head[1] << 8 | head[2])
+        conn = self.conn
+        while at + 9 <= size:
+            high, low, kind, flags, stream_id = FRAME_HEAD.unpack_from(data, at)
+            end = at + 9 + (high << 16 | low)
+            if (kind == 1 and flags & 0x2C == 0x04  # HEADERS, END_HEADERS, no PADDED/PRIORITY
+                    and stream_id & 1 and end <= size and not self._continuation
+                    and end - at - 9 <= conn.max_inbound_frame_size):
+                if start < at:  # what came before goes first: it may change what follows
+                    self._feed_h2(data[start:at])
+                    start = at
+                    if self._closed:
+                        return
+                if (stream_id > conn.highest_inbound_stream_id and not self._goaway_sent
+                        and conn.state_machine.state in OPENING_STATES):
+                    self._receive_request(stream_id, bool(flags & 0x1), data[at + 9:end])
+                    if self._closed:
+                        return
+                    start = end
+            self._note_frame(kind, flags)
+            at = end
+        if at < size:
+            self._head_start = data[at:]
+            at = size
+        self._frame_rest = at - size
+        if start < size:
+            self._feed_h2(data[start:] if start else data)
+
+    def _note_frame(self, kind: int, flags: int) -> None:
+        """Follow header blocks split over CONTINUATION frames: no HEADERS is read here
+        while h2 waits for the rest of one (it is h2's to refuse)."""
+        if kind == 1 or kind == 5:  # HEADERS, PUSH_PROMISE
+            self._continuation = not flags & 0x4  # END_HEADERS
+        elif kind == 9 and flags & 0x4:  # CONTINUATION, END_HEADERS
+            self._continuation = False
+
+    def _receive_request(self, stream_id: int, ended: bool, block: bytes) -> None:
+        try:
+            fields = h2_frames.receive_request_headers(self.conn, stream_id, ended, block)
+        except h2.exceptions.ProtocolError as exc:
+            self._h2_failed(exc)
+            return
+        try:
+            self._on_request(stream_id, fields, ended)
+            self._write()
+        except Exception as exc:  # a bug of ours: this connection ends, the server lives
+            exception_logger.error("error while handling HTTP/2 frames", exc_info=exc)
+            self._goaway_and_close(h2.errors.ErrorCodes.INTERNAL_ERROR)
+
+    def _feed_h2(self, data: bytes) -> None:
         try:
             events = self.conn.receive_data(data)
-        except h2.exceptions.DenialOfServiceError as exc:
-            self._protocol_failure(f"denial-of-service shape ({exc})")
-            return
         except h2.exceptions.ProtocolError as exc:
-            if isinstance(exc.__cause__, HPACKError):
-                # h2 answers a broken header block with PROTOCOL_ERROR; RFC 9113 4.3 asks
-                # for COMPRESSION_ERROR, so its GOAWAY is replaced by ours.
-                pending = self.conn.data_to_send()
-                if pending[-17:-14] == b"\x00\x00\x08" and pending[-14] == 0x7:
-                    pending = pending[:-17]  # h2's GOAWAY: 8 bytes of payload, no debug data
-                if self.transport is not None:
-                    self.transport.write(pending)
-                    self.transport.write(GoAwayFrame(
-                        0, last_stream_id=self.conn.highest_inbound_stream_id,
-                        error_code=h2.errors.ErrorCodes.COMPRESSION_ERROR).serialize())
-            self._protocol_failure(f"protocol error ({exc})")
+            self._h2_failed(exc)
             return
         try:
             self._handle_events(events)
         except Exception as exc:  # a bug of ours: this connection ends, the server lives
             exception_logger.error("error while handling HTTP/2 frames", exc_info=exc)
             self._goaway_and_close(h2.errors.ErrorCodes.INTERNAL_ERROR)
+
+    def _h2_failed(self, exc: h2.exceptions.ProtocolError) -> None:
+        """h2 found the client broke the protocol (its GOAWAY is queued): close."""
+        if isinstance(exc, h2.exceptions.DenialOfServiceError):
+            self._protocol_failure(f"denial-of-service shape ({exc})")
+            return
+        if isinstance(exc.__cause__, HPACKError):
+            # h2 answers a broken header block with PROTOCOL_ERROR; RFC 9113 4.3 asks
+            # for COMPRESSION_ERROR, so its GOAWAY is replaced by ours.
+            pending = self.conn.data_to_send()
+            if pending[-17:-14] == b"\x00\x00\x08" and pending[-14] == 0x7:
+                pending = pending[:-17]  # h2's GOAWAY: 8 bytes of payload, no debug data
+            if self.transport is not None:
+                self.transport.write(pending)
+                self.transport.write(GoAwayFrame(
+                    0, last_stream_id=self.conn.highest_inbound_stream_id,
+                    error_code=h2.errors.ErrorCodes.COMPRESSION_ERROR).serialize())
+        self._protocol_failure(f"protocol error ({exc})")
 
     def _settings_first(self, data: bytes) -> bool:
         """False (and the connection closed) when the preface is not followed by SETTINGS."""
@@ -301,7 +376,7 @@ class H2Protocol(asyncio.Protocol):
         for event in events:
             kind = type(event)
             if kind is h2.events.RequestReceived:
-                self._on_request(event)
+                self._on_request(event.stream_id, event.headers, event.stream_ended is not None)
             elif kind is h2.events.DataReceived:
                 self._on_data(event, now)
             elif kind is h2.events.StreamEnded:
@@ -338,17 +413,16 @@ class H2Protocol(asyncio.Protocol):
 
     # -- requests ------------------------------------------------------------------
 
-    def _on_request(self, event: h2.events.RequestReceived) -> None:
-        stream_id = event.stream_id
+    def _on_request(self, stream_id: int, fields: Any, ended: bool) -> None:
         if self._goaway_sent and stream_id > self._last_stream_id:
             self.conn.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
         try:
-            head = read_request_head(event.headers)
+            head = read_request_head(fields)
         except MalformedFields as exc:
             self._malformed(stream_id, exc)
             return
-        self._start_stream(stream_id, head, event.stream_ended is not None)
+        self._start_stream(stream_id, head, ended)
 
     def _malformed(self, stream_id: int, problem: MalformedFields) -> None:
         """A malformed request (RFC 9113 8.1.1): a stream error, this stream only."""
