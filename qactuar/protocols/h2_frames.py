@@ -1,19 +1,22 @@
-"""The HEADERS and DATA frames of a response, framed here instead of by `h2`.
+"""The frames of the hot path, read and written here instead of by `h2`.
 
 `H2Connection.send_headers` and `.send_data` build frame objects, flag sets,
-header-validation flags and per-field conversions, then serialise them: a
-third of the server's time per HTTP/2 request.  These two functions do what
-they do for a server's final response, trailers and body, on an open
-connection: the same stream state-machine transitions (so h2 still knows
-each stream's state and who closed it), the same flow-control accounting and
-the same outbound buffer (so frames keep their order with h2's own), with the
-frame bytes packed directly.  Anything else (informational responses, a
-connection no longer open) goes through h2 itself.  They raise what h2 raises
-(`ProtocolError`, `KeyError` for a stream h2 has forgotten).
+header-validation flags and per-field conversions, then serialise them; its
+`receive_data` parses every frame into objects, formats each for a trace log
+and builds events.  `send_headers`/`send_data` here do what h2 does for a
+server's final response, trailers and body on an open connection, and
+`receive_request_headers` what it does for a HEADERS frame opening a new
+stream: the same stream and connection state-machine transitions (so h2
+still knows each stream's state and who closed it), the same flow-control
+accounting and the same outbound buffer (so frames keep their order with
+h2's own), with frame bytes packed and read directly.  Anything else goes
+through h2 itself.  They raise what h2 raises (`ProtocolError`, `KeyError`
+for a stream h2 has forgotten).
 
 This module is the only one that reaches into h2's internals (`streams`,
-`state_machine`, the flow-control windows, `_data_to_send`); it was written
-against h2 4.4, and pyproject.toml keeps h2 below 5.
+`state_machine`, the flow-control windows, `_data_to_send`,
+`_begin_new_stream`, `_decode_headers`, `_terminate_connection`); it was
+written against h2 4.4, and pyproject.toml keeps h2 below 5.
 """
 
 from __future__ import annotations
