@@ -19,6 +19,16 @@ import h2.events
 import h2.exceptions
 
 
+class _FixedBlock:
+    """Stands in for an HPACK encoder: every block it encodes is the one it was given."""
+
+    def __init__(self, block: bytes) -> None:
+        self.block = block
+
+    def encode(self, headers: object, huffman: bool = True) -> bytes:
+        return self.block
+
+
 @dataclass
 class StreamResult:
     """What one stream received."""
@@ -86,6 +96,32 @@ class H2Client:
             self.conn.send_data(stream_id, body, end_stream=end)
         self.flush()
         return stream_id
+
+    def send_block(self, fields: list[tuple[bytes, bytes]], end: bool = True,
+                   stream_id: int | None = None) -> int:
+        """Send `fields` exactly as given (no client-side checks): a header block on a new
+        stream, or trailers on `stream_id`."""
+        config = self.conn.config
+        config.validate_outbound_headers = config.normalize_outbound_headers = False
+        try:
+            if stream_id is None:
+                stream_id = self.conn.get_next_available_stream_id()
+                self.streams[stream_id] = StreamResult()
+            self.conn.send_headers(stream_id, fields, end_stream=end)
+        finally:
+            config.validate_outbound_headers = config.normalize_outbound_headers = True
+        self.flush()
+        return stream_id
+
+    def send_raw_block(self, block: bytes, end: bool = True) -> int:
+        """Send `block`, HPACK bytes made by the caller, as the header block of a new stream
+        (this client's own encoder and its table are left alone)."""
+        encoder = self.conn.encoder
+        self.conn.encoder = _FixedBlock(block)  # type: ignore[assignment]
+        try:
+            return self.send_block([], end=end)
+        finally:
+            self.conn.encoder = encoder
 
     def pump(self, timeout: float = 5) -> bool:
         """Read once (up to `timeout`) and handle the events; False once the socket closed."""

@@ -10,6 +10,7 @@ conformance areas of h2spec that the `h2` client can express.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import shutil
 import signal
@@ -17,15 +18,20 @@ import ssl
 import subprocess
 from pathlib import Path
 
+import h2.connection
 import h2.errors
 import h2.events
 import h2.settings
+import h2.stream
 import httpx
 import pytest
 import trustme
+from hpack import Decoder, Encoder, NeverIndexedHeaderTuple
 from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
+    Frame,
+    GoAwayFrame,
     HeadersFrame,
     PingFrame,
     PriorityFrame,
@@ -34,6 +40,7 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
+from apps.h2_app import field_value
 from conftest import ServerProcess, recv_until_closed, wait_until
 from h2_client import H2Client, StreamResult
 
@@ -101,6 +108,19 @@ def test_head_and_204_carry_no_body(h2_server) -> None:
         empty = h2c.get("/status/204")
     assert head.status == 200 and head.body == b"" and head.ended
     assert empty.status == 204 and empty.body == b""
+
+
+def test_finished_streams_free_their_slot(start_server) -> None:
+    """Each kind of ending (headers only, an empty last DATA frame, data, trailers) closes
+    the stream for h2 too, so ten times the stream limit, one after another, all pass."""
+    server = start_server(APP, "--h2-max-concurrent-streams", "2")
+    with client(server) as h2c:
+        for _ in range(5):
+            assert h2c.get("/hello", method="HEAD").status == 200
+            assert h2c.get("/status/204").status == 204
+            assert h2c.get("/stream").status == 200
+            assert h2c.get("/hello").status == 200
+            assert h2c.get("/trailers").trailers == [(b"x-checksum", b"done")]
 
 
 def test_body_over_max_body_size_is_413(start_server) -> None:
@@ -378,16 +398,85 @@ def test_priority_frames_are_accepted_and_self_dependency_refused(h2_server) -> 
         assert h2c.goaway is None or h2c.goaway.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
 
 
-def test_uppercase_request_header_is_protocol_error(h2_server) -> None:
+_GET = [(b":method", b"GET"), (b":path", b"/scope"), (b":scheme", b"http"),
+        (b":authority", b"x")]
+
+
+@pytest.mark.parametrize("fields", [
+    [*_GET, (b"X-Upper", b"1")],  # upper-case name
+    [*_GET, (b"x bad", b"1")],  # space in a name
+    [*_GET, (b"x:y", b"1")],  # colon inside a name
+    [*_GET, (b"x-\x80", b"1")],  # a byte over 0x7f in a name
+    [*_GET, (b"", b"1")],  # empty name
+    [*_GET, (b"x-v", b"a\r\nb")],  # CR LF in a value
+    [*_GET, (b"x-v", b"a\x00b")],  # NUL in a value
+    [*_GET, (b"x-v", b" a")],  # leading space in a value
+    [*_GET, (b"x-v", b"a\t")],  # trailing tab in a value
+    [*_GET, (b"connection", b"keep-alive")],  # connection-specific fields
+    [*_GET, (b"transfer-encoding", b"chunked")],
+    [*_GET, (b"keep-alive", b"timeout=5")],
+    [*_GET, (b"upgrade", b"h2c")],
+    [*_GET, (b"proxy-connection", b"close")],
+    [*_GET, (b"te", b"gzip")],  # te other than trailers
+    [*_GET, (b":foo", b"x")],  # unknown pseudo-header
+    [*_GET, (b":status", b"200")],  # a response pseudo-header
+    [*_GET[:3], (b"x-a", b"1"), (b":authority", b"x")],  # pseudo after a regular field
+    [*_GET, (b":method", b"POST")],  # duplicates
+    [*_GET, (b":path", b"/")],
+    [*_GET, (b":scheme", b"https")],
+    [*_GET, (b":authority", b"y")],
+    [*_GET[1:]],  # no :method
+    [_GET[0], *_GET[2:]],  # no :path
+    [*_GET[:2], _GET[3]],  # no :scheme
+    [_GET[0], (b":path", b""), *_GET[2:]],  # empty :path
+    [*_GET, (b":protocol", b"websocket")],  # :protocol without CONNECT
+    [(b":method", b"CONNECT"), (b":authority", b"x"), (b":path", b"/")],  # plain CONNECT
+    [*_GET[:3]],  # neither :authority nor host
+    [*_GET, (b"host", b"other")],  # host differs from :authority
+    [*_GET[:3], (b"host", b"x"), (b"host", b"x")],  # two host fields
+], ids=lambda fields: repr(fields)[-40:])
+def test_malformed_request_resets_only_that_stream(h2_server, fields) -> None:
+    """RFC 9113 8.1.1: a malformed request is a stream error of type PROTOCOL_ERROR."""
     with client(h2_server) as h2c:
-        block = h2c.conn.encoder.encode([(b":method", b"GET"), (b":path", b"/"),
-                                         (b":scheme", b"http"), (b":authority", b"x"),
-                                         (b"X-Upper", b"1")])
-        h2c.send_raw(HeadersFrame(1, block, flags=["END_HEADERS", "END_STREAM"]).serialize())
-        h2c.wait_for(lambda: h2c.closed or h2c.goaway is not None
-                     or any(isinstance(e, h2.events.StreamReset) for e in h2c.events),
-                     what="a rejection")
-        assert not any(isinstance(e, h2.events.ResponseReceived) for e in h2c.events)
+        stream_id = h2c.send_block(fields)
+        result = h2c.response(stream_id)
+        assert result.reset_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+        assert not result.headers
+        assert h2c.get("/hello").status == 200  # the connection goes on
+    assert "Traceback" not in h2_server.output
+
+
+@pytest.mark.parametrize("trailers", [
+    [(b":path", b"/")],  # a pseudo-header in trailers
+    [(b"X-Upper", b"1")],
+    [(b"x-v", b"a\r\nb")],
+    [(b"connection", b"close")],
+])
+def test_malformed_request_trailers_reset_that_stream(h2_server, trailers) -> None:
+    with client(h2_server) as h2c:
+        # /echo answers only after the whole body, trailers included, is in.
+        stream_id = h2c.send_block([(b":method", b"POST"), (b":path", b"/echo"), *_GET[2:]],
+                                   end=False)
+        h2c.conn.send_data(stream_id, b"body")
+        h2c.send_block(trailers, stream_id=stream_id)
+        result = h2c.response(stream_id)
+        assert result.reset_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+        assert h2c.get("/hello").status == 200
+
+
+def test_well_formed_fields_reach_the_scope(h2_server) -> None:
+    """te: trailers, a host equal to :authority and cookie crumbs (joined, RFC 9113 8.2.3)."""
+    with client(h2_server) as h2c:
+        stream_id = h2c.send_block([*_GET, (b"te", b"trailers"), (b"host", b"x"),
+                                    (b"cookie", b"a=1"), (b"x-empty", b""),
+                                    (b"cookie", b"b=2")])
+        result = h2c.response(stream_id)
+    assert result.status == 200
+    headers = json.loads(result.body)["headers"]
+    assert ["cookie", "a=1; b=2"] in headers
+    assert ["host", "x"] in headers and ["te", "trailers"] in headers
+    assert ["x-empty", ""] in headers
+    assert sum(name in ("cookie", "host") for name, _ in headers) == 2
 
 
 def test_rst_stream_on_idle_stream_is_protocol_error(h2_server) -> None:
@@ -398,14 +487,17 @@ def test_rst_stream_on_idle_stream_is_protocol_error(h2_server) -> None:
 
 def test_garbage_after_the_preface_costs_that_connection_only(h2_server) -> None:
     with h2_server.connect() as sock:
-        # The first frame after the preface must be SETTINGS.
+        # The first frame after the preface must be SETTINGS (RFC 9113 3.4).
         sock.sendall(PREFACE + PingFrame(0, opaque_data=b"12345678").serialize())
-        sock.settimeout(5)
-        try:
-            while sock.recv(4096):
-                pass
-        except ConnectionResetError:
-            pass
+        received = recv_until_closed(sock, timeout=30)
+    frames = []
+    while len(received) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(received[:9]))
+        frame.parse_body(memoryview(received[9:9 + length]))
+        frames.append(frame)
+        received = received[9 + length:]
+    goaways = [frame for frame in frames if isinstance(frame, GoAwayFrame)]
+    assert goaways and goaways[0].error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
     with client(h2_server) as h2c:
         assert h2c.get("/hello").status == 200
     assert "Traceback" not in h2_server.output
@@ -606,6 +698,12 @@ def test_request_timeout_answers_504_on_that_stream(start_server) -> None:
         assert h2c.response(fast).body == b"Hello, world!"
         assert h2c.response(slow, timeout=20).status == 504
         assert h2c.get("/hello").status == 200
+        # Later streams, started one after the other: each is timed from its own start.
+        second = h2c.request("/sleep?s=30")
+        h2c.get("/hello")
+        third = h2c.request("/sleep?s=30")
+        assert h2c.response(second, timeout=20).status == 504
+        assert h2c.response(third, timeout=20).status == 504
 
 
 def test_too_many_header_fields_is_431_on_that_stream(start_server) -> None:
@@ -614,3 +712,243 @@ def test_too_many_header_fields_is_431_on_that_stream(start_server) -> None:
         crowded = h2c.get("/hello", headers=[(b"x-h%d" % i, b"v") for i in range(12)])
         assert crowded.status == 431
         assert h2c.get("/hello").status == 200
+
+
+# -- HPACK: our encoder's dynamic table, the decoder's memory of blocks ---------------------
+
+
+def _expected_fields(seed: str, count: int, size: int) -> list[tuple[bytes, bytes]]:
+    return [(f"x-field-{i}".encode(), field_value(seed, i, size)) for i in range(count)]
+
+
+def _received_fields(result: StreamResult) -> list[tuple[bytes, bytes]]:
+    return [(bytes(name), bytes(value)) for name, value in result.headers
+            if name.startswith(b"x-field-")]
+
+
+@pytest.mark.parametrize("table_size", [None, 0, 100])
+def test_response_headers_through_table_eviction_and_size_settings(start_server,
+                                                                   table_size) -> None:
+    """Fields are added to the table, evicted oldest first, and referred to by index; the
+    client's SETTINGS_HEADER_TABLE_SIZE is taken (its decoder checks each of these)."""
+    server = start_server(APP)
+    settings = None if table_size is None else {
+        h2.settings.SettingCodes.HEADER_TABLE_SIZE: table_size}
+    with client(server, settings=settings) as h2c:
+        for round_number in range(3):
+            for seed, count, size in [("a", 8, 100), ("b", 8, 100), ("a", 8, 100),
+                                      ("c", 3, 900), ("d", 2, 1500), ("e", 1, 30000),
+                                      ("a", 8, 100), (f"r{round_number}", 20, 30)]:
+                result = h2c.get(f"/fields?n={count}&size={size}&seed={seed}")
+                assert result.status == 200
+                assert _received_fields(result) == _expected_fields(seed, count, size)
+            if round_number == 1:
+                h2c.conn.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: 50})
+                h2c.flush()
+
+
+def test_set_cookie_is_never_indexed(h2_server) -> None:
+    with client(h2_server) as h2c:
+        for _ in range(2):
+            result = h2c.get("/fields?n=0&size=1&seed=s")
+            cookie = next(field for field in result.headers if field[0] == b"set-cookie")
+            assert isinstance(cookie, NeverIndexedHeaderTuple)
+            assert cookie[1] == b"session=secret"
+
+
+def _literal(data: bytes) -> bytes:
+    return bytes((len(data),)) + data  # an HPACK string, not Huffman-coded
+
+
+def test_a_repeated_block_is_decoded_in_the_current_table(h2_server) -> None:
+    """The same block bytes, after the client added to its table, mean something else."""
+    with client(h2_server) as h2c:
+        authority = b"\x01" + _literal(h2c.host)  # :authority, not added to the table
+        # GET, http, then :path: a literal added to the table (index 62) or that entry.
+        def adding(path: bytes) -> bytes:
+            return b"\x82\x86\x44" + _literal(path) + authority
+        referring = b"\x82\x86\xbe" + authority
+        queries = []
+        for block in [adding(b"/scope?n=1"), referring, referring, adding(b"/scope?n=2"),
+                      referring, referring]:
+            result = h2c.response(h2c.send_raw_block(block))
+            assert result.status == 200
+            queries.append(json.loads(result.body)["query_string"])
+    assert queries == ["n=1", "n=1", "n=1", "n=2", "n=2", "n=2"]
+
+
+# -- the frames data_received reads itself (new streams' HEADERS) and those it leaves to h2 --
+
+
+def test_frames_split_anywhere_across_reads(h2_server) -> None:
+    """Frames (requests, one with a body) cut into pieces of 1 to 13 bytes, sent one by one."""
+    import socket
+    import time
+
+    with client(h2_server, send_preface=False) as h2c:
+        h2c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        h2c.conn.initiate_connection()
+        streams = []
+        for index in range(6):
+            stream_id = h2c.conn.get_next_available_stream_id()
+            h2c.streams[stream_id] = StreamResult()
+            if index == 3:
+                h2c.conn.send_headers(stream_id, [(b":method", b"POST"), *_GET[1:]])
+                h2c.conn.send_data(stream_id, b"x" * 40, end_stream=True)
+            else:
+                h2c.conn.send_headers(stream_id, [*_GET[:1], (b":path", b"/scope?n=%d" % index),
+                                                  *_GET[2:]], end_stream=True)
+            streams.append(stream_id)
+        data = h2c.conn.data_to_send()
+        h2c.sock.sendall(data[:len(PREFACE)])  # (HTTP/1.1's parser needs it whole to hand over)
+        at = len(PREFACE)
+        for size in itertools.cycle(range(1, 14)):
+            if at >= len(data):
+                break
+            h2c.sock.sendall(data[at:at + size])
+            at += size
+            time.sleep(0.005)  # separate reads on the server, most of the time
+        for index, stream_id in enumerate(streams):
+            result = h2c.response(stream_id)
+            assert result.status == 200
+            scope = json.loads(result.body)
+            assert scope["method"] == ("POST" if index == 3 else "GET")
+            assert scope["query_string"] == ("" if index == 3 else f"n={index}")
+
+
+@pytest.mark.parametrize(("copies", "requests"), [(40, 1), (3, 8)])
+def test_frames_inside_a_request_body_are_only_body(h2_server, copies, requests) -> None:
+    """Bodies made of HEADERS frames for stream 99, cut across reads anywhere: they are
+    echoed byte for byte and stream 99 is never opened (the server keeps to frame
+    boundaries)."""
+    import socket
+    import time
+
+    smuggled = HeadersFrame(99, Encoder().encode(_GET), flags=["END_HEADERS", "END_STREAM"])
+    body = smuggled.serialize() * copies
+    with client(h2_server) as h2c:
+        h2c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assert h2c.get("/hello").status == 200
+        streams = []
+        for _ in range(requests):
+            stream_id = h2c.conn.get_next_available_stream_id()
+            h2c.streams[stream_id] = StreamResult()
+            h2c.conn.send_headers(stream_id, [(b":method", b"POST"), (b":path", b"/echo"),
+                                              *_GET[2:]])
+            h2c.conn.send_data(stream_id, body, end_stream=True)
+            streams.append(stream_id)
+        data = h2c.conn.data_to_send()
+        at = 0
+        for size in itertools.cycle([7, 40, 1, 23, 5, 3, 61, 16, 2, 11]):
+            if at >= len(data):
+                break
+            h2c.sock.sendall(data[at:at + size])
+            at += size
+            time.sleep(0.003)  # separate reads on the server, most of the time
+        for stream_id in streams:
+            result = h2c.response(stream_id)
+            assert result.status == 200 and result.body == body
+        assert h2c.get("/hello").status == 200
+        assert 99 not in h2c.streams and not h2c.closed
+
+
+def _raw_exchange(server: ServerProcess, frames: list, streams: set[int]
+                  ) -> dict[int, tuple[dict[bytes, bytes], bytes]]:
+    """Send `frames` after the preface and SETTINGS; read the answers on `streams`."""
+    decoder = Decoder()
+    answers: dict[int, tuple[dict[bytes, bytes], bytes]] = {}
+    ended: set[int] = set()
+    with server.connect() as sock:
+        sock.sendall(PREFACE + SettingsFrame(0).serialize()
+                     + b"".join(frame.serialize() for frame in frames))
+        sock.settimeout(10)
+        received = b""
+        while ended != streams:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed with streams {streams - ended} unanswered"
+            received += chunk
+            while len(received) >= 9:
+                frame, length = Frame.parse_frame_header(memoryview(received[:9]))
+                if len(received) < 9 + length:
+                    break
+                frame.parse_body(memoryview(received[9:9 + length]))
+                received = received[9 + length:]
+                if isinstance(frame, HeadersFrame):
+                    answers[frame.stream_id] = (dict(decoder.decode(frame.data, raw=True)), b"")
+                elif isinstance(frame, DataFrame):
+                    headers, body = answers[frame.stream_id]
+                    answers[frame.stream_id] = (headers, body + frame.data)
+                if "END_STREAM" in frame.flags:
+                    ended.add(frame.stream_id)
+    return answers
+
+
+def test_continuation_padded_and_priority_headers_are_served(h2_server) -> None:
+    """Header blocks h2 reads (over CONTINUATION, padded, with priority) among those read
+    by the server itself, on one connection."""
+    encoder = Encoder()
+    def block(path: bytes) -> bytes:
+        return encoder.encode([*_GET[:1], (b":path", path), *_GET[2:], (b"x-long", b"v" * 300)])
+    first = block(b"/scope?n=first")  # (blocks in the order they are sent: one HPACK context)
+    whole = block(b"/scope?n=continued")
+    frames = [HeadersFrame(1, first, flags=["END_HEADERS", "END_STREAM"]),
+              HeadersFrame(3, whole[:100], flags=["END_STREAM"]),
+              ContinuationFrame(3, whole[100:200]),
+              ContinuationFrame(3, whole[200:], flags=["END_HEADERS"]),
+              HeadersFrame(5, block(b"/scope?n=padded"), pad_length=7,
+                           flags=["END_HEADERS", "END_STREAM", "PADDED"]),
+              HeadersFrame(7, block(b"/scope?n=priority"), depends_on=0, stream_weight=9,
+                           flags=["END_HEADERS", "END_STREAM", "PRIORITY"]),
+              HeadersFrame(9, block(b"/scope?n=plain"), flags=["END_HEADERS", "END_STREAM"])]
+    answers = _raw_exchange(h2_server, frames, {1, 3, 5, 7, 9})
+    for stream_id, query in [(1, "n=first"), (3, "n=continued"), (5, "n=padded"),
+                             (7, "n=priority"), (9, "n=plain")]:
+        headers, body = answers[stream_id]
+        assert headers[b":status"] == b"200"
+        assert json.loads(body)["query_string"] == query
+
+
+def _frames_until_closed(server: ServerProcess, frames: list) -> list:
+    """Send `frames` after the preface and SETTINGS; every frame received until the close."""
+    with server.connect() as sock:
+        sock.sendall(PREFACE + SettingsFrame(0).serialize()
+                     + b"".join(frame.serialize() for frame in frames))
+        received = recv_until_closed(sock, timeout=30)
+    answer = []
+    while len(received) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(received[:9]))
+        frame.parse_body(memoryview(received[9:9 + length]))
+        answer.append(frame)
+        received = received[9 + length:]
+    return answer
+
+
+@pytest.mark.parametrize("stream_ids", [(1, 1), (5, 3), (2,)], ids=["reused", "lower", "even"])
+def test_headers_on_a_used_lower_or_even_stream_id_is_not_served(start_server,
+                                                                 stream_ids) -> None:
+    """Only new, odd, increasing stream ids open a stream (RFC 9113 5.1.1): h2 answers the
+    others with a stream or connection error (the close may reset what is in flight)."""
+    server = start_server(APP, "--keep-alive-timeout", "1")
+    encoder = Encoder()
+    frames = [HeadersFrame(stream_id, encoder.encode(_GET), flags=["END_HEADERS", "END_STREAM"])
+              for stream_id in stream_ids]
+    answer = _frames_until_closed(server, frames)
+    served = [frame.stream_id for frame in answer if isinstance(frame, HeadersFrame)]
+    refused = stream_ids[-1]
+    if stream_ids == (refused, refused):
+        assert served.count(refused) <= 1  # the first request at most (the close may cut it)
+    else:
+        assert refused not in served
+    with client(server) as h2c:
+        assert h2c.get("/hello").status == 200
+    assert "Traceback" not in server.output
+
+
+def test_headers_in_the_middle_of_a_header_block_is_protocol_error(h2_server) -> None:
+    with client(h2_server) as h2c:
+        encoder = h2c.conn.encoder
+        whole = encoder.encode(_GET)
+        h2c.send_raw(HeadersFrame(1, whole[:3], flags=["END_STREAM"]).serialize()
+                     + HeadersFrame(3, encoder.encode(_GET),
+                                    flags=["END_HEADERS", "END_STREAM"]).serialize())
+        assert _goaway_code(h2c) == h2.errors.ErrorCodes.PROTOCOL_ERROR

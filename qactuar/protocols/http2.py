@@ -30,6 +30,16 @@ from hyperframe.frame import GoAwayFrame
 
 from qactuar.asgi.http_stream import ASGI_SPEC_VERSION, HTTPStream
 from qactuar.logs import exception_logger, server_logger
+from qactuar.protocols import h2_frames
+from qactuar.protocols.h2_fields import (
+    MalformedFields,
+    RequestHead,
+    check_trailers,
+    read_request_head,
+    response_fields,
+)
+from qactuar.protocols.h2_frames import FRAME_HEAD, OPENING_STATES
+from qactuar.protocols.hpack_codec import BlockCachingDecoder, DynamicTableEncoder
 from qactuar.protocols.write_waiters import WriteWaiters
 from qactuar.server_state import SERVER_HEADER
 
@@ -37,9 +47,6 @@ if TYPE_CHECKING:
     from qactuar.server_state import ServerState
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-# Header fields that mean something only to one HTTP/1.1 connection: never sent on HTTP/2.
-_CONNECTION_HEADERS = frozenset({b"connection", b"transfer-encoding", b"keep-alive",
-                                 b"upgrade", b"proxy-connection"})
 _SERVER_VALUE = SERVER_HEADER[len(b"server: "):-2]
 # Flood limits, per connection and per second: far above what a browser or a
 # proxy sends, far below what the known HTTP/2 denial-of-service shapes need.
@@ -71,8 +78,8 @@ class _FloodMeter:
 class _StreamSink:
     """The `ResponseSink` of one HTTP/2 stream: frames what its `HTTPStream` sends."""
 
-    __slots__ = ("connection", "ended", "head_only", "out", "out_end", "received",
-                 "received_unacked", "request_ended", "stream", "stream_id", "timer", "trailers",
+    __slots__ = ("connection", "deadline", "ended", "head_only", "out", "out_end", "received",
+                 "received_unacked", "request_ended", "stream", "stream_id", "trailers",
                  "waiters", "websocket")
 
     def __init__(self, connection: H2Protocol, stream_id: int, head_only: bool) -> None:
@@ -87,8 +94,8 @@ class _StreamSink:
         self.request_ended = False
         self.received = 0  # body bytes received in all
         self.received_unacked = 0  # body bytes given to the stream, not yet acknowledged
-        self.waiters = WriteWaiters()
-        self.timer: asyncio.TimerHandle | None = None
+        self.waiters: WriteWaiters | None = None  # made when a send() first has to wait
+        self.deadline = 0.0  # when REQUEST_TIMEOUT is up for the app (0: not timed)
         self.websocket: Any = None  # an H2WebSocketProtocol on an extended CONNECT stream
 
     @property
@@ -110,7 +117,7 @@ class _StreamSink:
     def send_trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
         if self.ended:
             return
-        self.trailers = _h2_fields(headers)
+        self.trailers = response_fields(headers)
         self.out_end = True
         self.connection.flush_stream(self)
 
@@ -132,18 +139,19 @@ class _StreamSink:
             self.connection.acknowledge(self.stream_id, consumed)
 
     def response_done(self, stream: HTTPStream) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.deadline = 0.0
         self.connection.stream_finished(self)
 
     async def wait_writable(self) -> None:
         if not self.writing_paused or self.ended:
             return
+        if self.waiters is None:
+            self.waiters = WriteWaiters()
         await self.waiters.wait(self.connection.loop)
 
     def release_writers(self) -> None:
-        self.waiters.release()
+        if self.waiters is not None:
+            self.waiters.release()
 
 
 class H2Protocol(asyncio.Protocol):
@@ -162,19 +170,37 @@ class H2Protocol(asyncio.Protocol):
         self.writing_paused = False
         self._write_scheduled = False
         self._closed = False
+        # The client's first bytes until its first frame's type is in (then None):
+        # h2 does not check that it is SETTINGS (RFC 9113 3.4).
+        self._opening: bytearray | None = bytearray()
+        # Where data_received is in the client's frames: bytes still due of a frame whose
+        # start h2 has (first: the preface), or the start of a frame head h2 has.
+        self._frame_rest = len(PREFACE)
+        self._head_start = b""
+        self._continuation = False  # h2 holds a header block waiting for CONTINUATION
         self._goaway_sent = False
         self._last_stream_id = 0
         self.sinks: dict[int, _StreamSink] = {}
         self._idle_timer: asyncio.TimerHandle | None = None
+        # One timer for the REQUEST_TIMEOUT of every stream (not one per stream): it
+        # fires at the earliest deadline and is set again for the next one.
+        self._answer_timer: asyncio.TimerHandle | None = None
+        self._push_allowed = True  # the client's SETTINGS_ENABLE_PUSH
         self._resets = _FloodMeter(RESET_LIMIT)
         self._settings = _FloodMeter(SETTINGS_LIMIT)
         self._pings = _FloodMeter(PING_LIMIT)
         self._empty_frames = _FloodMeter(EMPTY_FRAME_LIMIT)
         # Outbound headers are checked by HTTPStream and lower-cased and filtered by
-        # _h2_fields already: h2 need not check them again (a third of its time per response).
+        # response_fields already: h2 need not check them again (a third of its time per
+        # response).  Inbound ones are checked by h2_fields.read_request_head, in one pass.
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=False, header_encoding=None, validate_outbound_headers=False,
-            normalize_outbound_headers=False))
+            normalize_outbound_headers=False, validate_inbound_headers=False,
+            normalize_inbound_headers=False))
+        self.conn.encoder = DynamicTableEncoder()  # type: ignore[assignment]
+        decoder = BlockCachingDecoder()
+        decoder.max_header_list_size = self.conn.decoder.max_header_list_size
+        self.conn.decoder = decoder
         self.conn.local_settings = h2.settings.Settings(client=False, initial_values={
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: config.H2_MAX_CONCURRENT_STREAMS,
             h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: config.MAX_HEADER_SIZE,
@@ -200,7 +226,10 @@ class H2Protocol(asyncio.Protocol):
             except (h2.exceptions.ProtocolError, ValueError) as exc:
                 self._protocol_failure(f"h2c upgrade with bad HTTP2-Settings ({exc})")
                 return
-            self._start_stream(1, request, ended=True)
+            try:
+                self._start_stream(1, read_request_head(request), ended=True)
+            except MalformedFields as exc:
+                self._malformed(1, exc)
         self._write()
         if data:
             self.data_received(data)
@@ -210,7 +239,7 @@ class H2Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.state.connections.discard(self)
-        self._cancel_idle_timer()
+        self._cancel_timers()
         for sink in list(self.sinks.values()):
             self._forget(sink)
             if sink.stream is not None:
@@ -229,26 +258,79 @@ class H2Protocol(asyncio.Protocol):
                 sink.release_writers()
 
     def data_received(self, data: bytes) -> None:
+        """Split `data` at frame boundaries: a complete HEADERS frame opening a new stream
+        is read here (h2_frames.receive_request_headers), every other byte goes to h2, in
+        order, so h2 always holds whole frames plus at most the start of the last one."""
         if self._closed:
             return
+        if self._opening is not None and not self._settings_first(data):
+            return
+        size = len(data)
+        at = self._frame_rest  # bytes of a frame whose start h2 already has
+        start = 0  # the first byte not yet given to h2
+        if self._head_start:  # the first bytes of a frame head, already given to h2
+            carried = self._head_start
+            head = carried + data[:9 - len(carried)]
+            if len(head) < 9:
+                self._head_start = head
+                self._feed_h2(data)
+                return
+            self._head_start = b""
+            self._note_frame(head[3], head[4])
+            at = 9 - len(carried) + (head[0] << 16 | head[1] << 8 | head[2])
+        conn = self.conn
+        while at + 9 <= size:
+            high, low, kind, flags, stream_id = FRAME_HEAD.unpack_from(data, at)
+            end = at + 9 + (high << 16 | low)
+            if (kind == 1 and flags & 0x2C == 0x04  # HEADERS, END_HEADERS, no PADDED/PRIORITY
+                    and stream_id & 1 and end <= size and not self._continuation
+                    and end - at - 9 <= conn.max_inbound_frame_size):
+                if start < at:  # what came before goes first: it may change what follows
+                    self._feed_h2(data[start:at])
+                    start = at
+                    if self._closed:
+                        return
+                if (stream_id > conn.highest_inbound_stream_id and not self._goaway_sent
+                        and conn.state_machine.state in OPENING_STATES):
+                    self._receive_request(stream_id, bool(flags & 0x1), data[at + 9:end])
+                    if self._closed:
+                        return
+                    start = end
+            self._note_frame(kind, flags)
+            at = end
+        if at < size:
+            self._head_start = data[at:]
+            at = size
+        self._frame_rest = at - size
+        if start < size:
+            self._feed_h2(data[start:] if start else data)
+
+    def _note_frame(self, kind: int, flags: int) -> None:
+        """Follow header blocks split over CONTINUATION frames: no HEADERS is read here
+        while h2 waits for the rest of one (it is h2's to refuse)."""
+        if kind == 1 or kind == 5:  # HEADERS, PUSH_PROMISE
+            self._continuation = not flags & 0x4  # END_HEADERS
+        elif kind == 9 and flags & 0x4:  # CONTINUATION, END_HEADERS
+            self._continuation = False
+
+    def _receive_request(self, stream_id: int, ended: bool, block: bytes) -> None:
+        try:
+            fields = h2_frames.receive_request_headers(self.conn, stream_id, ended, block)
+        except h2.exceptions.ProtocolError as exc:
+            self._h2_failed(exc)
+            return
+        try:
+            self._on_request(stream_id, fields, ended)
+            self._write()
+        except Exception as exc:  # a bug of ours: this connection ends, the server lives
+            exception_logger.error("error while handling HTTP/2 frames", exc_info=exc)
+            self._goaway_and_close(h2.errors.ErrorCodes.INTERNAL_ERROR)
+
+    def _feed_h2(self, data: bytes) -> None:
         try:
             events = self.conn.receive_data(data)
-        except h2.exceptions.DenialOfServiceError as exc:
-            self._protocol_failure(f"denial-of-service shape ({exc})")
-            return
         except h2.exceptions.ProtocolError as exc:
-            if isinstance(exc.__cause__, HPACKError):
-                # h2 answers a broken header block with PROTOCOL_ERROR; RFC 9113 4.3 asks
-                # for COMPRESSION_ERROR, so its GOAWAY is replaced by ours.
-                pending = self.conn.data_to_send()
-                if pending[-17:-14] == b"\x00\x00\x08" and pending[-14] == 0x7:
-                    pending = pending[:-17]  # h2's GOAWAY: 8 bytes of payload, no debug data
-                if self.transport is not None:
-                    self.transport.write(pending)
-                    self.transport.write(GoAwayFrame(
-                        0, last_stream_id=self.conn.highest_inbound_stream_id,
-                        error_code=h2.errors.ErrorCodes.COMPRESSION_ERROR).serialize())
-            self._protocol_failure(f"protocol error ({exc})")
+            self._h2_failed(exc)
             return
         try:
             self._handle_events(events)
@@ -256,12 +338,45 @@ class H2Protocol(asyncio.Protocol):
             exception_logger.error("error while handling HTTP/2 frames", exc_info=exc)
             self._goaway_and_close(h2.errors.ErrorCodes.INTERNAL_ERROR)
 
+    def _h2_failed(self, exc: h2.exceptions.ProtocolError) -> None:
+        """h2 found the client broke the protocol (its GOAWAY is queued): close."""
+        if isinstance(exc, h2.exceptions.DenialOfServiceError):
+            self._protocol_failure(f"denial-of-service shape ({exc})")
+            return
+        if isinstance(exc.__cause__, HPACKError):
+            # h2 answers a broken header block with PROTOCOL_ERROR; RFC 9113 4.3 asks
+            # for COMPRESSION_ERROR, so its GOAWAY is replaced by ours.
+            pending = self.conn.data_to_send()
+            if pending[-17:-14] == b"\x00\x00\x08" and pending[-14] == 0x7:
+                pending = pending[:-17]  # h2's GOAWAY: 8 bytes of payload, no debug data
+            if self.transport is not None:
+                self.transport.write(pending)
+                self.transport.write(GoAwayFrame(
+                    0, last_stream_id=self.conn.highest_inbound_stream_id,
+                    error_code=h2.errors.ErrorCodes.COMPRESSION_ERROR).serialize())
+        self._protocol_failure(f"protocol error ({exc})")
+
+    def _settings_first(self, data: bytes) -> bool:
+        """False (and the connection closed) when the preface is not followed by SETTINGS."""
+        opening = self._opening
+        assert opening is not None
+        opening += data[:len(PREFACE) + 4 - len(opening)]
+        if len(opening) < len(PREFACE) + 4:
+            return True  # the first frame's type is not in yet
+        self._opening = None
+        if opening.startswith(PREFACE) and opening[len(PREFACE) + 3] != 0x4:
+            server_logger.warning("HTTP/2 connection preface not followed by SETTINGS from "
+                                  "%s: closing the connection", _peer(self.client))
+            self._goaway_and_close(h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return False
+        return True  # (a wrong preface is h2's to refuse)
+
     def _handle_events(self, events: list[h2.events.Event]) -> None:
         now = self.loop.time()
         for event in events:
             kind = type(event)
             if kind is h2.events.RequestReceived:
-                self._on_request(event)
+                self._on_request(event.stream_id, event.headers, event.stream_ended is not None)
             elif kind is h2.events.DataReceived:
                 self._on_data(event, now)
             elif kind is h2.events.StreamEnded:
@@ -273,15 +388,21 @@ class H2Protocol(asyncio.Protocol):
                     return
             elif kind is h2.events.WindowUpdated or kind is h2.events.RemoteSettingsChanged:
                 self._flush_blocked()
-                if kind is h2.events.RemoteSettingsChanged and self._settings.over(now):
-                    self._flood("SETTINGS frames")
-                    return
+                if kind is h2.events.RemoteSettingsChanged:
+                    self._push_allowed = bool(self.conn.remote_settings.enable_push)
+                    if self._settings.over(now):
+                        self._flood("SETTINGS frames")
+                        return
             elif kind is h2.events.PingReceived:
                 if self._pings.over(now):
                     self._flood("PING frames")
                     return
             elif kind is h2.events.TrailersReceived:
-                if event.stream_ended is not None:
+                try:
+                    check_trailers(event.headers)
+                except MalformedFields as exc:
+                    self._malformed(event.stream_id, exc)
+                else:
                     self._on_request_end(event.stream_id)
             elif kind is h2.events.ConnectionTerminated:
                 self._close()
@@ -292,48 +413,41 @@ class H2Protocol(asyncio.Protocol):
 
     # -- requests ------------------------------------------------------------------
 
-    def _on_request(self, event: h2.events.RequestReceived) -> None:
-        stream_id = event.stream_id
+    def _on_request(self, stream_id: int, fields: Any, ended: bool) -> None:
         if self._goaway_sent and stream_id > self._last_stream_id:
             self.conn.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
-        self._start_stream(stream_id, event.headers, event.stream_ended is not None)
+        try:
+            head = read_request_head(fields)
+        except MalformedFields as exc:
+            self._malformed(stream_id, exc)
+            return
+        self._start_stream(stream_id, head, ended)
 
-    def _start_stream(self, stream_id: int, request_headers: Any, ended: bool) -> None:
+    def _malformed(self, stream_id: int, problem: MalformedFields) -> None:
+        """A malformed request (RFC 9113 8.1.1): a stream error, this stream only."""
+        server_logger.info("HTTP/2 malformed request from %s (stream %d): %s; stream reset",
+                           _peer(self.client), stream_id, problem)
+        sink = self.sinks.get(stream_id)
+        if sink is not None:
+            if sink.stream is not None:
+                sink.stream.client_gone()
+            self.reset_stream(sink, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self.conn.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+
+    def _start_stream(self, stream_id: int, head: RequestHead, ended: bool) -> None:
         self._cancel_idle_timer()
-        method = path = b""
-        scheme = authority = protocol = None
-        headers: list[tuple[bytes, bytes]] = []
-        has_host = False
-        content_length = None
-        for name, value in request_headers:
-            if name[0] == 58:  # b":": a pseudo-header, never passed on as a header
-                if name == b":method":
-                    method = value
-                elif name == b":path":
-                    path = value
-                elif name == b":scheme":
-                    scheme = value
-                elif name == b":authority":
-                    authority = value
-                elif name == b":protocol":
-                    protocol = value
-                continue
-            if name == b"host":
-                has_host = True
-            elif name == b"content-length" and value.isdigit():
-                content_length = int(value)
-            headers.append((name, value))
-        if authority is not None and not has_host:
-            headers.insert(0, (b"host", authority))
+        method, path, scheme, _, protocol, headers, content_length = head
         sink = _StreamSink(self, stream_id, method == b"HEAD")
         self.sinks[stream_id] = sink
         if ended:
             sink.request_ended = True
         websocket = (method == b"CONNECT" and protocol == b"websocket" and self.state.websocket
                      and not self.state.shutting_down)
-        scope, problem = self._build_scope(b"GET" if websocket else method, path, scheme,
-                                           headers)
+        scope, problem = self._build_scope(b"GET" if websocket else method, path or b"",
+                                           scheme, headers)
         app = self._route(scope)
         if websocket:
             from qactuar.protocols.h2_websocket import handshake_problem
@@ -360,8 +474,30 @@ class H2Protocol(asyncio.Protocol):
         if self.config.LIMIT_CONCURRENCY and state.over_concurrency_limit():
             stream.app = state.unavailable_app
         if state.request_timeout > 0:
-            sink.timer = self.loop.call_later(state.request_timeout, stream.request_timed_out)
+            sink.deadline = deadline = self.loop.time() + state.request_timeout
+            if self._answer_timer is None:
+                self._answer_timer = self.loop.call_at(deadline, self._answers_due)
         stream.start()
+
+    def _answers_due(self) -> None:
+        """REQUEST_TIMEOUT is up for the earliest timed stream(s); time the next one."""
+        self._answer_timer = None
+        if self._closed:
+            return
+        now = self.loop.time()
+        next_deadline = 0.0
+        for sink in list(self.sinks.values()):
+            deadline = sink.deadline
+            if not deadline:
+                continue
+            if deadline <= now:
+                sink.deadline = 0.0
+                if sink.stream is not None:
+                    sink.stream.request_timed_out()
+            elif not next_deadline or deadline < next_deadline:
+                next_deadline = deadline
+        if next_deadline and not self._closed:
+            self._answer_timer = self.loop.call_at(next_deadline, self._answers_due)
 
     def _start_websocket(self, sink: _StreamSink, http_scope: dict[str, Any], app: Any) -> None:
         """RFC 8441: the stream carries one WebSocket, run by the same code as over HTTP/1.1."""
@@ -380,7 +516,7 @@ class H2Protocol(asyncio.Protocol):
         if self._closed or sink.ended:
             return
         try:
-            self.conn.send_headers(sink.stream_id, fields, end_stream=end)
+            h2_frames.send_headers(self.conn, sink.stream_id, fields, end_stream=end)
         except (h2.exceptions.ProtocolError, KeyError):
             sink.ended = True
             return
@@ -407,7 +543,7 @@ class H2Protocol(asyncio.Protocol):
             path = state.root_path + path
         extensions: dict[str, Any] = {"http.response.trailers": {},
                                       "http.response.early_hint": {}}
-        if self.conn.remote_settings.enable_push:
+        if self._push_allowed:
             extensions["http.response.push"] = {}
         if self._tls is not None:
             extensions["tls"] = self._tls
@@ -501,7 +637,7 @@ class H2Protocol(asyncio.Protocol):
         if self._closed or sink.ended:
             return
         status = stream.status
-        headers = [(b":status", _STATUS_BYTES[status]), *_h2_fields(stream.headers)]
+        headers = [(b":status", _STATUS_BYTES[status]), *response_fields(stream.headers)]
         if not stream.has_date:
             headers.append((b"date", self.state.date_line[6:-2]))
         if not stream.has_server and self.state.server_header:
@@ -513,7 +649,8 @@ class H2Protocol(asyncio.Protocol):
             sink.head_only = True
             body = b""
         try:
-            self.conn.send_headers(sink.stream_id, headers, end_stream=end and not body)
+            h2_frames.send_headers(self.conn, sink.stream_id, headers,
+                                   end_stream=end and not body)
         except (h2.exceptions.ProtocolError, KeyError):
             sink.ended = True  # the stream was closed by the client meanwhile
             return
@@ -530,8 +667,8 @@ class H2Protocol(asyncio.Protocol):
         if self._closed or sink.ended:
             return
         with contextlib.suppress(h2.exceptions.ProtocolError, KeyError):
-            self.conn.send_headers(sink.stream_id,
-                                   [(b":status", _STATUS_BYTES[status]), *_h2_fields(headers)])
+            self.conn.send_headers(sink.stream_id, [(b":status", _STATUS_BYTES[status]),
+                                                    *response_fields(headers)])
         self._write()
 
     def push(self, sink: _StreamSink, path: str, headers: list[tuple[bytes, bytes]]) -> None:
@@ -543,13 +680,18 @@ class H2Protocol(asyncio.Protocol):
         authority = next((value for name, value in scope["headers"] if name == b"host"), b"")
         request_headers = [(b":method", b"GET"), (b":path", path.encode()),
                            (b":scheme", scope["scheme"].encode()), (b":authority", authority),
-                           *_h2_fields(headers)]
+                           *response_fields(headers)]
+        try:
+            head = read_request_head(request_headers)
+        except MalformedFields as exc:
+            server_logger.warning("push of %r not made: %s", path, exc)
+            return
         try:
             promised = self.conn.get_next_available_stream_id()
             self.conn.push_stream(sink.stream_id, promised, request_headers)
         except (h2.exceptions.ProtocolError, KeyError):
             return  # the client's stream limit, or the stream closed meanwhile: no push
-        self._start_stream(promised, request_headers, ended=True)
+        self._start_stream(promised, head, ended=True)
         self._write()
 
     def flush_stream(self, sink: _StreamSink, write: bool = True) -> None:
@@ -561,21 +703,26 @@ class H2Protocol(asyncio.Protocol):
         out = sink.out
         try:
             while out:
-                window = conn.local_flow_control_window(stream_id)
+                window = min(conn.outbound_flow_control_window,
+                             conn.streams[stream_id].outbound_flow_control_window)
                 if window <= 0:
                     break
-                size = min(window, conn.max_outbound_frame_size, len(out))
-                chunk = bytes(out[:size])
-                del out[:size]
+                size = min(window, conn.max_outbound_frame_size)
+                if size >= len(out):
+                    chunk = bytes(out)
+                    out.clear()
+                else:
+                    chunk = bytes(out[:size])
+                    del out[:size]
                 last = sink.out_end and not out and sink.trailers is None
-                conn.send_data(stream_id, chunk, end_stream=last)
+                h2_frames.send_data(conn, stream_id, chunk, end_stream=last)
                 if last:
                     sink.ended = True
             if not out and sink.out_end and not sink.ended:
                 if sink.trailers is not None:
-                    conn.send_headers(stream_id, sink.trailers, end_stream=True)
+                    h2_frames.send_headers(conn, stream_id, sink.trailers, end_stream=True)
                 else:
-                    conn.end_stream(stream_id)
+                    h2_frames.send_data(conn, stream_id, b"", end_stream=True)
                 sink.ended = True
         except (h2.exceptions.ProtocolError, KeyError):
             sink.ended = True
@@ -633,9 +780,6 @@ class H2Protocol(asyncio.Protocol):
             return
         if sink.websocket is not None:
             sink.websocket.connection_lost(None)  # the stream is over, as a TCP close
-        if sink.timer is not None:
-            sink.timer.cancel()
-            sink.timer = None
         if not self.sinks:
             if self._goaway_sent:
                 self.loop.call_soon(self._close)
@@ -682,7 +826,7 @@ class H2Protocol(asyncio.Protocol):
                 self.conn.close_connection(last_stream_id=self.conn.highest_inbound_stream_id)
         self._write_now()
         self._closed = True
-        self._cancel_idle_timer()
+        self._cancel_timers()
         self.transport.close()
 
     def _write(self) -> None:
@@ -708,20 +852,16 @@ class H2Protocol(asyncio.Protocol):
             self._idle_timer.cancel()
             self._idle_timer = None
 
+    def _cancel_timers(self) -> None:
+        self._cancel_idle_timer()
+        if self._answer_timer is not None:
+            self._answer_timer.cancel()
+            self._answer_timer = None
+
     def _idle_too_long(self) -> None:
         self._idle_timer = None
         if not self.sinks and not self._closed:
             self._close()
-
-
-def _h2_fields(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Header fields as HTTP/2 wants them: lower-case names, no connection-specific fields."""
-    fields = []
-    for name, value in headers:
-        name = name.lower()
-        if name not in _CONNECTION_HEADERS:
-            fields.append((name, value))
-    return fields
 
 
 def _peer(client: tuple[str, int] | None) -> str:

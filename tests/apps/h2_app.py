@@ -10,6 +10,8 @@ Paths:
   /early-hints      a 103 with a link header, then 200
   /push             pushes /pushed, then answers
   /big?n=K          K bytes streamed in 16 KiB parts (waits as back-pressure asks)
+  /fields?n=K&size=L&seed=S   K headers x-field-<i> of L bytes each (`field_value`), and a
+                    set-cookie
 anything else: basic.app
 """
 
@@ -25,6 +27,11 @@ from apps.basic import app as basic_app
 from apps.basic import jsonable
 
 _released = asyncio.Event()
+
+
+def field_value(seed: str, index: int, size: int) -> bytes:
+    """The value of header x-field-<index> in the answer to /fields."""
+    return (f"{seed}-{index}-" * size).encode()[:size]
 
 
 def _query(scope: dict[str, Any]) -> dict[str, str]:
@@ -83,6 +90,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _text(send, b"pushed one")
     elif path == "/pushed":
         await _text(send, b"I was pushed")
+    elif path == "/fields":
+        size = int(query["size"])
+        fields = [(f"x-field-{i}".encode(), field_value(query["seed"], i, size))
+                  for i in range(int(query["n"]))]
+        await _text(send, b"fields", [*fields, (b"set-cookie", b"session=secret")])
     elif path == "/big":
         n = int(query.get("n", "1000000"))
         await send({"type": "http.response.start", "status": 200,
