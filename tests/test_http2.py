@@ -464,6 +464,60 @@ def test_malformed_request_trailers_reset_that_stream(h2_server, trailers) -> No
         assert h2c.get("/hello").status == 200
 
 
+def test_provoked_resets_count_against_the_rapid_reset_limit(h2_server) -> None:
+    """Malformed trailers make the server reset streams whose apps may still run
+    ("MadeYouReset", CVE-2025-8671): like resets the client sends, they are limited."""
+    with client(h2_server) as h2c:
+        with contextlib.suppress(OSError):
+            for _ in range(300):
+                stream_id = h2c.send_block(
+                    [(b":method", b"POST"), (b":path", b"/echo"), *_GET[2:]], end=False)
+                h2c.conn.send_data(stream_id, b"body")
+                h2c.send_block([(b":path", b"/x")], stream_id=stream_id)
+        _closed_for_flood(h2_server, h2c, "malformed streams")
+    assert h2c.goaway is None or h2c.goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    with client(h2_server) as fresh:
+        assert fresh.get("/hello").status == 200
+
+
+def test_the_reserved_bit_of_a_stream_id_is_ignored(h2_server) -> None:
+    """RFC 9113 4.1: a HEADERS frame whose stream id has the reserved bit set is
+    stream 1 all the same; stream 3 then opens as usual."""
+    import struct
+
+    with client(h2_server) as h2c:
+        block = h2c.conn.encoder.encode(_GET)
+        h2c.send_raw(struct.pack(">BHBBL", 0, len(block), 0x1, 0x5, 0x80000001) + block)
+        h2c.streams[1] = StreamResult()
+        h2c.conn._begin_new_stream(1, h2.connection.AllowedStreamIDs.ODD)
+        h2c.conn.streams[1].state_machine.process_input(h2.stream.StreamInputs.SEND_HEADERS)
+        h2c.conn.streams[1].state_machine.process_input(
+            h2.stream.StreamInputs.SEND_END_STREAM)
+        assert h2c.response(1).status == 200
+        assert h2c.get("/hello").status == 200  # stream 3
+
+
+def test_a_huge_header_table_size_from_the_client_is_not_taken(start_server) -> None:
+    """The client may allow a table of any size; ours for responses stays at 4 KiB."""
+    server = start_server(APP)
+    with client(server, settings={h2.settings.SettingCodes.HEADER_TABLE_SIZE: 1 << 24}) as h2c:
+        for seed in "abcdefgh":
+            result = h2c.get(f"/fields?n=8&size=200&seed={seed}")
+            assert _received_fields(result) == _expected_fields(seed, 8, 200)
+            assert h2c.conn.decoder.header_table.current_size <= 4096
+
+
+def test_the_header_list_limit_advertised_is_the_one_enforced(start_server) -> None:
+    server = start_server(APP, "--max-header-size", "2000")
+    with client(server) as h2c:
+        assert h2c.get("/hello", headers=[(b"x-a", b"a" * 1500)]).status == 200
+        with contextlib.suppress(OSError):
+            h2c.request("/hello", headers=[(b"x-a", b"a" * 2500)])
+            h2c.wait_closed()
+    assert h2c.goaway is not None
+    assert "Traceback" not in server.output
+
+
 def test_well_formed_fields_reach_the_scope(h2_server) -> None:
     """te: trailers, a host equal to :authority and cookie crumbs (joined, RFC 9113 8.2.3)."""
     with client(h2_server) as h2c:

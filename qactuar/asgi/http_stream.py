@@ -39,10 +39,12 @@ _SPECIAL_HEADERS = {
     b"server": _SERVER,
 }
 # Header pairs apps sent before, already checked, with their kind: apps send
-# the same few pairs over and over, so each is checked once.  Bounded (and
-# never evicting) so that apps sending ever new values cannot grow it.
+# the same few pairs over and over, so each is checked once.  Bounded in count
+# and pair size (and never evicting) so that apps sending ever new values, such
+# as a request id or a client's own data, cannot grow it.
 _CHECKED_PAIRS: dict[tuple[bytes, bytes], int] = {}
 _CHECKED_PAIRS_LIMIT = 1024
+_CHECKED_PAIR_SIZE = 256
 
 
 def checked_header(pair: Any) -> tuple[bytes, bytes]:
@@ -312,7 +314,8 @@ class HTTPStream:
             if kind is None:
                 name, value = checked_header(pair)
                 kind = _SPECIAL_HEADERS.get(name.lower(), _PLAIN)
-                if len(_CHECKED_PAIRS) < _CHECKED_PAIRS_LIMIT:
+                if (len(_CHECKED_PAIRS) < _CHECKED_PAIRS_LIMIT
+                        and len(name) + len(value) <= _CHECKED_PAIR_SIZE):
                     _CHECKED_PAIRS[name, value] = kind
             elif kind == _PLAIN:
                 headers.append(pair)

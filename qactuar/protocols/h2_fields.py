@@ -25,10 +25,12 @@ _BAD_NAME_BYTE = re.compile(rb"[^\x21-\x39\x3b-\x40\x5b-\x7e]").search
 _BAD_VALUE = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z").search
 _REQUEST_PSEUDO_HEADERS = frozenset({b":method", b":scheme", b":authority", b":path",
                                      b":protocol"})
-# Pairs seen before and found well-formed.  Bounded and never evicting, so that a
-# client sending ever new values cannot grow it.
+# Pairs seen before and found well-formed.  Bounded in count and in the size of
+# each pair, and never evicting, so that a client sending ever new (or huge)
+# values cannot grow it: at most about 1 MiB.
 _CHECKED_PAIRS: dict[tuple[bytes, bytes], None] = {}
 _CHECKED_PAIRS_LIMIT = 4096
+_CHECKED_PAIR_SIZE = 256
 
 RequestHead = tuple[bytes, bytes | None, bytes | None, bytes | None, bytes | None,
                     list[tuple[bytes, bytes]], int | None]
@@ -54,7 +56,8 @@ def _check_pair(pair: tuple[bytes, bytes]) -> None:
         raise MalformedFields(f"connection-specific header field {name!r}")
     if name == b"te" and value.lower() != b"trailers":
         raise MalformedFields(f"te header field other than trailers: {value!r}")
-    if len(_CHECKED_PAIRS) < _CHECKED_PAIRS_LIMIT:
+    if (len(_CHECKED_PAIRS) < _CHECKED_PAIRS_LIMIT
+            and len(name) + len(value) <= _CHECKED_PAIR_SIZE):
         _CHECKED_PAIRS[pair] = None
 
 

@@ -16,7 +16,7 @@ for a stream h2 has forgotten).
 This module is the only one that reaches into h2's internals (`streams`,
 `state_machine`, the flow-control windows, `_data_to_send`,
 `_begin_new_stream`, `_decode_headers`, `_terminate_connection`); it was
-written against h2 4.4, and pyproject.toml keeps h2 below 5.
+written against h2 4.4, and pyproject.toml pins h2 to 4.4.x.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ def send_headers(conn: Any, stream_id: int, fields: list[tuple[bytes, bytes]],
     machine = conn.streams[stream_id].state_machine
     # The transitions come first, as in h2: encoding changes the HPACK context for good.
     machine.process_input(_SEND_HEADERS)
+    if machine.trailers_sent and not end_stream:  # h2's own rule, checked before encoding
+        raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set.")
     flags = _END_HEADERS
     if end_stream:
         machine.process_input(_SEND_END_STREAM)

@@ -8,7 +8,8 @@ field alone) instead of Huffman-coding it per response.
 `BlockCachingDecoder` is `hpack`'s decoder that remembers the last header
 blocks it decoded while its dynamic table stays unchanged: a client repeating
 a request sends the same bytes, referring to the same table entries, and gets
-the same fields without decoding them again.  `h2` calls both through
+the same fields without decoding them again (the first 8 small blocks since
+the table last changed).  `h2` calls both through
 `H2Connection.encoder` / `.decoder`.  This module knows nothing of frames,
 streams or ASGI.
 """
@@ -32,6 +33,7 @@ _NEVER_INDEXED = frozenset({b"authorization", b"proxy-authorization", b"set-cook
 _FIELD_FORMS: dict[tuple[bytes, bytes], tuple[bytes, bytes | None]] = {}
 _FIELD_FORMS_LIMIT = 4096
 _FIELD_VALUE_LIMIT = 512  # longer values are encoded each time, not kept
+MAX_TABLE_SIZE = 4096  # the most dynamic table we keep for our responses, per connection
 _INDEXED = [bytes((0x80 | index,)) for index in range(127)]  # indexed fields, 1 byte
 
 
@@ -112,8 +114,11 @@ class DynamicTableEncoder:
 
     @header_table_size.setter
     def header_table_size(self, size: int) -> None:
-        # The peer's SETTINGS_HEADER_TABLE_SIZE: our table takes that size,
-        # announced at the start of the next block (RFC 7541 4.2, 6.3).
+        # The peer's SETTINGS_HEADER_TABLE_SIZE: our table takes that size, up to
+        # 4 KiB (an encoder may use less than its peer allows, RFC 7541 4.2: a client
+        # must not make us hold megabytes per connection), announced at the start
+        # of the next block (RFC 7541 4.2, 6.3).
+        size = min(size, MAX_TABLE_SIZE)
         if size != self._table_size:
             self._table_size = size
             self._size_changed = True
@@ -170,7 +175,7 @@ class BlockCachingDecoder(Decoder):
     FIELDS_SIZE_LIMIT = 2048  # bytes of names and values of a remembered block
 
     def __init__(self) -> None:
-        self._blocks: dict[bytes, list[Any]] = {}
+        self._blocks: dict[bytes, tuple[Any, ...]] = {}
         self._generation = 0
         self._max_list = 0
         self._max_table = 0
@@ -212,12 +217,12 @@ class BlockCachingDecoder(Decoder):
         blocks = self._blocks
         fields = blocks.get(data)
         if fields is not None:
-            return fields
+            return list(fields)  # a copy: whoever gets it may change it
         generation = self._generation
         fields = super().decode(data, raw)
         if (generation == self._generation and len(data) <= self.BLOCK_SIZE_LIMIT
                 and len(blocks) < self.BLOCKS_LIMIT
                 and sum(len(name) + len(value) for name, value in fields)
                 <= self.FIELDS_SIZE_LIMIT):
-            blocks[bytes(data)] = fields
+            blocks[bytes(data)] = tuple(fields)
         return fields

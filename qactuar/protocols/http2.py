@@ -199,7 +199,7 @@ class H2Protocol(asyncio.Protocol):
             normalize_inbound_headers=False))
         self.conn.encoder = DynamicTableEncoder()  # type: ignore[assignment]
         decoder = BlockCachingDecoder()
-        decoder.max_header_list_size = self.conn.decoder.max_header_list_size
+        decoder.max_header_list_size = config.MAX_HEADER_SIZE  # what SETTINGS advertise
         self.conn.decoder = decoder
         self.conn.local_settings = h2.settings.Settings(client=False, initial_values={
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: config.H2_MAX_CONCURRENT_STREAMS,
@@ -226,6 +226,7 @@ class H2Protocol(asyncio.Protocol):
             except (h2.exceptions.ProtocolError, ValueError) as exc:
                 self._protocol_failure(f"h2c upgrade with bad HTTP2-Settings ({exc})")
                 return
+            self._push_allowed = bool(self.conn.remote_settings.enable_push)
             try:
                 self._start_stream(1, read_request_head(request), ended=True)
             except MalformedFields as exc:
@@ -281,6 +282,7 @@ class H2Protocol(asyncio.Protocol):
         conn = self.conn
         while at + 9 <= size:
             high, low, kind, flags, stream_id = FRAME_HEAD.unpack_from(data, at)
+            stream_id &= 0x7FFFFFFF  # the reserved bit is ignored (RFC 9113 4.1)
             end = at + 9 + (high << 16 | low)
             if (kind == 1 and flags & 0x2C == 0x04  # HEADERS, END_HEADERS, no PADDED/PRIORITY
                     and stream_id & 1 and end <= size and not self._continuation
@@ -425,7 +427,14 @@ class H2Protocol(asyncio.Protocol):
         self._start_stream(stream_id, head, ended)
 
     def _malformed(self, stream_id: int, problem: MalformedFields) -> None:
-        """A malformed request (RFC 9113 8.1.1): a stream error, this stream only."""
+        """A malformed request (RFC 9113 8.1.1): a stream error, this stream only.
+
+        Counted with the client's own resets: a reset the client provokes costs
+        as much as one it sends (CVE-2025-8671, "MadeYouReset").
+        """
+        if self._resets.over(self.loop.time()):
+            self._flood("malformed streams (resets provoked by the client)")
+            return
         server_logger.info("HTTP/2 malformed request from %s (stream %d): %s; stream reset",
                            _peer(self.client), stream_id, problem)
         sink = self.sinks.get(stream_id)
