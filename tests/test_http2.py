@@ -268,10 +268,12 @@ def test_shutdown_sends_goaway_and_lets_open_streams_finish(start_server) -> Non
 
 
 def test_idle_connection_is_closed_after_keep_alive_timeout(start_server) -> None:
-    server = start_server(APP, "--keep-alive-timeout", "1")
+    # 2 s, not 1: the first request must reach a loaded machine's server before
+    # the idle timer that starts with the connection runs out.
+    server = start_server(APP, "--keep-alive-timeout", "2")
     with client(server) as h2c:
         assert h2c.get("/hello").status == 200
-        h2c.wait_closed(timeout=10)
+        h2c.wait_closed(timeout=15)
 
 
 # -- flood and abuse defences ---------------------------------------------------------------
