@@ -9,9 +9,11 @@ covers it, so the README can only claim what the tests check.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from conftest import MODEL_ARGS, ServerProcess
@@ -49,6 +51,30 @@ def start_app(target: str, model: str, *args: str, env: dict[str, str] | None = 
     command = [target] if target else []
     return ServerProcess([*command, *MODEL_ARGS[model], "--host", "127.0.0.1", "--port", "0",
                           "--shutdown-timeout", "5", *args], env=env, cwd=cwd)
+
+
+def app_fixtures(target: str) -> tuple[Any, Any]:
+    """A test module's `server` and `client` fixtures for one framework app:
+
+        server, client = app_fixtures("apps.quart_app:app")
+
+    `server` serves `target` through the real command, once per model of MODELS
+    (module scope, so a module's tests share one server per model); `client` is
+    an httpx client for it.
+    """
+
+    @pytest.fixture(scope="module", params=MODELS, name="server")
+    def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+        process = start_app(target, request.param)
+        yield process
+        assert process.stop() == 0, process.output
+
+    @pytest.fixture(name="client")
+    def client(server: ServerProcess) -> Iterator[httpx.Client]:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            yield http
+
+    return server, client
 
 
 def covers(*features: str, frameworks: Sequence[str] | None = None) -> pytest.MarkDecorator:

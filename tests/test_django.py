@@ -9,30 +9,18 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from conftest import TESTS_DIR, ServerProcess
-from matrix import MODELS, covers, start_app
+from matrix import MODELS, app_fixtures, covers, start_app
 
 FRAMEWORKS = ["django"]
 APP = "apps.django_app:application"
 
-
-@pytest.fixture(scope="module", params=MODELS)
-def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    process = start_app(APP, request.param)
-    yield process
-    assert process.stop() == 0, process.output
-
-
-@pytest.fixture
-def client(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10) as http:
-        yield http
+server, client = app_fixtures(APP)
 
 
 @covers("routing")

@@ -8,7 +8,6 @@ import asyncio
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +16,12 @@ import pytest
 import websockets
 
 from conftest import TESTS_DIR, ServerProcess
-from matrix import MODELS, covers, start_app
+from matrix import MODELS, app_fixtures, covers, start_app
 
 FRAMEWORKS = ["quart"]
 APP = "apps.quart_app:app"
 
-
-@pytest.fixture(scope="module", params=MODELS)
-def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    process = start_app(APP, request.param)
-    yield process
-    assert process.stop() == 0, process.output
-
-
-@pytest.fixture
-def client(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10) as http:
-        yield http
+server, client = app_fixtures(APP)
 
 
 @covers("routing", "json", "lifespan")
