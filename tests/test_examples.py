@@ -87,25 +87,48 @@ def test_the_starlette_example_websocket(examples_server: ServerProcess) -> None
     assert asyncio.run(asyncio.wait_for(talk(), 20)) == ["echo: hello", "echo: ünïcode ✓"]
 
 
+# The "Programatically" example of the original Qactuar README (Ayehavgunne/Qactuar),
+# character for character: the issue asks for exactly this app to be served.
+ORIGINAL_TONBERRY_EXAMPLE = """\
+from tonberry import create_app, expose
+from tonberry.content_types import TextPlain
+
+import qactuar
+
+class Root:
+    @expose.get
+    async def index(self) -> TextPlain:
+        return "Hello, world!"
+
+
+if __name__ == "__main__":
+    app = create_app(Root)
+    qactuar.run(app=app)
+    # other keyword arguments for run() are host, port and conf
+"""
+
+
 def _readme_tonberry_example() -> str:
     blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
     return next(block for block in blocks if "from tonberry" in block)
 
 
-def test_the_tonberry_example_file_is_the_readmes() -> None:
-    assert (EXAMPLES / "tonberry_app.py").read_text() == _readme_tonberry_example()
+def test_the_tonberry_example_is_the_original_readmes() -> None:
+    assert _readme_tonberry_example() == ORIGINAL_TONBERRY_EXAMPLE
+    assert (EXAMPLES / "tonberry_app.py").read_text() == ORIGINAL_TONBERRY_EXAMPLE
 
 
 @covers("routing")
 @pytest.mark.parametrize("model", MODELS)
-def test_the_readme_tonberry_example_serves(tmp_path: Path, model: str) -> None:
-    script = tmp_path / "tonberry_example.py"
-    # The example as written, on a free port so tests never collide.
-    script.write_text(_readme_tonberry_example().replace(
-        "qactuar.run(app=app)", "qactuar.run(app=app, host='127.0.0.1', port=0)"))
-    server = ServerProcess([], cwd=tmp_path, command=[sys.executable, str(script)],
-                           env={"QACTUAR_ASYNCRONOUS_MODEL": model})
+def test_the_readme_tonberry_example_serves(model: str) -> None:
+    """examples/tonberry_app.py run as it is (`python tonberry_app.py`): its
+    `qactuar.run(app=app)` takes host, port and model from QACTUAR_* variables,
+    so the file needs no change to listen on a free port."""
+    server = ServerProcess([], cwd=EXAMPLES, command=[sys.executable, "tonberry_app.py"],
+                           env={"QACTUAR_HOST": "127.0.0.1", "QACTUAR_PORT": "0",
+                                "QACTUAR_ASYNCRONOUS_MODEL": model})
     try:
+        server.wait_for_log(rf"Listening on .* \({model} model")
         response = httpx.get(f"{server.url}/", timeout=10)
         assert response.status_code == 200
         assert response.headers["content-type"] == "text/plain"
