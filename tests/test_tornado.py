@@ -7,6 +7,7 @@ process model of the matrix and hit with httpx, raw sockets and curl.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
 
 from apps.lifespan_apps import EVENTS_VAR
 from conftest import TESTS_DIR, ServerProcess, file_lines, read_response, wait_until
@@ -418,6 +421,22 @@ def test_a_lone_request_handler_serves_every_path(model: str) -> None:
                                        "path": path.split("?")[0]}
     finally:
         assert server.stop() == 0, server.output
+
+
+def test_a_websocket_request_is_refused_with_403(server: ServerProcess,
+                                                client: httpx.Client) -> None:
+    """WebSocketHandler cannot run on ASGI (a documented limit): the handshake is refused."""
+    start = len(server.lines)
+
+    async def handshake() -> None:
+        async with websockets.connect(f"ws://{server.host}:{server.port}/echo/ws"):
+            pass
+
+    with pytest.raises(InvalidStatus) as refused:
+        asyncio.run(asyncio.wait_for(handshake(), 10))
+    assert refused.value.response.status_code == 403
+    assert client.get("/echo/after-ws").status_code == 200
+    assert "Traceback" not in "\n".join(server.lines[start:])
 
 
 def test_the_wrapper_refuses_what_it_cannot_serve() -> None:
