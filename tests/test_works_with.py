@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
+
 import pytest
 
-from matrix import covers
-from works_with import README, covered, readme_block, table
+from matrix import MODELS, covers
+from works_with import (
+    FRAMEWORK_NAMES,
+    README,
+    collected_models,
+    covered,
+    covering_tests,
+    readme_block,
+    table,
+)
+
+ROOT = README.parent
 
 
 def test_the_readme_table_is_generated_from_the_tests() -> None:
@@ -31,3 +44,30 @@ def test_a_feature_no_test_covers_is_not_claimed() -> None:
 def test_an_unknown_feature_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown features"):
         covers("teleportation")
+
+
+def test_every_covering_test_runs_in_every_process_model() -> None:
+    """The table's footnote says each tick was checked under every model of MODELS."""
+    tests = {f"{module}::{name}" for module, name, _, _ in covering_tests()}
+    models = collected_models({test.split("::")[0] for test in tests})
+    missing = {test: sorted(set(MODELS) - models.get(test, set())) for test in tests}
+    assert {test: gaps for test, gaps in missing.items() if gaps} == {}
+    assert f"Each checked in the process model(s): {', '.join(f'`{m}`' for m in MODELS)}." \
+        in table()
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {re.match(r"[A-Za-z0-9_.-]+", line).group(0).lower()  # type: ignore[union-attr]
+            for line in requirements}
+
+
+def test_the_frameworks_are_test_only_dependencies_installed_and_run_by_ci() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    test_extra = _names(project["optional-dependencies"]["test"])
+    runtime = _names(project["dependencies"])
+    # Starlette's and FastAPI's form and upload tests need python-multipart.
+    frameworks = {*FRAMEWORK_NAMES, "python-multipart"}
+    assert frameworks <= test_extra, frameworks - test_extra
+    assert not frameworks & runtime, frameworks & runtime
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python3 -m pip install '.[test]' && python3 -m pytest" in ci

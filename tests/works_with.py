@@ -4,13 +4,17 @@ Every test marked `@covers(...)` (see `matrix.py`) in a `tests/test_*.py`
 module adds its features to its frameworks' rows; nothing else does.  Run
 `python tests/works_with.py` to print the table, `--write` to put it into
 README.md between its markers; `test_works_with.py` fails while README.md
-says anything else.
+says anything else, or while a covering test does not run in every process
+model the table's footnote names.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -29,23 +33,48 @@ FRAMEWORK_NAMES = {
 }
 
 
-def covered() -> dict[str, set[str]]:
-    """framework -> the features its tests cover, from every test module's covers marks."""
+def covering_tests() -> Iterator[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
+    """(module, test name, frameworks, features) for every `@covers` mark of every test."""
     if str(TESTS_DIR) not in sys.path:
         sys.path.insert(0, str(TESTS_DIR))
-    cells: dict[str, set[str]] = {}
     for path in sorted(TESTS_DIR.glob("test_*.py")):
         module = importlib.import_module(path.stem)
         for name, test in vars(module).items():
             if not name.startswith("test_") or not callable(test):
                 continue
             for mark in getattr(test, "pytestmark", []):
-                if mark.name != "covers":
-                    continue
-                frameworks = mark.kwargs["frameworks"] or module.FRAMEWORKS
-                for framework in frameworks:
-                    cells.setdefault(framework, set()).update(mark.kwargs["features"])
+                if mark.name == "covers":
+                    frameworks = mark.kwargs["frameworks"] or tuple(module.FRAMEWORKS)
+                    yield path.stem, name, frameworks, mark.kwargs["features"]
+
+
+def covered() -> dict[str, set[str]]:
+    """framework -> the features its tests cover, from every test module's covers marks."""
+    cells: dict[str, set[str]] = {}
+    for _, _, frameworks, features in covering_tests():
+        for framework in frameworks:
+            cells.setdefault(framework, set()).update(features)
     return cells
+
+
+def collected_models(modules: set[str]) -> dict[str, set[str]]:
+    """"module::test" -> the process models its collected instances are parametrised with,
+    from pytest's own collection of `modules` (so fixtures' params count too)."""
+    from matrix import MODELS
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         *(f"tests/{module}.py" for module in sorted(modules))],
+        cwd=TESTS_DIR.parent, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    models: dict[str, set[str]] = {}
+    for line in result.stdout.splitlines():
+        match = re.fullmatch(r"tests/(\w+)\.py::(\w+)(?:\[(.*)\])?", line.strip())
+        if match:
+            module, name, params = match.groups()
+            tokens = set(re.split(r"[-\[\]]", params or ""))
+            models.setdefault(f"{module}::{name}", set()).update(tokens & set(MODELS))
+    return models
 
 
 def table() -> str:
