@@ -57,6 +57,23 @@ def test_each_example_answers_under_its_prefix(examples_server: ServerProcess, p
     assert response.text == expected
 
 
+@pytest.mark.parametrize(("target", "expected"), [
+    ("starlette_app:app", "Hello from Starlette"),
+    ("fastapi_app:app", '{"message":"Hello from FastAPI"}'),
+    ("django_app:application", "Hello from Django"),
+    ("quart_app:app", "Hello from Quart"),
+    ("tornado_app:app", "Hello from Tornado"),
+])
+def test_each_example_runs_by_itself(target: str, expected: str) -> None:
+    """The README: "Each also runs by itself, for example `qactuar quart_app:app`"."""
+    server = ServerProcess([target, "--host", "127.0.0.1", "--port", "0"], cwd=EXAMPLES)
+    try:
+        response = httpx.get(f"{server.url}/", timeout=10)
+        assert (response.status_code, response.text) == (200, expected)
+    finally:
+        assert server.stop() == 0, server.output
+
+
 def test_examples_that_need_their_prefix(examples_server: ServerProcess) -> None:
     url = examples_server.url
     with httpx.Client(base_url=url, timeout=10) as client:
