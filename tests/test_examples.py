@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +24,18 @@ README = (TESTS_DIR.parent / "README.md").read_text()
 FRAMEWORKS = ["tonberry"]
 
 
+def qactuar_command(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
+    """`qactuar ARGS` in examples/: the console script the README's commands use."""
+    script = shutil.which("qactuar", path=str(Path(sys.executable).parent))
+    assert script is not None, f"no qactuar console script next to {sys.executable}"
+    return ServerProcess(list(args), cwd=EXAMPLES, command=[script, *args], env=env)
+
+
 @pytest.fixture(scope="module", params=MODELS)
 def examples_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
     # The README's command, on a free port: QACTUAR_CONFIG=qactuar_config.json qactuar
-    server = ServerProcess([*MODEL_ARGS[request.param], "--port", "0"], cwd=EXAMPLES,
-                           env={"QACTUAR_CONFIG": "qactuar_config.json"})
+    server = qactuar_command(*MODEL_ARGS[request.param], "--port", "0",
+                             env={"QACTUAR_CONFIG": "qactuar_config.json"})
     yield server
     assert server.stop() == 0, server.output
 
@@ -66,7 +74,7 @@ def test_each_example_answers_under_its_prefix(examples_server: ServerProcess, p
 ])
 def test_each_example_runs_by_itself(target: str, expected: str) -> None:
     """The README: "Each also runs by itself, for example `qactuar quart_app:app`"."""
-    server = ServerProcess([target, "--host", "127.0.0.1", "--port", "0"], cwd=EXAMPLES)
+    server = qactuar_command(target, "--host", "127.0.0.1", "--port", "0")
     try:
         response = httpx.get(f"{server.url}/", timeout=10)
         assert (response.status_code, response.text) == (200, expected)
