@@ -39,7 +39,7 @@ from qactuar.models.aio import (
 )
 from qactuar.protocols.http1 import HTTP1Protocol
 from qactuar.protocols.http2 import H2Protocol
-from qactuar.server_state import ServerState
+from qactuar.server_state import ServerState, websocket_enabled
 from qactuar.sockets import bind_all, close_all, describe, tls_context
 from qactuar.supervisor import (
     REQUEST_STARTED,
@@ -79,12 +79,24 @@ CRASHED = _error_response(500, "Internal Server Error: the process serving this 
 
 def run_postfork_model(config: Config, mounts: list[Mount]) -> int:
     new_loop = loop_factory(config.LOOP)
+    import_what_children_use(config)
     ssl_context = tls_context(config)
     sockets = bind_all(config)
     try:
         return PostforkParent(config, mounts, sockets, ssl_context, new_loop).run()
     finally:
         close_all(sockets)
+
+
+def import_what_children_use(config: Config) -> None:
+    """Import in the parent the modules a child would otherwise import for itself.
+
+    A child's ServerState checks for the websockets package, and an upgrade
+    loads the WebSocket protocol: imported lazily in each child, that is
+    some 30 ms of importlib.metadata, email and zipfile per connection.
+    """
+    if websocket_enabled(config):
+        import qactuar.protocols.websocket  # noqa: F401
 
 
 class _Connection:
