@@ -236,6 +236,26 @@ def test_sigttin_adds_a_worker_and_sigttou_removes_one(start_server: ServerFacto
     assert server.stop() == 0
 
 
+def test_sigttou_while_every_worker_waits_out_its_back_off(start_server: ServerFactory) -> None:
+    # A crash loop has left no worker running (the next starts after its
+    # back-off): SIGTTOU has no worker to stop and only lowers the target
+    # (it used to crash the supervisor looking for one).
+    server = start_server(APP, *PREFORK, "--workers", "2")
+    wait_until(lambda: len(ready_pids(server)) == 2, what="two workers")
+    first, second = ready_pids(server)
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: len(ready_pids(server)) == 3, what="the first replacement")
+    os.kill(second, signal.SIGKILL)
+    os.kill(ready_pids(server)[2], signal.SIGKILL)
+    server.wait_for_log(r"replacing it in 1s \(it keeps dying\)")
+    server.send_signal(signal.SIGTTOU)
+    server.wait_for_log(r"Received SIGTTOU: now 1 worker\(s\)$")
+    wait_until(lambda: len(ready_pids(server)) == 4, what="one worker after the back-off")
+    assert fetch(server, "/pid") == (200, str(ready_pids(server)[3]).encode())
+    assert sum("spawned" in line for line in server.lines) == 4
+    assert server.stop() == 0
+
+
 def test_each_worker_runs_its_own_lifespan(start_server: ServerFactory, tmp_path: Path) -> None:
     events = tmp_path / "events.txt"
     server = start_server(APP, *PREFORK, "--workers", "2", env={EVENTS_VAR: str(events)})

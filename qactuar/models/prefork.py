@@ -186,9 +186,14 @@ class PreforkSupervisor:
                 server_logger.info("Received SIGTTOU: keeping the last worker")
                 return
             self.target -= 1
-            newest = max((w for w in self.workers.values()
-                          if w.extra == self.generation and not w.stopping),
-                         key=lambda w: w.started)
+            current = [w for w in self.workers.values()
+                       if w.extra == self.generation and not w.stopping]
+            if len(current) <= self.target:
+                # Workers still to be started (a reload's, or after a back-off):
+                # one fewer of those, none to stop.
+                server_logger.info("Received SIGTTOU: now %d worker(s)", self.target)
+                return
+            newest = max(current, key=lambda w: w.started)
             server_logger.info("Received SIGTTOU: now %d worker(s); stopping worker pid %d",
                                self.target, newest.pid)
             self._stop_worker(newest)
