@@ -23,6 +23,7 @@ from conftest import (
     fetch,
     file_lines,
     read_response,
+    recv_until_closed,
     run_qactuar,
     wait_until,
 )
@@ -177,6 +178,26 @@ def test_sigterm_lets_slow_requests_finish_refuses_new_ones_and_exits_0(
     assert results == [(200, b"slow done"), (200, b"slow done")]
     assert server.stop() == 0
     assert server.proc.returncode == 0
+
+
+def test_sigterm_kills_a_worker_still_busy_after_the_shutdown_timeout(
+        start_server: ServerFactory, tmp_path: Path) -> None:
+    # A worker whose app blocks its event loop cannot drain or time itself out:
+    # the supervisor kills it and still exits 0.
+    events = tmp_path / "events.txt"
+    server = start_server(APP, *PREFORK, "--workers", "1", "--shutdown-timeout", "0.5",
+                          env={EVENTS_VAR: str(events)})
+    wait_until(lambda: len(ready_pids(server)) == 1, what="the worker")
+    (worker,) = ready_pids(server)
+    with server.connect() as sock:
+        sock.sendall(b"GET /block?s=60 HTTP/1.1\r\nHost: t\r\n\r\n")
+        wait_until(lambda: any(e.startswith("start /block") for e in file_lines(events)),
+                   what="the blocking request in the app")
+        server.send_signal(signal.SIGTERM)
+        server.wait_for_log(rf"Worker pid {worker} stopped \(was killed by signal SIGKILL\)",
+                            timeout=20)
+        assert recv_until_closed(sock, timeout=10) == b""
+    assert server.stop() == 0
 
 
 def test_a_hung_worker_is_killed_and_replaced(start_server: ServerFactory) -> None:
