@@ -42,9 +42,11 @@ from qactuar.protocols.http2 import H2Protocol
 from qactuar.server_state import ServerState, websocket_enabled
 from qactuar.sockets import bind_all, close_all, describe, tls_context
 from qactuar.supervisor import (
+    CHILD_STOP_SIGNALS,
     REQUEST_STARTED,
     RESPONDED,
     SPEAKS_HTTP2,
+    STOP_NOW,
     Child,
     SignalPipe,
     Slots,
@@ -247,7 +249,7 @@ class PostforkParent:
                 self.forced = True
                 server_logger.warning("%s again: children stop without waiting", name)
                 for child in self.children.values():
-                    signal_child(child, signal.SIGTERM)
+                    signal_child(child, STOP_NOW)
             return
         self.stopping = True
         server_logger.info("Received %s", name)
@@ -326,7 +328,7 @@ class PostforkParent:
 
         role = ProcessRole(model="postfork", logger=child_logger, lifespan=False,
                            state_class=ChildState, protocol_class=ChildProtocol,
-                           on_start=on_start, stop_signals=(signal.SIGTERM,))
+                           on_start=on_start, stop_signals=CHILD_STOP_SIGNALS)
         with asyncio.Runner(loop_factory=self.new_loop) as runner:
             runner.run(serve_connection(self.config, self.mounts, conn, self.ssl_context, role))
         return 0
