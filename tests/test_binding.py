@@ -60,6 +60,26 @@ def test_unix_socket_with_mode_beside_tcp(tmp_path: Path, model: str) -> None:
     assert not path.exists()  # removed at exit
 
 
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
+@ALL_MODELS
+def test_ipv6_bind(model: str) -> None:
+    server = ServerProcess([APP, *MODEL_ARGS[model], "--bind", "[::1]:0"])
+    try:
+        assert server.host == "::1"
+        assert fetch(server, "/pid")[0] == 200
+    finally:
+        assert server.stop() == 0
+
+
 def test_a_stale_socket_file_is_replaced(tmp_path: Path) -> None:
     path = tmp_path / "stale.sock"
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
