@@ -39,6 +39,11 @@ BOOTING, READY, RETIRING = 0.0, 1.0, 2.0
 EXIT_STARTUP_FAILED = 3
 # Signals a child must not act on: the parent handles them for the group.
 _PARENT_ONLY = (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGINT)
+# A parent tells a child to stop with SIGTERM, and to stop without waiting with
+# STOP_NOW: a different signal, because a second SIGTERM sent before the child
+# took the first merges with it (signals of one kind do not queue) and is lost.
+STOP_NOW = signal.SIGQUIT
+CHILD_STOP_SIGNALS = (signal.SIGTERM, STOP_NOW)
 
 
 class Slots:
@@ -203,9 +208,11 @@ def prepare_child_signals() -> None:
     parent turns it into one SIGTERM per child, so a child drains once
     instead of taking the parent's SIGTERM for a second, forcing signal.
     """
-    for signum in (signal.SIGTERM, signal.SIGCHLD, signal.SIGQUIT):
+    for signum in (signal.SIGTERM, signal.SIGCHLD):
         signal.signal(signum, signal.SIG_DFL)
-    for signum in _PARENT_ONLY:
+    # Until the child's event loop takes STOP_NOW, the SIGTERM sent with it
+    # does the stopping (STOP_NOW's default action would dump core).
+    for signum in (*_PARENT_ONLY, STOP_NOW):
         signal.signal(signum, signal.SIG_IGN)
     # A hung child killed with SIGABRT (or one that crashes) leaves its Python stack.
     faulthandler.enable(file=sys.stderr, all_threads=True)

@@ -4,8 +4,10 @@ descriptors, systemd socket activation, several binds at once, bad binds."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from conftest import (
     fetch,
     read_response,
     run_qactuar,
+    wait_until,
 )
 
 APP = "apps.process_app:app"
@@ -55,6 +58,26 @@ def test_unix_socket_with_mode_beside_tcp(tmp_path: Path, model: str) -> None:
     finally:
         assert server.stop() == 0
     assert not path.exists()  # removed at exit
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
+@ALL_MODELS
+def test_ipv6_bind(model: str) -> None:
+    server = ServerProcess([APP, *MODEL_ARGS[model], "--bind", "[::1]:0"])
+    try:
+        assert server.host == "::1"
+        assert fetch(server, "/pid")[0] == 200
+    finally:
+        assert server.stop() == 0
 
 
 def test_a_stale_socket_file_is_replaced(tmp_path: Path) -> None:
@@ -128,6 +151,36 @@ def test_several_tcp_binds_at_once() -> None:
             beside.bind(("127.0.0.1", ports[0]))
     finally:
         server.stop()
+
+
+def listen_queue(*ss_args: str) -> list[str]:
+    """The fields of the one listening socket `ss -H -l ARGS` reports."""
+    lines = subprocess.run(["ss", "-H", "-l", *ss_args], capture_output=True, text=True,
+                           check=True, timeout=10).stdout.splitlines()
+    assert len(lines) == 1, lines
+    return lines[0].split()
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
+@ALL_MODELS
+def test_backlog_sets_the_listen_queue_of_tcp_and_unix_sockets(tmp_path: Path,
+                                                              model: str) -> None:
+    path = tmp_path / "backlog.sock"
+    server = ServerProcess([APP, *MODEL_ARGS[model], "--bind", "127.0.0.1:0", "--uds",
+                            str(path), "--backlog", "37"])
+    try:
+        # Every worker listening (it sets the backlog again when it starts).
+        server.wait_for_log(r"Listening on unix:.*pid|bound .*unix:")
+        if model == "prefork":
+            wait_until(lambda: sum(f"Listening on unix:{path}" in line
+                                   for line in server.lines) == 2, what="both workers")
+        # For a listening socket, ss shows the backlog as its Send-Q.
+        state, _, send_q = listen_queue("-tn", f"sport = :{server.port}")[:3]
+        assert (state, send_q) == ("LISTEN", "37")
+        _, state, _, send_q = listen_queue("-x", "src", str(path))[:4]
+        assert (state, send_q) == ("LISTEN", "37")
+    finally:
+        assert server.stop() == 0
 
 
 def test_without_reuse_port_the_port_is_ours_alone(start_server: ServerFactory) -> None:

@@ -233,3 +233,39 @@ def test_only_the_four_loggers_are_used(start_server: ServerFactory, tmp_path: P
                        if line.startswith("LOG|qt_exception|")]
     traceback_at = server.lines.index("Traceback (most recent call last):")
     assert traceback_at - 1 in exception_lines  # the traceback belongs to that record
+
+
+@pytest.mark.models("prefork", "postfork")
+def test_parents_log_through_qt_server_and_their_children_through_qt_child(
+        start_server: ServerFactory, server_model: str, tmp_path: Path) -> None:
+    env = _config_file(tmp_path, {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"tagged": {"format": "LOG|{name}|{process}|{message}", "style": "{"}},
+        "handlers": {"out": {"class": "logging.StreamHandler", "formatter": "tagged",
+                             "stream": "ext://sys.stdout"}},
+        "root": {"handlers": ["out"], "level": "INFO"},
+    })
+    server = start_server("apps.basic:app", env=env)
+    with server.connect() as idle:  # a postfork child lives while its connection does
+        assert _request(server, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")[0] == b"HTTP/1.1 200 OK"
+        idle.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(idle)[0] == b"HTTP/1.1 200 OK"
+        server.send_signal()
+        assert recv_until_closed(idle, timeout=10) == b""
+    assert server.proc.wait(timeout=15) == 0, server.output
+    tagged = [line.split("|", 3) for line in server.lines if line.startswith("LOG|")]
+    parent = str(server.proc.pid)
+
+    def loggers_of(text: str, in_parent: bool) -> set[str]:
+        return {name for _, name, pid, message in tagged
+                if text in message and (pid == parent) == in_parent}
+
+    assert loggers_of("Received SIGTERM", in_parent=True) == {"qt_server"}
+    assert loggers_of("Received SIGTERM", in_parent=False) == {"qt_child"}
+    listening_in_parent = server_model == "postfork"
+    assert loggers_of("Listening on", in_parent=listening_in_parent) == {
+        "qt_server" if listening_in_parent else "qt_child"}
+    assert loggers_of("Listening on", in_parent=not listening_in_parent) == set()
+    if server_model == "prefork":
+        assert loggers_of("spawned", in_parent=True) == {"qt_server"}

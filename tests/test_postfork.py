@@ -231,3 +231,23 @@ def test_a_crashed_http2_child_gets_its_connection_closed_not_an_http1_answer(
     server.wait_for_log(r"Child pid \d+ \(client [\d.:]+\) exited with code 1$")
     assert fetch(server, "/pid")[0] == 200  # the server goes on
     assert server.stop() == 0
+
+
+def test_children_import_nothing_for_their_connection(start_server: ServerFactory,
+                                                      tmp_path: Path) -> None:
+    # Whatever a child imports, it imports again for every connection (the
+    # websockets package alone cost some 30 ms each): the parent imports it
+    # once before it forks. -X importtime prints a line for every import.
+    server = start_server("apps.ws_app:app", *POSTFORK, "--no-access-log",
+                          env={"PYTHONPROFILEIMPORTTIME": "1",
+                               EVENTS_VAR: str(tmp_path / "events.txt")})
+    listening = next(i for i, line in enumerate(server.lines) if "Listening on" in line)
+    assert fetch(server, "/plain")[0] == 200
+    ws = RawWebSocket.connect(server, "/close?code=4000&reason=bye")
+    assert ws.accepted
+    ws.expect_close(4000, answer=True)
+    ws.close()
+    wait_until(lambda: children(server.proc.pid) == [], what="the children to exit")
+    assert server.stop() == 0
+    imported = [line for line in server.lines[listening:] if line.startswith("import time:")]
+    assert imported == [], imported

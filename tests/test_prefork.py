@@ -23,6 +23,7 @@ from conftest import (
     fetch,
     file_lines,
     read_response,
+    recv_until_closed,
     run_qactuar,
     wait_until,
 )
@@ -179,6 +180,26 @@ def test_sigterm_lets_slow_requests_finish_refuses_new_ones_and_exits_0(
     assert server.proc.returncode == 0
 
 
+def test_sigterm_kills_a_worker_still_busy_after_the_shutdown_timeout(
+        start_server: ServerFactory, tmp_path: Path) -> None:
+    # A worker whose app blocks its event loop cannot drain or time itself out:
+    # the supervisor kills it and still exits 0.
+    events = tmp_path / "events.txt"
+    server = start_server(APP, *PREFORK, "--workers", "1", "--shutdown-timeout", "0.5",
+                          env={EVENTS_VAR: str(events)})
+    wait_until(lambda: len(ready_pids(server)) == 1, what="the worker")
+    (worker,) = ready_pids(server)
+    with server.connect() as sock:
+        sock.sendall(b"GET /block?s=60 HTTP/1.1\r\nHost: t\r\n\r\n")
+        wait_until(lambda: any(e.startswith("start /block") for e in file_lines(events)),
+                   what="the blocking request in the app")
+        server.send_signal(signal.SIGTERM)
+        server.wait_for_log(rf"Worker pid {worker} stopped \(was killed by signal SIGKILL\)",
+                            timeout=20)
+        assert recv_until_closed(sock, timeout=10) == b""
+    assert server.stop() == 0
+
+
 def test_a_hung_worker_is_killed_and_replaced(start_server: ServerFactory) -> None:
     server = start_server(APP, *PREFORK, "--workers", "1", "--worker-timeout", "1",
                           "--check-process-interval", "0.2")
@@ -209,14 +230,23 @@ def test_max_requests_recycles_workers_without_failing_a_request(
     assert server.stop() == 0
 
 
-def test_max_requests_jitter_keeps_each_limit_in_range(start_server: ServerFactory) -> None:
-    server = start_server(APP, *PREFORK, "--workers", "1", "--max-requests", "2",
-                          "--max-requests-jitter", "2")
-    answers = [fetch(server, "/pid") for _ in range(12)]
-    pids = [int(body) for _, body in answers]
-    runs = [pids.count(pid) for pid in dict.fromkeys(pids)]
-    assert all(2 <= run <= 4 for run in runs[:-1]), runs
-    assert len(runs) >= 3
+def test_max_requests_jitter_gives_each_worker_its_own_limit(
+        start_server: ServerFactory) -> None:
+    server = start_server(APP, *PREFORK, "--workers", "1", "--max-requests", "1",
+                          "--max-requests-jitter", "9", "--no-access-log")
+    pids: list[int] = []
+
+    def five_workers_recycled() -> bool:
+        status, body = fetch(server, "/pid")
+        assert status == 200, body
+        pids.append(int(body))
+        return len(set(pids)) > 5
+
+    wait_until(five_workers_recycled, timeout=60, what="five workers to be recycled")
+    runs = [pids.count(pid) for pid in dict.fromkeys(pids)][:-1]
+    assert all(1 <= run <= 10 for run in runs), runs
+    # Each worker draws its own limit: five equal ones would be a 1 in 10,000 chance.
+    assert len(set(runs)) > 1, runs
     assert server.stop() == 0
 
 
@@ -233,6 +263,26 @@ def test_sigttin_adds_a_worker_and_sigttou_removes_one(start_server: ServerFacto
     assert fetch(server, "/pid") == (200, str(ready_pids(server)[0]).encode())
     server.send_signal(signal.SIGTTOU)
     server.wait_for_log(r"Received SIGTTOU: keeping the last worker")
+    assert server.stop() == 0
+
+
+def test_sigttou_while_every_worker_waits_out_its_back_off(start_server: ServerFactory) -> None:
+    # A crash loop has left no worker running (the next starts after its
+    # back-off): SIGTTOU has no worker to stop and only lowers the target
+    # (it used to crash the supervisor looking for one).
+    server = start_server(APP, *PREFORK, "--workers", "2")
+    wait_until(lambda: len(ready_pids(server)) == 2, what="two workers")
+    first, second = ready_pids(server)
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: len(ready_pids(server)) == 3, what="the first replacement")
+    os.kill(second, signal.SIGKILL)
+    os.kill(ready_pids(server)[2], signal.SIGKILL)
+    server.wait_for_log(r"replacing it in 1s \(it keeps dying\)")
+    server.send_signal(signal.SIGTTOU)
+    server.wait_for_log(r"Received SIGTTOU: now 1 worker\(s\)$")
+    wait_until(lambda: len(ready_pids(server)) == 4, what="one worker after the back-off")
+    assert fetch(server, "/pid") == (200, str(ready_pids(server)[3]).encode())
+    assert sum("spawned" in line for line in server.lines) == 4
     assert server.stop() == 0
 
 

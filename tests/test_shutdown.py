@@ -71,6 +71,7 @@ def test_graceful_shutdown(start_server: ServerFactory, tmp_path: Path, signum: 
     assert events.count("main shutdown") == 1
 
 
+@pytest.mark.models("async", "prefork", "postfork")
 def test_shutdown_timeout_bounds_the_wait(start_server: ServerFactory, tmp_path: Path) -> None:
     events_file = tmp_path / "events.txt"
     server = start_server("apps.lifespan_apps:app", "--shutdown-timeout", "0.5",
@@ -93,6 +94,7 @@ def test_shutdown_timeout_bounds_the_wait(start_server: ServerFactory, tmp_path:
     assert events[-1] == "main shutdown", events
 
 
+@pytest.mark.models("async", "prefork", "postfork")
 def test_a_second_signal_stops_waiting(start_server: ServerFactory, tmp_path: Path) -> None:
     events_file = tmp_path / "events.txt"
     server = start_server("apps.lifespan_apps:app", "--request-timeout", "60",

@@ -110,8 +110,9 @@ async def _serve(config: Config, mounts: list[Mount], sockets: list[socket.socke
     loop_name = loop_label(loop)
     protocol_class = role.protocol_class
     for sock in sockets:
+        # backlog: create_server calls listen() again, by default with 100.
         servers.append(await loop.create_server(
-            lambda: protocol_class(state), sock=sock, ssl=ssl_context,
+            lambda: protocol_class(state), sock=sock, backlog=config.BACKLOG, ssl=ssl_context,
             ssl_handshake_timeout=config.SSL_HANDSHAKE_TIMEOUT if ssl_context else None))
         role.logger.info("Listening on %s (%s model, %s loop, pid %d)",
                          describe(sock, scheme), role.model, loop_name, os.getpid())

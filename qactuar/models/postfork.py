@@ -39,12 +39,14 @@ from qactuar.models.aio import (
 )
 from qactuar.protocols.http1 import HTTP1Protocol
 from qactuar.protocols.http2 import H2Protocol
-from qactuar.server_state import ServerState
+from qactuar.server_state import ServerState, websocket_enabled
 from qactuar.sockets import bind_all, close_all, describe, tls_context
 from qactuar.supervisor import (
+    CHILD_STOP_SIGNALS,
     REQUEST_STARTED,
     RESPONDED,
     SPEAKS_HTTP2,
+    STOP_NOW,
     Child,
     SignalPipe,
     Slots,
@@ -79,12 +81,24 @@ CRASHED = _error_response(500, "Internal Server Error: the process serving this 
 
 def run_postfork_model(config: Config, mounts: list[Mount]) -> int:
     new_loop = loop_factory(config.LOOP)
+    import_what_children_use(config)
     ssl_context = tls_context(config)
     sockets = bind_all(config)
     try:
         return PostforkParent(config, mounts, sockets, ssl_context, new_loop).run()
     finally:
         close_all(sockets)
+
+
+def import_what_children_use(config: Config) -> None:
+    """Import in the parent the modules a child would otherwise import for itself.
+
+    A child's ServerState checks for the websockets package, and an upgrade
+    loads the WebSocket protocol: imported lazily in each child, that is
+    some 30 ms of importlib.metadata, email and zipfile per connection.
+    """
+    if websocket_enabled(config):
+        import qactuar.protocols.websocket  # noqa: F401
 
 
 class _Connection:
@@ -235,7 +249,7 @@ class PostforkParent:
                 self.forced = True
                 server_logger.warning("%s again: children stop without waiting", name)
                 for child in self.children.values():
-                    signal_child(child, signal.SIGTERM)
+                    signal_child(child, STOP_NOW)
             return
         self.stopping = True
         server_logger.info("Received %s", name)
@@ -314,7 +328,7 @@ class PostforkParent:
 
         role = ProcessRole(model="postfork", logger=child_logger, lifespan=False,
                            state_class=ChildState, protocol_class=ChildProtocol,
-                           on_start=on_start, stop_signals=(signal.SIGTERM,))
+                           on_start=on_start, stop_signals=CHILD_STOP_SIGNALS)
         with asyncio.Runner(loop_factory=self.new_loop) as runner:
             runner.run(serve_connection(self.config, self.mounts, conn, self.ssl_context, role))
         return 0

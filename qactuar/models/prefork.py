@@ -28,10 +28,12 @@ from qactuar.models.aio import ProcessRole, loop_factory, serve
 from qactuar.server_state import ServerState
 from qactuar.sockets import bind_all, close_all, describe, tls_context
 from qactuar.supervisor import (
+    CHILD_STOP_SIGNALS,
     EXIT_STARTUP_FAILED,
     READY,
     RETIRING,
     STATUS,
+    STOP_NOW,
     Child,
     SignalPipe,
     Slots,
@@ -186,9 +188,14 @@ class PreforkSupervisor:
                 server_logger.info("Received SIGTTOU: keeping the last worker")
                 return
             self.target -= 1
-            newest = max((w for w in self.workers.values()
-                          if w.extra == self.generation and not w.stopping),
-                         key=lambda w: w.started)
+            current = [w for w in self.workers.values()
+                       if w.extra == self.generation and not w.stopping]
+            if len(current) <= self.target:
+                # Workers still to be started (a reload's, or after a back-off):
+                # one fewer of those, none to stop.
+                server_logger.info("Received SIGTTOU: now %d worker(s)", self.target)
+                return
+            newest = max(current, key=lambda w: w.started)
             server_logger.info("Received SIGTTOU: now %d worker(s); stopping worker pid %d",
                                self.target, newest.pid)
             self._stop_worker(newest)
@@ -199,7 +206,7 @@ class PreforkSupervisor:
                 self.forced = True
                 server_logger.warning("%s again: workers stop without waiting", why)
                 for worker in self.workers.values():
-                    signal_child(worker, signal.SIGTERM)
+                    signal_child(worker, STOP_NOW)
             return
         self.exit_status = status
         server_logger.info("%s", why)
@@ -313,6 +320,6 @@ class PreforkSupervisor:
         role = ProcessRole(model="prefork", logger=child_logger,
                            state_class=CountingState if config.MAX_REQUESTS else ServerState,
                            on_start=on_start, on_listening=on_listening,
-                           stop_signals=(signal.SIGTERM,))
+                           stop_signals=CHILD_STOP_SIGNALS)
         with asyncio.Runner(loop_factory=self.new_loop) as runner:
             return runner.run(serve(config, self.mounts, self.sockets, self.ssl_context, role))
