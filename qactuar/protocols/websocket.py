@@ -6,7 +6,8 @@ HTTP answer refusing it), frames in and out, UTF-8 of text messages,
 keep-alive pings, the close handshake and its timeout, and back-pressure both
 ways.  Framing, masking, control-frame rules, size limits and
 permessage-deflate come from the sans-IO core of the `websockets` package
-(measured about four times faster per small message than wsproto's).
+(measured 3.5 to 4 times faster per message than wsproto's: `python -m
+benchmarks.ws_engines`, figures in the README).
 
 Never builds ASGI messages: it calls the connection's `WebSocketSession`.
 """
