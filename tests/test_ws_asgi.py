@@ -236,7 +236,8 @@ def test_app_returning_after_accept_closes_with_1000(server: ServerProcess) -> N
     (handshake(omit=("Sec-WebSocket-Version",)), b"missing Sec-WebSocket-Version"),
     (handshake(version="8"), b"unsupported Sec-WebSocket-Version"),
     (handshake(method="POST"), b"must use GET, not POST"),
-    # The HTTP parser already refuses these (protocols/websocket.py checks again for H2).
+    # The HTTP/1.1 parser refuses these before the WebSocket checks run (HTTP/2:
+    # test_h2_websocket.py::test_invalid_extended_connect_gets_400).
     (handshake(headers=[("Sec-WebSocket-Protocol", "chat\x01")]), b"header value"),
 ], ids=["no-key", "short-key", "bad-base64", "two-keys", "no-version", "version-8", "post",
         "control-byte"])
