@@ -203,6 +203,17 @@ def test_exception_before_accept_is_500_and_logged(start_server: ServerFactory) 
     assert "exception in ASGI app for WebSocket /raise-before" in server.output
 
 
+@pytest.mark.parametrize("what", ["header", "name", "subprotocol"])
+def test_invalid_accept_is_500_and_its_bytes_are_never_written(start_server: ServerFactory,
+                                                               what: str) -> None:
+    server = start_server("apps.ws_app:app")
+    ws = RawWebSocket.connect(server, f"/bad-accept?what={what}")
+    assert ws.status.startswith(b"HTTP/1.1 500 "), ws.status
+    assert b"injected" not in ws.body and b"injected" not in ws.headers, ws.headers
+    ws.expect_tcp_closed()
+    server.wait_for_log("exception in ASGI app for WebSocket /bad-accept")
+
+
 @pytest.mark.parametrize("path", ["/raise-after", "/bad-close"])
 def test_app_error_after_accept_closes_with_1011(start_server: ServerFactory, path: str) -> None:
     server = start_server("apps.ws_app:app")

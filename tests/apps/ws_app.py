@@ -14,6 +14,8 @@ Paths (websocket scope):
   /raise-before      raise before accepting (500)
   /raise-after       accept, receive one message, then raise (1011)
   /bad-close         accept, then close with a code an app may not send (1006)
+  /bad-accept?what=W accept with an invalid header (W=header: CR/LF in a value, W=name:
+                     a space in a name) or subprotocol (W=subprotocol)
   /send-after-close  accept, close 1000, then send: records the error
   /flood?n=N&size=S  accept, send N binary messages of S bytes, record "sent N"
   /hold              accept, never receive; records "received K" on "count" text later
@@ -133,6 +135,17 @@ async def _bad_close(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "websocket.close", "code": 1006})
 
 
+_BAD_ACCEPTS: dict[str, dict[str, Any]] = {
+    "header": {"headers": [(b"x-bad", b"a\r\ninjected: yes")]},
+    "name": {"headers": [(b"x bad", b"value")]},
+    "subprotocol": {"subprotocol": "chat\r\ninjected: yes"},
+}
+
+
+async def _bad_accept(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await _accept(send, **_BAD_ACCEPTS[_query(scope)["what"]])
+
+
 async def _send_after_close(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await _accept(send)
     await send({"type": "websocket.close", "code": 1000})
@@ -200,7 +213,7 @@ async def _wait(scope: dict[str, Any], receive: Any, send: Any) -> None:
 _HANDLERS = {
     "/echo": _echo, "/scope": _scope, "/subprotocol": _subprotocol, "/close": _close,
     "/refuse": _refuse, "/return": _return, "/deny": _deny, "/raise-before": _raise_before,
-    "/raise-after": _raise_after, "/bad-close": _bad_close,
+    "/raise-after": _raise_after, "/bad-close": _bad_close, "/bad-accept": _bad_accept,
     "/send-after-close": _send_after_close, "/flood": _flood, "/hold": _hold, "/wait": _wait,
     "/slow-accept": _slow_accept,
 }
