@@ -247,11 +247,12 @@ def test_app_returning_after_accept_closes_with_1000(server: ServerProcess) -> N
     (handshake(omit=("Sec-WebSocket-Version",)), b"missing Sec-WebSocket-Version"),
     (handshake(version="8"), b"unsupported Sec-WebSocket-Version"),
     (handshake(method="POST"), b"must use GET, not POST"),
+    (handshake().replace(b"HTTP/1.1", b"HTTP/1.0", 1), b"needs HTTP/1.1"),
     # The HTTP/1.1 parser refuses these before the WebSocket checks run (HTTP/2:
     # test_h2_websocket.py::test_invalid_extended_connect_gets_400).
     (handshake(headers=[("Sec-WebSocket-Protocol", "chat\x01")]), b"header value"),
 ], ids=["no-key", "short-key", "bad-base64", "two-keys", "no-version", "version-8", "post",
-        "control-byte"])
+        "http-1.0", "control-byte"])
 def test_invalid_handshakes_get_400(server: ServerProcess, request_bytes: bytes,
                                     reason: bytes) -> None:
     sock = server.connect()
