@@ -17,7 +17,8 @@ Paths (websocket scope):
   /bad-accept?what=W accept with an invalid header (W=header: CR/LF in a value, W=name:
                      a space in a name) or subprotocol (W=subprotocol)
   /send-after-close  accept, close 1000, then send: records the error
-  /flood?n=N&size=S  accept, send N binary messages of S bytes, record "sent N"
+  /flood?n=N&size=S  accept, send N binary messages of S bytes, record "sent N" (or the
+                     send-error once the connection is gone)
   /hold              accept, never receive; records "received K" on "count" text later
   /wait              accept, record every message until disconnect, then try to send
   /slow-accept       accept only once the file TEST_EVENTS_FILE + ".go" exists, then echo
@@ -159,10 +160,14 @@ async def _flood(scope: dict[str, Any], receive: Any, send: Any) -> None:
     query = _query(scope)
     count, size = int(query["n"]), int(query["size"])
     await _accept(send)
-    for index in range(count):
-        await send({"type": "websocket.send", "bytes": bytes([index % 256]) * size})
-        if index % 10 == 0:
-            record(f"{scope['path']} sent {index + 1}")
+    try:
+        for index in range(count):
+            await send({"type": "websocket.send", "bytes": bytes([index % 256]) * size})
+            if index % 10 == 0:
+                record(f"{scope['path']} sent {index + 1}")
+    except OSError as exc:
+        record(f"{scope['path']} send-error {type(exc).__name__}")
+        return
     record(f"{scope['path']} sent all {count}")
     await receive()
 
