@@ -67,6 +67,16 @@ def test_a_peer_that_stops_answering_pings_is_closed(start_server: ServerFactory
     server.wait_for_log("did not answer a ping")
 
 
+def test_no_ping_timeout_when_it_is_0(start_server: ServerFactory) -> None:
+    server = start_server("apps.ws_app:app", "--ws-ping-interval", "0.2",
+                          "--ws-ping-timeout", "0")
+    ws = RawWebSocket.connect(server, "/echo")
+    for _ in range(3):  # none answered, and still no close frame
+        assert ws.recv_frame().opcode == PING
+    ws.send_frame(TEXT, b"still open")
+    assert ws.recv_data_frame().payload == b"still open"
+
+
 def test_no_pings_when_the_interval_is_0(start_server: ServerFactory) -> None:
     server = start_server("apps.ws_app:app", "--ws-ping-interval", "0")
     ws = RawWebSocket.connect(server, "/echo")
