@@ -195,6 +195,17 @@ def test_http_response_extension(server: ServerProcess) -> None:
     assert bytes(refused.response.body) == b"no entry"
 
 
+def test_unfinished_http_response_is_never_sent_and_the_connection_ends(
+        start_server: ServerFactory) -> None:
+    server = start_server("apps.ws_app:app")
+    sock = server.connect()
+    sock.sendall(handshake("/deny-unfinished"))
+    ws = RawWebSocket(sock)
+    ws.expect_tcp_closed()  # no head, no half body: the client can tell it got no answer
+    server.wait_for_log("returned without finishing its HTTP response to the WebSocket "
+                        "handshake for /deny-unfinished")
+
+
 def test_exception_before_accept_is_500_and_logged(start_server: ServerFactory) -> None:
     server = start_server("apps.ws_app:app")
     ws = RawWebSocket.connect(server, "/raise-before")

@@ -11,6 +11,7 @@ Paths (websocket scope):
   /refuse            websocket.close before accept (403)
   /return            return without accepting (403)
   /deny              websocket.http.response: 401, x-why: token, body in two parts
+  /deny-unfinished   websocket.http.response.start, one body part with more_body, return
   /raise-before      raise before accepting (500)
   /raise-after       accept, receive one message, then raise (1011)
   /bad-close         accept, then close with a code an app may not send (1006)
@@ -121,6 +122,11 @@ async def _deny(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "websocket.http.response.body", "body": b"entry"})
 
 
+async def _deny_unfinished(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send({"type": "websocket.http.response.start", "status": 401, "headers": []})
+    await send({"type": "websocket.http.response.body", "body": b"half", "more_body": True})
+
+
 async def _raise_before(scope: dict[str, Any], receive: Any, send: Any) -> None:
     raise ValueError("refusing by accident")
 
@@ -217,7 +223,8 @@ async def _wait(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 _HANDLERS = {
     "/echo": _echo, "/scope": _scope, "/subprotocol": _subprotocol, "/close": _close,
-    "/refuse": _refuse, "/return": _return, "/deny": _deny, "/raise-before": _raise_before,
+    "/refuse": _refuse, "/return": _return, "/deny": _deny,
+    "/deny-unfinished": _deny_unfinished, "/raise-before": _raise_before,
     "/raise-after": _raise_after, "/bad-close": _bad_close, "/bad-accept": _bad_accept,
     "/send-after-close": _send_after_close, "/flood": _flood, "/hold": _hold, "/wait": _wait,
     "/slow-accept": _slow_accept,
