@@ -91,6 +91,32 @@ def test_refused_websocket_is_an_http2_response(ws_server) -> None:
     assert result.status == 403
 
 
+@pytest.mark.parametrize(("fields", "reason"), [
+    ([(b"x-thing", b"a\x01b")], b"control bytes"),
+    ([(b"sec-websocket-version", b"8")], b"Sec-WebSocket-Version must be 13"),
+], ids=["control-byte", "version-8"])
+def test_invalid_extended_connect_gets_400(ws_server, fields: list[tuple[bytes, bytes]],
+                                           reason: bytes) -> None:
+    # HTTP/2 lets a value hold control bytes other than NUL, CR and LF; a
+    # WebSocket handshake does not, over HTTP/2 as over HTTP/1.1.
+    with H2Client(ws_server.host, ws_server.port) as h2c:
+        h2c.wait_for(lambda: h2c.conn.remote_settings.enable_connect_protocol == 1,
+                     what="SETTINGS_ENABLE_CONNECT_PROTOCOL")
+        stream_id = h2c.conn.get_next_available_stream_id()
+        h2c.streams.setdefault(stream_id, StreamResult())
+        version = [] if any(name == b"sec-websocket-version" for name, _ in fields) \
+            else [(b"sec-websocket-version", b"13")]
+        h2c.conn.send_headers(stream_id, [
+            (b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":scheme", b"http"),
+            (b":path", b"/echo"), (b":authority", h2c.host), *version, *fields])
+        h2c.flush()
+        result = h2c.response(stream_id)
+        assert result.status == 400, result.status
+        assert reason in bytes(result.body), bytes(result.body)
+        # The connection serves other streams afterwards.
+        assert h2c.get("/after").body == b"plain http /after"
+
+
 def test_client_reset_ends_the_session(ws_server) -> None:
     with H2Client(ws_server.host, ws_server.port) as h2c:
         stream_id = open_websocket(h2c, "/echo")

@@ -195,12 +195,34 @@ def test_http_response_extension(server: ServerProcess) -> None:
     assert bytes(refused.response.body) == b"no entry"
 
 
+def test_unfinished_http_response_is_never_sent_and_the_connection_ends(
+        start_server: ServerFactory) -> None:
+    server = start_server("apps.ws_app:app")
+    sock = server.connect()
+    sock.sendall(handshake("/deny-unfinished"))
+    ws = RawWebSocket(sock)
+    ws.expect_tcp_closed()  # no head, no half body: the client can tell it got no answer
+    server.wait_for_log("returned without finishing its HTTP response to the WebSocket "
+                        "handshake for /deny-unfinished")
+
+
 def test_exception_before_accept_is_500_and_logged(start_server: ServerFactory) -> None:
     server = start_server("apps.ws_app:app")
     ws = RawWebSocket.connect(server, "/raise-before")
     assert ws.status.startswith(b"HTTP/1.1 500 "), ws.status
     server.wait_for_log("ValueError: refusing by accident")
     assert "exception in ASGI app for WebSocket /raise-before" in server.output
+
+
+@pytest.mark.parametrize("what", ["header", "name", "subprotocol"])
+def test_invalid_accept_is_500_and_its_bytes_are_never_written(start_server: ServerFactory,
+                                                               what: str) -> None:
+    server = start_server("apps.ws_app:app")
+    ws = RawWebSocket.connect(server, f"/bad-accept?what={what}")
+    assert ws.status.startswith(b"HTTP/1.1 500 "), ws.status
+    assert b"injected" not in ws.body and b"injected" not in ws.headers, ws.headers
+    ws.expect_tcp_closed()
+    server.wait_for_log("exception in ASGI app for WebSocket /bad-accept")
 
 
 @pytest.mark.parametrize("path", ["/raise-after", "/bad-close"])
@@ -236,10 +258,12 @@ def test_app_returning_after_accept_closes_with_1000(server: ServerProcess) -> N
     (handshake(omit=("Sec-WebSocket-Version",)), b"missing Sec-WebSocket-Version"),
     (handshake(version="8"), b"unsupported Sec-WebSocket-Version"),
     (handshake(method="POST"), b"must use GET, not POST"),
-    # The HTTP parser already refuses these (protocols/websocket.py checks again for H2).
+    (handshake().replace(b"HTTP/1.1", b"HTTP/1.0", 1), b"needs HTTP/1.1"),
+    # The HTTP/1.1 parser refuses these before the WebSocket checks run (HTTP/2:
+    # test_h2_websocket.py::test_invalid_extended_connect_gets_400).
     (handshake(headers=[("Sec-WebSocket-Protocol", "chat\x01")]), b"header value"),
 ], ids=["no-key", "short-key", "bad-base64", "two-keys", "no-version", "version-8", "post",
-        "control-byte"])
+        "http-1.0", "control-byte"])
 def test_invalid_handshakes_get_400(server: ServerProcess, request_bytes: bytes,
                                     reason: bytes) -> None:
     sock = server.connect()

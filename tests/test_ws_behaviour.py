@@ -15,7 +15,17 @@ from pathlib import Path
 
 from apps.lifespan_apps import EVENTS_VAR
 from conftest import ServerFactory, _SocketReader, file_lines, read_response, wait_until
-from ws_client import BINARY, CLOSE, PING, PONG, TEXT, RawWebSocket, frame, handshake
+from ws_client import (
+    BINARY,
+    CLOSE,
+    PING,
+    PONG,
+    TEXT,
+    RawWebSocket,
+    close_payload,
+    frame,
+    handshake,
+)
 
 
 def _events_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
@@ -57,6 +67,16 @@ def test_a_peer_that_stops_answering_pings_is_closed(start_server: ServerFactory
     server.wait_for_log("did not answer a ping")
 
 
+def test_no_ping_timeout_when_it_is_0(start_server: ServerFactory) -> None:
+    server = start_server("apps.ws_app:app", "--ws-ping-interval", "0.2",
+                          "--ws-ping-timeout", "0")
+    ws = RawWebSocket.connect(server, "/echo")
+    for _ in range(3):  # none answered, and still no close frame
+        assert ws.recv_frame().opcode == PING
+    ws.send_frame(TEXT, b"still open")
+    assert ws.recv_data_frame().payload == b"still open"
+
+
 def test_no_pings_when_the_interval_is_0(start_server: ServerFactory) -> None:
     server = start_server("apps.ws_app:app", "--ws-ping-interval", "0")
     ws = RawWebSocket.connect(server, "/echo")
@@ -79,6 +99,22 @@ def test_a_silent_peer_cannot_hold_the_close_handshake(start_server: ServerFacto
     # The client never answers the close frame: the server gives up and closes.
     ws.expect_tcp_closed(timeout=10)
     server.wait_for_log("did not finish the close handshake")
+
+
+def test_a_peer_that_closes_but_never_reads_cannot_hold_the_connection(
+        start_server: ServerFactory, tmp_path: Path) -> None:
+    events, env = _events_env(tmp_path)
+    server = start_server("apps.ws_app:app", "--no-ws-per-message-deflate",
+                          "--ws-close-timeout", "0.5", env=env)
+    ws = RawWebSocket.connect(server, "/flood?n=2000&size=65536")
+    _count_stops_growing(events, "/flood sent")  # the socket buffers are full both ways
+    # The client closes but never reads: the server's echo of the close waits behind
+    # megabytes of messages that will never be read, so only WS_CLOSE_TIMEOUT ends it.
+    ws.send_frame(CLOSE, close_payload(1000))
+    # The server drops the connection: the app's pending send() fails.
+    wait_until(lambda: "/flood send-error ClientDisconnected" in file_lines(events),
+               timeout=8, what="the server to drop the connection")
+    ws.close()
 
 
 # -- back-pressure ------------------------------------------------------------------------

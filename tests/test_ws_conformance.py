@@ -326,6 +326,15 @@ def test_rsv2_is_still_a_protocol_error_with_compression(server: ServerProcess) 
     ws.expect_close(1002)
 
 
+def test_rsv1_on_a_continuation_frame_is_a_protocol_error(server: ServerProcess) -> None:
+    # RFC 7692 6.1: only the first frame of a compressed message carries RSV1.
+    ws = RawWebSocket.connect(server, "/echo", deflate=True)
+    data = Deflater().compress(b"fragmented and compressed " * 30)
+    ws.send_frame(TEXT, data[:10], fin=False, rsv=RSV1)
+    ws.send_frame(CONT, data[10:], fin=True, rsv=RSV1)
+    ws.expect_close(1002)
+
+
 def test_compressed_control_frame_is_a_protocol_error(server: ServerProcess) -> None:
     ws = RawWebSocket.connect(server, "/echo", deflate=True)
     ws.send_frame(PING, zlib.compress(b"p")[2:-4], rsv=RSV1)

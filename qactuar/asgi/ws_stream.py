@@ -12,6 +12,7 @@ never touches bytes on the wire and never sees a frame.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import deque
 from typing import Any, Protocol
@@ -28,6 +29,9 @@ TEXT_PLAIN = (b"content-type", b"text/plain; charset=utf-8")
 # Close codes an application may send (RFC 6455 7.4.1 and the IANA registry);
 # 1004-1006 and 1015 are reserved for the endpoints' own use.
 _APP_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, *range(1007, 1015)))
+
+# A subprotocol is an HTTP token (RFC 6455 4.3, RFC 9110 5.6.2); it goes into a header.
+_is_token = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+").fullmatch
 
 # Where the session is in its life, as seen by the app.
 HANDSHAKE = 0  # connect delivered or pending; no answer yet
@@ -193,8 +197,8 @@ class WebSocketSession:
     def _accept(self, message: dict[str, Any]) -> None:
         self._expect_handshake("websocket.accept")
         subprotocol = message.get("subprotocol")
-        if subprotocol is not None and (not isinstance(subprotocol, str) or not subprotocol
-                                        or not subprotocol.isascii()):
+        if subprotocol is not None and (not isinstance(subprotocol, str)
+                                        or not _is_token(subprotocol)):
             raise RuntimeError(f"ASGI app sent an invalid subprotocol {subprotocol!r}")
         headers = check_headers(message.get("headers", ()))
         self.phase = OPEN

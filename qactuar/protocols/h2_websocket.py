@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.extensions.base import Extension
 
-from qactuar.protocols.websocket import WebSocketProtocol, negotiate_extensions
+from qactuar.protocols.websocket import WebSocketProtocol, find_control_byte, negotiate_extensions
 
 if TYPE_CHECKING:
     from qactuar.protocols.http2 import H2Protocol, _StreamSink
@@ -29,6 +29,10 @@ _OWN_HEADERS = frozenset((b"upgrade", b"connection", b"sec-websocket-accept",
 
 def handshake_problem(headers: list[tuple[bytes, bytes]]) -> str | None:
     """What is wrong with an extended CONNECT for `websocket`, or None."""
+    # HTTP/2 itself refuses only NUL, CR and LF in a value (RFC 9113 8.2.1); a
+    # handshake is held to HTTP/1.1's rule, as over HTTP/1.1.
+    if any(find_control_byte(value) for _, value in headers):
+        return "Bad Request: a header value holds control bytes"
     versions = [value for name, value in headers if name == b"sec-websocket-version"]
     if versions != [b"13"]:
         return "Bad Request: Sec-WebSocket-Version must be 13"

@@ -11,11 +11,15 @@ Paths (websocket scope):
   /refuse            websocket.close before accept (403)
   /return            return without accepting (403)
   /deny              websocket.http.response: 401, x-why: token, body in two parts
+  /deny-unfinished   websocket.http.response.start, one body part with more_body, return
   /raise-before      raise before accepting (500)
   /raise-after       accept, receive one message, then raise (1011)
   /bad-close         accept, then close with a code an app may not send (1006)
+  /bad-accept?what=W accept with an invalid header (W=header: CR/LF in a value, W=name:
+                     a space in a name) or subprotocol (W=subprotocol)
   /send-after-close  accept, close 1000, then send: records the error
-  /flood?n=N&size=S  accept, send N binary messages of S bytes, record "sent N"
+  /flood?n=N&size=S  accept, send N binary messages of S bytes, record "sent N" (or the
+                     send-error once the connection is gone)
   /hold              accept, never receive; records "received K" on "count" text later
   /wait              accept, record every message until disconnect, then try to send
   /slow-accept       accept only once the file TEST_EVENTS_FILE + ".go" exists, then echo
@@ -118,6 +122,11 @@ async def _deny(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "websocket.http.response.body", "body": b"entry"})
 
 
+async def _deny_unfinished(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send({"type": "websocket.http.response.start", "status": 401, "headers": []})
+    await send({"type": "websocket.http.response.body", "body": b"half", "more_body": True})
+
+
 async def _raise_before(scope: dict[str, Any], receive: Any, send: Any) -> None:
     raise ValueError("refusing by accident")
 
@@ -133,6 +142,17 @@ async def _bad_close(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "websocket.close", "code": 1006})
 
 
+_BAD_ACCEPTS: dict[str, dict[str, Any]] = {
+    "header": {"headers": [(b"x-bad", b"a\r\ninjected: yes")]},
+    "name": {"headers": [(b"x bad", b"value")]},
+    "subprotocol": {"subprotocol": "chat\r\ninjected: yes"},
+}
+
+
+async def _bad_accept(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await _accept(send, **_BAD_ACCEPTS[_query(scope)["what"]])
+
+
 async def _send_after_close(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await _accept(send)
     await send({"type": "websocket.close", "code": 1000})
@@ -146,10 +166,14 @@ async def _flood(scope: dict[str, Any], receive: Any, send: Any) -> None:
     query = _query(scope)
     count, size = int(query["n"]), int(query["size"])
     await _accept(send)
-    for index in range(count):
-        await send({"type": "websocket.send", "bytes": bytes([index % 256]) * size})
-        if index % 10 == 0:
-            record(f"{scope['path']} sent {index + 1}")
+    try:
+        for index in range(count):
+            await send({"type": "websocket.send", "bytes": bytes([index % 256]) * size})
+            if index % 10 == 0:
+                record(f"{scope['path']} sent {index + 1}")
+    except OSError as exc:
+        record(f"{scope['path']} send-error {type(exc).__name__}")
+        return
     record(f"{scope['path']} sent all {count}")
     await receive()
 
@@ -199,8 +223,9 @@ async def _wait(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 _HANDLERS = {
     "/echo": _echo, "/scope": _scope, "/subprotocol": _subprotocol, "/close": _close,
-    "/refuse": _refuse, "/return": _return, "/deny": _deny, "/raise-before": _raise_before,
-    "/raise-after": _raise_after, "/bad-close": _bad_close,
+    "/refuse": _refuse, "/return": _return, "/deny": _deny,
+    "/deny-unfinished": _deny_unfinished, "/raise-before": _raise_before,
+    "/raise-after": _raise_after, "/bad-close": _bad_close, "/bad-accept": _bad_accept,
     "/send-after-close": _send_after_close, "/flood": _flood, "/hold": _hold, "/wait": _wait,
     "/slow-accept": _slow_accept,
 }
