@@ -152,6 +152,21 @@ def test_bad_request_is_refused_and_nothing_after_it_is_answered(
     assert rest == b""
 
 
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    (b"HEAD / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),  # the parser's refusal
+    (b"HEAD / HTTP/1.1\r\n\r\n", 400),  # ours: no Host
+    (b"HEAD / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n", 417),
+], ids=["bad-field", "no-host", "expect"])
+def test_a_refused_head_request_gets_its_status_without_a_body(
+        strict_server: ServerProcess, request_bytes: bytes, status: int) -> None:
+    with strict_server.connect() as sock:
+        sock.sendall(request_bytes)
+        head, _, rest = recv_until_closed(sock).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), head
+    assert b"\r\ncontent-length: " in head
+    assert rest == b""
+
+
 def test_bad_request_pipelined_after_a_good_one(strict_server: ServerProcess) -> None:
     """The good request is answered first, then the bad one gets its 400, then EOF."""
     with strict_server.connect() as sock:

@@ -21,7 +21,14 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from apps.lifespan_apps import EVENTS_VAR
-from conftest import ServerFactory, ServerProcess, file_lines, read_response, wait_until
+from conftest import (
+    ServerFactory,
+    ServerProcess,
+    file_lines,
+    read_response,
+    recv_until_closed,
+    wait_until,
+)
 from ws_client import BINARY, CLOSE, TEXT, RawWebSocket, close_payload, frame, handshake
 
 
@@ -273,6 +280,18 @@ def test_invalid_handshakes_get_400(server: ServerProcess, request_bytes: bytes,
     assert headers[b"connection"] == b"close"
     assert body.startswith(b"Bad Request") or b"Invalid" in body, body
     assert reason in body
+    if b"Sec-WebSocket" in reason:
+        # RFC 6455 4.4: a refused handshake names the version the server speaks.
+        assert headers[b"sec-websocket-version"] == b"13"
+
+
+def test_a_refused_head_handshake_gets_400_without_a_body(server: ServerProcess) -> None:
+    sock = server.connect()
+    sock.sendall(handshake(method="HEAD"))
+    head, _, rest = recv_until_closed(sock).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), head
+    assert b"\r\ncontent-length: " in head  # the length the body would have had
+    assert rest == b""  # and not one byte of it
 
 
 def test_ws_off_serves_upgrade_requests_as_plain_http(start_server: ServerFactory) -> None:

@@ -56,10 +56,11 @@ _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PAT
 class _Reject(Exception):
     """Raised inside a parser callback to answer the request with an error status."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, extra_head: bytes = b"") -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.extra_head = extra_head  # header lines to add to the answer
 
 
 class _Request(HTTPStream):
@@ -115,7 +116,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self._reading_paused = False
         self._closed = False
         self._stop_parsing = False
-        self._deferred_error: tuple[int, str] | None = None
+        self._deferred_error: tuple[int, str, bytes, bool] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._client_deadline = 0.0  # 0: the client owes nothing by any time
@@ -279,16 +280,26 @@ class HTTP1Protocol(asyncio.Protocol):
         if (not self._url.startswith(b"/") and http2_enabled(self.config.HTTP2)
                 and self._hand_over_prior_knowledge(data)):
             return
-        if isinstance(cause, _Reject):
-            self._reject(cause.status, cause.reason)
+        if isinstance(cause, _Reject) and cause.status == 0:
+            self._reject(0, cause.reason)  # no answer: the connection just stops here
+        elif isinstance(cause, _Reject):
+            self._reject(cause.status, cause.reason, cause.extra_head, self._head_request())
         elif cause is not None:
             # A bug of ours in a parser callback, not the client's mistake.
             exception_logger.error("error while handling a request head", exc_info=cause)
-            self._reject(500, "Internal Server Error")
+            self._reject(500, "Internal Server Error", head_only=self._head_request())
         else:
             reason = str(exc) or type(exc).__name__
             status = 505 if "HTTP version" in reason else 400
-            self._reject(status, reason)
+            self._reject(status, reason, head_only=self._head_request())
+
+    def _head_request(self) -> bool:
+        """Whether the request being refused is a HEAD (its answer then has no body).
+
+        llhttp knows the method once the request line is read; before that it
+        reports its first method, DELETE, never HEAD.
+        """
+        return self.parser.get_method() == b"HEAD"
 
     def _count_unfinished_head(self, size: int, continuing: bool) -> None:
         """Bound a request head that does not end (httptools buffers it whole).
@@ -436,7 +447,8 @@ class HTTP1Protocol(asyncio.Protocol):
             if wants_websocket(self._headers):
                 problem = handshake_problem(method, version, self._headers)
                 if problem is not None:
-                    raise _Reject(400, problem)
+                    # RFC 6455 4.4: a refused handshake says which version we speak.
+                    raise _Reject(400, problem, b"sec-websocket-version: 13\r\n")
                 self._websocket = (scope, app)
                 return
         self._headers = _NO_HEADERS  # the scope has them; an idle connection keeps none
@@ -746,7 +758,8 @@ class HTTP1Protocol(asyncio.Protocol):
             return False
         return version == "1.1" or b"keep-alive" in tokens
 
-    def _reject(self, status: int, reason: str) -> None:
+    def _reject(self, status: int, reason: str, extra_head: bytes = b"",
+                head_only: bool = False) -> None:
         """Answer a request the server refuses (bad or too large) and close."""
         self._stop_parsing = True
         self._client_deadline = 0.0
@@ -766,21 +779,25 @@ class HTTP1Protocol(asyncio.Protocol):
             self._queue.pop()  # a pipelined request that never started
         if self._queue:
             # Earlier pipelined requests are answered first, in order.
-            self._deferred_error = (status, reason)
+            self._deferred_error = (status, reason, extra_head, head_only)
             return
-        self._write_error(status, reason)
+        self._write_error(status, reason, extra_head, head_only)
 
-    def _write_error(self, status: int, reason: str) -> None:
+    def _write_error(self, status: int, reason: str, extra_head: bytes = b"",
+                     head_only: bool = False) -> None:
         if self._closed or self.transport is None:
             return
         body = reason.encode() + b"\n"
         head = [self.state.status_line(status)]
         head.extend(b"%s: %s\r\n" % pair for pair in error_headers(body))
+        head.append(extra_head)
         head.append(self.state.date_line)
         if self.state.server_header:
             head.append(self.state.server_header)
         head.append(b"connection: close\r\n\r\n")
-        self.transport.write(b"".join(head) + body)
+        if not head_only:
+            head.append(body)
+        self.transport.write(b"".join(head))
         self._close()
 
     def _client_too_slow(self) -> None:
