@@ -34,6 +34,18 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def can_bind_ipv6(address: str) -> bool:
+    """Whether this machine lets a socket bind `address` (e.g. "::1", "::") over IPv6."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind((address, 0))
+    except OSError:
+        return False
+    return True
+
+
 def wait_until(condition: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
     """Poll `condition` until it holds; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -18,6 +18,7 @@ from conftest import (
     ServerFactory,
     ServerProcess,
     assert_one_line_error,
+    can_bind_ipv6,
     fetch,
     read_response,
     run_qactuar,
@@ -60,16 +61,7 @@ def test_unix_socket_with_mode_beside_tcp(tmp_path: Path, model: str) -> None:
     assert not path.exists()  # removed at exit
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
+@pytest.mark.skipif(not can_bind_ipv6("::1"), reason="this machine has no IPv6 loopback")
 @ALL_MODELS
 def test_ipv6_bind(model: str) -> None:
     server = ServerProcess([APP, *MODEL_ARGS[model], "--bind", "[::1]:0"])

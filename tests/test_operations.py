@@ -8,7 +8,6 @@ to reach a point waits for a marker line the app prints (see
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -25,6 +24,7 @@ from conftest import (
     ServerFactory,
     ServerProcess,
     assert_one_line_error,
+    can_bind_ipv6,
     child_env,
     run_qactuar,
 )
@@ -190,18 +190,7 @@ def test_run_in_a_thread_other_than_the_main_one_serves(
     assert response.text == "served from a thread"
 
 
-def _ipv6_available() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.bind(("::", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _ipv6_available(), reason="this machine has no IPv6")
+@pytest.mark.skipif(not can_bind_ipv6("::"), reason="this machine has no IPv6")
 def test_ipv6_wildcard_host_also_accepts_ipv4(start_server: ServerFactory) -> None:
     server = start_server("apps.basic:app", host="::")
     response = httpx.get(f"http://127.0.0.1:{server.port}/hello", timeout=5)
