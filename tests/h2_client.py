@@ -187,6 +187,11 @@ class H2Client:
             if not self.pump(min(remaining, 0.5)) and not condition():
                 raise AssertionError(f"connection closed while waiting for {what}")
 
+    def wait_for_settings_ack(self) -> None:
+        """Until the server has acknowledged our SETTINGS (so they apply to what follows)."""
+        self.wait_for(lambda: any(isinstance(e, h2.events.SettingsAcknowledged)
+                                  for e in self.events), what="SETTINGS ack")
+
     def response(self, stream_id: int, timeout: float = 10) -> StreamResult:
         result = self.streams[stream_id]
         self.wait_for(lambda: result.ended or result.reset_code is not None, timeout,

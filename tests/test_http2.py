@@ -170,8 +170,7 @@ def test_stream_over_the_concurrency_limit_is_refused(start_server) -> None:
 def test_response_respects_the_client_window(h2_server) -> None:
     with client(h2_server, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1000},
                 auto_window=False) as h2c:
-        h2c.wait_for(lambda: any(isinstance(e, h2.events.SettingsAcknowledged)
-                                 for e in h2c.events), what="SETTINGS ack")
+        h2c.wait_for_settings_ack()
         stream_id = h2c.request("/sized?n=5000")
         result = h2c.streams[stream_id]
         h2c.wait_for(lambda: len(result.body) == 1000, what="the first window")
@@ -321,8 +320,7 @@ def test_empty_data_frame_flood_closes_the_connection(h2_server) -> None:
 def test_hpack_bomb_closes_the_connection(start_server) -> None:
     server = start_server(APP, "--max-header-size", "8192")
     with client(server) as h2c:
-        h2c.wait_for(lambda: any(isinstance(e, h2.events.SettingsAcknowledged)
-                                 for e in h2c.events), what="SETTINGS ack")
+        h2c.wait_for_settings_ack()
         # One large header in the dynamic table, then referenced many times: small on
         # the wire, huge once decoded.
         big = b"x" * 4000
@@ -637,8 +635,7 @@ def test_extensions_are_advertised_in_the_scope(h2_server) -> None:
 
 def test_push_is_not_advertised_when_the_client_disables_it(h2_server) -> None:
     with client(h2_server, settings={h2.settings.SettingCodes.ENABLE_PUSH: 0}) as h2c:
-        h2c.wait_for(lambda: any(isinstance(e, h2.events.SettingsAcknowledged)
-                                 for e in h2c.events), what="SETTINGS ack")
+        h2c.wait_for_settings_ack()
         result = h2c.get("/push")
         extensions = json.loads(h2c.get("/scope").body)["extensions"]
     assert "http.response.push" not in extensions
@@ -655,8 +652,7 @@ def test_response_trailers(h2_server) -> None:
 def test_trailers_wait_for_the_flow_control_window(h2_server) -> None:
     with client(h2_server, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2},
                 auto_window=False) as h2c:
-        h2c.wait_for(lambda: any(isinstance(e, h2.events.SettingsAcknowledged)
-                                 for e in h2c.events), what="SETTINGS ack")
+        h2c.wait_for_settings_ack()
         stream_id = h2c.request("/trailers")
         result = h2c.streams[stream_id]
         h2c.wait_for(lambda: result.body == b"bo", what="the first window")
