@@ -13,7 +13,7 @@ from http import HTTPStatus
 from typing import Any
 
 from qactuar import __version__
-from qactuar.asgi.http_stream import ASGI_SPEC_VERSION
+from qactuar.asgi import ASGI_SPEC_VERSION
 from qactuar.asgi.router import Router
 from qactuar.config import Config, ConfigError
 
@@ -73,6 +73,14 @@ class ServerState:
         self.access_log = config.ACCESS_LOG
         self.request_timeout = config.REQUEST_TIMEOUT
         self.server_header = SERVER_HEADER if config.SERVER_HEADER else b""
+        # Limits the protocols read per request, copied out of the config:
+        # typed fields when compiled (server_state.pxd), one lookup not two.
+        self.max_url_size = config.MAX_URL_SIZE
+        self.max_body_size = config.MAX_BODY_SIZE
+        self.keep_alive_timeout = config.KEEP_ALIVE_TIMEOUT
+        self.header_timeout = config.HEADER_TIMEOUT
+        self.limit_concurrency = config.LIMIT_CONCURRENCY
+        self.recv_bytes = config.RECV_BYTES
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.in_flight = 0
@@ -119,5 +127,5 @@ class ServerState:
         self.loop.call_later(1.0 - now % 1.0 + 0.001, self._refresh_date)
 
     def over_concurrency_limit(self) -> bool:
-        limit = self.config.LIMIT_CONCURRENCY
+        limit = self.limit_concurrency
         return bool(limit) and self.in_flight >= limit

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 from qactuar.logs import escape, exception_logger, log_access, server_logger
 
-ASGI_SPEC_VERSION = "2.4"
 _TASK_NAME = "qactuar request"
 DISCONNECT = {"type": "http.disconnect"}
 
@@ -334,7 +333,7 @@ class HTTPStream:
                 elif special == _DROPPED:
                     continue
                 elif special == _CONNECTION:
-                    if b"close" in (token.strip() for token in value.lower().split(b",")):
+                    if _says_close(value):
                         close_connection = True
                     continue
                 elif special == _DATE:
@@ -502,6 +501,11 @@ class HTTPStream:
         exception_logger.error("exception in ASGI app for %s %s", self.scope["method"],
                                _log_path(self.scope), exc_info=exc)
         self._fail_response(500, "Internal Server Error")
+
+
+def _says_close(connection: bytes) -> bool:
+    """Whether a Connection field value has the `close` token."""
+    return b"close" in [token.strip() for token in connection.lower().split(b",")]
 
 
 def _log_path(scope: dict[str, Any]) -> str:

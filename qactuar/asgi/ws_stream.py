@@ -18,7 +18,8 @@ from collections import deque
 from typing import Any, Protocol
 
 # The header rules are HTTP's, shared with the HTTP stream.
-from qactuar.asgi.http_stream import ASGI_SPEC_VERSION, ClientDisconnected, checked_header
+from qactuar.asgi import ASGI_SPEC_VERSION
+from qactuar.asgi.http_stream import ClientDisconnected, checked_header
 from qactuar.logs import escape, exception_logger, log_access, server_logger
 
 CONNECT = {"type": "websocket.connect"}

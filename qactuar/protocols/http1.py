@@ -86,8 +86,12 @@ class _Request(HTTPStream):
 FIRST_REQUEST_GRACE = 0.5
 
 
-class HTTP1Protocol(asyncio.Protocol):
-    """One client connection; also the `ResponseSink` of the request being answered."""
+class HTTP1Protocol:
+    """One client connection; also the `ResponseSink` of the request being answered.
+
+    An asyncio protocol by its methods, not by subclassing `asyncio.Protocol`:
+    compiled (http1.pxd) it is an extension type, which cannot have a Python base.
+    """
 
     # Slots: an idle keep-alive connection then costs no instance dict.
     __slots__ = (
@@ -175,7 +179,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if self.state.scheme == "https" and self._tls_made(transport):
             return  # handed over to HTTP/2
         self.state.connections.add(self)
-        self._client_must_send_within(self.config.HEADER_TIMEOUT)
+        self._client_must_send_within(self.state.header_timeout)
 
     def _tls_made(self, transport: asyncio.BaseTransport) -> bool:
         """Note the TLS facts for the scope; hand over to HTTP/2 if ALPN chose h2."""
@@ -270,7 +274,7 @@ class HTTP1Protocol(asyncio.Protocol):
             return
         if self._in_head:
             if not self._client_deadline and not self._reading_paused:
-                self._client_must_send_within(self.config.HEADER_TIMEOUT)
+                self._client_must_send_within(self.state.header_timeout)
             self._count_unfinished_head(len(data), continuing_head)
         elif continuing_body and self._parsing is not None and not self._body_in_feed:
             self._count_body_framing(len(data))
@@ -309,7 +313,7 @@ class HTTP1Protocol(asyncio.Protocol):
         """
         if continuing or not self._completed_in_feed:
             self._head_bytes += size
-        limit = self.config.MAX_URL_SIZE + self.config.MAX_HEADER_SIZE + 1024
+        limit = self.state.max_url_size + self.config.MAX_HEADER_SIZE + 1024
         if self._head_bytes > limit:
             self._reject(431, "Request Header Fields Too Large")
 
@@ -337,7 +341,7 @@ class HTTP1Protocol(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         if self._in_head:  # the rest of a URL split across reads
             self._url += url
-            if len(self._url) > self.config.MAX_URL_SIZE:
+            if len(self._url) > self.state.max_url_size:
                 raise _Reject(414, "URI Too Long")
             return
         # A new request head.  (No on_message_begin callback: a request line
@@ -345,7 +349,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self._in_head = True
         self._head_bytes = 0
         self._url = url
-        if len(url) > self.config.MAX_URL_SIZE:
+        if len(url) > self.state.max_url_size:
             raise _Reject(414, "URI Too Long")
         self._headers = []
         self._header_bytes = 0
@@ -413,7 +417,7 @@ class HTTP1Protocol(asyncio.Protocol):
             if self._transfer_encoding != b"chunked":
                 raise _Reject(501, "Not Implemented: only the chunked transfer coding is "
                                    "supported")
-        limit = self.config.MAX_BODY_SIZE
+        limit = self.state.max_body_size
         if limit and self._content_length is not None and self._content_length > limit:
             raise _Reject(413, "Content Too Large")
         expect_continue = False
@@ -425,7 +429,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if self._connection_tokens or self.state.shutting_down:
             keep_alive = self._wants_keep_alive(version)
         else:
-            keep_alive = version == "1.1" and self.config.KEEP_ALIVE_TIMEOUT > 0
+            keep_alive = version == "1.1" and self.state.keep_alive_timeout > 0
         state = self.state
         router = state.router
         # Mount prefixes are matched below ROOT_PATH, which a proxy has stripped.
@@ -474,13 +478,13 @@ class HTTP1Protocol(asyncio.Protocol):
         self._framing_bytes = 0
         if not self._queue:
             # Answered early; the rest of the body must keep coming or we close.
-            self._client_must_send_within(self.config.KEEP_ALIVE_TIMEOUT
-                                          or self.config.HEADER_TIMEOUT)
-        limit = self.config.MAX_BODY_SIZE
+            self._client_must_send_within(self.state.keep_alive_timeout
+                                          or self.state.header_timeout)
+        limit = self.state.max_body_size
         if limit and self._body_received > limit:
             raise _Reject(413, "Content Too Large")
         pending.receive_body(body)
-        if pending.buffered > self.config.RECV_BYTES:  # the app is behind: stop reading
+        if pending.buffered > self.state.recv_bytes:  # the app is behind: stop reading
             self._pause_reading()
 
     def on_message_complete(self) -> None:
@@ -499,7 +503,7 @@ class HTTP1Protocol(asyncio.Protocol):
         pending.end_body()
         if not self._queue:
             # Answered before its body was in; the body is now read, so wait idle.
-            self._client_must_send_within(self.config.KEEP_ALIVE_TIMEOUT)
+            self._client_must_send_within(self.state.keep_alive_timeout)
         if not pending.keep_alive:
             # Nothing after a request that closes the connection is read.
             self._stop_parsing = True
@@ -688,7 +692,7 @@ class HTTP1Protocol(asyncio.Protocol):
             # Idle, or still owed the rest of a body answered early: either way
             # the client has KEEP_ALIVE_TIMEOUT to send something.  (Inlined
             # _client_must_send_within: this runs per request.)
-            timeout = self.config.KEEP_ALIVE_TIMEOUT
+            timeout = self.state.keep_alive_timeout
             if timeout > 0:
                 self._client_deadline = deadline = self.loop.time() + timeout
                 if self._timer is None or deadline < self._timer_at:
@@ -709,7 +713,7 @@ class HTTP1Protocol(asyncio.Protocol):
 
     def _start_response_cycle(self, stream: _Request) -> None:
         state = self.state
-        if state.config.LIMIT_CONCURRENCY and state.over_concurrency_limit():
+        if state.limit_concurrency and state.over_concurrency_limit():
             stream.app = state.unavailable_app
         if state.request_timeout > 0:
             self._timed_stream = stream
@@ -751,7 +755,7 @@ class HTTP1Protocol(asyncio.Protocol):
         return scope
 
     def _wants_keep_alive(self, version: str) -> bool:
-        if self.state.shutting_down or self.config.KEEP_ALIVE_TIMEOUT == 0:
+        if self.state.shutting_down or self.state.keep_alive_timeout == 0:
             return False
         tokens = {token.strip() for token in self._connection_tokens.split(b",")}
         if b"close" in tokens:
@@ -933,12 +937,12 @@ class HTTP1Protocol(asyncio.Protocol):
             return
         if self.writing_paused or len(self._queue) > 1:
             return
-        if self._queue and self._queue[0].buffered > self.config.RECV_BYTES:
+        if self._queue and self._queue[0].buffered > self.state.recv_bytes:
             return
         self._reading_paused = False
         self.transport.resume_reading()
         if self._in_head:
-            self._client_must_send_within(self.config.HEADER_TIMEOUT)
+            self._client_must_send_within(self.state.header_timeout)
 
     def _client_must_send_within(self, timeout: float) -> None:
         """Close (or answer 408) unless the client sends what is due within `timeout`."""

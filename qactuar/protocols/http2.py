@@ -28,7 +28,8 @@ import h2.settings
 from hpack.exceptions import HPACKError
 from hyperframe.frame import GoAwayFrame
 
-from qactuar.asgi.http_stream import ASGI_SPEC_VERSION, HTTPStream
+from qactuar.asgi import ASGI_SPEC_VERSION
+from qactuar.asgi.http_stream import HTTPStream
 from qactuar.logs import exception_logger, server_logger
 from qactuar.protocols import h2_frames
 from qactuar.protocols.h2_fields import (

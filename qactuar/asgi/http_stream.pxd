@@ -1,0 +1,22 @@
+# Compiled layout of http_stream.py (Cython, pure Python mode): typed fields
+# instead of slots.  Every field stays `public`: HTTP/2 and the tests read them.
+from qactuar.server_state cimport ServerState
+
+
+cdef class HTTPStream:
+    cdef public object sink, app, task, status, _content_length, _trailers
+    cdef public dict scope
+    cdef public ServerState _host
+    cdef public list _body_chunks, _waiters, headers
+    cdef public Py_ssize_t _body_size, _sent_bytes
+    cdef public double _started_at
+    cdef public bint _body_complete, _final_body_sent, disconnected, _input_closed
+    cdef public bint response_started, response_complete, _head_sent, _app_running
+    cdef public bint _trailers_expected, _body_done
+    cdef public bint has_date, has_server, has_length, close_connection
+
+    cpdef start(self)
+    cpdef end_body(self)
+    cpdef _complete(self)
+    cpdef _finish(self)
+    cpdef _wake(self)

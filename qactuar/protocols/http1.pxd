@@ -1,0 +1,35 @@
+# Compiled layout of http1.py (Cython, pure Python mode): typed fields instead
+# of slots, and C calls for the methods the request path calls on itself.
+# Numbers that come from a client (Content-Length) stay Python ints.
+from qactuar.asgi.http_stream cimport HTTPStream
+from qactuar.server_state cimport ServerState
+
+
+cdef class _Request(HTTPStream):
+    cdef public bint continue_sent, expect_continue, head_only, http10, keep_alive
+    cdef public bint message_complete
+
+
+cdef class HTTP1Protocol:
+    cdef public ServerState state
+    cdef public object config, loop, transport, parser, client, server
+    cdef public bint writing_paused
+    cdef public object _write_waiters, _deferred_error, _timer, _timed_stream
+    cdef public object _transfer_encoding, _content_length, _expect, _upgrade_body_left
+    cdef public object _websocket, _websocket_rest, _tls, _h2c_upgrade
+    cdef public _Request _parsing
+    cdef public list _queue, _unsent, _headers
+    cdef public bytes _url, _connection_tokens
+    cdef public bint _reading_paused, _closed, _stop_parsing, _chunked, _no_body
+    cdef public bint _in_head, _completed_in_feed, _body_in_feed
+    cdef public double _timer_at, _client_deadline, _answer_deadline
+    cdef public object _max_header_size, _max_header_count
+    cdef public Py_ssize_t _unsent_size
+    cdef public Py_ssize_t _header_bytes, _host_count, _body_received, _head_bytes
+    cdef public Py_ssize_t _framing_bytes
+
+    cpdef _write_unsent(self)
+    cpdef _close(self)
+    cpdef _pause_reading(self)
+    cpdef _resume_reading(self)
+    cpdef _cancel_timer(self)
