@@ -50,6 +50,11 @@ _HOST, _CONNECTION, _TRANSFER_ENCODING, _CONTENT_LENGTH, _EXPECT = range(5)
 _REQUEST_HEADER_KINDS = {b"host": _HOST, b"connection": _CONNECTION,
                          b"transfer-encoding": _TRANSFER_ENCODING,
                          b"content-length": _CONTENT_LENGTH, b"expect": _EXPECT}
+# Field names as sent -> (lowercased name, kind): clients send the same few
+# names in the same case, so each is lowercased once and shared by every
+# request's header list.  Bounded, as names are the client's to choose.
+_FIELD_NAMES: dict[bytes, tuple[bytes, int | None]] = {}
+_FIELD_NAMES_LIMIT = 512
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 
@@ -371,8 +376,10 @@ class HTTP1Protocol:
         self._header_bytes = size
         if not self._in_head:
             return  # a trailer field of a chunked body: counted, never merged into headers
-        name = name.lower()
-        kind = _REQUEST_HEADER_KINDS.get(name)
+        known = _FIELD_NAMES.get(name)
+        if known is None:
+            known = _field_name(name)
+        name, kind = known
         if kind is not None:
             if kind == _HOST:
                 self._host_count += 1
@@ -542,7 +549,7 @@ class HTTP1Protocol:
     def send_head(self, stream: HTTPStream, body: bytes, end: bool) -> None:
         if self._closed or self.transport is None:
             return
-        request = self._queue[0]  # the same object as `stream`, typed for HTTP/1.1
+        request: _Request = self._queue[0]  # the same object as `stream`, typed for HTTP/1.1
         state = self.state
         status = stream.status
         keep_alive = request.keep_alive and not stream.close_connection and not state.shutting_down
@@ -659,7 +666,7 @@ class HTTP1Protocol:
     def request_body(self) -> None:
         """The app waits for body bytes: ask the client for them."""
         if self._queue:
-            pending = self._queue[0]
+            pending: _Request = self._queue[0]
             if (pending.expect_continue and not pending.continue_sent
                     and not pending.response_started and not self._closed):
                 pending.continue_sent = True
@@ -670,7 +677,7 @@ class HTTP1Protocol:
     def response_done(self, stream: HTTPStream) -> None:
         if not self._queue or self._queue[0] is not stream:
             return
-        pending = self._queue.pop(0)
+        pending: _Request = self._queue.pop(0)
         self._answer_deadline = 0.0
         self._timed_stream = None
         if self._closed:
@@ -979,6 +986,14 @@ class HTTP1Protocol:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _field_name(name: bytes) -> tuple[bytes, int | None]:
+    lowered = name.lower()
+    known = (lowered, _REQUEST_HEADER_KINDS.get(lowered))
+    if len(_FIELD_NAMES) < _FIELD_NAMES_LIMIT and len(name) <= 64:
+        _FIELD_NAMES[name] = known
+    return known
 
 
 def _split_target(target: bytes, method: str) -> tuple[bytes, bytes]:
