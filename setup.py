@@ -78,8 +78,11 @@ def generate_c(extensions: list[Extension]) -> None:
         from Cython.Build import cythonize
     except ImportError as exc:
         raise BuildSkipped(f"Cython is not installed ({exc})") from None
-    generated = cythonize(extensions, compiler_directives=COMPILER_DIRECTIVES,
-                          build_dir=os.path.join("build", "cython"), quiet=True)
+    try:
+        generated = cythonize(extensions, compiler_directives=COMPILER_DIRECTIVES,
+                              build_dir=os.path.join("build", "cython"), quiet=True)
+    except Exception as exc:  # Cython's own errors are printed above; name what failed
+        raise BuildSkipped(f"Cython could not compile {exc} (errors above)") from exc
     sources = {extension.name: extension.sources for extension in generated}
     for extension in extensions:
         extension.sources = sources[extension.name]

@@ -175,3 +175,16 @@ def test_no_extensions_skips_compiling(source_copy: Path) -> None:
     assert warning_lines(result) == [
         f"{WARNING}{NO_EXTENSIONS_ENV_VAR} is set; the pure-Python modules are used"]
     assert compiled_files(source_copy) == []
+
+
+@pytest.mark.timeout(120)
+def test_a_cython_error_installs_pure_python(source_copy: Path) -> None:
+    pytest.importorskip("Cython", reason="the test dependencies include Cython")
+    (source_copy / "qactuar" / "server_state.pxd").write_text("cdef class (:\n")
+    result = build_in_place(source_copy)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert warning_lines(result) == [
+        f"{WARNING}Cython could not compile qactuar/server_state.py (errors above); "
+        "the pure-Python modules are used"], output
+    assert compiled_files(source_copy) == []
