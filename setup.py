@@ -67,7 +67,7 @@ class OptionalBuildExt(build_ext):
 
 
 class BuildSkipped(Exception):
-    """Compiling was skipped on purpose."""
+    """Compiling is not wanted or not possible; the message says why."""
 
 
 def generate_c(extensions: list[Extension]) -> None:
