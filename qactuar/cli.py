@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from qactuar import __version__
+from qactuar._build import describe_build
 from qactuar.asgi.loader import add_app_dir
 from qactuar.config import (
     CONFIG_ENV_VAR,
@@ -60,7 +61,8 @@ def _setting_options(command: Any) -> Any:
 @click.option("--config", "config_file", metavar="FILE",
               help=f"JSON or TOML settings file (instead of ${CONFIG_ENV_VAR}).")
 @_setting_options
-@click.version_option(__version__, "--version", prog_name="qactuar")
+@click.version_option(__version__, "--version", prog_name="qactuar",
+                      message=f"%(prog)s %(version)s ({describe_build()})")
 def command(app: str | None, app_dir: str, config_file: str | None, **flags: Any) -> None:
     """Serve the ASGI app APP ("module:attribute").
 

@@ -19,10 +19,14 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from qactuar._build import NO_EXTENSIONS_ENV_VAR, PURE_PYTHON_ENV_VAR
 from qactuar.logs import default_log_config
 
 CONFIG_ENV_VAR = "QACTUAR_CONFIG"
 ENV_PREFIX = "QACTUAR_"
+# QACTUAR_* variables that are not settings: the config file's name, and the
+# build and pure-Python switches (qactuar/_build.py).
+NOT_SETTINGS = {CONFIG_ENV_VAR, PURE_PYTHON_ENV_VAR, NO_EXTENSIONS_ENV_VAR}
 
 # Keys of the original polling design; accepted so old config files still load.
 OBSOLETE_KEYS = ("SELECT_SLEEP_TIME", "RECV_TIMEOUT")
@@ -327,7 +331,7 @@ def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     known = set(field_names())
     for name, text in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV_VAR:
+        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS:
             continue
         key = name[len(ENV_PREFIX):]
         if key not in known:

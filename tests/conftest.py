@@ -6,6 +6,7 @@ with `--port 0`; its address is read from the "Listening on" log line.
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import re
 import signal
@@ -20,13 +21,19 @@ from pathlib import Path
 
 import pytest
 
+from qactuar._build import COMPILED_MODULES, PURE_PYTHON_ENV_VAR, flag_is_set
+
 TESTS_DIR = Path(__file__).parent
 LISTENING = re.compile(r"Listening on (https?)://([\d.]+|\[[0-9a-f:]+\]):(\d+)")
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    """The environment of a child `qactuar`: no stray QACTUAR_* settings, tests importable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QACTUAR_")}
+    """The environment of a child `qactuar`: no stray QACTUAR_* settings, tests importable.
+
+    QACTUAR_PURE_PYTHON is kept: a pure-Python test run must run pure-Python servers.
+    """
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("QACTUAR_") or k == PURE_PYTHON_ENV_VAR}
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR.parent), str(TESTS_DIR),
                                          env.get("PYTHONPATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
@@ -203,6 +210,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         models = ["async"]
     if models != ["async"]:
         metafunc.parametrize("server_model", models, indirect=True)
+
+
+def stale_compiled_modules() -> list[str]:
+    """Compiled modules in the source tree older than their `.py` or `.pxd`: each would
+    silently run instead of the edited source."""
+    stale = []
+    for name in COMPILED_MODULES:
+        source = TESTS_DIR.parent.joinpath(*name.split(".")).with_suffix(".py")
+        sources = [path for path in (source, source.with_suffix(".pxd")) if path.exists()]
+        newest_source = max(path.stat().st_mtime for path in sources)
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            compiled = source.with_name(source.stem + suffix)
+            if compiled.exists() and compiled.stat().st_mtime < newest_source:
+                stale.append(str(compiled.relative_to(TESTS_DIR.parent)))
+    return stale
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if flag_is_set(PURE_PYTHON_ENV_VAR):
+        return  # the compiled modules are not imported
+    stale = stale_compiled_modules()
+    if stale:
+        pytest.exit(f"compiled module(s) older than their .py/.pxd source: {', '.join(stale)}; "
+                    "run pip install -e . again (or set QACTUAR_PURE_PYTHON=1)", returncode=2)
 
 
 def pytest_configure(config: pytest.Config) -> None:

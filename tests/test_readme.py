@@ -46,3 +46,15 @@ def test_the_programmatic_example_serves(tmp_path: Path) -> None:
         assert httpx.get(f"{server.url}/", timeout=5).text == "Hello, world!"
     finally:
         assert server.stop() == 0
+
+
+def test_ci_runs_the_readme_commands_both_ways() -> None:
+    # The set-up block's commands: install-and-serve, then install-and-test.
+    setup_block = next(block for block in _blocks("bash") if "python3 -m pytest" in block)
+    commands = [line for line in setup_block.splitlines() if line.startswith("python3 ")]
+    assert commands == ["python3 -m pip install . && qactuar",
+                        "python3 -m pip install -e '.[test]' && python3 -m pytest"]
+    ci = (TESTS_DIR.parent / ".ci" / "run").read_text()
+    assert commands[1] in ci.splitlines()
+    # ...and the whole suite again on the pure-Python modules, the reference.
+    assert "QACTUAR_PURE_PYTHON=1 python3 -m pytest" in ci.splitlines()

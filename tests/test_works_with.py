@@ -70,4 +70,4 @@ def test_the_frameworks_are_test_only_dependencies_installed_and_run_by_ci() -> 
     assert frameworks <= test_extra, frameworks - test_extra
     assert not frameworks & runtime, frameworks & runtime
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "python3 -m pip install '.[test]' && python3 -m pytest" in ci
+    assert "python3 -m pip install -e '.[test]' && python3 -m pytest" in ci
