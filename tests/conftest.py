@@ -213,13 +213,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def stale_compiled_modules() -> list[str]:
-    """Compiled modules in the source tree older than their `.py` or `.pxd`: each would
-    silently run instead of the edited source."""
+    """Compiled modules in the source tree older than their `.py` or any `.pxd`: each would
+    silently run instead of the edited source.  Any `.pxd`, not only its own: the modules
+    cimport each other's types, and a module built against an old layout crashes."""
     stale = []
-    for name in COMPILED_MODULES:
-        source = TESTS_DIR.parent.joinpath(*name.split(".")).with_suffix(".py")
-        sources = [path for path in (source, source.with_suffix(".pxd")) if path.exists()]
-        newest_source = max(path.stat().st_mtime for path in sources)
+    sources = [TESTS_DIR.parent.joinpath(*name.split(".")).with_suffix(".py")
+               for name in COMPILED_MODULES]
+    layouts = [path.with_suffix(".pxd") for path in sources
+               if path.with_suffix(".pxd").exists()]
+    newest_layout = max((path.stat().st_mtime for path in layouts), default=0.0)
+    for source in sources:
+        newest_source = max(source.stat().st_mtime, newest_layout)
         for suffix in importlib.machinery.EXTENSION_SUFFIXES:
             compiled = source.with_name(source.stem + suffix)
             if compiled.exists() and compiled.stat().st_mtime < newest_source:
