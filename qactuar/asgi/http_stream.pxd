@@ -20,3 +20,4 @@ cdef class HTTPStream:
     cpdef _complete(self)
     cpdef _finish(self)
     cpdef _wake(self)
+    cpdef _accept_start(self, dict message)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from qactuar.logs import escape, exception_logger, log_access, server_logger
 
 _TASK_NAME = "qactuar request"
+_Task = asyncio.Task  # one global look-up per request, not a global and an attribute
 DISCONNECT = {"type": "http.disconnect"}
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z").match
@@ -161,7 +162,7 @@ class HTTPStream:
         if loop.get_task_factory() is None:
             # Made directly and named: loop.create_task would format a
             # "Task-<n>" name per request (uvloop even when given a name).
-            task: asyncio.Task[None] = asyncio.Task(self._run(), loop=loop, name=_TASK_NAME)
+            task: asyncio.Task[None] = _Task(self._run(), loop=loop, name=_TASK_NAME)
         else:
             task = loop.create_task(self._run())  # the app installed its own factory
         self.task = task
@@ -305,9 +306,10 @@ class HTTPStream:
         headers: list[tuple[bytes, bytes]] = []
         content_length = None
         has_date = has_server = close_connection = False
+        checked: dict = _CHECKED_PAIRS  # typed: a C dict look-up when compiled
         for pair in message.get("headers", ()):
             try:
-                kind = _CHECKED_PAIRS.get(pair)
+                kind = checked.get(pair)
             except TypeError:  # unhashable: checked_header says what is wrong with it
                 kind = None
             if kind is None:

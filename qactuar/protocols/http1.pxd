@@ -33,3 +33,5 @@ cdef class HTTP1Protocol:
     cpdef _pause_reading(self)
     cpdef _resume_reading(self)
     cpdef _cancel_timer(self)
+    cpdef dict _build_scope(self, str method, str version)
+    cpdef _start_response_cycle(self, _Request stream)

@@ -376,9 +376,9 @@ class HTTP1Protocol:
         self._header_bytes = size
         if not self._in_head:
             return  # a trailer field of a chunked body: counted, never merged into headers
-        known = _FIELD_NAMES.get(name)
-        if known is None:
-            known = _field_name(name)
+        # Typed locals: compiled, these are a C dict look-up and a C tuple unpack.
+        names: dict = _FIELD_NAMES
+        known: tuple = names.get(name) or _field_name(name)
         name, kind = known
         if kind is not None:
             if kind == _HOST:
@@ -413,7 +413,8 @@ class HTTP1Protocol:
             if version != "1.1" and version != "1.0":
                 raise _Reject(505, "HTTP Version Not Supported")
         raw_method = parser.get_method()
-        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
+        methods: dict = _METHODS
+        method = methods.get(raw_method) or raw_method.decode("ascii")
         if method == "CONNECT":
             raise _Reject(501, "Not Implemented: CONNECT is not supported")
         if version == "1.1" and self._host_count != 1:
@@ -569,11 +570,12 @@ class HTTP1Protocol:
             if end:
                 if body or not request.head_only:
                     size = len(body)
-                    line = _LENGTH_LINES.get(size)
+                    length_lines: dict = _LENGTH_LINES
+                    line = length_lines.get(size)
                     if line is None:
                         line = b"content-length: %d\r\n" % size
-                        if len(_LENGTH_LINES) < 4096:
-                            _LENGTH_LINES[size] = line
+                        if len(length_lines) < 4096:
+                            length_lines[size] = line
                     parts.append(line)
             elif not no_body:
                 if request.http10:
@@ -731,6 +733,7 @@ class HTTP1Protocol:
 
     def _build_scope(self, method: str, version: str) -> dict[str, Any]:
         target = self._url
+        raw_path: bytes  # typed: decoded by a C call when compiled
         if target.startswith(b"/") and _QUERY not in target and _FRAGMENT not in target:
             # A plain path (llhttp has checked its bytes): nothing to split.
             raw_path = target
