@@ -26,6 +26,7 @@ from types import ModuleType
 
 COMPILED_MODULES = (
     "qactuar.asgi.http_stream",
+    "qactuar.asgi.router",
     "qactuar.protocols.http1",
     "qactuar.server_state",
 )

@@ -3,8 +3,22 @@
 from qactuar.server_state cimport ServerState
 
 
+cdef class HTTPStream
+
+
+# The calls a stream makes per response are C calls for HTTP/1.1 (HTTP/2's
+# sink is a Python subclass: Cython dispatches to its methods).
+cdef class ResponseSink:
+    cpdef send_head(self, HTTPStream stream, bytes body, bint end)
+    cpdef send_body(self, bytes body, bint end)
+    cpdef abort(self)
+    cpdef request_body(self)
+    cpdef response_done(self, HTTPStream stream)
+
+
 cdef class HTTPStream:
-    cdef public object sink, app, task, status, _content_length, _trailers
+    cdef public ResponseSink sink
+    cdef public object app, task, status, _content_length, _trailers
     cdef public dict scope
     cdef public ServerState _host
     cdef public list _body_chunks, _waiters, headers

@@ -69,25 +69,49 @@ class ClientDisconnected(OSError):
     """Raised by `send()` once the client has gone (ASGI spec 2.4)."""
 
 
-class ResponseSink(Protocol):
-    """What a stream needs from the protocol that carries it."""
+class ResponseSink:
+    """What a stream needs from the protocol that carries it.
 
-    writing_paused: bool
+    The base class of `HTTP1Protocol` and HTTP/2's stream sink, rather than a
+    typing Protocol: compiled (http_stream.pxd), a stream calls the methods
+    below on an HTTP/1.1 connection as C calls.  Every method is overridden,
+    and every sink has a `writing_paused` attribute (true while the client is
+    not reading).
+    """
+
+    __slots__ = ()  # subclasses keep slots: an idle connection has no instance dict
 
     def send_head(self, stream: HTTPStream, body: bytes, end: bool) -> None:
         """Write the response head of `stream` (status, headers, the facts
         below) and, coalesced with it, the first body bytes."""
-    def send_body(self, body: bytes, end: bool) -> None: ...
-    def abort(self) -> None: ...
-    def request_body(self) -> None: ...
-    def response_done(self, stream: HTTPStream) -> None: ...
-    async def wait_writable(self) -> None: ...
+        raise NotImplementedError
+
+    def send_body(self, body: bytes, end: bool) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def request_body(self) -> None:
+        raise NotImplementedError
+
+    def response_done(self, stream: HTTPStream) -> None:
+        raise NotImplementedError
+
+    async def wait_writable(self) -> None:
+        raise NotImplementedError
+
     def send_trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
         """End the response with trailer fields (after send_body(..., end=False))."""
+        raise NotImplementedError
+
     def send_informational(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         """An interim (1xx) response before the head; a protocol may drop it."""
+        raise NotImplementedError
+
     def push(self, path: str, headers: list[tuple[bytes, bytes]]) -> None:
         """Push a GET of `path` (HTTP/2 server push); a protocol may drop it."""
+        raise NotImplementedError
 
 
 class StreamHost(Protocol):

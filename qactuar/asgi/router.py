@@ -6,21 +6,30 @@ mount prefix while `path` stays the full path, as Starlette's `Mount` expects.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from qactuar.asgi.lifespan import Lifespan
 
 
-@dataclass(slots=True)
 class Mount:
-    prefix: str  # "" for the root, else "/api" (no trailing slash)
-    app: Any
-    lifespan: Lifespan
+    """One app of APPS: its route prefix, the app and the app's lifespan.
 
-    @property
-    def state(self) -> dict[str, Any]:
-        return self.lifespan.state
+    Compiled (router.pxd) it is an extension type, so the protocols read its
+    fields per request without a dictionary look-up.
+    """
+
+    __slots__ = ("app", "lifespan", "prefix", "state")
+
+    def __init__(self, prefix: str, app: Any, lifespan: Lifespan) -> None:
+        self.prefix = prefix  # "" for the root, else "/api" (no trailing slash)
+        self.app = app
+        self.lifespan = lifespan
+        # The lifespan's own dict (it never replaces it): each request's scope
+        # gets a copy, filled by the app's startup.
+        self.state: dict[str, Any] = lifespan.state
+
+    def __repr__(self) -> str:
+        return f"Mount(prefix={self.prefix!r}, app={self.app!r})"
 
 
 def normalise_prefix(route: str) -> str:

@@ -1,7 +1,8 @@
 # Compiled layout of http1.py (Cython, pure Python mode): typed fields instead
 # of slots, and C calls for the methods the request path calls on itself.
 # Numbers that come from a client (Content-Length) stay Python ints.
-from qactuar.asgi.http_stream cimport HTTPStream
+from qactuar.asgi.http_stream cimport HTTPStream, ResponseSink
+from qactuar.asgi.router cimport Mount
 from qactuar.server_state cimport ServerState
 
 
@@ -10,7 +11,7 @@ cdef class _Request(HTTPStream):
     cdef public bint message_complete
 
 
-cdef class HTTP1Protocol:
+cdef class HTTP1Protocol(ResponseSink):
     cdef public ServerState state
     cdef public object config, loop, transport, parser, client, server
     cdef public bint writing_paused
@@ -28,6 +29,11 @@ cdef class HTTP1Protocol:
     cdef public Py_ssize_t _header_bytes, _host_count, _body_received, _head_bytes
     cdef public Py_ssize_t _framing_bytes
 
+    cpdef send_head(self, HTTPStream stream, bytes body, bint end)
+    cpdef send_body(self, bytes body, bint end)
+    cpdef abort(self)
+    cpdef request_body(self)
+    cpdef response_done(self, HTTPStream stream)
     cpdef _write_unsent(self)
     cpdef _close(self)
     cpdef _pause_reading(self)

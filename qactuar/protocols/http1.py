@@ -22,13 +22,14 @@ from urllib.parse import unquote_to_bytes
 
 import httptools
 
-from qactuar.asgi.http_stream import HTTPStream, error_headers
+from qactuar.asgi.http_stream import HTTPStream, ResponseSink, error_headers
 from qactuar.logs import exception_logger, server_logger
 from qactuar.protocols import http2_enabled
 from qactuar.protocols.write_waiters import WriteWaiters
 from qactuar.sockets import tls_scope_extension
 
 if TYPE_CHECKING:
+    from qactuar.asgi.router import Mount
     from qactuar.protocols.http2 import H2Protocol
     from qactuar.server_state import ServerState
 
@@ -91,11 +92,11 @@ class _Request(HTTPStream):
 FIRST_REQUEST_GRACE = 0.5
 
 
-class HTTP1Protocol:
+class HTTP1Protocol(ResponseSink):
     """One client connection; also the `ResponseSink` of the request being answered.
 
     An asyncio protocol by its methods, not by subclassing `asyncio.Protocol`:
-    compiled (http1.pxd) it is an extension type, which cannot have a Python base.
+    compiled (http1.pxd) it is an extension type, whose base must be one too.
     """
 
     # Slots: an idle keep-alive connection then costs no instance dict.
@@ -441,14 +442,14 @@ class HTTP1Protocol:
         state = self.state
         router = state.router
         # Mount prefixes are matched below ROOT_PATH, which a proxy has stripped.
-        mount = router.only or router.resolve(scope["path"][len(state.root_path):])
+        mount: Mount | None = router.only or router.resolve(scope["path"][len(state.root_path):])
         if mount is None:
             app = state.not_found_app
         else:
             app = mount.app
             if mount.prefix:
                 scope["root_path"] = state.root_path + mount.prefix
-            scope["state"] = mount.lifespan.state.copy()
+            scope["state"] = mount.state.copy()
         upgrade = parser.should_upgrade()
         if upgrade and not self._queue and self._wants_h2c(method):
             return  # answered over HTTP/2 once the head is fully read

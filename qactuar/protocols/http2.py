@@ -29,7 +29,7 @@ from hpack.exceptions import HPACKError
 from hyperframe.frame import GoAwayFrame
 
 from qactuar.asgi import ASGI_SPEC_VERSION
-from qactuar.asgi.http_stream import HTTPStream
+from qactuar.asgi.http_stream import HTTPStream, ResponseSink
 from qactuar.logs import exception_logger, server_logger
 from qactuar.protocols import h2_frames
 from qactuar.protocols.h2_fields import (
@@ -76,7 +76,7 @@ class _FloodMeter:
         return self.count > self.limit
 
 
-class _StreamSink:
+class _StreamSink(ResponseSink):
     """The `ResponseSink` of one HTTP/2 stream: frames what its `HTTPStream` sends."""
 
     __slots__ = ("connection", "deadline", "ended", "head_only", "out", "out_end", "received",
@@ -583,7 +583,7 @@ class H2Protocol(asyncio.Protocol):
             return state.not_found_app
         if mount.prefix:
             scope["root_path"] = state.root_path + mount.prefix
-        scope["state"] = mount.lifespan.state.copy()
+        scope["state"] = mount.state.copy()
         return mount.app
 
     def _on_data(self, event: h2.events.DataReceived, now: float) -> None:
