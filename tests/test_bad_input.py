@@ -286,13 +286,24 @@ def test_header_injection_is_never_written(app_error_server: ServerProcess, path
     _assert_alive(app_error_server)
 
 
-@pytest.mark.parametrize("path", ["/bad-status/int", "/bad-status/str", "/unknown-type"])
+@pytest.mark.parametrize("path", ["/bad-status/int", "/bad-status/str", "/unknown-type",
+                                  "/not-a-mapping"])
 def test_invalid_response_start_is_500(app_error_server: ServerProcess, path: str) -> None:
     start = len(app_error_server.lines)
     raw = _get(app_error_server, path)
     assert _status(raw) == b"HTTP/1.1 500 Internal Server Error"
     assert b"bad status" not in raw
     app_error_server.wait_for_log(re.escape(path), start=start)
+    _assert_alive(app_error_server)
+
+
+def test_messages_that_are_mappings_but_not_plain_dicts_are_served(
+        app_error_server: ServerProcess) -> None:
+    """A dict subclass or a mapping proxy is a valid message (compiled too, where Cython
+    would refuse anything but an exact dict as a typed argument)."""
+    raw = _get(app_error_server, "/mapping-messages")
+    assert _status(raw) == b"HTTP/1.1 200 OK"
+    assert raw.endswith(b"\r\n\r\nmapped")
     _assert_alive(app_error_server)
 
 

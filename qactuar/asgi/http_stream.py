@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from qactuar.logs import escape, exception_logger, log_access, server_logger
@@ -261,11 +262,11 @@ class HTTPStream:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
 
-    async def send(self, message: dict[str, Any]) -> None:
-        try:
-            kind = message["type"]
-        except (KeyError, TypeError):
-            kind = None
+    async def send(self, message: Mapping[str, Any]) -> None:
+        # Read as an exact dict: compiled, the checks below take nothing else
+        # (Cython refuses even a dict subclass), so any other mapping is copied.
+        event: dict[str, Any] = message if type(message) is dict else _plain_message(message)
+        kind = event.get("type")
         if kind == "http.response.body":
             if not self.response_started or self.response_complete:
                 raise RuntimeError("ASGI app sent 'http.response.body' "
@@ -273,8 +274,8 @@ class HTTPStream:
                                       else "after the response was complete"))
             if self.disconnected:
                 raise ClientDisconnected("the client has disconnected")
-            body = message.get("body", b"")
-            more = message.get("more_body", False)
+            body = event.get("body", b"")
+            more = event.get("more_body", False)
             if type(body) is not bytes:
                 if not isinstance(body, bytes | bytearray | memoryview):
                     raise RuntimeError(f"ASGI app sent a body of type {type(body).__name__}, "
@@ -311,13 +312,13 @@ class HTTPStream:
                 raise RuntimeError("ASGI app sent 'http.response.start' twice")
             if self.disconnected:
                 raise ClientDisconnected("the client has disconnected")
-            self._accept_start(message)
+            self._accept_start(event)
         elif kind == "http.response.trailers":
-            self._accept_trailers(message)
+            self._accept_trailers(event)
         elif kind == "http.response.early_hint":
-            self._accept_early_hint(message)
+            self._accept_early_hint(event)
         elif kind == "http.response.push":
-            self._accept_push(message)
+            self._accept_push(event)
         else:
             raise RuntimeError(f"ASGI app sent an unexpected message: {kind!r}")
 
@@ -422,7 +423,7 @@ class HTTPStream:
                                f"{path!r}")
         headers = [checked_header(pair) for pair in message.get("headers", ())]
         if not self.response_complete and not self.disconnected:
-            self.sink.push(path, headers)
+            self.sink.push(str(path), headers)  # compiled, push takes an exact str
 
     def _complete(self) -> None:
         """The response is over, sent or not: release its concurrency slot, once."""
@@ -527,6 +528,13 @@ class HTTPStream:
         exception_logger.error("exception in ASGI app for %s %s", self.scope["method"],
                                _log_path(self.scope), exc_info=exc)
         self._fail_response(500, "Internal Server Error")
+
+
+def _plain_message(message: Any) -> dict[str, Any]:
+    """An app's message that is not exactly a dict (a subclass, a mapping proxy), as one."""
+    if not isinstance(message, Mapping):
+        raise RuntimeError(f"ASGI app sent a message that is not a dict: {message!r}")
+    return dict(message)
 
 
 def _says_close(connection: bytes) -> bool:

@@ -10,6 +10,9 @@ Paths not listed here are answered by `apps.basic:app` (/hello, /echo, /sleep ..
   /str-body           a str body instead of bytes
   /body-after-end     a complete response, then one more body message
   /unknown-type       a message of an unknown type instead of http.response.start
+  /mapping-messages   a valid response sent as an OrderedDict and a read-only mapping proxy
+                      (not plain dicts: allowed, answered "mapped")
+  /not-a-mapping      a list of pairs instead of a message dict
   /short-body         declares content-length 10, sends 5 bytes and ends the body
   /short-body-streamed  the same, in two body messages (the head is out first)
   /long-body          declares content-length 10, sends 15 bytes
@@ -27,7 +30,9 @@ Paths not listed here are answered by `apps.basic:app` (/hello, /echo, /sleep ..
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -75,6 +80,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b"HTTP/1.1 299 Smuggled\r\n\r\n"})
     elif path == "/unknown-type":
         await send({"type": "http.response.bogus", "status": 200})
+    elif path == "/mapping-messages":
+        await send(OrderedDict(type="http.response.start", status=200,
+                               headers=[(b"content-type", b"text/plain")]))
+        await send(MappingProxyType({"type": "http.response.body", "body": b"mapped"}))
+    elif path == "/not-a-mapping":
+        await send([("type", "http.response.start"), ("status", 200)])
     elif path == "/short-body":
         await _start(send, headers=[(b"content-length", b"10")])
         await send({"type": "http.response.body", "body": b"12345"})
