@@ -1,10 +1,10 @@
 """The framework matrix's shared parts: which process models every framework app runs
-in, how a framework app is started, and the `covers` marker that the README's
+in, how a framework app is started, and the `covers` marker that docs/frameworks.md's
 "works with" table is built from (see `works_with.py`).
 
 Each framework's test module marks its tests with `@covers("feature", ...)`;
 the table lists a feature for a framework only when a test of that module
-covers it, so the README can only claim what the tests check.
+covers it, so the docs can only claim what the tests check.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ MODELS = ["async", "prefork", "postfork"]
 # events file, apps/background_tokens.py): under prefork/postfork two connections
 # can be served by different worker processes.
 
-# The table's columns, in order: feature name -> what the README calls it.
+# The table's columns, in order: feature name -> what the docs table calls it.
 FEATURES: dict[str, str] = {
     "routing": "routing",
     "json": "JSON",

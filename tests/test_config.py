@@ -335,16 +335,16 @@ def test_async_model_by_number_or_name_serves(start_server: ServerFactory,
     assert httpx.get(f"{server.url}/hello", timeout=5).text == "Hello, world!"
 
 
-# -- the README's configuration reference ----------------------------------------------
+# -- the docs' configuration reference -----------------------------------------------
 
 
-def test_readme_configuration_reference_lists_exactly_the_config_fields() -> None:
-    readme = REPO_DIR / "README.md"
-    assert readme.exists(), "README.md is missing at the repository root"
+def test_docs_configuration_reference_lists_exactly_the_config_fields() -> None:
+    readme = REPO_DIR / "docs" / "settings.md"
+    assert readme.exists(), "docs/settings.md is missing"
     lines = readme.read_text(encoding="utf-8").splitlines()
     start = next((i for i, line in enumerate(lines)
                   if line.startswith("#") and "configuration reference" in line.lower()), None)
-    assert start is not None, 'README.md has no "Configuration reference" section'
+    assert start is not None, 'docs/settings.md has no "Configuration reference" section'
     level = len(lines[start]) - len(lines[start].lstrip("#"))
     section: list[str] = []
     for line in lines[start + 1:]:
@@ -362,5 +362,5 @@ def test_readme_configuration_reference_lists_exactly_the_config_fields() -> Non
     assert documented, "the Configuration reference has no table of `KEY` rows"
     missing = sorted(field_names - set(documented))
     unknown = sorted(set(documented) - field_names)
-    assert not missing, f"Config fields missing from the README reference: {missing}"
-    assert not unknown, f"README reference lists keys that are not Config fields: {unknown}"
+    assert not missing, f"Config fields missing from the docs reference: {missing}"
+    assert not unknown, f"the docs reference lists keys that are not Config fields: {unknown}"

@@ -1,5 +1,6 @@
-"""examples/: the apps the README points to, mounted together by its qactuar_config.json,
-and the Tonberry example of the original README served through `qactuar.run(app=app)`.
+"""examples/: the apps docs/frameworks.md points to, mounted together by its
+qactuar_config.json, and the Tonberry example of the original README served through
+`qactuar.run(app=app)`; the page's Tornado example serves too.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ import pytest
 import websockets
 
 from conftest import TESTS_DIR, ServerProcess
+from docs_examples import code_blocks
 from matrix import MODEL_ARGS, MODELS, covers
 
 EXAMPLES = TESTS_DIR.parent / "examples"
-README = (TESTS_DIR.parent / "README.md").read_text()
 FRAMEWORKS = ["tonberry"]
 
 
 def qactuar_command(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
-    """`qactuar ARGS` in examples/: the console script the README's commands use."""
+    """`qactuar ARGS` in examples/: the console script the docs' commands use."""
     script = shutil.which("qactuar", path=str(Path(sys.executable).parent))
     assert script is not None, f"no qactuar console script next to {sys.executable}"
     return ServerProcess(list(args), cwd=EXAMPLES, command=[script, *args], env=env)
@@ -33,7 +34,7 @@ def qactuar_command(*args: str, env: dict[str, str] | None = None) -> ServerProc
 
 @pytest.fixture(scope="module", params=MODELS)
 def examples_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    # The README's command, on a free port: QACTUAR_CONFIG=qactuar_config.json qactuar
+    # The frameworks page's command, on a free port: QACTUAR_CONFIG=qactuar_config.json qactuar
     server = qactuar_command(*MODEL_ARGS[request.param], "--port", "0",
                              env={"QACTUAR_CONFIG": "qactuar_config.json"})
     yield server
@@ -73,7 +74,7 @@ def test_each_example_answers_under_its_prefix(examples_server: ServerProcess, p
     ("tornado_app:app", "Hello from Tornado"),
 ])
 def test_each_example_runs_by_itself(target: str, expected: str) -> None:
-    """The README: "Each also runs by itself, for example `qactuar quart_app:app`"."""
+    """docs/frameworks.md: "Each also runs by itself, for example `qactuar quart_app:app`"."""
     server = qactuar_command(target, "--host", "127.0.0.1", "--port", "0")
     try:
         response = httpx.get(f"{server.url}/", timeout=10)
@@ -133,19 +134,19 @@ if __name__ == "__main__":
 """
 
 
-def _readme_tonberry_example() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
-    return next(block for block in blocks if "from tonberry" in block)
+def _docs_tonberry_example() -> str:
+    return next(block for block in code_blocks("frameworks.md", "python")
+                if "from tonberry" in block)
 
 
 def test_the_tonberry_example_is_the_original_readmes() -> None:
-    assert _readme_tonberry_example() == ORIGINAL_TONBERRY_EXAMPLE
+    assert _docs_tonberry_example() == ORIGINAL_TONBERRY_EXAMPLE
     assert (EXAMPLES / "tonberry_app.py").read_text() == ORIGINAL_TONBERRY_EXAMPLE
 
 
 @covers("routing")
 @pytest.mark.parametrize("model", MODELS)
-def test_the_readme_tonberry_example_serves(model: str) -> None:
+def test_the_docs_tonberry_example_serves(model: str) -> None:
     """examples/tonberry_app.py run as it is (`python tonberry_app.py`): its
     `qactuar.run(app=app)` takes host, port and model from QACTUAR_* variables,
     so the file needs no change to listen on a free port."""
@@ -163,17 +164,17 @@ def test_the_readme_tonberry_example_serves(model: str) -> None:
         assert server.stop() == 0, server.output
 
 
-def test_the_readme_tornado_example_serves(tmp_path: Path) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
-    example = next(block for block in blocks if "TornadoApp(" in block)
-    (tmp_path / "readme_tornado.py").write_text(example)
-    server = ServerProcess(["readme_tornado:app", "--host", "127.0.0.1", "--port", "0"],
+def test_the_docs_tornado_example_serves(tmp_path: Path) -> None:
+    example = next(block for block in code_blocks("frameworks.md", "python")
+                   if "TornadoApp(" in block)
+    (tmp_path / "docs_tornado.py").write_text(example)
+    server = ServerProcess(["docs_tornado:app", "--host", "127.0.0.1", "--port", "0"],
                            cwd=tmp_path)
     try:
         assert httpx.get(f"{server.url}/?name=Ann", timeout=10).json() == {"hello": "Ann"}
     finally:
         assert server.stop() == 0, server.output
-    server = ServerProcess(["readme_tornado:lone", "--host", "127.0.0.1", "--port", "0"],
+    server = ServerProcess(["docs_tornado:lone", "--host", "127.0.0.1", "--port", "0"],
                            cwd=tmp_path)
     try:
         assert httpx.get(f"{server.url}/any/where", timeout=10).json() == {"hello": "world"}

@@ -3,7 +3,7 @@
 Both apps (apps/starlette_app.py, apps/fastapi_app.py) have the same routes,
 HTTP and WebSocket (apps/ws_frameworks.py), so every test runs against both,
 in every process model of the matrix (`matrix.MODELS`).  `@covers` marks feed
-the README's "works with" table.
+the "works with" table of docs/frameworks.md.
 """
 
 from __future__ import annotations

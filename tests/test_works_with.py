@@ -1,4 +1,4 @@
-"""The README's "works with" table is exactly what the framework tests cover."""
+"""The "works with" table of docs/frameworks.md is exactly what the framework tests cover."""
 
 from __future__ import annotations
 
@@ -10,20 +10,21 @@ import pytest
 from matrix import MODELS, covers
 from works_with import (
     FRAMEWORK_NAMES,
-    README,
+    PAGE,
     collected_models,
     covered,
     covering_tests,
-    readme_block,
+    page_block,
     table,
 )
 
-ROOT = README.parent
+ROOT = PAGE.parent.parent
 
 
-def test_the_readme_table_is_generated_from_the_tests() -> None:
-    assert readme_block(README.read_text()) == table(), (
-        "README.md's works-with table is out of date: run `python tests/works_with.py --write`")
+def test_the_frameworks_page_table_is_generated_from_the_tests() -> None:
+    assert page_block(PAGE.read_text()) == table(), (
+        "docs/frameworks.md's works-with table is out of date: "
+        "run `python tests/works_with.py --write`")
 
 
 def test_every_framework_of_the_matrix_has_a_row() -> None:
