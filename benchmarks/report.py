@@ -155,7 +155,7 @@ def console_report(results: Results, meta: dict[str, Any]) -> str:
 
 
 def summary_rows(results: Results) -> tuple[list[str], list[list[str]]]:
-    """One row per scenario, one column per server: the README's table."""
+    """One row per scenario, one column per server: the table of docs/benchmarks.md."""
     servers = list(dict.fromkeys(s for e in results.values() for s in e["servers"]))
     header = ["scenario", *servers, f"qactuar x {BASELINE}"]
     rows = []

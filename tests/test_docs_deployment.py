@@ -266,7 +266,7 @@ def test_kubernetes_example_is_consistent_with_the_settings() -> None:
     config = Config(**read_environment(env))
     (port,) = [item["containerPort"] for item in container["ports"]]
     assert port == config.PORT
-    assert container["readinessProbe"]["tcpSocket"]["port"] == port
+    assert container["readinessProbe"]["httpGet"]["port"] == port
     assert container["livenessProbe"]["tcpSocket"]["port"] == port
     assert pod["enableServiceLinks"] is False
     sleep, seconds = container["lifecycle"]["preStop"]["exec"]["command"]
@@ -275,8 +275,8 @@ def test_kubernetes_example_is_consistent_with_the_settings() -> None:
 
 
 def test_kubernetes_example_probe_and_graceful_drain(tmp_path: Path) -> None:
-    """The container's command and environment: the TCP probe passes while serving; on
-    SIGTERM the port stops accepting (the probe fails) while the request in flight
+    """The container's command and environment: both probes pass while serving; on
+    SIGTERM the port stops accepting (the probes fail) while the request in flight
     still gets its answer, and the process exits 0 within the grace period."""
     pod, container = kubernetes_container()
     env = {item["name"]: item["value"] for item in container["env"]}
@@ -285,7 +285,10 @@ def test_kubernetes_example_probe_and_graceful_drain(tmp_path: Path) -> None:
     server = ServerProcess([], cwd=tmp_path, command=argv, env={**env, "QACTUAR_PORT": "0"})
     port = server.port
     try:
-        assert accepts(port)  # the tcpSocket probe
+        assert accepts(port)  # the tcpSocket (liveness) probe
+        ready = container["readinessProbe"]["httpGet"]
+        assert httpx.get(f"http://127.0.0.1:{port}{ready['path']}", timeout=10).status_code \
+            == 200
         answers: list[httpx.Response] = []
         slow = threading.Thread(target=lambda: answers.append(
             httpx.get(f"http://127.0.0.1:{port}/slow", timeout=20)))
