@@ -33,7 +33,7 @@ RUN_BLOCKS = {
     ("index.md", "bash"): 2, ("index.md", "python"): 1, ("index.md", "console"): 1,
     ("settings.md", "json"): 2, ("settings.md", "toml"): 1, ("settings.md", "bash"): 1,
     ("settings.md", "text"): 1,
-    ("process-models.md", "bash"): 1,
+    ("process-models.md", "bash"): 2,
     ("deployment.md", "nginx"): 1, ("deployment.md", "haproxy"): 1,
     ("deployment.md", "ini"): 2, ("deployment.md", "dockerfile"): 1,
     ("deployment.md", "yaml"): 1,
@@ -228,6 +228,24 @@ def test_process_model_command_lines_serve_in_their_model(tmp_path: Path) -> Non
             assert httpx.get(f"{server.url}/", timeout=10).text == "served"
         finally:
             assert server.stop() == 0, server.output
+
+
+def test_process_model_signals_example(tmp_path: Path) -> None:
+    app_module(tmp_path / "module.py", "served")
+    start, *signals = lines_of(code_blocks("process-models.md", "bash")[1])
+    server = serve_line(start.rstrip(" &"), tmp_path)
+    try:
+        server.wait_for_log("Prefork supervisor pid")
+        for line in signals:
+            shown = re.findall(r'"([^"]+)"', line)
+            seen = len(server.lines)
+            result = run_line(line.replace("$!", str(server.proc.pid)), tmp_path)
+            assert result.returncode == 0, result.stderr
+            for text in shown:
+                server.wait_for_log(re.escape(text), timeout=30, start=seen)
+        assert server.proc.wait(30) == 0
+    finally:
+        assert server.stop() == 0, server.output
 
 
 # -- tls-http2.md --------------------------------------------------------------------------

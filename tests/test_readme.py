@@ -80,3 +80,16 @@ def test_the_readme_links_every_docs_page_and_stays_short() -> None:
     pages = {path.name for path in (ROOT / "docs").glob("*.md")}
     assert linked == pages
     assert len(README.splitlines()) <= 250
+
+
+def test_the_headline_figures_are_the_latest_runs() -> None:
+    latest = (ROOT / "benchmarks" / "results" / "latest.md").read_text()
+    header = next(line for line in latest.splitlines() if line.startswith("| scenario |"))
+    hello = next(line for line in latest.splitlines() if line.startswith("| hello world ("))
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    row = dict(zip(columns, (cell.strip() for cell in hello.strip("|").split("|")),
+                   strict=True))
+    x_granian = float(row["qactuar"].replace(",", "")) / float(row["granian"].replace(",", ""))
+    shown = re.search(r"hello world: ([\d.]+) x\s+uvicorn, ([\d.]+) x granian", README)
+    assert shown is not None
+    assert shown.groups() == (row["qactuar x uvicorn"], f"{x_granian:.2f}")
