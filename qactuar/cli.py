@@ -88,4 +88,11 @@ def command(app: str | None, app_dir: str, config_file: str | None, **flags: Any
 
 
 def main() -> None:
+    # `qactuar pod ...` is its own command group; dispatching here keeps
+    # `qactuar module:app` a plain command with every flag as before.
+    if sys.argv[1:2] == ["pod"]:
+        from qactuar.pod.cli import pod_command
+
+        pod_command(args=sys.argv[2:], prog_name="qactuar pod")
+        return
     command(prog_name="qactuar")
