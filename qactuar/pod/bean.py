@@ -114,7 +114,9 @@ def bean_form(core: Any) -> str:
     if inspect.iscoroutine(core):
         return "coroutine"
     if inspect.isclass(core):
-        call = getattr(core, "__call__", None)
+        call = vars(core).get("__call__") or next(
+            (vars(base)["__call__"] for base in core.__mro__ if "__call__" in vars(base)),
+            None)
         if call is not None and inspect.iscoroutinefunction(call):
             return "class"
         raise ConfigError(f"bean core {describe_core(core)}: a class bean needs "
@@ -219,10 +221,12 @@ def check_bean_entry(entry: Any, index: int) -> None:
     core = entry.get("core")
     if core is None:
         raise ConfigError(f"{where}: the 'core' key (the bean's dotted path) is missing")
-    if not isinstance(core, str) or not core.strip():
-        if isinstance(core, str) or not (callable(core) or inspect.iscoroutine(core)):
-            raise ConfigError(f"{where}: core = {core!r}: expected a dotted path such as "
-                              "'package.module.function'")
+    if isinstance(core, str) and not core.strip():
+        raise ConfigError(f"{where}: core = {core!r}: expected a dotted path such as "
+                          "'package.module.function'")
+    if not isinstance(core, str) and not (callable(core) or inspect.iscoroutine(core)):
+        raise ConfigError(f"{where}: core = {core!r}: expected a dotted path such as "
+                          "'package.module.function'")
     name = f"{where} ({describe_core(core)})"
     label = entry.get("label")
     if label is not None and (not isinstance(label, str) or not label):

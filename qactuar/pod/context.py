@@ -60,8 +60,8 @@ def _accepted_kwargs(callback: Callable[..., Any], kwargs: dict[str, Any]) -> di
         return kwargs
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return kwargs
-    names = {p.name for p in parameters
-             if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+    named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    names = {p.name for p in parameters if p.kind in named}
     return {k: v for k, v in kwargs.items() if k in names}
 
 
