@@ -30,7 +30,7 @@ from qactuar.config import (
 from qactuar.server import run
 
 # Keys without a flag: structured values belong in the config file.
-NO_FLAG = {"APPS", "LOGS", *OBSOLETE_KEYS}
+NO_FLAG = {"APPS", "LOGS", "BEANS", *OBSOLETE_KEYS}
 ALIASES = {"ASYNCRONOUS_MODEL": ["--model"]}
 
 

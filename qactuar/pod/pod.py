@@ -223,7 +223,10 @@ class Pod:
         entry = {"core": core, **kwargs}
         if label is not None:
             entry["label"] = label
-        spec = spec_from_entry(entry, len(self.beans))
+        return self.add_spec(spec_from_entry(entry, len(self.beans)))
+
+    def add_spec(self, spec: BeanSpec) -> Bean:
+        """Start a checked spec while the pod runs (`add_bean` after its checks)."""
         labels = {b.label for b in self.beans.values()}
         missing = [name for name in spec.after if name not in labels]
         if missing:
