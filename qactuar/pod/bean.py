@@ -143,9 +143,11 @@ class BeanSpec:
     after: tuple[str, ...] = ()
     placement: str = "each_worker"
     form: str = ""
+    path: str = ""  # the dotted path it was given as, for messages
 
     def __post_init__(self) -> None:
         if isinstance(self.core, str):
+            self.path = self.core
             self.core = import_core(self.core)
         self.form = bean_form(self.core)
         if self.label is None:
@@ -153,9 +155,11 @@ class BeanSpec:
         name = self.name
         if self.form == "coroutine":
             if self.kwargs:
+                self.core.close()
                 raise ConfigError(f"bean {name}: a coroutine object takes no keyword "
                                   f"arguments (got {', '.join(sorted(self.kwargs))})")
             if self.restart != "temporary":
+                self.core.close()  # refused: it will never run, so no "never awaited" warning
                 raise ConfigError(f"bean {name}: a coroutine object runs once; restart "
                                   f"{self.restart!r} needs a coroutine function or a class")
         else:
@@ -163,7 +167,7 @@ class BeanSpec:
 
     @property
     def name(self) -> str:
-        core = describe_core(self.core)
+        core = self.path or describe_core(self.core)
         return f"{core} (label {self.label!r})" if self.label else core
 
     def _check_keywords(self) -> None:
