@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -24,7 +28,20 @@ async def missing(request: Request) -> PlainTextResponse:
     return PlainTextResponse("found?")
 
 
-app = Starlette(routes=[Route("/counter", counter), Route("/missing", missing)])
+async def block(request: Request) -> PlainTextResponse:
+    time.sleep(float(request.query_params.get("seconds", "0.5")))  # blocks the event loop
+    return PlainTextResponse("blocked")
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    print("APP startup", flush=True)
+    yield
+    print("APP shutdown", flush=True)
+
+
+app = Starlette(routes=[Route("/counter", counter), Route("/missing", missing),
+                        Route("/block", block)], lifespan=lifespan)
 
 
 async def gate_app(scope, receive, send):
