@@ -275,6 +275,12 @@ def spec_from_entry(entry: Mapping[str, Any], index: int = 0) -> BeanSpec:
     )
 
 
+def load_specs(entries: list[Mapping[str, Any]]) -> list[BeanSpec]:
+    """Import and check every bean of a BEANS list, in start order; ConfigError (one
+    line) for the first bad one."""
+    return check_order([spec_from_entry(entry, index) for index, entry in enumerate(entries)])
+
+
 def check_order(specs: list[BeanSpec]) -> list[BeanSpec]:
     """The specs in start order (`after` first); ConfigError for unknown labels or cycles."""
     labels = {spec.label for spec in specs if spec.label}

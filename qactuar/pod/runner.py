@@ -15,17 +15,12 @@ from collections.abc import Callable
 
 from qactuar.config import ConfigError
 from qactuar.logs import configure_logging, default_log_config, server_logger
-from qactuar.pod.bean import BeanSpec, check_order, spec_from_entry
+from qactuar.models.aio import retire_signal_handlers
+from qactuar.pod.bean import load_specs
 from qactuar.pod.blocked_loop import BlockedLoopDetector
 from qactuar.pod.config import PodSettings
 from qactuar.pod.context import set_current_pod
 from qactuar.pod.pod import Pod
-
-
-def load_specs(entries: list[dict]) -> list[BeanSpec]:
-    """Import and check every bean; ConfigError (one line) for the first bad one."""
-    specs = [spec_from_entry(entry, index) for index, entry in enumerate(entries)]
-    return check_order(specs)
 
 
 def new_loop_factory(loop_type: str) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -74,6 +69,8 @@ def run_pod(settings: PodSettings) -> int:
         try:
             return await pod.run()
         finally:
+            # Done: a signal in the last moments must not kill a process exiting cleanly.
+            retire_signal_handlers(loop)
             if detector is not None:
                 detector.stop()
             set_current_pod(None)

@@ -20,10 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 from qactuar.config import Config
-from qactuar.pod.bean import BeanSpec
+from qactuar.pod.bean import BeanSpec, load_specs
 from qactuar.pod.blocked_loop import BlockedLoopDetector
 from qactuar.pod.pod import Pod
-from qactuar.pod.runner import load_specs
 
 _loaded: tuple[Config, list[BeanSpec]] | None = None
 # Set in the prefork supervisor just before it forks the worker that is to run
