@@ -49,7 +49,7 @@ class REPLServer:
         self.context = context
         self.sessions = 0
 
-    async def __call__(self, path: str = "", banner: bool = True) -> None:
+    async def __call__(self, path: str) -> None:
         if not path:
             raise ConfigError("REPLServer needs path: the Unix socket to listen on")
         with contextlib.suppress(FileNotFoundError):
@@ -120,4 +120,6 @@ class REPLServer:
             if isinstance(sys.exc_info()[1], asyncio.CancelledError) and \
                     asyncio.current_task().cancelling():  # type: ignore[union-attr]
                 raise
-            out.write(traceback.format_exc())
+            kind, error, trace = sys.exc_info()
+            # Not this module's frame: the user's code starts one level down.
+            out.write("".join(traceback.format_exception(kind, error, trace and trace.tb_next)))
