@@ -314,3 +314,11 @@ def test_bad_config_file_is_one_line_and_exit_2(tmp_path: Path, text: str,
     (tmp_path / "config.py").write_text(text + "\n")
     line = assert_one_line_error(run_pod("-c", str(tmp_path / "config.py")))
     assert message in line, line
+
+
+def test_blocked_loop_detector_names_the_blocking_line() -> None:
+    result = run_pod("apps.pod_beans.blocker:seconds=0.5", "--blocked-loop-threshold", "0.1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = result.stdout[index_of(result.stdout, "Event loop blocked for more than"):]
+    assert "in blocker\n    time.sleep(seconds)" in report
+    assert result.stdout.count("Event loop blocked") == 1

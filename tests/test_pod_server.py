@@ -99,12 +99,16 @@ def test_no_connection_is_served_before_the_gate_bean_is_ready(tmp_path: Path,
         < index_of(out, "ACCESS")
 
 
-@pytest.mark.parametrize("model", ["async", "prefork", "postfork"])
+@pytest.mark.parametrize("model, placement", [("async", "each_worker"),
+                                              ("prefork", "each_worker"),
+                                              ("prefork", "one_worker"),
+                                              ("prefork", "supervisor"),
+                                              ("postfork", "each_worker")])
 def test_a_bean_past_its_restart_limit_stops_the_server_with_a_non_zero_exit(
-        tmp_path: Path, model: str) -> None:
+        tmp_path: Path, model: str, placement: str) -> None:
     env = beans_env({"core": "apps.pod_beans.crash", "label": "crashy", "restart": "transient",
                      "max_restarts": 2, "backoff": 0, "path": str(tmp_path / "runs"),
-                     "delay": 0.2})
+                     "delay": 0.2, "placement": placement})
     server = serve("apps.basic:app", "--model", model, "--workers", "1", env=env)
     try:
         assert server.proc.wait(20) == EXIT_BEAN_FAILED, server.output
