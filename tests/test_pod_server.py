@@ -133,6 +133,11 @@ def test_a_bad_bean_in_the_server_config_is_one_line_and_exit_2(tmp_path: Path) 
                              env=child_env(QACTUAR_BEANS=beans))
         line = assert_one_line_error(result)
         assert line.startswith("qactuar: error:") and message in line, line
+    prefork = run_qactuar("apps.basic:app", "--port", "0", "--model", "prefork", env=child_env(
+        QACTUAR_BEANS='[{"core": "apps.pod_beans.forever", "label": "a", "placement": '
+                      '"supervisor"}, {"core": "apps.pod_beans.forever", "after": "a"}]'))
+    assert "placement is supervisor and this one's each_worker" in \
+        assert_one_line_error(prefork)
     config = tmp_path / "server.toml"
     config.write_text('STOP_WAIT_TIME = -1\n')
     line = assert_one_line_error(run_qactuar("apps.basic:app", "--config", str(config)))

@@ -19,7 +19,7 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from qactuar.config import Config
+from qactuar.config import Config, ConfigError
 from qactuar.pod.bean import BeanSpec, load_specs
 from qactuar.pod.blocked_loop import BlockedLoopDetector
 from qactuar.pod.pod import Pod
@@ -35,8 +35,27 @@ def load_server_beans(config: Config) -> list[BeanSpec]:
     """The checked specs of `config.BEANS` (imported once per Config)."""
     global _loaded
     if _loaded is None or _loaded[0] is not config:
-        _loaded = (config, load_specs(config.BEANS))
+        specs = load_specs(config.BEANS)
+        if config.ASYNCRONOUS_MODEL == "prefork":
+            check_placements(specs)
+        _loaded = (config, specs)
     return _loaded[1]
+
+
+# Where a bean may find the beans it starts `after`: in its own process.
+_REACHABLE = {"each_worker": {"each_worker"}, "one_worker": {"one_worker", "each_worker"},
+              "supervisor": {"supervisor"}}
+
+
+def check_placements(specs: list[BeanSpec]) -> None:
+    """In prefork, `after` must name beans that run in the same process."""
+    for spec in specs:
+        for label in spec.after:
+            for other in (s for s in specs if s.label == label):
+                if other.placement not in _REACHABLE[spec.placement]:
+                    raise ConfigError(f"bean {spec.name}: after {label!r}, but that bean's "
+                                      f"placement is {other.placement} and this one's "
+                                      f"{spec.placement}: they run in different processes")
 
 
 def set_hosting_one_worker(hosting: bool) -> None:
