@@ -205,6 +205,14 @@ def test_transient_restarts_with_back_off_then_the_pod_fails(tmp_path: Path) -> 
     assert "RuntimeError: crash number 4" in result.stderr
 
 
+def test_a_failing_bean_stops_the_others_with_sigterm(tmp_path: Path) -> None:
+    result = run_pod(f"{BEANS}.Counter", f"{BEANS}.crash:path='{tmp_path / 'runs'}',"
+                     "restart='transient',max_restarts=0")
+    assert result.returncode == EXIT_BEAN_FAILED, result.stdout + result.stderr
+    assert "BEAN counter 1 got SIGTERM" in result.stdout
+    assert "Cancelling" not in result.stdout
+
+
 def test_permanent_restarts_after_a_normal_return_too(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     result = run_pod(f"{BEANS}.quick:path='{runs}',restart='permanent',max_restarts=2,"

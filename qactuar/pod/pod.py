@@ -32,6 +32,9 @@ from qactuar.pod.supervision import CANCELLED, RAISED, RETURNED, RestartTracker
 
 EXIT_BEAN_FAILED = 4
 CANCEL_GRACE = 1.0
+# When a failed bean stops the pod and STOP_WAIT_TIME is None (wait for ever),
+# the other beans still get a bounded wait: nobody asked them to stop.
+FAILURE_STOP_WAIT = 5.0
 
 
 class Bean:
@@ -333,6 +336,10 @@ class Pod:
         while not (self._halt.is_set() or all(b.done() for b in self.beans.values())):
             self._changed.clear()
             await self._changed.wait()
+        if self.failed is not None and self._stop_task is None:
+            if self.stop_wait_time is None:
+                self.stop_wait_time = FAILURE_STOP_WAIT
+            await self.stop("SIGTERM")  # the other beans are asked to stop, as on SIGTERM
         await self.stop(None)
         return self.exit_status
 
