@@ -99,6 +99,8 @@ class ServerPod:
 
     def attach(self, mounts: list[Any]) -> None:
         """Put the pod's context in every app's lifespan state (`scope["state"]["pod"]`)."""
+        if not self.pod.specs and not self.standby:
+            return  # only the blocked-loop detector runs here: no pod to show the apps
         for mount in mounts:
             mount.lifespan.state["pod"] = self.pod.context
 
