@@ -30,7 +30,7 @@ from qactuar.config import (
 from qactuar.server import run
 
 # Keys without a flag: structured values belong in the config file.
-NO_FLAG = {"APPS", "LOGS", *OBSOLETE_KEYS}
+NO_FLAG = {"APPS", "LOGS", "BEANS", *OBSOLETE_KEYS}
 ALIASES = {"ASYNCRONOUS_MODEL": ["--model"]}
 
 
@@ -88,4 +88,11 @@ def command(app: str | None, app_dir: str, config_file: str | None, **flags: Any
 
 
 def main() -> None:
+    # `qactuar pod ...` is its own command group; dispatching here keeps
+    # `qactuar module:app` a plain command with every flag as before.
+    if sys.argv[1:2] == ["pod"]:
+        from qactuar.pod.cli import pod_command
+
+        pod_command(args=sys.argv[2:], prog_name="qactuar pod")
+        return
     command(prog_name="qactuar")

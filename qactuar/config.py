@@ -97,6 +97,9 @@ class Config:
     FD: int = -1
     BACKLOG: int = 2048
     REUSE_PORT: bool = False
+    BEANS: list[dict[str, Any]] = field(default_factory=list)
+    STOP_WAIT_TIME: float = 10
+    BLOCKED_LOOP_THRESHOLD: float = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -182,6 +185,11 @@ _RULES: dict[str, tuple[type, Any, str]] = {
     "FD": (int, lambda v: v >= -1, "a file descriptor number, or -1 for none"),
     "BACKLOG": (int, _positive, "an integer above 0"),
     "REUSE_PORT": (bool, None, "true or false"),
+    "BEANS": (list, None, 'a list of bean objects such as {"core": "package.module.function"}'),
+    "STOP_WAIT_TIME": (float, _non_negative,
+                       "a number of seconds the beans get to stop before they are cancelled"),
+    "BLOCKED_LOOP_THRESHOLD": (float, _non_negative,
+                               "a number of seconds, 0 for no blocked-loop detector"),
 }
 
 
@@ -227,6 +235,10 @@ def _check(key: str, value: Any) -> Any:
         ok_type = isinstance(value, kind)
     if not ok_type or (predicate is not None and not predicate(value)):
         raise _fail(key, value, expected)
+    if key == "BEANS":
+        from qactuar.pod.config import check_beans  # the pod's own rules, one place
+
+        check_beans(value)
     if key == "APPS":
         for route, target in value.items():
             if not isinstance(route, str) or not isinstance(target, str) or ":" not in target:
@@ -289,7 +301,7 @@ def coerce_string(key: str, text: str) -> Any:
             return int(text)
         if kind is float:
             return float(text)
-        if kind is dict:
+        if kind is dict or kind is list:
             return json.loads(text)
     except json.JSONDecodeError as exc:
         raise _fail(key, text, f"JSON ({exc.msg}): {expected}") from None

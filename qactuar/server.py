@@ -49,6 +49,10 @@ def _serve(app: Any, host: str | None, port: int | None, conf: Config | None) ->
                           "signals: call run() from the main thread")
     http2_enabled(config.HTTP2)  # HTTP2=on without the h2 package: one line, exit 2
     mounts = build_mounts(config, app)
+    if config.BEANS:
+        from qactuar.pod.serving import load_server_beans
+
+        load_server_beans(config)  # a bad bean: one line, exit 2, before binding
     if config.ASYNCRONOUS_MODEL == "prefork":
         from qactuar.models.prefork import run_prefork_model
 

@@ -160,9 +160,10 @@ def test_settings_command_serves_the_file_with_the_environment_on_top(tmp_path: 
 
 
 def _default_cell(key: str) -> str:
-    default = next(f for f in fields(Config) if f.name == key).default
-    if default is MISSING:
-        return "see [Logging](#logging)" if key == "LOGS" else "`{}`"
+    field = next(f for f in fields(Config) if f.name == key)
+    if key == "LOGS":
+        return "see [Logging](#logging)"
+    default = field.default_factory() if field.default is MISSING else field.default
     return f"`{json.dumps(default)}`"
 
 

@@ -24,6 +24,7 @@ from qactuar.asgi.lifespan import LifespanFailure
 from qactuar.asgi.router import Mount, Router
 from qactuar.config import Config, ConfigError
 from qactuar.logs import server_logger
+from qactuar.pod.serving import process_pod
 from qactuar.protocols.http1 import HTTP1Protocol
 from qactuar.server_state import ServerState
 from qactuar.sockets import bind_all, close_all, describe, tls_context
@@ -102,8 +103,18 @@ async def _serve(config: Config, mounts: list[Mount], sockets: list[socket.socke
     if role.on_start is not None:
         role.on_start(state, stop_now)
 
+    # The beans of this process (qactuar/pod): they start after lifespan startup,
+    # and the sockets listen once the gate beans are ready.
+    pod = process_pod(config, role.model, role.lifespan, role.logger)
+    if pod is not None:
+        pod.attach(mounts)
     started, status = await start_apps(mounts if role.lifespan else [], config, signals,
                                        role.logger)
+    if status is None and pod is not None:
+        status = await pod.start(stop_now, signals.stop)
+        if status is not None:
+            await pod.stop()
+            await shut_down_apps(started, config, signals)
     if status is not None:
         return status
 
@@ -127,9 +138,11 @@ async def _serve(config: Config, mounts: list[Mount], sockets: list[socket.socke
     for server in servers:
         server.close()
     await stop_connections(state, config, signals)
+    if pod is not None:
+        await pod.stop(signals.force)
     await shut_down_apps(started, config, signals)
     role.logger.info("Stopped")
-    return 0
+    return pod.exit_status if pod is not None else 0
 
 
 def loop_label(loop: asyncio.AbstractEventLoop) -> str:

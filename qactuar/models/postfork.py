@@ -37,6 +37,7 @@ from qactuar.models.aio import (
     start_apps,
     stop_connections,
 )
+from qactuar.pod.placement import EXIT_BEAN_FAILED, parent_pod
 from qactuar.protocols.http1 import HTTP1Protocol
 from qactuar.protocols.http2 import H2Protocol
 from qactuar.server_state import ServerState, websocket_enabled
@@ -121,6 +122,7 @@ class PostforkParent:
         self.children: dict[int, Child] = {}
         self.accepting = False
         self.stopping = False
+        self.pod: Any = None  # the parent's beans (qactuar.pod.placement.ThreadPod)
         self.forced = False
         self.interval = min(config.CHECK_PROCESS_INTERVAL, config.WORKER_TIMEOUT,
                             config.REQUEST_TIMEOUT or config.CHECK_PROCESS_INTERVAL) / 2
@@ -134,10 +136,16 @@ class PostforkParent:
             if status is not None:
                 self.signals.close()
                 return status
+            # The beans run in the parent (a thread of their own: this loop stays idle).
+            self.pod = parent_pod(self.config, server_logger)
+            if self.pod is not None and not self.pod.start():
+                self.stopping = True  # the accept loop only waits for no children
             self._accept_loop()
+            if self.pod is not None:
+                self.pod.stop()
             self._shut_down_apps(loop, started)
             server_logger.info("Stopped")
-            return 0
+            return EXIT_BEAN_FAILED if self.pod is not None and self.pod.failed else 0
         finally:
             loop.close()
             asyncio.set_event_loop(None)
@@ -188,6 +196,8 @@ class PostforkParent:
                         self._accept(key.fileobj)  # type: ignore[arg-type]
                 for signum in self.signals.read():
                     self._on_signal(signum)
+                if self.pod is not None and self.pod.failed and not self.stopping:
+                    self._on_signal(signal.SIGTERM)  # a bean failed the pod
                 for pid, status in reap():
                     self._on_exit(pid, status)
                 if time.monotonic() >= next_check:

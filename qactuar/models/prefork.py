@@ -25,6 +25,7 @@ from qactuar.asgi.router import Mount
 from qactuar.config import Config
 from qactuar.logs import child_logger, server_logger
 from qactuar.models.aio import ProcessRole, loop_factory, serve
+from qactuar.pod.placement import EXIT_BEAN_FAILED, PreforkPodPlan
 from qactuar.server_state import ServerState
 from qactuar.sockets import bind_all, close_all, describe, tls_context
 from qactuar.supervisor import (
@@ -109,10 +110,13 @@ class PreforkSupervisor:
         self.interval = min(config.CHECK_PROCESS_INTERVAL, config.WORKER_TIMEOUT)
         self.reloading = False
         self.forced = False
+        self.pod_plan = PreforkPodPlan(config, server_logger)  # supervisor/one_worker beans
 
     # -- the supervisor's loop ---------------------------------------------------
 
     def run(self) -> int:
+        if not self.pod_plan.start():
+            return self.pod_plan.stop(EXIT_BEAN_FAILED)
         self.signals = SignalPipe((signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
                                    signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD))
         self.selector = new_selector(self.signals)
@@ -131,6 +135,8 @@ class PreforkSupervisor:
                     self._on_signal(signum)
                 for pid, status in reap():
                     self._on_exit(pid, status)
+                if self.pod_plan.failed and self.exit_status is None:
+                    self._begin_stop(EXIT_BEAN_FAILED, "A supervisor bean failed the pod")
                 if self.exit_status is not None and not self.workers:
                     break
                 if time.monotonic() >= next_check:
@@ -141,6 +147,7 @@ class PreforkSupervisor:
         finally:
             self.selector.close()
             self.signals.close()
+        self.exit_status = self.pod_plan.stop(self.exit_status)
         server_logger.info("Prefork supervisor stopped")
         return self.exit_status
 
@@ -156,7 +163,9 @@ class PreforkSupervisor:
     def _spawn(self) -> None:
         slot = self.slots.take()
         generation = self.generation
+        hosts_one_worker_beans = self.pod_plan.before_fork()
         pid = fork_child(lambda: self._run_worker(slot), self._drop_supervisor_resources)
+        self.pod_plan.after_fork(pid, hosts_one_worker_beans)
         self.workers[pid] = Child(pid, slot, extra=generation)
         server_logger.info("Worker pid %d spawned", pid)
 
@@ -253,6 +262,10 @@ class PreforkSupervisor:
         worker_status = self.slots.get(worker.slot, STATUS)
         self.slots.release(worker.slot)
         self.ever_ready = self.ever_ready or worker_status in (READY, RETIRING)
+        self.pod_plan.worker_exited(pid, [
+            w.pid for w in self.workers.values() if w.extra == self.generation
+            and not w.stopping and self.slots.get(w.slot, STATUS) == READY],
+            self.exit_status is not None)
         how = describe_exit(status)
         if worker.stopping:
             server_logger.info("Worker pid %d stopped (%s)", pid, how)
@@ -264,6 +277,9 @@ class PreforkSupervisor:
             server_logger.info("Worker pid %d recycled (MAX_REQUESTS); replacing it", pid)
             return
         code = os.waitstatus_to_exitcode(status)
+        if code == EXIT_BEAN_FAILED:
+            self._begin_stop(EXIT_BEAN_FAILED, f"Worker pid {pid}: a bean failed the pod")
+            return
         self.ever_ready = self.ever_ready or any(
             self.slots.get(w.slot, STATUS) in (READY, RETIRING) for w in self.workers.values())
         if code == EXIT_STARTUP_FAILED and not self.ever_ready:

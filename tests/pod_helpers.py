@@ -1,0 +1,85 @@
+"""A running `qactuar pod run` process for tests/test_pod*.py, read line by line."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from conftest import TESTS_DIR, child_env
+
+
+class PodProcess:
+    """`python -m qactuar pod run ARGS`, its output collected as it comes."""
+
+    def __init__(self, *args: str, cwd: Path = TESTS_DIR, env: dict[str, str] | None = None,
+                 command: list[str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            command or [sys.executable, "-m", "qactuar", "pod", "run", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=child_env(**(env or {})),
+            cwd=str(cwd), text=True, errors="replace")
+        self._lines: list[str] = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._cond:
+                self._lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self._cond:
+            return "\n".join(self._lines)
+
+    def wait_for(self, pattern: str, timeout: float = 10) -> re.Match[str]:
+        """The first line matching `pattern`; fails after `timeout` or if the process ended."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self._lines:
+                    match = regex.search(line)
+                    if match:
+                        return match
+                ended = self.proc.poll() is not None and not self._reader.is_alive()
+                if ended or time.monotonic() > deadline:
+                    raise AssertionError(f"no line matching {pattern!r} within {timeout}s:\n"
+                                         + "\n".join(self._lines))
+                self._cond.wait(0.05)
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float = 15) -> int:
+        """Wait for the exit; kill and fail if it does not come within `timeout`."""
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"no exit within {timeout}s:\n{self.output}") from None
+        self._reader.join(5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def run_pod(*args: str, cwd: Path = TESTS_DIR, timeout: float = 15
+            ) -> subprocess.CompletedProcess[str]:
+    """Run `qactuar pod run ARGS` to its exit."""
+    return subprocess.run([sys.executable, "-m", "qactuar", "pod", "run", *args],
+                          env=child_env(), cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
