@@ -95,6 +95,7 @@ class SignalPipe:
     """Signals become bytes on a pipe the parent's selector watches."""
 
     def __init__(self, signums: Iterable[int]) -> None:
+        self._owner = os.getpid()
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
         os.set_blocking(self._write_fd, False)
@@ -124,10 +125,17 @@ class SignalPipe:
         finishing up.  SIG_IGN rather than the no-op handler: the interpreter
         puts back the default (fatal) action for Python handlers as it exits.
         SIGCHLD goes back to its default, as ignoring it would reap children.
+
+        In a new child (fork_child blocks signals around this) every signal goes
+        back to its default instead: SIG_IGN would discard a SIGTERM already
+        pending from the parent, and the child would keep serving until killed.
+        prepare_child_signals() then sets the child's own dispositions.
         """
         signal.set_wakeup_fd(-1)
+        in_child = os.getpid() != self._owner
         for signum in self.signums:
-            signal.signal(signum, signal.SIG_DFL if signum == signal.SIGCHLD else signal.SIG_IGN)
+            keep_default = in_child or signum == signal.SIGCHLD
+            signal.signal(signum, signal.SIG_DFL if keep_default else signal.SIG_IGN)
         os.close(self._read_fd)
         os.close(self._write_fd)
 

@@ -176,8 +176,8 @@ def test_prefork_placement_and_the_one_worker_bean_moves_after_kill_9(tmp_path: 
         server.wait_for_log(f"Worker pid {host} ended: its one_worker bean\\(s\\) move to "
                             f"worker pid {moved}")
         assert len(placed()["sup"]) == 1  # the supervisor's bean was never restarted
-        # Let the replacement worker come up first: a SIGTERM sent to a worker in its
-        # first milliseconds is lost (see the report on supervisor.SignalPipe.close).
+        # Let the replacement worker come up first, so the stop below drains three
+        # serving workers (tests/test_supervisor_signals.py covers the earlier window).
         wait_until(lambda: server.output.count("Listening on") == 3,
                    what="the replacement worker")
         assert server.stop() == 0
