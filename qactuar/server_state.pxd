@@ -6,7 +6,7 @@ from qactuar.asgi.router cimport Router
 
 cdef class ServerState:
     cdef dict __dict__
-    cdef public object config, loop
+    cdef public object config, loop, stats
     cdef public Router router
     cdef public str scheme, root_path
     cdef public bint access_log, websocket, shutting_down

@@ -1,0 +1,94 @@
+"""One process's request counters, and how snapshots of several processes add up.
+
+The HTTP stream calls `ProcessStats.record` once per finished response (only when
+the admin plane is on): it bumps plain list items and integers, nothing else.
+Everything else (snapshots, sums, Prometheus text) happens when someone asks.
+A snapshot is a plain JSON-able dict, so it crosses a pipe between processes.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from typing import Any
+
+# Upper bounds (seconds) of the request duration histogram; one more bucket for +Inf.
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# The protocols responses are counted under, and the index base of each in `responses`.
+PROTOCOLS = ("http/1.1", "http/2")
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+_H2_BASE = 6  # responses[status // 100] for HTTP/1.x, responses[6 + status // 100] for h2
+
+_monotonic = time.monotonic
+
+
+class ProcessStats:
+    """Counters of one serving process, bumped on the hot path."""
+
+    __slots__ = ("buckets", "bytes_in", "bytes_out", "duration_sum", "responses")
+
+    def __init__(self) -> None:
+        self.responses = [0] * (2 * _H2_BASE)
+        self.buckets = [0] * (len(DURATION_BUCKETS) + 1)
+        self.duration_sum = 0.0
+        self.bytes_in = 0  # request body bytes
+        self.bytes_out = 0  # response body bytes
+
+    def record(self, stream: Any) -> None:
+        """One response finished (sent or cut off): count it, its duration and body."""
+        duration = _monotonic() - stream._started_at
+        status = stream.status or 0
+        index = status // 100
+        if not 1 <= index <= 5:
+            index = 5
+        if stream.scope["http_version"] == "2":
+            index += _H2_BASE
+        self.responses[index] += 1
+        self.buckets[bisect_left(DURATION_BUCKETS, duration)] += 1
+        self.duration_sum += duration
+        self.bytes_out += stream._sent_bytes
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as a plain dict (see `empty_snapshot` for its shape)."""
+        requests = {}
+        for base, protocol in zip((0, _H2_BASE), PROTOCOLS, strict=True):
+            for offset, status_class in enumerate(STATUS_CLASSES, start=1):
+                requests[f"{protocol} {status_class}"] = self.responses[base + offset]
+        return {"requests": requests, "buckets": list(self.buckets),
+                "duration_sum": self.duration_sum, "bytes_in": self.bytes_in,
+                "bytes_out": self.bytes_out}
+
+
+def empty_snapshot() -> dict[str, Any]:
+    return ProcessStats().snapshot()
+
+
+def requests_served(snapshot: dict[str, Any]) -> int:
+    return sum(snapshot["requests"].values())
+
+
+def add_snapshots(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """`total` plus `more`, field by field (a new dict; neither argument changes)."""
+    return {
+        "requests": {key: total["requests"].get(key, 0) + more["requests"].get(key, 0)
+                     for key in {**total["requests"], **more["requests"]}},
+        "buckets": [a + b for a, b in zip(total["buckets"], more["buckets"], strict=True)],
+        "duration_sum": total["duration_sum"] + more["duration_sum"],
+        "bytes_in": total["bytes_in"] + more["bytes_in"],
+        "bytes_out": total["bytes_out"] + more["bytes_out"],
+    }
+
+
+def percentile(snapshot: dict[str, Any], fraction: float) -> float | None:
+    """The upper bound of the bucket holding the `fraction` quantile (None: no requests)."""
+    count = sum(snapshot["buckets"])
+    if not count:
+        return None
+    rank = fraction * count
+    seen = 0
+    for bound, in_bucket in zip((*DURATION_BUCKETS, float("inf")), snapshot["buckets"],
+                                strict=True):
+        seen += in_bucket
+        if seen >= rank:
+            return bound
+    return float("inf")
