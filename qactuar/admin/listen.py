@@ -13,6 +13,7 @@ import ipaddress
 import os
 import socket
 import stat
+import weakref
 
 from qactuar.config import Config, ConfigError
 
@@ -87,9 +88,14 @@ def _bind_unix(path: str) -> socket.socket:
     finally:
         os.umask(old_umask)
     os.chmod(path, 0o600)
+    _UNIX_PATHS[sock] = path
     sock.listen(64)
     sock.setblocking(False)
     return sock
+
+
+# The path of each admin Unix socket, to remove it even after the server closed the socket.
+_UNIX_PATHS: weakref.WeakKeyDictionary[socket.socket, str] = weakref.WeakKeyDictionary()
 
 
 def describe_admin(sock: socket.socket) -> str:
@@ -101,8 +107,10 @@ def describe_admin(sock: socket.socket) -> str:
 
 
 def close_admin(sockets: list[socket.socket]) -> None:
+    """Close the admin sockets and remove the Unix socket's file (in the process that bound it)."""
     for sock in sockets:
-        if sock.family == socket.AF_UNIX and sock.fileno() != -1:
+        path = _UNIX_PATHS.pop(sock, None)
+        if path is not None:
             with contextlib.suppress(OSError):
-                os.unlink(sock.getsockname())
+                os.unlink(path)
         sock.close()
