@@ -88,4 +88,11 @@ def command(app: str | None, app_dir: str, config_file: str | None, **flags: Any
 
 
 def main() -> None:
+    # `qactuar ctl ...` (the admin plane's client) is its own command group;
+    # dispatching here keeps `qactuar module:app` a plain command with every flag.
+    if sys.argv[1:2] == ["ctl"]:
+        from qactuar.admin.ctl import ctl_command
+
+        ctl_command(args=sys.argv[2:], prog_name="qactuar ctl")
+        return
     command(prog_name="qactuar")
