@@ -52,6 +52,7 @@ class Config:
     ADMIN_SOCKET: str = ""
     ADMIN_TOKEN: str = ""
     ADMIN_READ_TOKEN: str = ""
+    ADMIN_RELEASES_DIR: str = ""
     HEALTH_PATH: str = ""
     READY_PATH: str = ""
     CHECK_PROCESS_INTERVAL: float = 1
@@ -140,6 +141,8 @@ _RULES: dict[str, tuple[type, Any, str]] = {
     "ADMIN_SOCKET": (str, None, "a path for the admin Unix socket, or empty"),
     "ADMIN_TOKEN": (str, None, "a secret for Authorization: Bearer, or empty"),
     "ADMIN_READ_TOKEN": (str, None, "a read-only secret for Authorization: Bearer, or empty"),
+    "ADMIN_RELEASES_DIR": (str, None, "a directory for apps cloned from git, or empty for "
+                           "one in the temporary directory"),
     "HEALTH_PATH": (str, lambda v: v == "" or v.startswith("/"),
                     'empty or a path starting with "/" (a liveness probe on the main port)'),
     "READY_PATH": (str, lambda v: v == "" or v.startswith("/"),

@@ -45,6 +45,9 @@ class Controller(Protocol):
     async def scale(self, delta: int | None, count: int | None, who: str) -> dict[str, Any]: ...
     async def patch_config(self, changes: dict[str, Any], who: str) -> dict[str, Any]: ...
     async def tasks(self, pid: int | None) -> dict[str, Any]: ...
+    async def list_apps(self) -> list[dict[str, Any]]: ...
+    async def mount_app(self, request: dict[str, str], who: str) -> dict[str, Any]: ...
+    async def unmount_app(self, route: str, who: str) -> dict[str, Any]: ...
 
 
 Request = dict[str, Any]
@@ -82,6 +85,9 @@ class AdminApp:
             ("POST", "/reload"): self._reload,
             ("POST", "/workers"): self._workers,
             ("GET", "/tasks"): self._tasks,
+            ("GET", "/apps"): self._list_apps,
+            ("POST", "/apps"): self._mount_app,
+            ("DELETE", "/apps"): self._unmount_app,
         }
 
     # -- the ASGI entry ------------------------------------------------------------
@@ -217,6 +223,25 @@ class AdminApp:
             except ValueError:
                 raise HTTPError(400, f"pid must be a number, not {query['pid'][0]!r}") from None
         return 200, await self.controller.tasks(pid), []
+
+
+    async def _list_apps(self, request: Request) -> tuple[int, Any, list[Any]]:
+        return 200, {"apps": await self.controller.list_apps()}, []
+
+    async def _mount_app(self, request: Request) -> tuple[int, Any, list[Any]]:
+        from qactuar.admin.apps import parse_request
+
+        wanted = parse_request(_json_object(request["body"]))
+        return 200, await self.controller.mount_app(wanted, request["who"]), []
+
+    async def _unmount_app(self, request: Request) -> tuple[int, Any, list[Any]]:
+        from qactuar.asgi.router import normalise_prefix
+
+        query = parse_qs(request["scope"]["query_string"].decode("latin-1"))
+        if "route" not in query:
+            raise HTTPError(400, "give the route to unmount: DELETE /apps?route=/api")
+        route = normalise_prefix(query["route"][0])
+        return 200, await self.controller.unmount_app(route, request["who"]), []
 
 
 def log_change(who: str, what: str) -> None:

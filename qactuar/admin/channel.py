@@ -86,6 +86,7 @@ class WorkerAgent:
         self.role = role
         self.started = time.time()
         self.state: Any = None
+        self.apps: Any = None  # qactuar.admin.apps.ProcessApps, made when first needed
         # Its own descriptor for the last word, written after the event loop is gone.
         self._final_fd = os.dup(sock.fileno())
 
@@ -104,7 +105,7 @@ class WorkerAgent:
                 return
             try:
                 request = json.loads(line)
-                answer = {"id": request.get("id"), **self._answer(request)}
+                answer = {"id": request.get("id"), **await self._answer(request)}
             except Exception as exc:  # a bug here must not take the worker down
                 server_logger.error("admin: worker pid %d could not answer: %s",
                                     os.getpid(), "".join(traceback.format_exception_only(exc)))
@@ -112,8 +113,21 @@ class WorkerAgent:
             writer.write(json.dumps(answer).encode() + b"\n")
             await writer.drain()
 
-    def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
+        if op in ("mount", "unmount"):
+            from qactuar.admin.app import HTTPError
+            from qactuar.admin.apps import ProcessApps
+
+            if self.apps is None:
+                self.apps = ProcessApps(self.state, self.state.config)
+            try:
+                if op == "mount":
+                    await self.apps.mount(request["route"], request["target"], request["path"])
+                    return {"pid": os.getpid(), "mounted": True}
+                return {"pid": os.getpid(), "unmounted": await self.apps.unmount(request["route"])}
+            except HTTPError as exc:
+                return {"pid": os.getpid(), "error": exc.reason}
         if op == "stats":
             return process_report(self.state, self.role, self.started)
         if op == "tasks":

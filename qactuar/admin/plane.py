@@ -19,6 +19,17 @@ from typing import Any
 
 from qactuar import __version__
 from qactuar.admin.app import AdminApp, HTTPError, log_change
+from qactuar.admin.apps import (
+    ProcessApps,
+    check_import,
+    clone_release,
+    describe_mounts,
+    import_fresh,
+    new_mount,
+    releases_dir,
+    replaced,
+    start_mount,
+)
 from qactuar.admin.channel import (
     WorkerAgent,
     WorkerLink,
@@ -83,6 +94,9 @@ class AdminPlane:
         self.admin_state: ServerState | None = None
         self.servers: list[asyncio.Server] = []
         self.sampling: asyncio.Task[None] | None = None
+        # route -> where an app mounted through the API came from (git URL, ref, release)
+        self.sources: dict[str, dict[str, str]] = {}
+        self.apps_lock: asyncio.Lock | None = None
 
     @property
     def config(self) -> Config:
@@ -112,8 +126,7 @@ class AdminPlane:
                 "started": self.started, "uptime": round(time.time() - self.started, 3),
                 "binds": self.binds,
                 "admin": [describe_admin(sock) for sock in self.admin_sockets],
-                "apps": [{"route": mount.prefix or "/", "app": mount.lifespan.label.strip("'")}
-                         for mount in self.mounts]}
+                "apps": describe_mounts(self.current_mounts())}
 
     def _with_resources(self, process: dict[str, Any]) -> dict[str, Any]:
         if self.config.GATHER_PROC_STATS:
@@ -159,6 +172,51 @@ class AdminPlane:
             raise HTTPError(404, f"no process with pid {pid} in this server")
         return {"pid": os.getpid(), "tasks": task_stacks()}
 
+    # -- apps (qactuar/admin/apps.py) ------------------------------------------------
+
+    def current_mounts(self) -> list[Mount]:
+        return self.mounts
+
+    async def list_apps(self) -> list[dict[str, Any]]:
+        listed = describe_mounts(self.current_mounts())
+        for entry in listed:
+            entry.update(self.sources.get(entry["route"] if entry["route"] != "/" else "", {}))
+        return listed
+
+    async def mount_app(self, wanted: dict[str, str], who: str) -> dict[str, Any]:
+        if self.apps_lock is None:
+            self.apps_lock = asyncio.Lock()
+        async with self.apps_lock:
+            route, target, path = wanted["route"], wanted["app"], ""
+            if wanted["git"]:
+                path = str(await clone_release(wanted["git"], wanted["ref"],
+                                               releases_dir(self.config), route))
+            await check_import(target, path, self.config.LIFESPAN)
+            await self._mount(route, target, path)
+            source = {"git": wanted["git"], "ref": wanted["ref"], "release": path} if path else {}
+            self.sources[route] = source
+            log_change(who, f"apps mount {route or '/'} {target}"
+                            + (f" from {wanted['git']} {wanted['ref'] or 'HEAD'}" if path else ""))
+            return {"route": route or "/", "app": target, **source,
+                    "apps": await self.list_apps()}
+
+    async def unmount_app(self, route: str, who: str) -> dict[str, Any]:
+        if self.apps_lock is None:
+            self.apps_lock = asyncio.Lock()
+        async with self.apps_lock:
+            if not any(m.prefix == route for m in self.current_mounts()):
+                raise HTTPError(404, f"no app is mounted at {route or '/'}")
+            await self._unmount(route)
+            self.sources.pop(route, None)
+            log_change(who, f"apps unmount {route or '/'}")
+            return {"unmounted": route or "/", "apps": await self.list_apps()}
+
+    async def _mount(self, route: str, target: str, path: str) -> None:
+        raise NotImplementedError
+
+    async def _unmount(self, route: str) -> None:
+        raise NotImplementedError
+
     async def close(self) -> None:
         if self.sampling is not None:
             self.sampling.cancel()
@@ -187,6 +245,7 @@ class InProcessPlane(AdminPlane):
     def on_start(self, state: ServerState, stop: Callable[[], None]) -> None:
         state.stats = ProcessStats()
         self.state = state
+        self.process_apps = ProcessApps(state, self._config)
         state.loop.create_task(self.start(state.loop))
 
     def on_listening(self) -> None:
@@ -195,6 +254,16 @@ class InProcessPlane(AdminPlane):
     async def processes(self) -> list[dict[str, Any]]:
         assert self.state is not None
         return [process_report(self.state, "server", self.started)]
+
+    def current_mounts(self) -> list[Mount]:
+        assert self.state is not None
+        return list(self.state.router.mounts)
+
+    async def _mount(self, route: str, target: str, path: str) -> None:
+        await self.process_apps.mount(route, target, path)
+
+    async def _unmount(self, route: str) -> None:
+        await self.process_apps.unmount(route)
 
     def ready(self) -> tuple[bool, str]:
         if self.state is not None and self.state.shutting_down:
@@ -447,6 +516,32 @@ class PreforkPlane(AdminPlane):
                 supervisor.set_worker_count(change.new.WORKERS or os.cpu_count() or 1)
         return {"applied": sorted([*change.live, *change.needs_workers]), "reloaded": reloaded}
 
+    def current_mounts(self) -> list[Mount]:
+        return list(self.supervisor.mounts)
+
+    async def _mount(self, route: str, target: str, path: str) -> None:
+        # The supervisor's copy is what later workers (reloads, replacements) start with.
+        mount = new_mount(route, target, import_fresh(target, path), self.config.LIFESPAN)
+        await self._in_every_worker("mount", route=route, target=target, path=path)
+        self.supervisor.mounts = replaced(list(self.supervisor.mounts), mount, route)[0]
+
+    async def _unmount(self, route: str) -> None:
+        self.supervisor.mounts = replaced(list(self.supervisor.mounts), None, route)[0]
+        await self._in_every_worker("unmount", route=route)
+
+    async def _in_every_worker(self, op: str, **arguments: Any) -> None:
+        pids = [w.pid for w in self.supervisor.workers.values() if not w.stopping]
+        timeout = self.config.SHUTDOWN_TIMEOUT + 30  # a lifespan startup and a shutdown
+        answers = await asyncio.gather(*(self._ask(pid, op, timeout=timeout, **arguments)
+                                         for pid in pids))
+        failures = [f"worker pid {pid}: {(answer or {}).get('error', 'no answer')}"
+                    for pid, answer in zip(pids, answers, strict=True)
+                    if answer is None or "error" in answer]
+        if failures:
+            raise HTTPError(500, f"{op} failed in {len(failures)} of {len(pids)} worker(s) "
+                                 f"(the others serve the new apps until the next reload): "
+                                 + "; ".join(failures))
+
     async def tasks(self, pid: int | None) -> dict[str, Any]:
         if pid in (None, os.getpid()):
             return await super().tasks(None)
@@ -472,6 +567,7 @@ class PostforkPlane(AdminPlane):
         os.set_blocking(self.report_read, False)
         os.set_blocking(self.report_write, False)
         self._partial = b""
+        self.admin_mounted: set[int] = set()
         self.driver = SupervisorLoop(self)
         self.driver.loop.add_reader(self.report_read, self._read_reports)
 
@@ -535,6 +631,29 @@ class PostforkPlane(AdminPlane):
                               "uptime": round(now - child.started, 3), "connections": 1,
                               "in_flight": int(busy), "requests": None})
         return processes
+
+    def current_mounts(self) -> list[Mount]:
+        return list(self.parent.mounts)
+
+    async def _mount(self, route: str, target: str, path: str) -> None:
+        # Its lifespan runs here, in the parent, as the other apps' did; every
+        # connection from now on is forked with it.
+        mount = new_mount(route, target, import_fresh(target, path), self.config.LIFESPAN)
+        await start_mount(mount)
+        self.parent.mounts, old = replaced(list(self.parent.mounts), mount, route)
+        await self._stop_admin_mounted(old)
+        self.admin_mounted.add(id(mount))
+
+    async def _unmount(self, route: str) -> None:
+        self.parent.mounts, old = replaced(list(self.parent.mounts), None, route)
+        await self._stop_admin_mounted(old)
+
+    async def _stop_admin_mounted(self, old: Mount | None) -> None:
+        # Apps mounted at start ran their startup in the parent's own loop and shut
+        # down with it at exit; those mounted here, in this loop, shut down here.
+        if old is not None and id(old) in self.admin_mounted:
+            self.admin_mounted.discard(id(old))
+            await old.lifespan.shutdown(self.config.SHUTDOWN_TIMEOUT)
 
     def ready(self) -> tuple[bool, str]:
         if self.parent.stopping:

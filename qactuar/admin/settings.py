@@ -27,7 +27,8 @@ REFUSED = {
                    "SSL_CERT_REQS", "SSL_MIN_VERSION", "SSL_CIPHERS")},
     **{key: "the admin plane's own settings are read at start: restart the server"
        for key in ("ADMIN", "ADMIN_HOST", "ADMIN_PORT", "ADMIN_SOCKET", "ADMIN_TOKEN",
-                   "ADMIN_READ_TOKEN", "HEALTH_PATH", "READY_PATH")},
+                   "ADMIN_READ_TOKEN", "ADMIN_RELEASES_DIR", "HEALTH_PATH",
+                   "READY_PATH")},
     "ASYNCRONOUS_MODEL": "the process model is chosen at start: restart the server",
     "MAX_PROCESSES": "the postfork parent sizes its process table at start: restart the server",
     "APPS": "apps are mounted with the /apps endpoint, not through the config",
