@@ -33,6 +33,8 @@ class AdminServer:
         match = process.wait_for_log(ADMIN_LINE)
         self.admin_url = f"http://{match.group(1)}:{match.group(2)}"
         self.url = process.url
+        self.model = next((m for m, args in MODELS.items() if args and args[1] in process.args),
+                          "async")
 
     def admin(self, method: str, path: str, token: str | None = None,
               **kwargs: object) -> httpx.Response:

@@ -76,7 +76,12 @@ def parse_request(body: dict[str, Any]) -> dict[str, str]:
 
 
 async def _run(args: list[str], cwd: str | None = None, timeout: float = 120) -> tuple[int, str]:
-    """Run a command; its exit status and its output (stdout and stderr together)."""
+    """Run a command; its exit status and its output (stdout and stderr together).
+
+    A shell prints the exit status as the last line: in a supervisor the process
+    is reaped by the supervisor's own `waitpid(-1)`, so ours would never see it.
+    """
+    args = ["/bin/sh", "-c", '"$@"; s=$?; echo; echo "exit status $s"', "sh", *args]
     process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, env={**os.environ,
                                                               "GIT_TERMINAL_PROMPT": "0"})
@@ -102,14 +107,15 @@ async def _run(args: list[str], cwd: str | None = None, timeout: float = 120) ->
         await asyncio.wait_for(finished, timeout)
     except TimeoutError:
         process.kill()
-        raise HTTPError(504, f"{args[0]} did not finish within {timeout:g}s") from None
+        raise HTTPError(504, f"{args[4]} did not finish within {timeout:g}s") from None
     finally:
         loop.remove_reader(fd)
         process.stdout.close()
-    deadline = time.monotonic() + 5
-    while process.poll() is None and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    return process.returncode or 0, b"".join(chunks).decode("utf-8", "replace")
+    with contextlib.suppress(ChildProcessError):
+        process.poll()  # reap it here when nobody else does (the async model)
+    output, _, last = b"".join(chunks).decode("utf-8", "replace").rstrip().rpartition("\n")
+    status = last.removeprefix("exit status ")
+    return (int(status) if status.isdigit() else 1), output
 
 
 async def check_import(target: str, path: str, lifespan_mode: str) -> None:
