@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from test_admin import MODELS, AdminServer
 
 from conftest import ServerProcess, wait_until
-from test_admin import MODELS, AdminServer
 
 APP_SOURCE = '''
 async def app(scope, receive, send):

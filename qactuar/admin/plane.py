@@ -37,11 +37,18 @@ from qactuar.admin.channel import (
     process_report,
     task_stacks,
 )
+from qactuar.admin.dashboard import page
 from qactuar.admin.listen import close_admin, describe_admin
 from qactuar.admin.metrics import render
 from qactuar.admin.procinfo import Sampler
 from qactuar.admin.settings import plan_change
-from qactuar.admin.stats import ProcessStats, add_snapshots, empty_snapshot, requests_served
+from qactuar.admin.stats import (
+    DURATION_BUCKETS,
+    ProcessStats,
+    add_snapshots,
+    empty_snapshot,
+    requests_served,
+)
 from qactuar.asgi.lifespan import Lifespan
 from qactuar.asgi.router import Mount, Router
 from qactuar.config import Config
@@ -90,7 +97,7 @@ class AdminPlane:
         self.restarts = 0
         self.last_exit = ""
         self.sampler = Sampler()
-        self.app = AdminApp(self)
+        self.app = AdminApp(self, dashboard=page)
         self.admin_state: ServerState | None = None
         self.servers: list[asyncio.Server] = []
         self.sampling: asyncio.Task[None] | None = None
@@ -142,6 +149,7 @@ class AdminPlane:
                            "in_flight": sum(p.get("in_flight") or 0 for p in processes),
                            "restarts": self.restarts, "last_exit": self.last_exit},
                 "latency": _latency(totals), "requests": totals["requests"],
+                "buckets": totals["buckets"], "bucket_bounds": list(DURATION_BUCKETS),
                 "processes": [{k: v for k, v in p.items() if k != "stats"} for p in processes]}
 
     def _totals(self, processes: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,8 +1,7 @@
 # Compiled layout of stats.py (Cython, pure Python mode): `record` runs once per
-# response while the admin plane is on, so it is a C method with typed locals.
+# response while the admin plane is on, so it is a C method (ServerState.stats is
+# typed, so the HTTP stream calls it through the vtable) with typed locals.
 cimport cython
-
-from qactuar.asgi.http_stream cimport HTTPStream
 
 
 cdef class ProcessStats:
@@ -10,6 +9,5 @@ cdef class ProcessStats:
     cdef public double duration_sum
     cdef public long long bytes_in, bytes_out
 
-    @cython.locals(duration=double, bound=double, index=Py_ssize_t, bucket=Py_ssize_t,
-                   status=long)
-    cpdef record(self, HTTPStream stream)
+    @cython.locals(duration=double, bound=double, index=long, bucket=Py_ssize_t)
+    cpdef record(self, object status, str http_version, object sent, double started_at)

@@ -35,14 +35,16 @@ class ProcessStats:
         self.bytes_in = 0  # request body bytes
         self.bytes_out = 0  # response body bytes
 
-    def record(self, stream: Any) -> None:
-        """One response finished (sent or cut off): count it, its duration and body."""
-        duration = _monotonic() - stream._started_at
-        status = stream.status or 0
+    def record(self, status: Any, http_version: str, sent: Any, started_at: float) -> None:
+        """One response finished (sent or cut off): count it, its duration and body.
+
+        `status` and `sent` are ints (typed `Any`: Cython reads `int` as an exact type).
+        """
+        duration = _monotonic() - started_at
         index = status // 100
         if index < 1 or index > 5:
             index = 5
-        if stream.scope["http_version"] == "2":
+        if http_version == "2":
             index += _H2_BASE
         self.responses[index] += 1
         # Most responses fall in the first buckets: a forward scan beats a bisection.
@@ -53,7 +55,7 @@ class ProcessStats:
             bucket += 1
         self.buckets[bucket] += 1
         self.duration_sum += duration
-        self.bytes_out += stream._sent_bytes
+        self.bytes_out += sent
 
     def snapshot(self) -> dict[str, Any]:
         """The counters as a plain dict (see `empty_snapshot` for its shape)."""
