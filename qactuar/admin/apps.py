@@ -75,7 +75,8 @@ def parse_request(body: dict[str, Any]) -> dict[str, str]:
             "git": body.get("git", ""), "ref": body.get("ref", "")}
 
 
-async def _run(args: list[str], cwd: str | None = None, timeout: float = 120) -> tuple[int, str]:
+async def _run(args: list[str], cwd: str | None = None, timeout: float = 120,
+               env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run a command; its exit status and its output (stdout and stderr together).
 
     A shell prints the exit status as the last line: in a supervisor the process
@@ -83,8 +84,8 @@ async def _run(args: list[str], cwd: str | None = None, timeout: float = 120) ->
     """
     args = ["/bin/sh", "-c", '"$@"; s=$?; echo; echo "exit status $s"', "sh", *args]
     process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, env={**os.environ,
-                                                              "GIT_TERMINAL_PROMPT": "0"})
+                               stdin=subprocess.DEVNULL,
+                               env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})})
     assert process.stdout is not None
     fd = process.stdout.fileno()
     os.set_blocking(fd, False)
@@ -121,8 +122,11 @@ async def _run(args: list[str], cwd: str | None = None, timeout: float = 120) ->
 async def check_import(target: str, path: str, lifespan_mode: str) -> None:
     """Import `target` and run its lifespan in a fresh Python process; 422 with the
     error if either fails."""
+    # The server's own import path (its --app-dir included), so the check imports
+    # what the server would.
+    search_path = os.pathsep.join(entry for entry in sys.path if entry)
     _, output = await _run([sys.executable, "-c", IMPORT_CHECK, target, path, lifespan_mode],
-                           cwd=os.getcwd())
+                           cwd=os.getcwd(), env={"PYTHONPATH": search_path})
     lines = output.strip().splitlines()
     if not lines or lines[-1] != "OK":
         reason = next((line[len("ERROR "):] for line in lines if line.startswith("ERROR ")),

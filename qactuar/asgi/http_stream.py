@@ -446,8 +446,8 @@ class HTTPStream:
         if self._host.access_log:
             self._log_access()
         if self._host.stats is not None:  # the admin plane's counters (qactuar/admin)
-            self._host.stats.record(self.status, self.scope["http_version"], self._sent_bytes,
-                                    self._started_at)
+            self._host.stats.record(self.status or 0, self.scope["http_version"],
+                                    self._sent_bytes, self._started_at)
         self.sink.response_done(self)
 
     def _abort(self) -> None:
