@@ -252,3 +252,42 @@ def health(client: AdminClient) -> None:
     """Liveness and readiness (GET /healthz, GET /readyz)."""
     _print({"healthz": client.request("GET", "/healthz"),
             "readyz": client.request("GET", "/readyz")})
+
+
+@ctl_command.group()
+def apps() -> None:
+    """The mounted apps (GET/POST/DELETE /apps)."""
+
+
+@apps.command("list")
+@click.pass_obj
+def apps_list(client: AdminClient) -> None:
+    """Every mounted app with its route and source."""
+    _print(client.request("GET", "/apps"))
+
+
+@apps.command("mount")
+@click.argument("route")
+@click.argument("target")
+@click.option("--git", "url", help="Clone the app from this git repository first.")
+@click.option("--ref", help="The branch, tag or commit to check out (default: HEAD).")
+@click.pass_obj
+def apps_mount(client: AdminClient, route: str, target: str, url: str | None,
+               ref: str | None) -> None:
+    """Mount TARGET ("module:attr") at ROUTE, replacing what is there, without a restart."""
+    body = {"route": route, "app": target}
+    if url:
+        body["git"] = url
+    if ref:
+        body["ref"] = ref
+    _print(client.request("POST", "/apps", body))
+
+
+@apps.command("unmount")
+@click.argument("route")
+@click.pass_obj
+def apps_unmount(client: AdminClient, route: str) -> None:
+    """Unmount the app at ROUTE (its lifespan shuts down)."""
+    from urllib.parse import quote
+
+    _print(client.request("DELETE", "/apps?route=" + quote(route)))
