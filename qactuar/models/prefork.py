@@ -255,19 +255,19 @@ class PreforkSupervisor:
         # in the worker; SIGKILL is the backstop for one that does not manage.
         signal_child(worker, signal.SIGTERM, kill_after=2 * self.config.SHUTDOWN_TIMEOUT + 3)
 
-    def _begin_reload(self) -> None:
+    def _begin_reload(self, why: str = "Received SIGHUP") -> None:
         self.generation += 1
         self.reloading = True
         self.failures = 0
         self.spawn_at = 0.0
-        server_logger.info("Received SIGHUP: reload started, starting %d new worker(s) before "
-                           "the old ones stop", self.target)
+        server_logger.info("%s: reload started, starting %d new worker(s) before "
+                           "the old ones stop", why, self.target)
 
     def begin_admin_reload(self) -> None:
         """A reload asked through the admin plane: it rolls back if a new worker fails."""
         self.rollback_on_failure = True
         self.reload_failure = ""
-        self._begin_reload()
+        self._begin_reload("Admin plane")
 
     def _roll_back_reload(self, why: str) -> None:
         """A new worker failed to start: stop the new ones, the old ones stay current."""
