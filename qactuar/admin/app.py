@@ -10,12 +10,15 @@ is 403).  Every change is logged on `qt_server` with who made it.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
+from qactuar.asgi.router import normalise_prefix
 from qactuar.logs import server_logger
 
 MAX_BODY = 1 << 20
@@ -229,14 +232,12 @@ class AdminApp:
         return 200, {"apps": await self.controller.list_apps()}, []
 
     async def _mount_app(self, request: Request) -> tuple[int, Any, list[Any]]:
-        from qactuar.admin.apps import parse_request
+        from qactuar.admin.apps import parse_request  # apps.py imports this module
 
         wanted = parse_request(_json_object(request["body"]))
         return 200, await self.controller.mount_app(wanted, request["who"]), []
 
     async def _unmount_app(self, request: Request) -> tuple[int, Any, list[Any]]:
-        from qactuar.asgi.router import normalise_prefix
-
         query = parse_qs(request["scope"]["query_string"].decode("latin-1"))
         if "route" not in query:
             raise HTTPError(400, "give the route to unmount: DELETE /apps?route=/api")
@@ -249,8 +250,6 @@ def log_change(who: str, what: str) -> None:
 
 
 def config_view(config: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
     shown = asdict(config)
     for key in SECRETS:
         if shown.get(key):
@@ -259,8 +258,6 @@ def config_view(config: Any) -> dict[str, Any]:
 
 
 def config_etag(shown: dict[str, Any]) -> str:
-    import hashlib
-
     digest = hashlib.sha256(json.dumps(shown, sort_keys=True, default=str).encode())
     return f'"{digest.hexdigest()[:16]}"'
 

@@ -23,6 +23,8 @@ import time
 import traceback
 from typing import Any
 
+from qactuar.admin.app import HTTPError
+from qactuar.admin.apps import ProcessApps
 from qactuar.admin.stats import requests_served
 from qactuar.logs import server_logger
 
@@ -86,7 +88,7 @@ class WorkerAgent:
         self.role = role
         self.started = time.time()
         self.state: Any = None
-        self.apps: Any = None  # qactuar.admin.apps.ProcessApps, made when first needed
+        self.apps: ProcessApps | None = None  # made when first needed
         # Its own descriptor for the last word, written after the event loop is gone.
         self._final_fd = os.dup(sock.fileno())
 
@@ -116,9 +118,6 @@ class WorkerAgent:
     async def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         if op in ("mount", "unmount"):
-            from qactuar.admin.app import HTTPError
-            from qactuar.admin.apps import ProcessApps
-
             if self.apps is None:
                 self.apps = ProcessApps(self.state, self.state.config)
             try:
@@ -160,6 +159,7 @@ class WorkerLink:
         self.last_report: dict[str, Any] | None = None
         self.lock: asyncio.Lock | None = None
         self.closed = False
+        self._answers: dict[int, dict[str, Any]] = {}  # by question id, until collected
 
     async def ask(self, op: str, timeout: float = 2.0, **arguments: Any) -> dict[str, Any] | None:
         """Ask the worker; None if it does not answer within `timeout`."""
@@ -179,7 +179,6 @@ class WorkerLink:
 
     async def _exchange(self, loop: asyncio.AbstractEventLoop, ident: int, op: str,
                         arguments: dict[str, Any]) -> None:
-        self._answers: dict[int, dict[str, Any]] = getattr(self, "_answers", {})
         await loop.sock_sendall(self.sock, json.dumps({"id": ident, "op": op,
                                                        **arguments}).encode() + b"\n")
         while ident not in self._answers:
@@ -191,7 +190,6 @@ class WorkerLink:
     def _take(self, data: bytes) -> None:
         self.buffer += data
         *lines, self.buffer = self.buffer.split(b"\n")
-        answers = getattr(self, "_answers", None)
         for line in lines:
             try:
                 message = json.loads(line)
@@ -199,8 +197,8 @@ class WorkerLink:
                 continue
             if "stats" in message:
                 self.last_report = message
-            if answers is not None and message.get("id") is not None:
-                answers[message["id"]] = message
+            if message.get("id") is not None:
+                self._answers[message["id"]] = message
 
     def drain(self) -> None:
         """Read what the worker left (its final counters); never blocks."""

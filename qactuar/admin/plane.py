@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import time
@@ -47,6 +48,7 @@ from qactuar.admin.stats import (
     ProcessStats,
     add_snapshots,
     empty_snapshot,
+    percentile,
     requests_served,
 )
 from qactuar.asgi.lifespan import Lifespan
@@ -56,6 +58,7 @@ from qactuar.logs import server_logger
 from qactuar.protocols.http1 import HTTP1Protocol
 from qactuar.server_state import ServerState
 from qactuar.sockets import describe
+from qactuar.supervisor import READY, REQUEST_STARTED, RESPONDED, STATUS
 
 
 class AdminProtocol(HTTP1Protocol):
@@ -236,8 +239,6 @@ class AdminPlane:
 
 
 def _latency(totals: dict[str, Any]) -> dict[str, float | None]:
-    from qactuar.admin.stats import percentile
-
     return {name: percentile(totals, fraction)
             for name, fraction in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))}
 
@@ -442,8 +443,6 @@ class PreforkPlane(AdminPlane):
         return await link.ask(op, **arguments)
 
     def _worker_ready(self, worker: Any) -> bool:
-        from qactuar.supervisor import READY, STATUS
-
         return bool(self.supervisor.slots.get(worker.slot, STATUS) == READY)
 
     def ready(self) -> tuple[bool, str]:
@@ -593,8 +592,6 @@ class PostforkPlane(AdminPlane):
         self.child_state = state
 
     def child_exiting(self) -> None:
-        import json
-
         state = getattr(self, "child_state", None)
         if state is None:
             return
@@ -604,8 +601,6 @@ class PostforkPlane(AdminPlane):
             os.write(self.report_write, line)
 
     def _read_reports(self) -> None:
-        import json
-
         with contextlib.suppress(BlockingIOError):
             while True:
                 data = os.read(self.report_read, 65536)
@@ -623,8 +618,6 @@ class PostforkPlane(AdminPlane):
             self.last_exit = f"child pid {pid} {how}"
 
     async def processes(self) -> list[dict[str, Any]]:
-        from qactuar.supervisor import REQUEST_STARTED, RESPONDED
-
         self._read_reports()
         parent = self.parent
         processes: list[dict[str, Any]] = [{
