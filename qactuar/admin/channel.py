@@ -57,13 +57,14 @@ def apply_live_settings(state: Any, changes: dict[str, Any]) -> None:
     """Apply already-validated live settings to this process's config and state."""
     for key, value in changes.items():
         setattr(state.config, key, value)
+    limits = getattr(state, "limits", None)
+    if limits is not None:
+        # Limits kept in one read-only object: a new one, swapped in one assignment.
+        state.limits = type(limits)(state.config)
+    for key in changes:
         name = LIVE_STATE_FIELDS.get(key)
-        if name is None:
-            continue
-        for target in (getattr(state, "limits", None), state):
-            if target is not None and hasattr(target, name):
-                with contextlib.suppress(AttributeError, TypeError):
-                    setattr(target, name, value)
+        if name is not None and hasattr(state, name):
+            setattr(state, name, changes[key])
 
 
 def task_stacks(limit: int = 12) -> list[dict[str, Any]]:
