@@ -325,3 +325,20 @@ def test_probes_on_the_main_port(model):
         assert httpx.get(process.url + "/").text == "Hello, world!"
     finally:
         process.stop()
+
+
+def test_metrics_count_by_protocol_and_body_bytes(admin_server):
+    server = admin_server("async")
+    body = b"x" * 1000
+    # HTTP/2 with prior knowledge (h2c), and HTTP/1.1, each posting a body it gets back.
+    with httpx.Client(http1=False, http2=True, timeout=10) as h2:
+        for _ in range(3):
+            response = h2.post(server.url + "/", content=body)
+            assert response.http_version == "HTTP/2" and response.content == body
+    with httpx.Client(timeout=10) as h1:
+        assert h1.post(server.url + "/", content=body).content == body
+    metrics = server.metrics()
+    assert metrics["qactuar_http_requests_total{protocol=http/2,status_class=2xx}"] == 3
+    assert metrics["qactuar_http_requests_total{protocol=http/1.1,status_class=2xx}"] == 1
+    assert metrics["qactuar_http_request_body_bytes_total{}"] == 4 * len(body)
+    assert metrics["qactuar_http_response_body_bytes_total{}"] == 4 * len(body)

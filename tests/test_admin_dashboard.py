@@ -164,3 +164,27 @@ def test_dashboard_shows_live_numbers_and_its_buttons_act(browser: Page) -> None
         assert urls and all(url.startswith(server.admin_url + "/") for url in urls), urls
     finally:
         process.stop()
+
+
+def test_dashboard_asks_for_the_token(browser: Page) -> None:
+    process = ServerProcess(["admin_app:app", "--app-dir", "apps", "--port", "0", "--admin",
+                             "--admin-port", "0", "--admin-token", "s3cret"])
+    server = AdminServer(process)
+    try:
+        browser.call("Page.navigate", url=server.admin_url + "/")
+        wait_until(lambda: browser.evaluate("document.querySelector('#login') !== null"), 20,
+                   "the page")
+        # Shown (it has a layout box) once the API has answered 401.
+        wait_until(lambda: browser.evaluate("document.querySelector('#login').offsetParent "
+                                            "!== null"), 20, "the token form")
+        assert browser.text("#total-requests") == "0"
+        browser.evaluate("document.querySelector('#token').value = 'wrong';"
+                         "document.querySelector('#login button').click()")
+        wait_until(lambda: "valid token" in browser.text("#message"), 20, "the 401 reason")
+        browser.evaluate("document.querySelector('#token').value = 's3cret';"
+                         "document.querySelector('#login button').click()")
+        wait_until(lambda: "async" in browser.text("#server"), 20, "the status with the token")
+        hello(server.url)
+        wait_until(lambda: browser.text("#total-requests") == "1", 20, "the request counted")
+    finally:
+        process.stop()
