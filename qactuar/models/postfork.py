@@ -182,7 +182,7 @@ class PostforkParent:
         # out of the collector, so a child's collection does not touch (and so
         # copy, page by page) the whole inherited heap.
         if self.admin_sockets:
-            from qactuar.admin.plane import PostforkPlane
+            from qactuar.admin.postfork_plane import PostforkPlane
 
             self.admin = PostforkPlane(self, self.config, self.mounts, self.sockets,
                                        self.admin_sockets,

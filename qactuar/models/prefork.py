@@ -131,7 +131,7 @@ class PreforkSupervisor:
         self.selector = new_selector(self.signals)
         scheme = "https" if self.ssl_context else "http"
         if self.admin_sockets:
-            from qactuar.admin.plane import PreforkPlane
+            from qactuar.admin.prefork_plane import PreforkPlane
 
             self.admin = PreforkPlane(self, self.config, self.mounts, self.sockets,
                                       self.admin_sockets, scheme)
