@@ -8,7 +8,7 @@ apart (a run scraped every second minus the same run unscraped, per scrape) and 
 weighed at a native request rate: under callgrind a second holds some 70 times fewer
 requests than natively, so scraping once per callgrind-second would overstate it.
 
-    python -m benchmarks.admin_cost [--small 500] [--large 2500]
+    python -m benchmarks.admin_cost [--small 1000] [--large 6000]
 """
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ def instructions(requests: int, admin: bool, scrape: bool = False) -> tuple[int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--small", type=int, default=500)
-    parser.add_argument("--large", type=int, default=2500)
+    parser.add_argument("--small", type=int, default=1000)
+    parser.add_argument("--large", type=int, default=6000)
     parser.add_argument("--native-rate", type=float, default=25_000,
                         help="hello-world requests per second natively, to weigh a scrape")
     options = parser.parse_args()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -342,3 +343,21 @@ def test_metrics_count_by_protocol_and_body_bytes(admin_server):
     assert metrics["qactuar_http_requests_total{protocol=http/1.1,status_class=2xx}"] == 1
     assert metrics["qactuar_http_request_body_bytes_total{}"] == 4 * len(body)
     assert metrics["qactuar_http_response_body_bytes_total{}"] == 4 * len(body)
+
+
+def test_ctl_reports_the_servers_reason_and_exits_1(admin_server):
+    server = admin_server("async", "--admin-token", "s3cret")
+    port = server.admin_url.rsplit(":", 1)[1]
+
+    def ctl(*args: str, token: str = "s3cret") -> subprocess.CompletedProcess[str]:
+        return run_qactuar("ctl", "--port", port, "--token", token, *args)
+
+    assert '"model": "async"' in ctl("status", "--json").stdout
+    wrong = ctl("status", token="nope")
+    assert wrong.returncode == 1 and "401" in wrong.stderr and "Traceback" not in wrong.stderr
+    refused = ctl("workers", "+1")
+    assert refused.returncode == 1 and "409" in refused.stderr
+    bad = ctl("config", "set", "KEEP_ALIVE_TIMEOUT", "soon")
+    assert bad.returncode == 2 and "expected a number of seconds" in bad.stderr
+    gone = run_qactuar("ctl", "--port", "1", "status")
+    assert gone.returncode == 1 and "cannot reach the admin plane" in gone.stderr
