@@ -17,17 +17,20 @@ from test_admin import MODELS, AdminServer
 
 from conftest import ServerProcess, wait_until
 
+# The body comes from the lifespan's state: an answer proves the app's own
+# lifespan startup ran in the process serving it.
 APP_SOURCE = '''
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                scope["state"]["body"] = b"{text}"
                 {startup}
             elif message["type"] == "lifespan.shutdown":
                 await send({{"type": "lifespan.shutdown.complete"}})
                 return
-    body = b"{text}"
+    body = scope["state"]["body"]
     await send({{"type": "http.response.start", "status": 200,
                 "headers": [(b"content-length", str(len(body)).encode())]}})
     await send({{"type": "http.response.body", "body": body}})
