@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 COMPILED_MODULES = (
+    "qactuar.admin.stats",
     "qactuar.asgi.http_stream",
     "qactuar.asgi.router",
     "qactuar.protocols.http1",

@@ -88,11 +88,17 @@ def command(app: str | None, app_dir: str, config_file: str | None, **flags: Any
 
 
 def main() -> None:
-    # `qactuar pod ...` is its own command group; dispatching here keeps
+    # `qactuar pod ...` (background coroutines) and `qactuar ctl ...` (the admin
+    # plane's client) are command groups of their own; dispatching here keeps
     # `qactuar module:app` a plain command with every flag as before.
     if sys.argv[1:2] == ["pod"]:
         from qactuar.pod.cli import pod_command
 
         pod_command(args=sys.argv[2:], prog_name="qactuar pod")
+        return
+    if sys.argv[1:2] == ["ctl"]:
+        from qactuar.admin.ctl import ctl_command
+
+        ctl_command(args=sys.argv[2:], prog_name="qactuar ctl")
         return
     command(prog_name="qactuar")

@@ -46,8 +46,15 @@ class Config:
 
     HOST: str = "localhost"
     PORT: int = 8000
+    ADMIN: bool = False
     ADMIN_HOST: str = "localhost"
     ADMIN_PORT: int = 1986
+    ADMIN_SOCKET: str = ""
+    ADMIN_TOKEN: str = ""
+    ADMIN_READ_TOKEN: str = ""
+    ADMIN_RELEASES_DIR: str = ""
+    HEALTH_PATH: str = ""
+    READY_PATH: str = ""
     CHECK_PROCESS_INTERVAL: float = 1
     SELECT_SLEEP_TIME: float = 0.025
     RECV_TIMEOUT: float = 0.001
@@ -131,8 +138,18 @@ def _choice(*names: str) -> tuple[Any, str]:
 _RULES: dict[str, tuple[type, Any, str]] = {
     "HOST": (str, bool, "a host name or address"),
     "PORT": (int, _port, "an integer from 0 to 65535"),
-    "ADMIN_HOST": (str, bool, "a host name or address"),
+    "ADMIN": (bool, None, "true or false"),
+    "ADMIN_HOST": (str, None, "a host name or address, or empty for no TCP admin listener"),
     "ADMIN_PORT": (int, _port, "an integer from 0 to 65535"),
+    "ADMIN_SOCKET": (str, None, "a path for the admin Unix socket, or empty"),
+    "ADMIN_TOKEN": (str, None, "a secret for Authorization: Bearer, or empty"),
+    "ADMIN_READ_TOKEN": (str, None, "a read-only secret for Authorization: Bearer, or empty"),
+    "ADMIN_RELEASES_DIR": (str, None, "a directory for apps cloned from git, or empty for "
+                           "one in the temporary directory"),
+    "HEALTH_PATH": (str, lambda v: v == "" or v.startswith("/"),
+                    'empty or a path starting with "/" (a liveness probe on the main port)'),
+    "READY_PATH": (str, lambda v: v == "" or v.startswith("/"),
+                   'empty or a path starting with "/" (a readiness probe on the main port)'),
     "CHECK_PROCESS_INTERVAL": (float, _positive, "a number of seconds above 0"),
     "SELECT_SLEEP_TIME": (float, _non_negative, "a number of seconds (no effect)"),
     "RECV_TIMEOUT": (float, _non_negative, "a number of seconds (no effect)"),

@@ -79,6 +79,14 @@ def build_mounts(config: Config, app: Any) -> list[Mount]:
     if not targets:
         server_logger.info("No app given: serving the built-in welcome page")
         targets[""] = welcome_app
+    for key, kind in (("HEALTH_PATH", "health"), ("READY_PATH", "ready")):
+        path = getattr(config, key)
+        if path:  # a probe for Kubernetes on the main port (qactuar/admin/probes.py)
+            from qactuar.admin.probes import probe_app
+
+            if normalise_prefix(path) in targets:
+                raise ConfigError(f"config key {key} = {path!r}: an app is mounted there")
+            targets[normalise_prefix(path)] = probe_app(kind)
     mounts = []
     for prefix, target in targets.items():
         loaded = import_app(target) if isinstance(target, str) else target

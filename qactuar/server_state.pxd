@@ -1,12 +1,14 @@
 # Compiled layout of server_state.py (Cython, pure Python mode): the fields the
 # protocols read per request become C struct members.  `in_flight` is left in
 # the instance dict: prefork and postfork subclasses watch it with a property.
+from qactuar.admin.stats cimport ProcessStats
 from qactuar.asgi.router cimport Router
 
 
 cdef class ServerState:
     cdef dict __dict__
     cdef public object config, loop
+    cdef public ProcessStats stats  # the admin plane's counters, or None
     cdef public Router router
     cdef public str scheme, root_path
     cdef public bint access_log, websocket, shutting_down

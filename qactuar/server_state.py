@@ -84,6 +84,9 @@ class ServerState:
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.in_flight = 0
+        # The admin plane's per-process counters (qactuar/admin/stats.py), None when off:
+        # the HTTP stream bumps them per response.
+        self.stats: Any = None
         self.websocket = websocket_enabled(config)
         self.shutting_down = False
         self._server_addresses: dict[tuple[Any, ...], tuple[str, int]] = {}

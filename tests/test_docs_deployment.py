@@ -267,7 +267,9 @@ def test_kubernetes_example_is_consistent_with_the_settings() -> None:
     (port,) = [item["containerPort"] for item in container["ports"]]
     assert port == config.PORT
     assert container["readinessProbe"]["httpGet"]["port"] == port
-    assert container["livenessProbe"]["tcpSocket"]["port"] == port
+    assert container["livenessProbe"]["httpGet"]["port"] == port
+    assert env["QACTUAR_READY_PATH"] == container["readinessProbe"]["httpGet"]["path"]
+    assert env["QACTUAR_HEALTH_PATH"] == container["livenessProbe"]["httpGet"]["path"]
     assert pod["enableServiceLinks"] is False
     sleep, seconds = container["lifecycle"]["preStop"]["exec"]["command"]
     assert sleep == "sleep"
@@ -285,10 +287,9 @@ def test_kubernetes_example_probe_and_graceful_drain(tmp_path: Path) -> None:
     server = ServerProcess([], cwd=tmp_path, command=argv, env={**env, "QACTUAR_PORT": "0"})
     port = server.port
     try:
-        assert accepts(port)  # the tcpSocket (liveness) probe
-        ready = container["readinessProbe"]["httpGet"]
-        assert httpx.get(f"http://127.0.0.1:{port}{ready['path']}", timeout=10).status_code \
-            == 200
+        for probe in ("livenessProbe", "readinessProbe"):
+            path = container[probe]["httpGet"]["path"]
+            assert httpx.get(f"http://127.0.0.1:{port}{path}", timeout=10).status_code == 200
         answers: list[httpx.Response] = []
         slow = threading.Thread(target=lambda: answers.append(
             httpx.get(f"http://127.0.0.1:{port}/slow", timeout=20)))

@@ -123,6 +123,7 @@ class StreamHost(Protocol):
     request_timeout: float
     tasks: set[asyncio.Task[None]]
     in_flight: int  # responses started and not yet complete (LIMIT_CONCURRENCY)
+    stats: Any  # the admin plane's ProcessStats, or None (qactuar/admin/stats.py)
 
 
 def error_headers(body: bytes) -> list[tuple[bytes, bytes]]:
@@ -180,7 +181,7 @@ class HTTPStream:
     def start(self) -> None:
         """Run the app for this request."""
         host = self._host
-        if host.access_log:
+        if host.access_log or host.stats is not None:
             self._started_at = time.monotonic()
         host.in_flight += 1
         loop = host.loop
@@ -198,6 +199,8 @@ class HTTPStream:
             return  # the answer is out; the rest of the body is discarded
         self._body_chunks.append(chunk)
         self._body_size += len(chunk)
+        if self._host.stats is not None:
+            self._host.stats.bytes_in += len(chunk)
         if self._waiters:
             self._wake()
 
@@ -217,7 +220,7 @@ class HTTPStream:
 
     def reject(self, status: int, reason: str) -> None:
         """Stop this request with an error status (a limit was hit mid-request)."""
-        if self.task is None and self._host.access_log:
+        if self.task is None and (self._host.access_log or self._host.stats is not None):
             self._started_at = time.monotonic()  # refused before its app started (HTTP/2)
         self._fail_response(status, reason)
         self._cancel_task()
@@ -442,6 +445,9 @@ class HTTPStream:
             self._host.in_flight -= 1
         if self._host.access_log:
             self._log_access()
+        if self._host.stats is not None:  # the admin plane's counters (qactuar/admin)
+            self._host.stats.record(self.status or 0, self.scope["http_version"],
+                                    self._sent_bytes, self._started_at)
         self.sink.response_done(self)
 
     def _abort(self) -> None:
@@ -449,6 +455,9 @@ class HTTPStream:
         self._complete()
         if self._host.access_log and self.response_started:
             self._log_access()
+        if self._host.stats is not None and self.response_started:
+            self._host.stats.record(self.status or 0, self.scope["http_version"],
+                                    self._sent_bytes, self._started_at)
         self.sink.abort()
         self.sink.response_done(self)
 

@@ -69,11 +69,24 @@ def run_async_model(config: Config, mounts: list[Mount]) -> int:
     new_loop = loop_factory(config.LOOP)
     ssl_context = tls_context(config)
     sockets = bind_all(config)
+    role, admin_sockets = ASYNC_ROLE, []
     try:
+        if config.ADMIN:  # the admin plane serves in this loop too (qactuar/admin)
+            from qactuar.admin.listen import bind_admin
+            from qactuar.admin.plane import InProcessPlane
+
+            admin_sockets = bind_admin(config)
+            plane = InProcessPlane(config, mounts, sockets, admin_sockets,
+                                   "https" if ssl_context else "http")
+            role = ProcessRole(on_start=plane.on_start, on_listening=plane.on_listening)
         with asyncio.Runner(loop_factory=new_loop) as runner:
-            return runner.run(serve(config, mounts, sockets, ssl_context))
+            return runner.run(serve(config, mounts, sockets, ssl_context, role))
     finally:
         close_all(sockets)
+        if admin_sockets:
+            from qactuar.admin.listen import close_admin
+
+            close_admin(admin_sockets)
 
 
 async def serve(config: Config, mounts: list[Mount], sockets: list[socket.socket],

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from qactuar.admin.listen import bind_admin
 from qactuar.asgi.router import Mount, Router
 from qactuar.config import Config
 from qactuar.logs import child_logger, server_logger
@@ -86,7 +87,13 @@ def run_postfork_model(config: Config, mounts: list[Mount]) -> int:
     ssl_context = tls_context(config)
     sockets = bind_all(config)
     try:
-        return PostforkParent(config, mounts, sockets, ssl_context, new_loop).run()
+        admin_sockets = bind_admin(config)
+    except BaseException:
+        close_all(sockets)
+        raise
+    try:
+        return PostforkParent(config, mounts, sockets, ssl_context, new_loop,
+                              admin_sockets).run()
     finally:
         close_all(sockets)
 
@@ -112,7 +119,8 @@ class _Connection:
 
 class PostforkParent:
     def __init__(self, config: Config, mounts: list[Mount], sockets: list[socket.socket],
-                 ssl_context: Any, new_loop: Callable[[], asyncio.AbstractEventLoop]) -> None:
+                 ssl_context: Any, new_loop: Callable[[], asyncio.AbstractEventLoop],
+                 admin_sockets: list[socket.socket] | None = None) -> None:
         self.config = config
         self.mounts = mounts
         self.sockets = sockets
@@ -126,6 +134,8 @@ class PostforkParent:
         self.forced = False
         self.interval = min(config.CHECK_PROCESS_INTERVAL, config.WORKER_TIMEOUT,
                             config.REQUEST_TIMEOUT or config.CHECK_PROCESS_INTERVAL) / 2
+        self.admin_sockets = admin_sockets or []
+        self.admin: Any = None  # the admin plane (qactuar/admin) when ADMIN is on
 
     def run(self) -> int:
         loop = self.new_loop()
@@ -179,6 +189,12 @@ class PostforkParent:
         # Everything the parent holds now is inherited by every child: keep it
         # out of the collector, so a child's collection does not touch (and so
         # copy, page by page) the whole inherited heap.
+        if self.admin_sockets:
+            from qactuar.admin.postfork_plane import PostforkPlane
+
+            self.admin = PostforkPlane(self, self.config, self.mounts, self.sockets,
+                                       self.admin_sockets,
+                                       "https" if self.ssl_context else "http")
         gc.freeze()
         self.selector = new_selector(self.signals)
         self._set_accepting(True)
@@ -191,7 +207,7 @@ class PostforkParent:
         try:
             while not (self.stopping and not self.children):
                 deadline = next_deadline(self.children.values(), next_check)
-                for key, _ in self.selector.select(selector_timeout(deadline, self.interval)):
+                for key, _ in self._select(selector_timeout(deadline, self.interval)):
                     if key.fileobj is not self.signals and self.accepting:
                         self._accept(key.fileobj)  # type: ignore[arg-type]
                 for signum in self.signals.read():
@@ -207,8 +223,17 @@ class PostforkParent:
                 self._set_accepting(not self.stopping
                                     and len(self.children) < self.config.MAX_PROCESSES)
         finally:
+            if self.admin is not None:
+                self.admin.driver.close()
             self.selector.close()
             self.signals.close()
+
+    def _select(self, timeout: float) -> list[Any]:
+        if self.admin is not None:  # the admin plane serves while the parent waits
+            fds = [key.fd for key in self.selector.get_map().values()]
+            self.admin.driver.wait(fds, timeout)
+            timeout = 0
+        return self.selector.select(timeout)
 
     def _set_accepting(self, accepting: bool) -> None:
         """Watch the listening sockets only while a child may be started."""
@@ -243,6 +268,8 @@ class PostforkParent:
             self.children[pid] = Child(pid, slot, extra=_Connection(conn, peer))
 
     def _drop_parent_resources(self) -> None:
+        if self.admin is not None:
+            self.admin.driver.close_in_child()
         self.selector.close()
         self.signals.close()
         for sock in self.sockets:
@@ -301,6 +328,9 @@ class PostforkParent:
         if child is None:
             return
         connection: _Connection = child.extra
+        if self.admin is not None:
+            self.admin.child_exited(pid, describe_exit(status),
+                                    exited_cleanly(status) and not child.reason)
         in_request = bool(self.slots.get(child.slot, REQUEST_STARTED))
         answered = bool(self.slots.get(child.slot, RESPONDED))
         self.slots.release(child.slot)
@@ -334,6 +364,8 @@ class PostforkParent:
         def on_start(state: ServerState, stop: Callable[[], None]) -> None:
             assert isinstance(state, ChildState)
             state.slots, state.slot = slots, slot
+            if self.admin is not None:
+                self.admin.child_started(state)
             tasks.add(state.loop.create_task(heartbeat(slots, slot, interval, parent, stop)))
 
         role = ProcessRole(model="postfork", logger=child_logger, lifespan=False,
@@ -341,6 +373,8 @@ class PostforkParent:
                            on_start=on_start, stop_signals=CHILD_STOP_SIGNALS)
         with asyncio.Runner(loop_factory=self.new_loop) as runner:
             runner.run(serve_connection(self.config, self.mounts, conn, self.ssl_context, role))
+        if self.admin is not None:
+            self.admin.child_exiting()
         return 0
 
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from qactuar.admin.listen import bind_admin
 from qactuar.asgi.router import Mount
 from qactuar.config import Config
 from qactuar.logs import child_logger, server_logger
@@ -86,14 +87,21 @@ def run_prefork_model(config: Config, mounts: list[Mount]) -> int:
     ssl_context = tls_context(config)
     sockets = bind_all(config)
     try:
-        return PreforkSupervisor(config, mounts, sockets, ssl_context, new_loop).run()
+        admin_sockets = bind_admin(config)
+    except BaseException:
+        close_all(sockets)
+        raise
+    try:
+        return PreforkSupervisor(config, mounts, sockets, ssl_context, new_loop,
+                                 admin_sockets).run()
     finally:
         close_all(sockets)
 
 
 class PreforkSupervisor:
     def __init__(self, config: Config, mounts: list[Mount], sockets: list[socket.socket],
-                 ssl_context: Any, new_loop: Callable[[], asyncio.AbstractEventLoop]) -> None:
+                 ssl_context: Any, new_loop: Callable[[], asyncio.AbstractEventLoop],
+                 admin_sockets: list[socket.socket] | None = None) -> None:
         self.config = config
         self.mounts = mounts
         self.sockets = sockets
@@ -111,6 +119,11 @@ class PreforkSupervisor:
         self.reloading = False
         self.forced = False
         self.pod_plan = PreforkPodPlan(config, server_logger)  # supervisor/one_worker beans
+        # The admin plane (qactuar/admin), in this process, when ADMIN is on.
+        self.admin_sockets = admin_sockets or []
+        self.admin: Any = None
+        self.rollback_on_failure = False  # an admin reload rolls back if a new worker fails
+        self.reload_failure = ""
 
     # -- the supervisor's loop ---------------------------------------------------
 
@@ -121,6 +134,11 @@ class PreforkSupervisor:
                                    signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD))
         self.selector = new_selector(self.signals)
         scheme = "https" if self.ssl_context else "http"
+        if self.admin_sockets:
+            from qactuar.admin.prefork_plane import PreforkPlane
+
+            self.admin = PreforkPlane(self, self.config, self.mounts, self.sockets,
+                                      self.admin_sockets, scheme)
         server_logger.info("Prefork supervisor pid %d: bound %s; starting %d worker(s)",
                            os.getpid(), ", ".join(describe(s, scheme) for s in self.sockets),
                            self.target)
@@ -130,7 +148,7 @@ class PreforkSupervisor:
                 self._spawn_missing()
                 deadline = next_deadline(self.workers.values(), next_check,
                                          self.spawn_at if self._missing() else None)
-                self.selector.select(selector_timeout(deadline, self.interval))
+                self._wait(selector_timeout(deadline, self.interval))
                 for signum in self.signals.read():
                     self._on_signal(signum)
                 for pid, status in reap():
@@ -145,11 +163,19 @@ class PreforkSupervisor:
                 kill_overdue(self.workers.values())
                 self._finish_reload()
         finally:
+            if self.admin is not None:
+                self.admin.driver.close()
             self.selector.close()
             self.signals.close()
         self.exit_status = self.pod_plan.stop(self.exit_status)
         server_logger.info("Prefork supervisor stopped")
         return self.exit_status
+
+    def _wait(self, timeout: float) -> None:
+        if self.admin is None:
+            self.selector.select(timeout)
+        else:  # the admin plane serves while the supervisor waits
+            self.admin.driver.wait([self.signals.fileno()], timeout)
 
     def _missing(self) -> int:
         current = [w for w in self.workers.values()
@@ -164,12 +190,17 @@ class PreforkSupervisor:
         slot = self.slots.take()
         generation = self.generation
         hosts_one_worker_beans = self.pod_plan.before_fork()
-        pid = fork_child(lambda: self._run_worker(slot), self._drop_supervisor_resources)
+        channel = self.admin.new_channel() if self.admin is not None else None
+        pid = fork_child(lambda: self._run_worker(slot, channel), self._drop_supervisor_resources)
+        if channel is not None:
+            self.admin.forked(pid, channel)
         self.pod_plan.after_fork(pid, hosts_one_worker_beans)
         self.workers[pid] = Child(pid, slot, extra=generation)
         server_logger.info("Worker pid %d spawned", pid)
 
     def _drop_supervisor_resources(self) -> None:
+        if self.admin is not None:
+            self.admin.driver.close_in_child()
         self.selector.close()
         self.signals.close()
 
@@ -233,13 +264,43 @@ class PreforkSupervisor:
         # in the worker; SIGKILL is the backstop for one that does not manage.
         signal_child(worker, signal.SIGTERM, kill_after=2 * self.config.SHUTDOWN_TIMEOUT + 3)
 
-    def _begin_reload(self) -> None:
+    def _begin_reload(self, why: str = "Received SIGHUP") -> None:
         self.generation += 1
         self.reloading = True
         self.failures = 0
         self.spawn_at = 0.0
-        server_logger.info("Received SIGHUP: reload started, starting %d new worker(s) before "
-                           "the old ones stop", self.target)
+        server_logger.info("%s: reload started, starting %d new worker(s) before "
+                           "the old ones stop", why, self.target)
+
+    def begin_admin_reload(self) -> None:
+        """A reload asked through the admin plane: it rolls back if a new worker fails."""
+        self.rollback_on_failure = True
+        self.reload_failure = ""
+        self._begin_reload("Admin plane")
+
+    def _roll_back_reload(self, why: str) -> None:
+        """A new worker failed to start: stop the new ones, the old ones stay current."""
+        new = [w for w in self.workers.values() if w.extra == self.generation]
+        old = [w for w in self.workers.values() if w.extra != self.generation and not w.stopping]
+        for worker in new:
+            if not worker.stopping:
+                self._stop_worker(worker)
+        for worker in old:
+            worker.extra = self.generation
+        self.reloading = False
+        self.rollback_on_failure = False
+        self.reload_failure = why
+        server_logger.error("Reload rolled back (%s): %d old worker(s) keep serving", why,
+                            len(old))
+
+    def set_worker_count(self, count: int) -> None:
+        """Start or stop workers to reach `count` (the admin plane's POST /workers)."""
+        self.target = count
+        current = sorted((w for w in self.workers.values()
+                          if w.extra == self.generation and not w.stopping),
+                         key=lambda w: w.started)
+        for worker in current[count:]:
+            self._stop_worker(worker)
 
     def _finish_reload(self) -> None:
         if not self.reloading or self.exit_status is not None:
@@ -252,6 +313,7 @@ class PreforkSupervisor:
         for worker in old:
             self._stop_worker(worker)
         self.reloading = False
+        self.rollback_on_failure = False
         server_logger.info("Reload finished: %d new worker(s) serving, %d old worker(s) "
                            "draining", len(ready), len(old))
 
@@ -267,6 +329,13 @@ class PreforkSupervisor:
             and not w.stopping and self.slots.get(w.slot, STATUS) == READY],
             self.exit_status is not None)
         how = describe_exit(status)
+        if self.admin is not None:
+            self.admin.worker_exited(pid, how, expected=worker.stopping or (
+                worker_status == RETIRING and os.WIFEXITED(status)))
+        if (self.rollback_on_failure and self.reloading and not worker.stopping
+                and worker.extra == self.generation and worker_status not in (READY, RETIRING)):
+            self._roll_back_reload(f"new worker pid {pid} {how} before it was ready")
+            return
         if worker.stopping:
             server_logger.info("Worker pid %d stopped (%s)", pid, how)
             return
@@ -309,8 +378,9 @@ class PreforkSupervisor:
 
     # -- inside a worker --------------------------------------------------------------
 
-    def _run_worker(self, slot: int) -> int:
+    def _run_worker(self, slot: int, channel: Any = None) -> int:
         config = self.config
+        agent = self.admin.worker_agent(channel) if channel is not None else None
         random.seed()  # each worker its own jitter
         parent = os.getppid()
         tasks: set[asyncio.Task[None]] = set()
@@ -329,6 +399,11 @@ class PreforkSupervisor:
                 state.on_limit = recycle
             tasks.add(state.loop.create_task(
                 heartbeat(self.slots, slot, self.interval / 2, parent, stop)))
+            if agent is not None:
+                from qactuar.admin.stats import ProcessStats
+
+                state.stats = ProcessStats()
+                tasks.add(agent.start(state))
 
         def on_listening() -> None:
             self.slots.set(slot, STATUS, READY)
@@ -338,4 +413,7 @@ class PreforkSupervisor:
                            on_start=on_start, on_listening=on_listening,
                            stop_signals=CHILD_STOP_SIGNALS)
         with asyncio.Runner(loop_factory=self.new_loop) as runner:
-            return runner.run(serve(config, self.mounts, self.sockets, self.ssl_context, role))
+            code = runner.run(serve(config, self.mounts, self.sockets, self.ssl_context, role))
+        if agent is not None:
+            agent.send_final()
+        return code
