@@ -17,10 +17,10 @@ import tomllib
 from pathlib import Path
 
 import httpx
-from docs_examples import code_blocks
 from test_admin import AdminServer
 
 from conftest import ServerProcess
+from docs_examples import code_blocks
 
 PAGE = "admin.md"
 
