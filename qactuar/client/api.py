@@ -371,11 +371,9 @@ class Client:
                     response = await future
                 finally:
                     self._in_flight.discard(future)
-            except NoResponse as error:
+            except ClientError as error:
                 if error.reused and request.replayable:
-                    continue
-                raise
-            except ClientError:
+                    continue  # never processed: a stale keep-alive, REFUSED_STREAM, GOAWAY
                 raise
             except (asyncio.CancelledError, Exception) as error:
                 connection.forget(exchange)

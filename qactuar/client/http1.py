@@ -216,7 +216,11 @@ class HTTP1Connection(asyncio.Protocol):
     # -- sending ----------------------------------------------------------------------
     def send(self, exchange: Exchange, head: bytes, body: bytes | None) -> None:
         """Write a request whose body is bytes (or absent); the pool reserved a slot."""
-        exchange.reused = self.served > 0 or bool(self.pending)
+        if self.pending:
+            exchange.reused = True
+        else:
+            exchange.reused = self.served > 0
+            self.last_read = self.loop.time()  # the silence the read timeout measures starts
         self.pending.append(exchange)
         if body:
             if len(body) < 65536:
@@ -232,6 +236,7 @@ class HTTP1Connection(asyncio.Protocol):
                             write_timeout: float | None) -> None:
         """Write a request whose body comes from an async iterable (chunked unless sized)."""
         exchange.reused = self.served > 0 or bool(self.pending)
+        self.last_read = self.loop.time()
         self.pending.append(exchange)
         self.sending_body = True
         self.free = 0  # nothing is pipelined behind a body of unknown length
@@ -289,7 +294,6 @@ class HTTP1Connection(asyncio.Protocol):
         if self.timer is None or due < self.timer_due:
             if self.timer is not None:
                 self.timer.cancel()
-            self.last_read = self.loop.time()
             self.timer_due = due
             self.timer = self.loop.call_at(due, self._check_read)
 
