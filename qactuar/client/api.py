@@ -24,7 +24,6 @@ from qactuar.client.errors import (
     ClientError,
     NoResponse,
     RedirectError,
-    ShutdownError,
     TotalTimeout,
     UnexpectedError,
 )
@@ -56,6 +55,8 @@ class _Settings:
         self.cert = cert
         self.proxy = proxy
         self._tls: Any = None
+        self.heads: dict[Any, bytes] = {}  # encoded heads of requests with default fields
+        self.blocks: dict[Any, bytes] = {}  # HTTP/2 header blocks of the same
 
     def tls_context(self) -> Any:
         if self._tls is None:
@@ -68,10 +69,14 @@ class _Settings:
 class OutgoingRequest(Request):
     """A Request plus what the engine needs to send it again (redirects, auth, retries)."""
 
-    __slots__ = ("body_stream", "fields", "parsed")
+    __slots__ = ("body_stream", "cache_key", "fields", "parsed")
 
     def __init__(self, method: str, parsed: URL, fields: list[tuple[bytes, bytes]],
-                 content: bytes | None, body_stream: AsyncIterable[bytes] | None) -> None:
+                 content: bytes | None, body_stream: AsyncIterable[bytes] | None,
+                 cache_key: tuple[str, str] | None = None) -> None:
+        # cache_key: set when the fields are the Client's defaults, so the encoded head
+        # (HTTP/1.1) or header block (HTTP/2) of an identical request can be reused.
+        self.cache_key = cache_key
         self.method = method
         self.parsed = parsed
         self.url = parsed.url
@@ -128,7 +133,6 @@ class Client:
         self._pools: dict[Origin, Pool] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-        self._in_flight: set[asyncio.Future[Any]] = set()
 
     # -- lifetime -----------------------------------------------------------------------
     async def __aenter__(self) -> Client:
@@ -140,9 +144,6 @@ class Client:
     async def aclose(self) -> None:
         """Close every connection; requests still in flight fail with ShutdownError (712)."""
         self._closed = True
-        for future in list(self._in_flight):
-            if not future.done():
-                future.set_exception(ShutdownError("the Client was closed"))
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
@@ -154,28 +155,28 @@ class Client:
 
     # -- the verbs ----------------------------------------------------------------------
     async def get(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("GET", url, **kwargs)
+        return await self._request("GET", url, **kwargs)
 
     async def head(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("HEAD", url, **kwargs)
+        return await self._request("HEAD", url, **kwargs)
 
     async def options(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("OPTIONS", url, **kwargs)
+        return await self._request("OPTIONS", url, **kwargs)
 
     async def trace(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("TRACE", url, **kwargs)
+        return await self._request("TRACE", url, **kwargs)
 
     async def delete(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("DELETE", url, **kwargs)
+        return await self._request("DELETE", url, **kwargs)
 
     async def post(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("POST", url, **kwargs)
+        return await self._request("POST", url, **kwargs)
 
     async def put(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("PUT", url, **kwargs)
+        return await self._request("PUT", url, **kwargs)
 
     async def patch(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("PATCH", url, **kwargs)
+        return await self._request("PATCH", url, **kwargs)
 
     async def request(self, method: str, url: str, *, params: Any = None, headers: Any = None,
                       content: Any = None, data: Any = None, json: Any = None,
@@ -183,16 +184,18 @@ class Client:
                       follow_redirects: bool | None = None) -> Response:
         """Send one request and return its whole response (body read)."""
         return await self._request(method, url, params, headers, content, data, json, files,
-                                   auth, timeout, follow_redirects, False)
+                                   auth, timeout, follow_redirects)
 
     def stream(self, method: str, url: str, **kwargs: Any) -> _StreamedResponse:
         """`async with client.stream(...) as response`: the body is read as it arrives."""
         return _StreamedResponse(self, method, url, kwargs)
 
     # -- the request loop ---------------------------------------------------------------
-    async def _request(self, method: str, url: str, params: Any, headers: Any, content: Any,
-                       data: Any, json: Any, files: Any, auth: Any, timeout: Any,
-                       follow_redirects: bool | None, streaming: bool) -> Response:
+    async def _request(self, method: str, url: str, params: Any = None, headers: Any = None,
+                       content: Any = None, data: Any = None, json: Any = None,
+                       files: Any = None, auth: Any = _KEEP, timeout: Any = _KEEP,
+                       follow_redirects: bool | None = None,
+                       streaming: bool = False) -> Response:
         if self._closed:
             raise ClientClosed("the Client is closed")
         if self._loop is None:
@@ -260,7 +263,8 @@ class Client:
                 length = getattr(body_stream, "length", None)
                 if length is not None:
                     fields.append((b"Content-Length", b"%d" % length))
-        return OutgoingRequest(method, parsed, fields, body, body_stream)
+        cache_key = (method, parsed.url) if fields is self._fields else None
+        return OutgoingRequest(method, parsed, fields, body, body_stream, cache_key)
 
     def _merge_fields(self, headers: Any) -> list[tuple[bytes, bytes]]:
         extra = Headers(headers).raw
@@ -355,8 +359,19 @@ class Client:
                 else:
                     target = parsed.url if connection.absolute_form else parsed.target
                     if request.body_stream is None:
-                        head = request_head(request.method, target, parsed.authority,
-                                            request.fields)
+                        key = request.cache_key
+                        if key is None:
+                            head = request_head(request.method, target, parsed.authority,
+                                                request.fields)
+                        else:
+                            heads = self._settings.heads
+                            head = heads.get(key)
+                            if head is None:
+                                head = request_head(request.method, target, parsed.authority,
+                                                    request.fields)
+                                if len(heads) >= 1024:
+                                    heads.clear()
+                                heads[key] = head
                         connection.send(exchange, head, request.content)
                     else:
                         fields = request.fields
@@ -366,11 +381,7 @@ class Client:
                         head = request_head(request.method, target, parsed.authority, fields)
                         await connection.send_streamed(exchange, head, request.body_stream,
                                                        chunked, timeouts.write)
-                self._in_flight.add(future)
-                try:
-                    response = await future
-                finally:
-                    self._in_flight.discard(future)
+                response = await future
             except ClientError as error:
                 if error.reused and request.replayable:
                     continue  # never processed: a stale keep-alive, REFUSED_STREAM, GOAWAY

@@ -26,6 +26,7 @@ from qactuar.client.errors import (
     ProtocolError,
     ReadTimeout,
     ResponseHeaderError,
+    ShutdownError,
     WriteTimeout,
 )
 from qactuar.client.exchange import STREAM_LOW_WATER, BodyStream, Exchange
@@ -387,6 +388,13 @@ class HTTP1Connection(asyncio.Protocol):
             self.free = 0
             self.transport.close()
             self.pool.discard(self)
+
+    def shut_down(self) -> None:
+        """The Client is closing: fail what is in flight (712) and close."""
+        if self.pending or self.current is not None:
+            self._fail_all(ShutdownError("the Client was closed while the request was in "
+                                         "flight"), closing=False)
+        self.close()
 
     def forget(self, exchange: Exchange) -> None:
         """The caller gave up on `exchange` (cancelled): its answer can never be read."""

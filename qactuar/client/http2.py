@@ -37,6 +37,7 @@ from qactuar.client.errors import (
     ProtocolError,
     ReadTimeout,
     ResponseHeaderError,
+    ShutdownError,
     StreamReset,
     WriteTimeout,
 )
@@ -464,19 +465,21 @@ class HTTP2Connection(asyncio.Protocol):
         return stream_id
 
     def _header_block(self, request: Any) -> bytes:
-        parsed = request.parsed
-        parts = [b"\x20"] if self.first_block else []  # our table: size 0, never used
-        self.first_block = False
-        parts += (field_forms((b":method", request.method.encode()))[0],
-                  _SCHEMES["https" if parsed.origin.is_tls else "http"],
-                  field_forms((b":authority", parsed.authority.encode()))[0],
-                  field_forms((b":path", parsed.target.encode()))[0])
-        for name, value in request.fields:
-            name = name.lower()
-            if name in _CONNECTION_FIELDS or (name == b"te" and value != b"trailers"):
-                continue
-            parts.append(field_forms((name, value))[0])
-        return b"".join(parts)
+        key = request.cache_key
+        if key is None:
+            block = _encode_fields(request)
+        else:
+            blocks = self.pool.settings.blocks
+            block = blocks.get(key)
+            if block is None:
+                block = _encode_fields(request)
+                if len(blocks) >= 1024:
+                    blocks.clear()
+                blocks[key] = block
+        if self.first_block:
+            self.first_block = False
+            return b"\x20" + block  # our dynamic table: size 0, never used (RFC 7541 6.3)
+        return block
 
     def _write_headers(self, stream_id: int, block: bytes, end_stream: bool) -> None:
         flags = END_STREAM if end_stream else 0
@@ -627,6 +630,11 @@ class HTTP2Connection(asyncio.Protocol):
         self.timer_due = idle_until
         self.timer = self.loop.call_at(idle_until, self._check_read)
 
+    def shut_down(self) -> None:
+        """The Client is closing: fail what is in flight (712) and close."""
+        self._fail_all(ShutdownError("the Client was closed while the request was in flight"))
+        self.close()
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
@@ -642,6 +650,21 @@ class HTTP2Connection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.abort()
             self.pool.discard(self)
+
+
+def _encode_fields(request: Any) -> bytes:
+    """The HPACK block of a request's pseudo-header and header fields."""
+    parsed = request.parsed
+    parts = [field_forms((b":method", request.method.encode()))[0],
+              _SCHEMES["https" if parsed.origin.is_tls else "http"],
+              field_forms((b":authority", parsed.authority.encode()))[0],
+              field_forms((b":path", parsed.target.encode()))[0]]
+    for name, value in request.fields:
+        name = name.lower()
+        if name in _CONNECTION_FIELDS or (name == b"te" and value != b"trailers"):
+            continue
+        parts.append(field_forms((name, value))[0])
+    return b"".join(parts)
 
 
 class _ConnectionFault(Exception):

@@ -60,19 +60,20 @@ class Pool:
                 return await self._open()
             waiter = self.loop.create_future()
             self.waiters.append(waiter)
+            timer = None
+            if deadline is not None:
+                if deadline <= self.loop.time():
+                    raise PoolTimeout(f"no connection to {self.origin.host}:{self.origin.port} "
+                                      f"became free within {pool_timeout}s")
+                timer = self.loop.call_at(deadline, _expire, waiter)
             try:
-                if deadline is None:
-                    await waiter
-                else:
-                    remaining = deadline - self.loop.time()
-                    if remaining <= 0:
-                        raise TimeoutError
-                    async with asyncio.timeout(remaining):
-                        await waiter
+                await waiter
             except TimeoutError:
                 raise PoolTimeout(f"no connection to {self.origin.host}:{self.origin.port} "
                                   f"became free within {pool_timeout}s") from None
             finally:
+                if timer is not None:
+                    timer.cancel()
                 if not waiter.done():
                     waiter.cancel()
 
@@ -117,10 +118,16 @@ class Pool:
         self._wake(1)
 
     def close(self) -> None:
+        """Close every connection; exchanges in flight fail with ShutdownError (712)."""
         for connection in list(self.connections):
-            connection.close()
+            connection.shut_down()
         self.connections.clear()
         for waiter in self.waiters:
             if not waiter.done():
                 waiter.cancel()
         self.waiters.clear()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
