@@ -33,7 +33,12 @@ class Pool:
         self.connections: list[Any] = []
         self.opening = 0
         self.waiters: deque[asyncio.Future[None]] = deque()
-        self.http2: bool | None = None  # learned from the first connection
+        # Whether the origin speaks HTTP/2: known at once unless TLS's ALPN will tell.
+        self.http2: bool | None = None
+        if settings.http2 == "prior-knowledge" and not origin.is_tls:
+            self.http2 = True
+        elif not settings.http2 or not origin.is_tls:
+            self.http2 = False
         self.limit = settings.limits.max_connections_per_origin
         self.absolute_form = settings.proxy is not None and settings.proxy.kind == "http" \
             and not origin.is_tls
@@ -92,7 +97,9 @@ class Pool:
             return await self._acquire_slow(self.settings.timeout.pool)
         self.connections.append(connection)
         connection.free -= 1
-        self._wake(len(self.waiters) if connection.is_http2 else connection.free)
+        # HTTP/2: the new connection may serve every waiter; HTTP/1.1: waiters may now
+        # open connections of their own.
+        self._wake(len(self.waiters))
         return connection
 
     def _wake(self, count: int) -> None:
