@@ -9,6 +9,7 @@ The fixtures start one real Qactuar server per test module.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Iterator
@@ -21,13 +22,28 @@ from conftest import ServerProcess
 
 
 def run(coroutine: Awaitable[Any], timeout: float = 30) -> Any:
-    """Run `coroutine` to its end on a fresh uvloop loop, failing after `timeout` seconds."""
+    """Run `coroutine` to its end on a fresh uvloop loop, failing after `timeout` seconds.
+
+    Anything the loop would log (a future's exception never retrieved, a callback that
+    raised) fails the test: the client must not leave errors behind for users to see.
+    """
+    loop_errors: list[dict[str, Any]] = []
 
     async def bounded() -> Any:
+        asyncio.get_running_loop().set_exception_handler(
+            lambda loop, context: loop_errors.append(context))
         async with asyncio.timeout(timeout):
-            return await coroutine
+            result = await coroutine
+        gc.collect()  # unretrieved exceptions are reported when their futures are freed
+        await asyncio.sleep(0)
+        return result
 
-    return uvloop.run(bounded())
+    result = uvloop.run(bounded())
+    # The test's own asyncio.start_server peers, cancelled when the loop ends, are not ours.
+    client_errors = [context for context in loop_errors
+                     if "StreamReaderProtocol" not in str(context.get("message"))]
+    assert not client_errors, f"the event loop reported: {client_errors}"
+    return result
 
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

@@ -22,7 +22,6 @@ from qactuar.client.cookies import CookieJar
 from qactuar.client.errors import (
     ClientClosed,
     ClientError,
-    NoResponse,
     RedirectError,
     TotalTimeout,
     UnexpectedError,
@@ -339,7 +338,7 @@ class Client:
         pool = self._pools.get(parsed.origin)
         if pool is None:
             pool = self._pools[parsed.origin] = Pool(self._settings, parsed.origin, self._loop)
-        for _ in range(3):
+        for attempt in range(3):
             connection = await pool.acquire(timeouts.pool)
             response = Response()
             response.request = request
@@ -383,7 +382,7 @@ class Client:
                                                        chunked, timeouts.write)
                 response = await future
             except ClientError as error:
-                if error.reused and request.replayable:
+                if error.reused and request.replayable and attempt < 2:
                     continue  # never processed: a stale keep-alive, REFUSED_STREAM, GOAWAY
                 raise
             except (asyncio.CancelledError, Exception) as error:
@@ -393,8 +392,7 @@ class Client:
                 raise UnexpectedError(f"{type(error).__name__}: {error}") from error
             response.elapsed = loop.time() - started
             return response
-        raise NoResponse(f"{parsed.origin.host}:{parsed.origin.port} closed fresh connections "
-                         "without answering")
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 async def _discard_body(response: Response) -> None:

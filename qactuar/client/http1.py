@@ -56,7 +56,8 @@ class HTTP1Connection(asyncio.Protocol):
         self.pipelining = pipelining
         self.free = 0  # requests this connection can take now (the pool reserves them)
         self.max_header_size = max_header_size
-        self.head_bytes = 0
+        self.head_bytes = 0  # bytes received while a head is incomplete
+        self.header_bytes = 0  # bytes of the header fields of the current head
         self.headers_done = True
         self.keep_alive = True
         self.closed = False
@@ -77,9 +78,7 @@ class HTTP1Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_read = self.loop.time()
-        if not self.headers_done:
-            self.head_bytes += len(data)
-        elif self.current is None and not self.pending:
+        if self.headers_done and self.current is None and not self.pending:
             # Bytes nobody asked for: this connection can no longer be trusted.
             self.close()
             return
@@ -91,6 +90,8 @@ class HTTP1Connection(asyncio.Protocol):
             cause = error.__context__
             if isinstance(cause, _StopBody):
                 self._finish_head_only()
+            elif self.completed is not None and self.current is None:
+                self._parse_error(cause)  # bytes after a complete answer
             elif isinstance(cause, ClientError):
                 self._fail_all(cause)
             else:
@@ -102,9 +103,12 @@ class HTTP1Connection(asyncio.Protocol):
             if completed is not None:
                 self.completed = None
                 self._complete(completed)
-            if not self.headers_done and self.head_bytes > self.max_header_size:
-                self._fail_all(ResponseHeaderError(
-                    f"response head larger than {self.max_header_size} bytes"))
+            if not self.headers_done:
+                # Counted after parsing, so the chunk that began the head counts too.
+                self.head_bytes += len(data)
+                if self.head_bytes > self.max_header_size:
+                        self._fail_all(ResponseHeaderError(
+                        f"response head larger than {self.max_header_size} bytes"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -141,18 +145,19 @@ class HTTP1Connection(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------
     def on_message_begin(self) -> None:
+        if not self.pending:
+            raise ProtocolError("the response went on past its end (Content-Length or "
+                                "chunks) or an answer came that nobody asked for")
         completed = self.completed
         if completed is not None:
             # A pipelined answer follows the one just completed: deliver that one now.
             self.completed = None
             self._complete(completed)
-        if not self.pending:
-            raise ProtocolError("the response went on past its end (Content-Length or "
-                                "chunks) or an answer came that nobody asked for")
         self.current = self.pending[0]
         self.current.received = True
         self.headers_done = False
         self.head_bytes = 0
+        self.header_bytes = 0
 
     def on_status(self, status: bytes) -> None:
         response = self.current.response  # type: ignore[union-attr]
@@ -160,6 +165,7 @@ class HTTP1Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.current.response.raw_headers.append((name, value))  # type: ignore[union-attr]
+        self.header_bytes += len(name) + len(value)
 
     def on_headers_complete(self) -> None:
         exchange = self.current
@@ -174,6 +180,8 @@ class HTTP1Connection(asyncio.Protocol):
             response.raw_headers = []
             response.reason = ""
             return
+        if self.header_bytes > self.max_header_size:
+            raise ResponseHeaderError(f"response head larger than {self.max_header_size} bytes")
         self.headers_done = True
         response.status_code = status
         version = parser.get_http_version()
@@ -339,7 +347,7 @@ class HTTP1Connection(asyncio.Protocol):
         self.headers_done = True
         self._complete(exchange)
 
-    def _parse_error(self, error: Exception) -> None:
+    def _parse_error(self, error: BaseException | None) -> None:
         if self.completed is not None and self.current is None:
             exchange, self.completed = self.completed, None
             exchange.fail(ProtocolError("the response went on past its end "
