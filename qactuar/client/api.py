@@ -295,7 +295,7 @@ class Client:
                     await asyncio.sleep(retries.backoff(attempt))
                     continue
                 raise
-            if jar is not None and response.raw_headers:
+            if jar is not None and response.has_cookies:
                 jar.extract(response)
             status = response.status_code
             if status == 401 and auth is not None and not auth_tried:

@@ -57,7 +57,6 @@ class HTTP1Connection(asyncio.Protocol):
         self.free = 0  # requests this connection can take now (the pool reserves them)
         self.max_header_size = max_header_size
         self.head_bytes = 0  # bytes received while a head is incomplete
-        self.header_bytes = 0  # bytes of the header fields of the current head
         self.headers_done = True
         self.keep_alive = True
         self.closed = False
@@ -157,7 +156,6 @@ class HTTP1Connection(asyncio.Protocol):
         self.current.received = True
         self.headers_done = False
         self.head_bytes = 0
-        self.header_bytes = 0
 
     def on_status(self, status: bytes) -> None:
         response = self.current.response  # type: ignore[union-attr]
@@ -165,7 +163,6 @@ class HTTP1Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.current.response.raw_headers.append((name, value))  # type: ignore[union-attr]
-        self.header_bytes += len(name) + len(value)
 
     def on_headers_complete(self) -> None:
         exchange = self.current
@@ -180,7 +177,22 @@ class HTTP1Connection(asyncio.Protocol):
             response.raw_headers = []
             response.reason = ""
             return
-        if self.header_bytes > self.max_header_size:
+        # One pass over the fields: their size, the body's framing, and what the
+        # response needs to know without building its Headers (coding, cookies).
+        size = 0
+        delimited = False
+        for name, value in response.raw_headers:
+            length = len(name)
+            size += length + len(value)
+            if length == 14 or length == 17 or length == 16 or length == 10:
+                name = name.lower()
+                if name == b"content-length" or name == b"transfer-encoding":
+                    delimited = True
+                elif name == b"content-encoding":
+                    response.coding = value
+                elif name == b"set-cookie":
+                    response.has_cookies = True
+        if size > self.max_header_size:
             raise ResponseHeaderError(f"response head larger than {self.max_header_size} bytes")
         self.headers_done = True
         response.status_code = status
@@ -192,13 +204,6 @@ class HTTP1Connection(asyncio.Protocol):
             if exchange.head_only:
                 raise _StopBody  # httptools would wait for the body Content-Length announces
             return
-        delimited = False
-        for name, _ in response.raw_headers:
-            length = len(name)
-            if (length == 14 or length == 17) and name.lower() in (
-                    b"content-length", b"transfer-encoding"):
-                delimited = True
-                break
         if not delimited:
             exchange.until_close = True
             self.keep_alive = False

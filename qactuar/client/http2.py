@@ -281,13 +281,18 @@ class HTTP2Connection(asyncio.Protocol):
             status = 0
             headers = []
             for field in fields:
-                if field[0] == b":status":
+                name = field[0]
+                if name == b":status":
                     try:
                         status = int(field[1])
                     except ValueError:
                         status = -1
-                elif field[0][:1] != b":":
+                elif name[:1] != b":":
                     headers.append(field)
+                    if name == b"content-encoding":
+                        response.coding = field[1]
+                    elif name == b"set-cookie":
+                        response.has_cookies = True
             if not 100 <= status <= 999:
                 self._reset(stream_id, 0x1)
                 self._finish_stream(stream_id)
