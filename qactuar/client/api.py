@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json as jsonlib
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Coroutine
 from typing import Any
 from urllib.parse import urlencode
 
@@ -130,6 +130,7 @@ class Client:
         self._fields = list(fields.values())
         self._field_names = frozenset(fields)
         self._pools: dict[Origin, Pool] = {}
+        self._plain_requests: dict[tuple[str, str], OutgoingRequest] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
@@ -152,38 +153,55 @@ class Client:
     def is_closed(self) -> bool:
         return self._closed
 
-    # -- the verbs ----------------------------------------------------------------------
-    async def get(self, url: str, **kwargs: Any) -> Response:
-        return await self._request("GET", url, **kwargs)
+    # -- the verbs (each returns the request's coroutine: one frame less per request) ----
+    def get(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        """`await client.get(url, ...)`: see `request` for the keyword arguments."""
+        return self._request("GET", url, **kwargs)
 
-    async def head(self, url: str, **kwargs: Any) -> Response:
-        return await self._request("HEAD", url, **kwargs)
+    def head(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        """`await client.head(url, ...)`: see `request` for the keyword arguments."""
+        return self._request("HEAD", url, **kwargs)
 
-    async def options(self, url: str, **kwargs: Any) -> Response:
-        return await self._request("OPTIONS", url, **kwargs)
+    def options(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        """`await client.options(url, ...)`: see `request` for the keyword arguments."""
+        return self._request("OPTIONS", url, **kwargs)
 
-    async def trace(self, url: str, **kwargs: Any) -> Response:
-        return await self._request("TRACE", url, **kwargs)
+    def trace(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        """`await client.trace(url, ...)`: see `request` for the keyword arguments."""
+        return self._request("TRACE", url, **kwargs)
 
-    async def delete(self, url: str, **kwargs: Any) -> Response:
-        return await self._request("DELETE", url, **kwargs)
+    def delete(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        """`await client.delete(url, ...)`: see `request` for the keyword arguments."""
+        return self._request("DELETE", url, **kwargs)
 
-    async def post(self, url: str, **kwargs: Any) -> Response:
-        return await self._request("POST", url, **kwargs)
+    def post(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        """`await client.post(url, ...)`: see `request` for the keyword arguments."""
+        return self._request("POST", url, **kwargs)
 
-    async def put(self, url: str, **kwargs: Any) -> Response:
-        return await self._request("PUT", url, **kwargs)
+    def put(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        """`await client.put(url, ...)`: see `request` for the keyword arguments."""
+        return self._request("PUT", url, **kwargs)
 
-    async def patch(self, url: str, **kwargs: Any) -> Response:
-        return await self._request("PATCH", url, **kwargs)
+    def patch(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        """`await client.patch(url, ...)`: see `request` for the keyword arguments."""
+        return self._request("PATCH", url, **kwargs)
 
-    async def request(self, method: str, url: str, *, params: Any = None, headers: Any = None,
-                      content: Any = None, data: Any = None, json: Any = None,
-                      files: Any = None, auth: Any = _KEEP, timeout: Any = _KEEP,
-                      follow_redirects: bool | None = None) -> Response:
-        """Send one request and return its whole response (body read)."""
-        return await self._request(method, url, params, headers, content, data, json, files,
-                                   auth, timeout, follow_redirects)
+    def request(self, method: str, url: str, *, params: Any = None, headers: Any = None,
+                content: Any = None, data: Any = None, json: Any = None, files: Any = None,
+                auth: Any = _KEEP, timeout: Any = _KEEP,
+                follow_redirects: bool | None = None) -> Coroutine[Any, Any, Response]:
+        """`await client.request(method, url, ...)`: send one request, return its whole
+        response (body read).
+
+        params: query parameters (a mapping or pairs) added to the URL.
+        headers: header fields (a mapping or pairs), over the Client's.
+        content: the body: bytes, str, or an async iterable of bytes (streamed).
+        data: a form (a mapping, urlencoded) or bytes/str; with `files`, multipart fields.
+        json: a value sent as JSON.  files: multipart files, see docs/client.md.
+        auth, timeout, follow_redirects: this request's own, instead of the Client's.
+        """
+        return self._request(method, url, params, headers, content, data, json, files, auth,
+                             timeout, follow_redirects)
 
     def stream(self, method: str, url: str, **kwargs: Any) -> _StreamedResponse:
         """`async with client.stream(...) as response`: the body is read as it arrives."""
@@ -200,10 +218,31 @@ class Client:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         timeouts = self._timeout if timeout is _KEEP else Timeout.of(timeout)
-        request = self.build_request(method, url, params, headers, content, data, json, files)
+        if (params is None and headers is None and content is None and data is None
+                and json is None and files is None):
+            # A request of the Client's defaults: built once per method and URL.
+            request = self._plain_requests.get((method, url))
+            if request is None:
+                request = self.build_request(method, url)
+                plain = self._plain_requests
+                if len(plain) >= 1024:
+                    plain.clear()
+                plain[method, url] = request
+        else:
+            request = self.build_request(method, url, params, headers, content, data, json,
+                                         files)
         auth_object = self.auth if auth is _KEEP else auth_from(auth)
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
         if timeouts.total is None:
+            jar = self.cookies
+            if auth_object is None and not self.retries and not jar:
+                # The common case: one exchange, then a look at whether it needs more.
+                response = await self._send_single(request, timeouts, streaming)
+                if not (response.has_cookies or (
+                        follow and response.status_code in redirects.REDIRECT_STATUSES)):
+                    return response
+                return await self._send_handling(request, timeouts, None, follow, streaming,
+                                                 response)
             return await self._send_handling(request, timeouts, auth_object, follow, streaming)
         try:
             async with asyncio.timeout(timeouts.total):
@@ -277,7 +316,10 @@ class Client:
         return any(field[0].lower() == name for field in fields)
 
     async def _send_handling(self, request: OutgoingRequest, timeouts: Timeout,
-                             auth: Auth | None, follow: bool, streaming: bool) -> Response:
+                             auth: Auth | None, follow: bool, streaming: bool,
+                             first: Response | None = None) -> Response:
+        """Exchanges until one is the answer: cookies, auth, retries, redirects.
+        `first`: the response to `request` when it has already been received."""
         history: list[Response] = []
         attempt = 0
         auth_tried = False
@@ -285,10 +327,13 @@ class Client:
             request = auth.prepare(request)
         jar = self.cookies
         while True:
-            if jar is not None and jar:
+            if jar is not None and jar and first is None:
                 request = jar.add_cookie_field(request)
             try:
-                response = await self._send_single(request, timeouts, streaming)
+                if first is not None:
+                    response, first = first, None
+                else:
+                    response = await self._send_single(request, timeouts, streaming)
             except ClientError as error:
                 if attempt < self.retries and retries.may_retry_error(request, error):
                     attempt += 1

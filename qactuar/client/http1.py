@@ -57,6 +57,7 @@ class HTTP1Connection(asyncio.Protocol):
         self.free = 0  # requests this connection can take now (the pool reserves them)
         self.max_header_size = max_header_size
         self.head_bytes = 0  # bytes received while a head is incomplete
+        self.chunk_size = 0  # bytes of the data being parsed
         self.headers_done = True
         self.keep_alive = True
         self.closed = False
@@ -77,6 +78,7 @@ class HTTP1Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_read = self.loop.time()
+        self.chunk_size = len(data)
         if self.headers_done and self.current is None and not self.pending:
             # Bytes nobody asked for: this connection can no longer be trusted.
             self.close()
@@ -177,13 +179,11 @@ class HTTP1Connection(asyncio.Protocol):
             response.raw_headers = []
             response.reason = ""
             return
-        # One pass over the fields: their size, the body's framing, and what the
-        # response needs to know without building its Headers (coding, cookies).
-        size = 0
+        # One pass over the fields: the body's framing, and what the response needs to
+        # know without building its Headers (coding, cookies).
         delimited = False
         for name, value in response.raw_headers:
             length = len(name)
-            size += length + len(value)
             if length == 14 or length == 17 or length == 16 or length == 10:
                 name = name.lower()
                 if name == b"content-length" or name == b"transfer-encoding":
@@ -192,7 +192,10 @@ class HTTP1Connection(asyncio.Protocol):
                     response.coding = value
                 elif name == b"set-cookie":
                     response.has_cookies = True
-        if size > self.max_header_size:
+        if self.head_bytes + self.chunk_size > self.max_header_size and sum(
+                len(name) + len(value) for name, value in response.raw_headers
+        ) > self.max_header_size:
+            # (Measured only when the bytes received could hold a head that large.)
             raise ResponseHeaderError(f"response head larger than {self.max_header_size} bytes")
         self.headers_done = True
         response.status_code = status
