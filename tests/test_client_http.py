@@ -200,3 +200,21 @@ def test_large_bodies_cross_http2_flow_control(client_app_server: ServerProcess)
             return uploaded.text, len(big.content)
 
     assert run(main()) == (str(len(payload)), 3 * 1024 * 1024)
+
+
+def test_idle_connections_close_after_keepalive_expiry(basic_server: ServerProcess,
+                                                       http2) -> None:
+    async def main() -> tuple[int, int, str]:
+        limits = Limits(keepalive_expiry=0.2)
+        async with Client(http2=http2 and "prior-knowledge", limits=limits) as client:
+            await client.get(f"{basic_server.url}/hello")
+            pool = next(iter(client._pools.values()))
+            before = len(pool.connections)
+            deadline = asyncio.get_running_loop().time() + 5
+            while pool.connections and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            after = len(pool.connections)
+            again = await client.get(f"{basic_server.url}/hello")
+            return before, after, again.text
+
+    assert run(main()) == (1, 0, "Hello, world!")

@@ -75,6 +75,7 @@ class HTTP1Connection(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         self.free = self.pipelining
+        self.last_read = self.loop.time()
 
     def data_received(self, data: bytes) -> None:
         self.last_read = self.loop.time()
@@ -404,6 +405,11 @@ class HTTP1Connection(asyncio.Protocol):
             self.free = 0
             self.transport.close()
             self.pool.discard(self)
+
+    @property
+    def idle(self) -> bool:
+        """No request in flight (`last_read` then tells since when)."""
+        return not self.pending and self.current is None and not self.sending_body
 
     def shut_down(self) -> None:
         """The Client is closing: fail what is in flight (712) and close."""

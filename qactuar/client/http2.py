@@ -126,6 +126,7 @@ class HTTP2Connection(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.last_read = self.loop.time()
         settings = _SETTING.pack(0x2, 0) + _SETTING.pack(0x4, STREAM_WINDOW)
         transport.write(PREFACE + _frame(SETTINGS, 0, 0, settings)
                         + _frame(WINDOW_UPDATE, 0, 0, _UINT32.pack(CONNECTION_WINDOW - 65535)))
@@ -634,6 +635,11 @@ class HTTP2Connection(asyncio.Protocol):
             return
         self.timer_due = idle_until
         self.timer = self.loop.call_at(idle_until, self._check_read)
+
+    @property
+    def idle(self) -> bool:
+        """No stream open (`last_read` then tells since when)."""
+        return not self.streams
 
     def shut_down(self) -> None:
         """The Client is closing: fail what is in flight (712) and close."""

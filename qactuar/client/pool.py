@@ -40,6 +40,8 @@ class Pool:
         elif not settings.http2 or not origin.is_tls:
             self.http2 = False
         self.limit = settings.limits.max_connections_per_origin
+        self.expiry = settings.limits.keepalive_expiry
+        self.sweeper: asyncio.TimerHandle | None = None
         self.absolute_form = settings.proxy is not None and settings.proxy.kind == "http" \
             and not origin.is_tls
 
@@ -97,6 +99,8 @@ class Pool:
             return await self._acquire_slow(self.settings.timeout.pool)
         self.connections.append(connection)
         connection.free -= 1
+        if self.sweeper is None:
+            self.sweeper = self.loop.call_later(self.expiry, self._sweep)
         # HTTP/2: the new connection may serve every waiter; HTTP/1.1: waiters may now
         # open connections of their own.
         self._wake(len(self.waiters))
@@ -124,8 +128,21 @@ class Pool:
             return
         self._wake(1)
 
+    def _sweep(self) -> None:
+        """Close connections idle longer than keepalive_expiry (one timer per pool)."""
+        self.sweeper = None
+        horizon = self.loop.time() - self.expiry
+        for connection in list(self.connections):
+            if connection.idle and connection.last_read < horizon:
+                connection.close()
+        if self.connections:
+            self.sweeper = self.loop.call_later(self.expiry, self._sweep)
+
     def close(self) -> None:
         """Close every connection; exchanges in flight fail with ShutdownError (712)."""
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+            self.sweeper = None
         for connection in list(self.connections):
             connection.shut_down()
         self.connections.clear()
