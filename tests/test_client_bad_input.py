@@ -254,12 +254,15 @@ def test_write_timeout_is_702() -> None:
 def test_closed_client_is_705_and_in_flight_requests_712() -> None:
     async def main() -> tuple[ClientError, ClientError]:
         async with RawServer(stalls) as server:
-            client = Client()
+            client = Client(limits=Limits(max_connections_per_origin=1))
             pending = asyncio.ensure_future(client.get(f"{server.url}/slow"))
+            queued = asyncio.ensure_future(client.get(f"{server.url}/queued"))
             await asyncio.sleep(0.1)
             await client.aclose()
             with pytest.raises(ShutdownError) as in_flight:
                 await pending
+            with pytest.raises(ShutdownError):
+                await queued  # it was waiting for the pool
             with pytest.raises(ClientClosed) as closed:
                 await client.get(f"{server.url}/after")
             return in_flight.value, closed.value

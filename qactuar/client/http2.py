@@ -180,7 +180,7 @@ class HTTP2Connection(asyncio.Protocol):
             return
         except ClientError as error:
             self._fail_all(error)
-            self._send_goaway(0x1)
+            self.close()
             return
         self.buffer = buffer[position:] if position < size else b""
 
