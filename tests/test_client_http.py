@@ -125,6 +125,20 @@ def test_pipelining_sends_before_answers(basic_server: ServerProcess) -> None:
     assert served == 30
 
 
+def test_pipelining_with_head_requests_among_them(basic_server: ServerProcess) -> None:
+    async def main() -> list[tuple[int, bytes]]:
+        limits = Limits(max_connections_per_origin=1, pipelining=4)
+        async with Client(http2=False, limits=limits) as client:
+            answers = await asyncio.gather(*[
+                client.request("HEAD" if i % 3 == 0 else "GET", f"{basic_server.url}/sized?n=5")
+                for i in range(24)])
+            return [(a.status_code, a.content) for a in answers]
+
+    answers = run(main())
+    assert answers == [(200, b"" if i % 3 == 0 else answers[1][1]) for i in range(24)]
+    assert len(answers[1][1]) == 5
+
+
 def test_streamed_response_and_streamed_request(client_app_server: ServerProcess,
                                                 http2) -> None:
     async def body():

@@ -70,6 +70,7 @@ class HTTP1Connection(asyncio.Protocol):
         self.reading_paused = False
         self.sending_body = False
         self.absolute_form = False  # plain http through a proxy: the target is the whole URL
+        self.held_slots = 0  # pipelining slots held back while a HEAD is answered
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -240,6 +241,11 @@ class HTTP1Connection(asyncio.Protocol):
             exchange.reused = self.served > 0
             self.last_read = self.loop.time()  # the silence the read timeout measures starts
         self.pending.append(exchange)
+        if exchange.head_only and self.pipelining > 1:
+            # Nothing is pipelined behind a HEAD: its answer's end is found by resetting
+            # the parser, which would lose the bytes of answers behind it.
+            self.held_slots += self.free
+            self.free = 0
         if body:
             if len(body) < 65536:
                 self.transport.write(head + body)
@@ -354,6 +360,8 @@ class HTTP1Connection(asyncio.Protocol):
         self.pending.popleft()
         self.parser = HttpResponseParser(self)  # the old one still expects a body
         self.headers_done = True
+        self.free += self.held_slots
+        self.held_slots = 0
         self._complete(exchange)
 
     def _parse_error(self, error: BaseException | None) -> None:
