@@ -29,9 +29,11 @@ from qactuar.client.errors import (
 from qactuar.client.exchange import Exchange
 from qactuar.client.http1 import request_head
 from qactuar.client.models import Headers, Request, Response
+from qactuar.client.multipart import encode_multipart
 from qactuar.client.pool import Pool
 from qactuar.client.proxy import Proxy
 from qactuar.client.settings import Limits, Timeout
+from qactuar.client.tls import client_context
 from qactuar.client.urls import URL, Origin, add_params, parse_url
 
 __version__ = "0.1"
@@ -59,8 +61,6 @@ class _Settings:
 
     def tls_context(self) -> Any:
         if self._tls is None:
-            from qactuar.client.tls import client_context
-
             self._tls = client_context(self.verify, self.cert, bool(self.http2))
         return self._tls
 
@@ -278,8 +278,6 @@ class Client:
             else:
                 raise TypeError("content must be bytes, str or an async iterable of bytes")
         elif files is not None:
-            from qactuar.client.multipart import encode_multipart
-
             content_type, body, body_stream = encode_multipart(data, files)
         elif json is not None:
             body = jsonlib.dumps(json, separators=(",", ":")).encode()
