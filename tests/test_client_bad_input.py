@@ -24,6 +24,7 @@ from qactuar.client import (
     ClientError,
     ConnectError,
     ConnectionClosed,
+    ConnectTimeout,
     HTTP2ConnectionError,
     Limits,
     NameResolutionError,
@@ -397,3 +398,33 @@ def test_keep_alive_closed_by_the_server_is_retried_once() -> None:
             return texts
 
     assert run(main()) == ["ok", "ok", "ok"]
+
+
+def test_connect_timeout_covers_a_stalled_tls_handshake() -> None:
+    async def silent(reader, writer) -> None:
+        await reader.read()  # takes the ClientHello, never answers it
+
+    async def main() -> ClientError:
+        async with RawServer(silent) as server, \
+                Client(timeout=Timeout(connect=0.3), verify=False) as client:
+            with pytest.raises(ConnectTimeout) as caught:
+                await client.get(f"https://127.0.0.1:{server.port}/")
+            return caught.value
+
+    error = run(main())
+    assert error.code == 702 and "0.3" in str(error)
+
+
+def test_retries_after_a_connection_failure_for_idempotent_methods_only() -> None:
+    async def main() -> tuple[str, ClientError]:
+        async with RawServer(misbehaving_once(closes_without_answer)) as server, \
+                Client(retries=1) as client:
+            retried = await client.get(f"{server.url}/")
+        async with RawServer(misbehaving_once(closes_without_answer)) as server, \
+                Client(retries=1) as client:
+            with pytest.raises(NoResponse) as caught:
+                await client.post(f"{server.url}/", content=b"not idempotent")
+        return retried.text, caught.value
+
+    text, error = run(main())
+    assert text == "ok" and error.code == 708
