@@ -428,3 +428,28 @@ def test_retries_after_a_connection_failure_for_idempotent_methods_only() -> Non
 
     text, error = run(main())
     assert text == "ok" and error.code == 708
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody until the close",
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until the close",
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n"
+    b"body until the close",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n10\r\n until the close"
+    b"\r\n0\r\nX-Trailer: t\r\n\r\n",
+])
+def test_unusual_but_valid_answers(answer: bytes) -> None:
+    async def peer(reader, writer) -> None:
+        await read_head(reader)
+        writer.write(answer)
+        await writer.drain()
+
+    async def main() -> tuple[str, str, str]:
+        async with RawServer(peer) as server, Client() as client:
+            first = await client.get(f"{server.url}/")
+            second = await client.get(f"{server.url}/")  # on a new connection if closed
+            return first.text, second.text, first.http_version
+
+    first, second, version = run(main())
+    assert first == second == "body until the close"
+    assert version == ("HTTP/1.0" if answer.startswith(b"HTTP/1.0") else "HTTP/1.1")
