@@ -26,6 +26,7 @@ from qactuar.client import (
     ConnectionClosed,
     ConnectTimeout,
     HTTP2ConnectionError,
+    InvalidURL,
     Limits,
     NameResolutionError,
     NoResponse,
@@ -38,6 +39,7 @@ from qactuar.client import (
     StreamReset,
     Timeout,
     TotalTimeout,
+    UnexpectedError,
     WriteTimeout,
 )
 
@@ -453,3 +455,24 @@ def test_unusual_but_valid_answers(answer: bytes) -> None:
     first, second, version = run(main())
     assert first == second == "body until the close"
     assert version == ("HTTP/1.0" if answer.startswith(b"HTTP/1.0") else "HTTP/1.1")
+
+
+def test_701_for_a_bad_url_and_for_a_body_iterator_that_raises() -> None:
+    async def failing_body():
+        yield b"first chunk"
+        raise ValueError("the caller's generator broke")
+
+    async def main() -> tuple[ClientError, ClientError, str]:
+        async with RawServer(answer_ok_forever) as server, Client() as client:
+            with pytest.raises(InvalidURL) as bad_url:
+                await client.get("ftp://example.test/file")
+            with pytest.raises(UnexpectedError) as broken_body:
+                await client.post(f"{server.url}/", content=failing_body())
+            after = await client.get(f"{server.url}/")
+            return bad_url.value, broken_body.value, after.text
+
+    bad_url, broken_body, after = run(main())
+    assert bad_url.code == 701 and "scheme" in str(bad_url)
+    assert broken_body.code == 701 and "generator broke" in str(broken_body)
+    assert isinstance(broken_body.__cause__, ValueError)
+    assert after == "ok"

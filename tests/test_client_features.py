@@ -315,3 +315,15 @@ def test_cookie_jar_domain_and_host_only_rules() -> None:
     assert sent("http://other.test/") is None  # a site may not set another's cookies
     assert sent("https://a.example.test/app") == b"hostonly=2; shared=1; secure=4"
     assert sent("http://example.test.evil/") is None
+
+
+def test_unanswerable_digest_challenge_through_the_client_is_706(client_app_server) -> None:
+    async def call(client, url):
+        try:
+            await client.get(f"{url}/digest?algorithm=MD5&qop=auth-int", auth=("user", "x"))
+        except AuthError as error:
+            return error
+        return None
+
+    (error,) = fetch(client_app_server, call)
+    assert error is not None and error.code == 706 and "auth-int" in str(error)
