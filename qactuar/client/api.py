@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json as jsonlib
 from collections.abc import AsyncIterable, Coroutine
+from time import perf_counter
 from typing import Any
 from urllib.parse import urlencode
 
@@ -390,7 +391,7 @@ class Client:
             future = loop.create_future()
             exchange = Exchange(response, future, request.method == "HEAD", timeouts.read,
                                 streaming)
-            started = loop.time()
+            started = perf_counter()  # the loop's clock counts milliseconds: too coarse here
             try:
                 if connection.is_http2:
                     response.http_version = "HTTP/2"
@@ -433,7 +434,7 @@ class Client:
                 if isinstance(error, asyncio.CancelledError):
                     raise
                 raise UnexpectedError(f"{type(error).__name__}: {error}") from error
-            response.elapsed = loop.time() - started
+            response.elapsed = perf_counter() - started
             return response
         raise AssertionError("unreachable: the last attempt returns or raises")
 

@@ -401,8 +401,9 @@ class HTTP2Connection(asyncio.Protocol):
             self.pool.discard(self)
 
     # -- frames out -------------------------------------------------------------------
-    def send(self, exchange: Exchange, request: Any) -> None:
-        """Open a stream for a request whose body is bytes or absent; the pool reserved it."""
+    def send(self, exchange: Exchange, request: Any) -> float:
+        """Open a stream for a request whose body is bytes or absent; the pool reserved it.
+        Returns the loop time it was sent at."""
         stream_id = self._open_stream(exchange)
         body = request.content
         block = self._header_block(request)
@@ -414,7 +415,9 @@ class HTTP2Connection(asyncio.Protocol):
             outgoing.chunks.append(memoryview(body))
             outgoing.end = True
             self._flush()
-        self._arm_timer(exchange.read_timeout)
+        now = self.last_read if len(self.streams) == 1 else self.loop.time()
+        self._arm_timer(exchange.read_timeout, now)
+        return now
 
     async def send_streamed(self, exchange: Exchange, request: Any,
                             write_timeout: float | None) -> None:
@@ -438,7 +441,7 @@ class HTTP2Connection(asyncio.Protocol):
             return
         outgoing.end = True
         self._flush()
-        self._arm_timer(exchange.read_timeout)
+        self._arm_timer(exchange.read_timeout, self.loop.time())
 
     async def _wait_sent(self, outgoing: _Outgoing, write_timeout: float | None) -> None:
         waiter = self.loop.create_future()
@@ -607,10 +610,10 @@ class HTTP2Connection(asyncio.Protocol):
                     failure.reused = exchange.reused
             exchange.fail(failure)
 
-    def _arm_timer(self, read_timeout: float | None) -> None:
+    def _arm_timer(self, read_timeout: float | None, now: float) -> None:
         if read_timeout is None:
             return
-        due = self.loop.time() + read_timeout
+        due = now + read_timeout
         if self.timer is None or due < self.timer_due:
             if self.timer is not None:
                 self.timer.cancel()

@@ -120,9 +120,9 @@ class Pool:
 
     # -- called by connections --------------------------------------------------------
     def slot_freed(self, connection: Any) -> None:
-        """A request slot of `connection` became free."""
+        """Request slots of `connection` became free."""
         if self.waiters:
-            self._wake(1)
+            self._wake(connection.free)
 
     def discard(self, connection: Any) -> None:
         """`connection` closed: it serves no more requests."""
