@@ -476,3 +476,11 @@ def test_701_for_a_bad_url_and_for_a_body_iterator_that_raises() -> None:
     assert broken_body.code == 701 and "generator broke" in str(broken_body)
     assert isinstance(broken_body.__cause__, ValueError)
     assert after == "ok"
+
+
+def test_h2_frame_over_our_size_limit_is_707() -> None:
+    def oversized(conn: h2.connection.H2Connection, stream_id: int) -> None:
+        frame = (20000).to_bytes(3, "big") + b"\x00\x01" + stream_id.to_bytes(4, "big")
+        conn._data_to_send += frame + b"x" * 20000  # past the 16384 we allow
+
+    h2_fails_then_recovers(oversized, ProtocolError, 707)

@@ -156,6 +156,8 @@ class HTTP2Connection(asyncio.Protocol):
                 stream_id &= MAX_STREAM_ID
                 if not self.settings_seen and kind != SETTINGS:
                     raise _ConnectionFault(0x1, "the server did not start with SETTINGS")
+                if self.continuation is not None and kind != CONTINUATION:
+                    raise _ConnectionFault(0x1, "a frame inside a header block")
                 if kind == DATA:
                     self._on_data(stream_id, flags, payload, now)
                 elif kind in (HEADERS, CONTINUATION):
@@ -173,8 +175,6 @@ class HTTP2Connection(asyncio.Protocol):
                     self._on_goaway(payload)
                 elif kind == PUSH_PROMISE:
                     raise _ConnectionFault(0x1, "PUSH_PROMISE although push is disabled")
-                elif self.continuation is not None:
-                    raise _ConnectionFault(0x1, "a frame inside a header block")
         except _ConnectionFault as fault:
             self._fault(fault.code, fault.reason)
             return
