@@ -484,3 +484,30 @@ def test_h2_frame_over_our_size_limit_is_707() -> None:
         conn._data_to_send += frame + b"x" * 20000  # past the 16384 we allow
 
     h2_fails_then_recovers(oversized, ProtocolError, 707)
+
+
+def test_h2_read_timeout_is_per_stream() -> None:
+    """A stream the server never answers times out alone; the others on its connection
+    are answered and the connection stays in the pool."""
+
+    def on_request(conn, stream_id, count) -> None:
+        if count != 1:  # the first request is never answered
+            answer_ok(conn, stream_id)
+
+    async def main() -> tuple[ClientError, list[str], int]:
+        async with RawServer(h2_peer(on_request)) as server, \
+                Client(http2="prior-knowledge", timeout=Timeout(read=0.3)) as client:
+            stalled = asyncio.ensure_future(client.get(f"{server.url}/never"))
+            await asyncio.sleep(0.05)
+            texts = []
+            for _ in range(8):  # keeps the connection busy past the stalled stream's limit
+                texts.append((await client.get(f"{server.url}/fine")).text)
+                await asyncio.sleep(0.05)
+            with pytest.raises(ReadTimeout) as caught:
+                await stalled
+            pool = next(iter(client._pools.values()))
+            return caught.value, texts, len(pool.connections)
+
+    error, texts, connections = run(main())
+    assert error.code == 702 and "stream 1" in str(error)
+    assert texts == ["ok"] * 8 and connections == 1

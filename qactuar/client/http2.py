@@ -226,6 +226,7 @@ class HTTP2Connection(asyncio.Protocol):
         if exchange is None:
             return  # a stream we reset or finished: its data is dropped
         exchange.received = True
+        exchange.activity = now
         stream = exchange.stream
         if stream is None:
             if payload:
@@ -275,6 +276,7 @@ class HTTP2Connection(asyncio.Protocol):
         if exchange is None:
             return  # decoded all the same: the HPACK table is shared by every stream
         exchange.received = True
+        exchange.activity = now
         response = exchange.response
         if response.status_code:  # trailers: kept as fields of the response
             response.raw_headers.extend(field for field in fields if field[0][:1] != b":")
@@ -415,9 +417,8 @@ class HTTP2Connection(asyncio.Protocol):
             outgoing.chunks.append(memoryview(body))
             outgoing.end = True
             self._flush()
-        now = self.last_read if len(self.streams) == 1 else self.loop.time()
-        self._arm_timer(exchange.read_timeout, now)
-        return now
+        self._arm_timer(exchange.read_timeout, exchange.activity)
+        return exchange.activity
 
     async def send_streamed(self, exchange: Exchange, request: Any,
                             write_timeout: float | None) -> None:
@@ -467,9 +468,11 @@ class HTTP2Connection(asyncio.Protocol):
         exchange.stream_id = stream_id
         if self.streams:
             exchange.reused = True
+            exchange.activity = self.loop.time()
         else:
             exchange.reused = self.served > 0
-            self.last_read = self.loop.time()  # the silence the read timeout measures starts
+            # The silence the read timeout measures starts now.
+            exchange.activity = self.last_read = self.loop.time()
         self.streams[stream_id] = exchange
         return stream_id
 
@@ -621,23 +624,31 @@ class HTTP2Connection(asyncio.Protocol):
             self.timer = self.loop.call_at(due, self._check_read)
 
     def _check_read(self) -> None:
+        """Fail the streams silent for longer than their read timeout (each reset alone),
+        then wait for the next one that could be."""
         self.timer = None
         if self.closed or not self.streams:
             return
-        limits = [e.read_timeout for e in self.streams.values() if e.read_timeout is not None]
-        if not limits:
-            return
-        limit = min(limits)
         now = self.loop.time()
-        reading = any(e.stream is not None and e.stream.buffered for e in self.streams.values())
-        idle_until = now + limit if (reading or self.outgoing) else self.last_read + limit
-        if now >= idle_until:
-            self._fail_all(ReadTimeout(f"no data from the server for {limit}s"))
-            self._send_goaway(0x0)
-            self.close()
-            return
-        self.timer_due = idle_until
-        self.timer = self.loop.call_at(idle_until, self._check_read)
+        next_due = None
+        for stream_id, exchange in list(self.streams.items()):
+            limit = exchange.read_timeout
+            if limit is None:
+                continue
+            stream = exchange.stream
+            if (stream is not None and stream.buffered) or stream_id in self.outgoing:
+                exchange.activity = now  # our reader or our body is behind, not the server
+            due = exchange.activity + limit
+            if now >= due:
+                self._reset(stream_id, 0x8)
+                self._finish_stream(stream_id)
+                exchange.fail(ReadTimeout(f"no data from the server for {limit}s "
+                                          f"(stream {stream_id})"))
+            elif next_due is None or due < next_due:
+                next_due = due
+        if next_due is not None and not self.closed:
+            self.timer_due = next_due
+            self.timer = self.loop.call_at(next_due, self._check_read)
 
     @property
     def idle(self) -> bool:
