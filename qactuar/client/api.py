@@ -396,7 +396,7 @@ class Client:
                 if connection.is_http2:
                     response.http_version = "HTTP/2"
                     if request.body_stream is None:
-                        connection.send(exchange, request)
+                        connection.send(exchange, request, timeouts.write)
                     else:
                         await connection.send_streamed(exchange, request, timeouts.write)
                 else:

@@ -76,13 +76,17 @@ def _frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes
 class _Outgoing:
     """A request body still to be sent on one stream, within the flow-control windows."""
 
-    __slots__ = ("chunks", "end", "waiter", "window")
+    __slots__ = ("chunks", "end", "progress", "waiter", "window", "write_timeout")
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, now: float, write_timeout: float | None = None) -> None:
         self.chunks: deque[memoryview] = deque()
         self.end = False  # END_STREAM once the chunks are sent
         self.window = window
         self.waiter: asyncio.Future[None] | None = None
+        self.progress = now  # loop time data last went out (or the body began)
+        # For a body in memory: how long it may wait for window (a streamed body's
+        # sender waits with its own timeout).
+        self.write_timeout = write_timeout
 
 
 class HTTP2Connection(asyncio.Protocol):
@@ -403,7 +407,7 @@ class HTTP2Connection(asyncio.Protocol):
             self.pool.discard(self)
 
     # -- frames out -------------------------------------------------------------------
-    def send(self, exchange: Exchange, request: Any) -> float:
+    def send(self, exchange: Exchange, request: Any, write_timeout: float | None = None) -> float:
         """Open a stream for a request whose body is bytes or absent; the pool reserved it.
         Returns the loop time it was sent at."""
         stream_id = self._open_stream(exchange)
@@ -413,10 +417,13 @@ class HTTP2Connection(asyncio.Protocol):
             self._write_headers(stream_id, block, True)
         else:
             self._write_headers(stream_id, block, False)
-            outgoing = self.outgoing[stream_id] = _Outgoing(self.peer_initial_window)
+            outgoing = self.outgoing[stream_id] = _Outgoing(
+                self.peer_initial_window, exchange.activity, write_timeout)
             outgoing.chunks.append(memoryview(body))
             outgoing.end = True
             self._flush()
+            if stream_id in self.outgoing and write_timeout is not None:
+                self._arm_timer(write_timeout, exchange.activity)  # waiting for window
         self._arm_timer(exchange.read_timeout, exchange.activity)
         return exchange.activity
 
@@ -425,7 +432,8 @@ class HTTP2Connection(asyncio.Protocol):
         """Open a stream whose body comes from an async iterable."""
         stream_id = self._open_stream(exchange)
         self._write_headers(stream_id, self._header_block(request), False)
-        outgoing = self.outgoing[stream_id] = _Outgoing(self.peer_initial_window)
+        outgoing = self.outgoing[stream_id] = _Outgoing(self.peer_initial_window,
+                                                        self.loop.time())
         body: AsyncIterable[bytes] = request.body_stream
         async for chunk in body:
             if self.closed or stream_id not in self.streams:
@@ -509,9 +517,12 @@ class HTTP2Connection(asyncio.Protocol):
     def _flush(self) -> None:
         """Send what request bodies the windows allow."""
         frames = []
+        now = 0.0
         for stream_id, outgoing in list(self.outgoing.items()):
             chunks = outgoing.chunks
             ended = False
+            if chunks and self.send_window > 0 and outgoing.window > 0:
+                outgoing.progress = now = now or self.loop.time()
             while chunks and self.send_window > 0 and outgoing.window > 0:
                 chunk = chunks[0]
                 size = min(len(chunk), self.send_window, outgoing.window, self.peer_max_frame)
@@ -634,9 +645,22 @@ class HTTP2Connection(asyncio.Protocol):
         for stream_id, exchange in list(self.streams.items()):
             limit = exchange.read_timeout
             if limit is None:
-                continue
+                limit = float("inf")
             stream = exchange.stream
-            if (stream is not None and stream.buffered) or stream_id in self.outgoing:
+            outgoing = self.outgoing.get(stream_id)
+            if outgoing is not None and outgoing.write_timeout is not None:
+                # A body in memory waiting for flow-control window: the write timeout.
+                due = outgoing.progress + outgoing.write_timeout
+                if now >= due:
+                    self._reset(stream_id, 0x8)
+                    self._finish_stream(stream_id)
+                    exchange.fail(WriteTimeout(
+                        f"the server granted no flow-control window for "
+                        f"{outgoing.write_timeout}s (stream {stream_id})"))
+                    continue
+                if next_due is None or due < next_due:
+                    next_due = due
+            if (stream is not None and stream.buffered) or outgoing is not None:
                 exchange.activity = now  # our reader or our body is behind, not the server
             due = exchange.activity + limit
             if now >= due:
@@ -644,7 +668,7 @@ class HTTP2Connection(asyncio.Protocol):
                 self._finish_stream(stream_id)
                 exchange.fail(ReadTimeout(f"no data from the server for {limit}s "
                                           f"(stream {stream_id})"))
-            elif next_due is None or due < next_due:
+            elif due != float("inf") and (next_due is None or due < next_due):
                 next_due = due
         if next_due is not None and not self.closed:
             self.timer_due = next_due
