@@ -383,7 +383,7 @@ class Client:
         if pool is None:
             pool = self._pools[parsed.origin] = Pool(self._settings, parsed.origin, self._loop)
         for attempt in range(3):
-            connection = await pool.acquire(timeouts.pool)
+            connection = pool.take() or await pool.acquire(timeouts.pool)
             response = Response()
             response.request = request
             response.url = request.url
