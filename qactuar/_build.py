@@ -26,7 +26,9 @@ from types import ModuleType
 
 COMPILED_MODULES = (
     "qactuar.asgi.http_stream",
+    "qactuar.asgi.request_head",
     "qactuar.asgi.router",
+    "qactuar.limits",
     "qactuar.protocols.http1",
     "qactuar.server_state",
 )

@@ -2,6 +2,7 @@
 # protocols read per request become C struct members.  `in_flight` is left in
 # the instance dict: prefork and postfork subclasses watch it with a property.
 from qactuar.asgi.router cimport Router
+from qactuar.limits cimport Limits
 
 
 cdef class ServerState:
@@ -10,8 +11,7 @@ cdef class ServerState:
     cdef public Router router
     cdef public str scheme, root_path
     cdef public bint access_log, websocket, shutting_down
-    cdef public double request_timeout, keep_alive_timeout, header_timeout
-    cdef public object max_url_size, max_body_size, limit_concurrency, recv_bytes
+    cdef public Limits limits
     cdef public bytes server_header, date_line, date_and_server_lines
     cdef public set connections, tasks
     cdef public dict _server_addresses, status_lines, http_scope

@@ -15,7 +15,8 @@ from typing import Any
 from qactuar import __version__
 from qactuar.asgi import ASGI_SPEC_VERSION
 from qactuar.asgi.router import Router
-from qactuar.config import Config, ConfigError
+from qactuar.config import Config
+from qactuar.limits import Limits
 
 SERVER_HEADER = f"server: qactuar/{__version__}\r\n".encode()
 
@@ -38,17 +39,12 @@ async def unavailable_app(scope: dict[str, Any], receive: Any, send: Any) -> Non
 
 
 def websocket_enabled(config: Config) -> bool:
-    """WS: `on` needs the `websockets` package, `auto` uses it when importable."""
-    if config.WS == "off":
-        return False
-    try:
-        import websockets  # noqa: F401
-    except ImportError:
-        if config.WS == "on":
-            raise ConfigError("config key WS = 'on': the websockets package is not "
-                              "installed") from None
-        return False
-    return True
+    """WS: `on` serves WebSocket, `off` serves upgrade requests as plain HTTP.
+
+    `auto` (the default, from when `websockets` was optional) means `on`: the
+    package is a dependency, always installed.
+    """
+    return config.WS != "off"
 
 
 def _status_line(status: int) -> bytes:
@@ -71,16 +67,9 @@ class ServerState:
         self.scheme = scheme
         self.root_path = config.ROOT_PATH
         self.access_log = config.ACCESS_LOG
-        self.request_timeout = config.REQUEST_TIMEOUT
         self.server_header = SERVER_HEADER if config.SERVER_HEADER else b""
-        # Limits the protocols read per request, copied out of the config:
-        # typed fields when compiled (server_state.pxd), one lookup not two.
-        self.max_url_size = config.MAX_URL_SIZE
-        self.max_body_size = config.MAX_BODY_SIZE
-        self.keep_alive_timeout = config.KEEP_ALIVE_TIMEOUT
-        self.header_timeout = config.HEADER_TIMEOUT
-        self.limit_concurrency = config.LIMIT_CONCURRENCY
-        self.recv_bytes = config.RECV_BYTES
+        # Every limit and timeout, read one way by every protocol (limits.py).
+        self.limits = Limits(config)
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.in_flight = 0
@@ -127,5 +116,5 @@ class ServerState:
         self.loop.call_later(1.0 - now % 1.0 + 0.001, self._refresh_date)
 
     def over_concurrency_limit(self) -> bool:
-        limit = self.limit_concurrency
+        limit = self.limits.limit_concurrency
         return bool(limit) and self.in_flight >= limit

@@ -13,9 +13,12 @@ import asyncio
 import re
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from qactuar.logs import escape, exception_logger, log_access, server_logger
+
+if TYPE_CHECKING:
+    from qactuar.limits import Limits
 
 _TASK_NAME = "qactuar request"
 _Task = asyncio.Task  # one global look-up per request, not a global and an attribute
@@ -120,7 +123,7 @@ class StreamHost(Protocol):
 
     loop: asyncio.AbstractEventLoop
     access_log: bool
-    request_timeout: float
+    limits: Limits
     tasks: set[asyncio.Task[None]]
     in_flight: int  # responses started and not yet complete (LIMIT_CONCURRENCY)
 
@@ -231,7 +234,7 @@ class HTTPStream:
             return
         server_logger.warning("request %s %s timed out after %ss before the app started its "
                               "response; answered 504", self.scope["method"],
-                              _log_path(self.scope), self._host.request_timeout)
+                              _log_path(self.scope), self._host.limits.request_timeout)
         self.reject(504, "Gateway Timeout: the application did not answer in time")
 
     # -- the ASGI callables ------------------------------------------------
