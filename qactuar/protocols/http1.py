@@ -170,6 +170,11 @@ class HTTP1Protocol(ResponseSink):
         self._h2c_upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None
         self._upgrade_body_left = 0  # body bytes still due after an Upgrade we did not take
 
+    @property
+    def parse_phase(self) -> str:
+        """What the connection's next bytes are (one of PARSE_PHASES)."""
+        return PARSE_PHASES[self._phase]
+
     # -- connection events ---------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -297,7 +302,8 @@ class HTTP1Protocol(ResponseSink):
             self._reject(cause.status, cause.reason, cause.extra_head, self._head_request())
         elif cause is not None:
             # A bug of ours in a parser callback, not the client's mistake.
-            exception_logger.error("error while handling a request head", exc_info=cause)
+            exception_logger.error("error while handling a request head (%s)", self.parse_phase,
+                                   exc_info=cause)
             self._reject(500, "Internal Server Error", head_only=self._head_request())
         else:
             reason = str(exc) or type(exc).__name__
