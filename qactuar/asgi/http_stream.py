@@ -19,6 +19,7 @@ from qactuar.logs import escape, exception_logger, log_access, server_logger
 
 if TYPE_CHECKING:
     from qactuar.limits import Limits
+    from qactuar.server_state import ServerObserver
 
 # The response phase of a stream (HTTPStream._phase): C ints when compiled.
 (_AWAITING_START, _STARTED, _SENDING_BODY, _AWAITING_TRAILERS, _COMPLETE,
@@ -137,6 +138,7 @@ class StreamHost(Protocol):
     limits: Limits
     tasks: set[asyncio.Task[None]]
     in_flight: int  # responses started and not yet complete (LIMIT_CONCURRENCY)
+    observer: ServerObserver | None  # told of each request (server_state.py)
 
 
 def error_headers(body: bytes) -> list[tuple[bytes, bytes]]:
@@ -209,6 +211,8 @@ class HTTPStream:
         if host.access_log:
             self._started_at = time.monotonic()
         host.in_flight += 1
+        if host.observer is not None:
+            host.observer.request_started()
         loop = host.loop
         if loop.get_task_factory() is None:
             # Made directly and named: loop.create_task would format a
@@ -328,6 +332,8 @@ class HTTPStream:
                 end = False  # the response ends with its trailers
             if self._phase == _STARTED:
                 self._phase = _SENDING_BODY
+                if self._host.observer is not None:
+                    self._host.observer.response_started()
                 sink.send_head(self, body, end)
             else:
                 sink.send_body(body, end)
@@ -465,6 +471,8 @@ class HTTPStream:
             self._phase = _COMPLETE if self._phase != _AWAITING_START else _UNANSWERED
             if self.task is not None:  # only started streams hold a slot
                 self._host.in_flight -= 1
+                if self._host.observer is not None:
+                    self._host.observer.request_finished()
         if self._waiters:
             self._wake()
 
@@ -474,6 +482,8 @@ class HTTPStream:
         else:  # _complete() for the usual case, inlined: this runs per response
             self._phase = _COMPLETE
             self._host.in_flight -= 1
+            if self._host.observer is not None:
+                self._host.observer.request_finished()
         if self._host.access_log:
             self._log_access()
         self.sink.response_done(self)
@@ -502,6 +512,8 @@ class HTTPStream:
         self.has_date = self.has_server = False
         self.close_connection = True
         self._sent_bytes = len(body)
+        if self._host.observer is not None:
+            self._host.observer.response_started()
         self.sink.send_head(self, body, True)
         self._finish()
 

@@ -98,6 +98,7 @@ class H2WebSocketProtocol(WebSocketProtocol):
     """A WebSocket session on an HTTP/2 stream; the frames are RFC 6455's."""
 
     stream_transport: StreamTransport
+    ends_connection = False  # its "connection" is one stream of an HTTP/2 connection
 
     def _write_accept(self, subprotocol: str | None,
                       headers: list[tuple[bytes, bytes]]) -> list[Extension]:

@@ -24,13 +24,13 @@ import httptools
 from qactuar.asgi.http_stream import HTTPStream, ResponseSink, error_headers
 from qactuar.asgi.request_head import RefusedRequest, request_scope
 from qactuar.logs import exception_logger, server_logger
-from qactuar.protocols import http2_enabled
+from qactuar.protocols import handover, http1_enabled, http2_enabled
+from qactuar.protocols.websocket import handshake_problem, wants_websocket
 from qactuar.protocols.write_waiters import WriteWaiters
 from qactuar.sockets import tls_scope_extension
 
 if TYPE_CHECKING:
     from qactuar.limits import Limits
-    from qactuar.protocols.http2 import H2Protocol
     from qactuar.server_state import ServerState
 
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -108,7 +108,7 @@ class HTTP1Protocol(ResponseSink):
         "_closed", "_completed_in_feed", "_connection_tokens", "_content_length",
         "_deferred_error", "_expect", "_framing_bytes", "_h2c_upgrade", "_head_bytes",
         "_header_bytes", "_headers", "_host_count", "_host_value", "_limits", "_no_body",
-        "_parsing", "_phase", "_queue", "_reading_paused",
+        "_parsing", "_phase", "_queue", "_reading_paused", "_received_any",
         "_timed_stream", "_timer", "_timer_at", "_tls", "_transfer_encoding", "_unsent",
         "_unsent_size", "_upgrade_body_left", "_url", "_websocket", "_websocket_rest",
         "_write_waiters", "client", "config", "loop", "parser", "server", "state", "transport",
@@ -129,6 +129,7 @@ class HTTP1Protocol(ResponseSink):
         self._reading_paused = False
         self._closed = False
         self._phase = _IDLE
+        self._received_any = False  # no byte yet: a preface now would be prior knowledge
         self._deferred_error: tuple[int, str, bytes, bool] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -190,6 +191,9 @@ class HTTP1Protocol(ResponseSink):
         self.server = self.state.server_address(sock) if isinstance(sock, tuple) else None
         if self.state.scheme == "https" and self._tls_made(transport):
             return  # handed over to HTTP/2
+        if not http1_enabled(self.config.HTTP2):
+            self._switch_to_http2(b"")  # HTTP2 = only: whatever comes is HTTP/2's to read
+            return
         self.state.connections.add(self)
         self._client_must_send_within(self._limits.header_timeout)
 
@@ -199,8 +203,8 @@ class HTTP1Protocol(ResponseSink):
         if ssl_object is None:
             return False
         self._tls = tls_scope_extension(ssl_object)
-        if ssl_object.selected_alpn_protocol() == "h2" and http2_enabled(self.config.HTTP2):
-            self._hand_over_http2(b"")
+        if handover.alpn_chose_h2(ssl_object, self.config.HTTP2):
+            self._switch_to_http2(b"")
             return True
         return False
 
@@ -208,6 +212,8 @@ class HTTP1Protocol(ResponseSink):
         self._closed = True
         self._release_parser()
         self.state.connections.discard(self)
+        if self.state.observer is not None:
+            self.state.observer.connection_closed()
         self._client_deadline = 0.0
         if not self._answer_deadline:  # else the timer still has an app to time
             self._cancel_timer()
@@ -252,6 +258,8 @@ class HTTP1Protocol(ResponseSink):
             return
         if self._phase == _STOPPED:
             return
+        first_bytes = not self._received_any
+        self._received_any = True
         continuing_head = self._phase == _HEAD
         continuing_body = self._parsing is not None and not continuing_head
         self._completed_in_feed = False
@@ -260,14 +268,14 @@ class HTTP1Protocol(ResponseSink):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             if self._h2c_upgrade is not None:
-                self._upgrade_to_h2c(data[upgrade.args[0]:])
+                self._switch_to_h2c(data[upgrade.args[0]:])
                 return
             if self._websocket is not None:
                 self._websocket_rest = bytearray(data[upgrade.args[0]:])
                 if self._queue:
                     self._pause_reading()  # earlier pipelined answers go first
                 else:
-                    self._hand_over_websocket()
+                    self._switch_to_websocket()
                 return
             if self._upgrade_body_left:
                 self._read_body_after_upgrade(data[upgrade.args[0]:])
@@ -282,7 +290,7 @@ class HTTP1Protocol(ResponseSink):
             # exception would tie this frame and that exception's traceback into
             # a reference cycle, left for the garbage collector once per closed
             # connection (every Connection: close request ends this way).
-            self._parse_failed(exc, data)
+            self._parse_failed(exc, data, first_bytes)
             return
         if self._phase == _HEAD:
             if not self._client_deadline and not self._reading_paused:
@@ -291,10 +299,11 @@ class HTTP1Protocol(ResponseSink):
         elif continuing_body and self._parsing is not None and not self._body_in_feed:
             self._count_body_framing(len(data))
 
-    def _parse_failed(self, exc: httptools.HttpParserError, data: bytes) -> None:
+    def _parse_failed(self, exc: httptools.HttpParserError, data: bytes,
+                      first_bytes: bool) -> None:
         cause = exc.__context__
-        if (not self._url.startswith(b"/") and http2_enabled(self.config.HTTP2)
-                and self._hand_over_prior_knowledge(data)):
+        if handover.opens_with_preface(data, first_bytes) and http2_enabled(self.config.HTTP2):
+            self._switch_to_http2(data)  # h2c with prior knowledge
             return
         if isinstance(cause, StopParsing):
             self._stop()  # no answer: the connection just stops here
@@ -313,10 +322,12 @@ class HTTP1Protocol(ResponseSink):
     def _head_request(self) -> bool:
         """Whether the request being refused is a HEAD (its answer then has no body).
 
-        llhttp knows the method once the request line is read; before that it
-        reports its first method, DELETE, never HEAD.
+        Only once this request's method is read (its URL has begun: phase HEAD
+        or BODY): before that, llhttp still reports the method of the request
+        before it, or the HEAD it was matching in `HEADX` or `HEAD/`.
         """
-        return self.parser.get_method() == b"HEAD"
+        return ((self._phase == _HEAD or self._phase == _BODY)
+                and self.parser.get_method() == b"HEAD")
 
     def _count_unfinished_head(self, size: int, continuing: bool) -> None:
         """Bound a request head that does not end (httptools buffers it whole).
@@ -448,17 +459,14 @@ class HTTP1Protocol(ResponseSink):
         upgrade = parser.should_upgrade()
         if upgrade and not self._queue and self._wants_h2c(method):
             return  # answered over HTTP/2 once the head is fully read
-        if upgrade and state.websocket and not state.shutting_down:
-            # Imported here: the websockets package is optional (WS=auto).
-            from qactuar.protocols.websocket import handshake_problem, wants_websocket
-
-            if wants_websocket(self._headers):
-                problem = handshake_problem(method, version, self._headers)
-                if problem is not None:
-                    # RFC 6455 4.4: a refused handshake says which version we speak.
-                    raise RefusedRequest(400, problem, b"sec-websocket-version: 13\r\n")
-                self._websocket = (scope, app)
-                return
+        if (upgrade and state.websocket and not state.shutting_down
+                and wants_websocket(self._headers)):
+            problem = handshake_problem(method, version, self._headers)
+            if problem is not None:
+                # RFC 6455 4.4: a refused handshake says which version we speak.
+                raise RefusedRequest(400, problem, b"sec-websocket-version: 13\r\n")
+            self._websocket = (scope, app)
+            return
         self._headers = _NO_HEADERS  # the scope has them; an idle connection keeps none
         request = _Request(self, scope, app, state)
         request.keep_alive = keep_alive
@@ -688,7 +696,7 @@ class HTTP1Protocol(ResponseSink):
             self._close()
             return
         if not self._queue and self._websocket_rest is not None:
-            self._hand_over_websocket()
+            self._switch_to_websocket()
             return
         if self._queue:
             self._start_response_cycle(self._queue[0])
@@ -788,89 +796,50 @@ class HTTP1Protocol(ResponseSink):
         else:
             self._close()  # idle too long, or never sent a byte, or stalled a body
 
-    def _hand_over_websocket(self) -> None:
-        """Give the transport to a WebSocketProtocol with the bytes after the head."""
-        from qactuar.protocols.websocket import WebSocketProtocol
+    # -- hand-overs (protocols/handover.py decides and makes them) -------------
 
-        assert self._websocket is not None and self.transport is not None
-        (scope, app), self._websocket = self._websocket, None
-        rest, self._websocket_rest = bytes(self._websocket_rest or b""), None
+    def _give_up_transport(self) -> asyncio.Transport:
+        """This protocol is done with the connection: another one takes the transport."""
+        transport = self.transport
+        assert transport is not None
         self._phase = _STOPPED
-        self._closed = True  # this protocol is done with the transport
-        self._release_parser()
-        self._cancel_timer()
-        self.state.connections.discard(self)
-        websocket = WebSocketProtocol(self.state, scope, app)
-        self.transport.set_protocol(websocket)
-        websocket.take_over(self.transport, rest, self._reading_paused)
-
-    def _hand_over_prior_knowledge(self, data: bytes) -> bool:
-        """h2c with prior knowledge: the connection opened with the HTTP/2 preface."""
-        from qactuar.protocols.http2 import PREFACE
-
-        at = data.find(PREFACE)
-        if at < 0 or self._queue or self._parsing is not None:
-            return False
-        self._hand_over_http2(data[at:])
-        return True
-
-    def _wants_h2c(self, method: str) -> bool:
-        """An `Upgrade: h2c` we accept (RFC 7540 3.2): cleartext, no body, one HTTP2-Settings.
-
-        Then remember it, with the request as HTTP/2 header fields; otherwise the
-        request is served as HTTP/1.1.
-        """
-        if (self.state.scheme != "http" or self.state.shutting_down
-                or not http2_enabled(self.config.HTTP2)):
-            return False
-        upgrade = b""
-        settings = []
-        fields = [(b":method", method.encode()), (b":path", self._url), (b":scheme", b"http")]
-        for name, value in self._headers:
-            if name == b"upgrade":
-                upgrade = value.strip().lower()
-            elif name == b"http2-settings":
-                settings.append(value.strip())
-            elif name == b"host":
-                fields.insert(3, (b":authority", value))
-            elif name not in (b"connection", b"keep-alive", b"transfer-encoding", b"te",
-                              b"proxy-connection"):
-                fields.append((name, value))
-        has_body = self._transfer_encoding is not None or bool(self._content_length)
-        if upgrade != b"h2c" or len(settings) != 1 or has_body:
-            return False
-        self._h2c_upgrade = (settings[0], fields)
-        return True
-
-    def _upgrade_to_h2c(self, rest: bytes) -> None:
-        """Answer 101 and continue the connection (and this request, as stream 1) in HTTP/2."""
-        assert self._h2c_upgrade is not None and self.transport is not None
-        settings, fields = self._h2c_upgrade
-        self._h2c_upgrade = None
-        self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\n"
-                             b"upgrade: h2c\r\n\r\n")
-        self._hand_over_http2(rest, upgrade=(settings, fields))
-
-    def _hand_over_http2(self, data: bytes,
-                         upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None) -> None:
-        """Give the transport to an H2Protocol, with what the client sent so far."""
-        assert self.transport is not None
-        self._phase = _STOPPED
-        self._closed = True  # this protocol is done with the transport
+        self._closed = True
         self._release_parser()
         self._client_deadline = 0.0
         self._cancel_timer()
         self.state.connections.discard(self)
-        http2 = self.h2_protocol_class(self.state, self.transport, self.client, self.server,
-                                       self._tls)
-        self.transport.set_protocol(http2)
-        http2.take_over(data, upgrade)
+        return transport
 
-    @property
-    def h2_protocol_class(self) -> type[H2Protocol]:
-        from qactuar.protocols.http2 import H2Protocol
+    def _switch_to_websocket(self) -> None:
+        """Give the transport to a WebSocket protocol with the bytes after the handshake."""
+        assert self._websocket is not None
+        (scope, app), self._websocket = self._websocket, None
+        rest, self._websocket_rest = bytes(self._websocket_rest or b""), None
+        reading_paused = self._reading_paused
+        handover.to_websocket(self.state, self._give_up_transport(), scope, app, rest,
+                              reading_paused)
 
-        return H2Protocol
+    def _switch_to_http2(self, data: bytes,
+                         upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None) -> None:
+        """Give the transport to HTTP/2, with what the client sent that HTTP/2 must read."""
+        handover.to_http2(self.state, self._give_up_transport(), self.client, self.server,
+                          self._tls, data, upgrade)
+
+    def _wants_h2c(self, method: str) -> bool:
+        """An `Upgrade: h2c` we accept: then remember it, to make once the head is read."""
+        if (self.state.scheme != "http" or self.state.shutting_down
+                or not http2_enabled(self.config.HTTP2)):
+            return False
+        has_body = self._transfer_encoding is not None or bool(self._content_length)
+        self._h2c_upgrade = handover.h2c_upgrade(method, self._url, self._headers, has_body)
+        return self._h2c_upgrade is not None
+
+    def _switch_to_h2c(self, rest: bytes) -> None:
+        """Answer 101 and continue the connection (and this request, as stream 1) in HTTP/2."""
+        assert self._h2c_upgrade is not None and self.transport is not None
+        upgrade, self._h2c_upgrade = self._h2c_upgrade, None
+        self.transport.write(handover.H2C_SWITCHING)
+        self._switch_to_http2(rest, upgrade)
 
     def shutdown(self) -> None:
         """Server shutdown: close now if idle between requests, else after the answer.

@@ -223,6 +223,8 @@ class H2Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.state.connections.discard(self)
+        if self.state.observer is not None:
+            self.state.observer.connection_closed()
         self._cancel_timers()
         for sink in list(self.sinks.values()):
             self._forget(sink)

@@ -141,6 +141,8 @@ def negotiate_extensions(headers: list[tuple[bytes, bytes]]) -> tuple[str | None
 class WebSocketProtocol(asyncio.Protocol):
     """One WebSocket connection; also the `WebSocketSink` of its session."""
 
+    ends_connection = True  # connection_lost is the end of the client's connection
+
     def __init__(self, state: ServerState, http_scope: dict[str, Any], app: Any) -> None:
         self.state = state
         self.config = state.config
@@ -200,6 +202,8 @@ class WebSocketProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.state.connections.discard(self)
+        if self.ends_connection and self.state.observer is not None:
+            self.state.observer.connection_closed()
         for timer in (self._ping_timer, self._pong_timer, self._close_timer):
             if timer is not None:
                 timer.cancel()
