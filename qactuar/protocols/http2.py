@@ -227,9 +227,12 @@ class H2Protocol(asyncio.Protocol):
             self.state.observer.connection_closed()
         self._cancel_timers()
         for sink in list(self.sinks.values()):
+            stream = sink.stream
+            sink.ended = True
             self._forget(sink)
-            if sink.stream is not None:
-                sink.stream.client_gone()
+            if stream is not None:
+                stream.client_gone()
+            sink.release_writers()
 
     def eof_received(self) -> bool | None:
         return None  # HTTP/2 has GOAWAY for ending; a half-close ends the connection
@@ -344,19 +347,28 @@ class H2Protocol(asyncio.Protocol):
         self._protocol_failure(f"protocol error ({exc})")
 
     def _settings_first(self, data: bytes) -> bool:
-        """False (and the connection closed) when the preface is not followed by SETTINGS."""
+        """False (and the connection closed with GOAWAY) when the client's first bytes are
+        not the preface, or the preface is not followed by SETTINGS."""
         opening = self._opening
         assert opening is not None
         opening += data[:len(PREFACE) + 4 - len(opening)]
+        preface = opening[:len(PREFACE)]
+        if preface != PREFACE[:len(preface)]:
+            # h2 would raise without its GOAWAY: RFC 9113 3.4 asks for PROTOCOL_ERROR.
+            server_logger.info("invalid HTTP/2 connection preface from %s: closing the "
+                               "connection", _peer(self.client))
+            self._opening = None
+            self._goaway_and_close(h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return False
         if len(opening) < len(PREFACE) + 4:
             return True  # the first frame's type is not in yet
         self._opening = None
-        if opening.startswith(PREFACE) and opening[len(PREFACE) + 3] != 0x4:
+        if opening[len(PREFACE) + 3] != 0x4:
             server_logger.warning("HTTP/2 connection preface not followed by SETTINGS from "
                                   "%s: closing the connection", _peer(self.client))
             self._goaway_and_close(h2.errors.ErrorCodes.PROTOCOL_ERROR)
             return False
-        return True  # (a wrong preface is h2's to refuse)
+        return True
 
     def _handle_events(self, events: list[h2.events.Event]) -> None:
         now = self.loop.time()
@@ -579,10 +591,10 @@ class H2Protocol(asyncio.Protocol):
         if sink is None:
             return
         sink.ended = True
-        sink.out.clear()
+        stream = sink.stream
         self._forget(sink)
-        if sink.stream is not None:
-            sink.stream.client_gone()
+        if stream is not None:
+            stream.client_gone()
         sink.release_writers()
 
     # -- the sending side (called by the stream sinks) --------------------------------
@@ -729,8 +741,16 @@ class H2Protocol(asyncio.Protocol):
                 self.flush_stream(sink, write=False)
 
     def _forget(self, sink: _StreamSink) -> None:
+        """The stream is over for this connection: nothing more is sent or read on it."""
         if self.sinks.pop(sink.stream_id, None) is None:
             return
+        # What was never sent is dropped now, and the sink and its HTTPStream stop
+        # referring to each other: as a reference cycle they (and a body still
+        # waiting for a window, megabytes for a client that went away) would
+        # otherwise live until the cyclic garbage collector ran.
+        sink.out.clear()
+        sink.trailers = None
+        sink.stream = None
         if sink.websocket is not None:
             sink.websocket.connection_lost(None)  # the stream is over, as a TCP close
         if not self.sinks:
