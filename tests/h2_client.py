@@ -48,18 +48,17 @@ class StreamResult:
         return dict(self.headers).get(name)
 
 
-class H2Client:
-    """One HTTP/2 connection (h2c prior knowledge, or TLS with ALPN h2)."""
+class H2Peer:
+    """The client side of one HTTP/2 connection, without its I/O.
 
-    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None = None,
-                 settings: dict[int, int] | None = None, validate: bool = True,
-                 auto_window: bool = True, send_preface: bool = True) -> None:
-        raw = socket.create_connection((host, port), timeout=10)
-        if tls is not None:
-            tls.set_alpn_protocols(["h2"])
-            raw = tls.wrap_socket(raw, server_hostname=host)
-            assert raw.selected_alpn_protocol() == "h2", raw.selected_alpn_protocol()
-        self.sock = raw
+    A subclass says how bytes reach the server (`send_raw`) and how the
+    server's bytes are read (`pump`, which hands them to `receive`):
+    `H2Client` over a socket, `inprocess.InProcessH2Client` over a fake transport.
+    """
+
+    def __init__(self, authority: bytes, scheme: bytes, settings: dict[int, int] | None = None,
+                 validate: bool = True, auto_window: bool = True,
+                 send_preface: bool = True) -> None:
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=True, header_encoding=None, validate_inbound_headers=validate))
         self.auto_window = auto_window  # acknowledge received data at once
@@ -68,21 +67,31 @@ class H2Client:
         self.goaway: h2.events.ConnectionTerminated | None = None
         self.pushed: dict[int, list[tuple[bytes, bytes]]] = {}
         self.closed = False
-        self.host = f"{host}:{port}".encode()
-        self.scheme = b"https" if tls is not None else b"http"
+        self.host = authority
+        self.scheme = scheme
         if send_preface:
             self.conn.initiate_connection()
             if settings:
                 self.conn.update_settings(settings)
             self.flush()
 
+    def send_raw(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def pump(self, timeout: float = 5) -> bool:
+        """Read once (up to `timeout`) and handle the events; False once the server closed."""
+        raise NotImplementedError
+
     def flush(self) -> None:
         data = self.conn.data_to_send()
         if data:
-            self.sock.sendall(data)
+            self.send_raw(data)
 
-    def send_raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
+    def receive(self, data: bytes) -> None:
+        """Handle bytes from the server, and send what h2 answers (SETTINGS ack, windows)."""
+        for event in self.conn.receive_data(data):
+            self._handle(event)
+        self.flush()
 
     def request(self, path: str, method: str = "GET", body: bytes | None = None,
                 headers: list[tuple[bytes, bytes]] | None = None, end: bool = True) -> int:
@@ -122,25 +131,6 @@ class H2Client:
             return self.send_block([], end=end)
         finally:
             self.conn.encoder = encoder
-
-    def pump(self, timeout: float = 5) -> bool:
-        """Read once (up to `timeout`) and handle the events; False once the socket closed."""
-        if self.closed:
-            return False
-        self.sock.settimeout(timeout)
-        try:
-            data = self.sock.recv(65536)
-        except TimeoutError:
-            return True
-        except (ConnectionResetError, ssl.SSLError, OSError):
-            data = b""
-        if not data:
-            self.closed = True
-            return False
-        for event in self.conn.receive_data(data):
-            self._handle(event)
-        self.flush()
-        return True
 
     def _handle(self, event: Any) -> None:
         self.events.append(event)
@@ -198,14 +188,48 @@ class H2Client:
                       f"the end of stream {stream_id}")
         return result
 
+    def get(self, path: str, **kwargs: Any) -> StreamResult:
+        return self.response(self.request(path, **kwargs))
+
     def wait_closed(self, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout
         while self.pump(max(0.01, min(0.5, deadline - time.monotonic()))):
             if time.monotonic() > deadline:
                 raise AssertionError("the server did not close the connection")
 
-    def get(self, path: str, **kwargs: Any) -> StreamResult:
-        return self.response(self.request(path, **kwargs))
+
+class H2Client(H2Peer):
+    """One HTTP/2 connection over a real socket (h2c prior knowledge, or TLS with ALPN h2)."""
+
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None = None,
+                 **kwargs: Any) -> None:
+        raw = socket.create_connection((host, port), timeout=10)
+        if tls is not None:
+            tls.set_alpn_protocols(["h2"])
+            raw = tls.wrap_socket(raw, server_hostname=host)
+            assert raw.selected_alpn_protocol() == "h2", raw.selected_alpn_protocol()
+        self.sock = raw
+        super().__init__(f"{host}:{port}".encode(), b"https" if tls is not None else b"http",
+                         **kwargs)
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def pump(self, timeout: float = 5) -> bool:
+        if self.closed:
+            return False
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            return True
+        except (ConnectionResetError, ssl.SSLError, OSError):
+            data = b""
+        if not data:
+            self.closed = True
+            return False
+        self.receive(data)
+        return True
 
     def close(self) -> None:
         self.sock.close()
