@@ -288,16 +288,33 @@ def basic_server(server_model: str, _basic_servers: dict[str, ServerProcess]) ->
     return server
 
 
-def read_response(sock: socket.socket, timeout: float = 5) -> tuple[bytes, dict[bytes, bytes],
-                                                                      bytes]:
+Response = tuple[bytes, dict[bytes, bytes], bytes]
+
+
+def read_response(sock: socket.socket, timeout: float = 5, head_only: bool = False) -> Response:
     """Read one HTTP/1.1 response (status line, headers, body) from a raw socket.
 
-    Handles Content-Length, chunked and close-delimited bodies.  Returns the
-    status line, the headers (lower-cased names; the last value wins) and the
-    body (de-chunked).
+    Handles Content-Length, chunked and close-delimited bodies; `head_only`:
+    the answer to a HEAD request, which has none.  Returns the status line,
+    the headers (lower-cased names; the last value wins) and the body
+    (de-chunked).
     """
     sock.settimeout(timeout)
-    reader = _SocketReader(sock)
+    return _read_response(_SocketReader(sock), head_only)
+
+
+def parse_responses(data: bytes, head_only: list[bool], closed: bool = True
+                    ) -> tuple[list[Response], bytes]:
+    """Read one response per item of `head_only` from `data`, as `read_response` reads a
+    socket; returns them and the bytes after them.  `closed`: the server has closed the
+    connection, so a close-delimited body is complete.  Raises ConnectionError if `data`
+    ends before the last response does."""
+    reader = _BytesReader(data, closed)
+    responses = [_read_response(reader, head) for head in head_only]
+    return responses, reader.buffer
+
+
+def _read_response(reader: _SocketReader | _BytesReader, head_only: bool) -> Response:
     status_line = reader.read_line()
     headers: dict[bytes, bytes] = {}
     while True:
@@ -306,7 +323,8 @@ def read_response(sock: socket.socket, timeout: float = 5) -> tuple[bytes, dict[
             break
         name, _, value = line.partition(b":")
         headers[name.strip().lower()] = value.strip()
-    if status_line.split(b" ")[1][:1] == b"1":
+    status = status_line.split(b" ")[1]
+    if status[:1] == b"1" or head_only or status in (b"204", b"304"):
         return status_line, headers, b""
     if headers.get(b"transfer-encoding") == b"chunked":
         body = b""
@@ -321,6 +339,33 @@ def read_response(sock: socket.socket, timeout: float = 5) -> tuple[bytes, dict[
     if b"content-length" in headers:
         return status_line, headers, reader.read_exact(int(headers[b"content-length"]))
     return status_line, headers, reader.read_all()
+
+
+class _BytesReader:
+    """Line and exact reads from bytes already received."""
+
+    def __init__(self, data: bytes, closed: bool) -> None:
+        self.buffer = data
+        self.closed = closed
+
+    def read_line(self) -> bytes:
+        line, sep, rest = self.buffer.partition(b"\r\n")
+        if not sep:
+            raise ConnectionError(f"no end of line in {self.buffer!r}")
+        self.buffer = rest
+        return line
+
+    def read_exact(self, size: int) -> bytes:
+        if len(self.buffer) < size:
+            raise ConnectionError(f"{size} bytes wanted, {len(self.buffer)} there")
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def read_all(self) -> bytes:
+        if not self.closed:
+            raise ConnectionError("a close-delimited body before the close")
+        data, self.buffer = self.buffer, b""
+        return data
 
 
 # Bytes read past the end of one response, kept for the next read on that socket.

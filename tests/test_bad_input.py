@@ -15,8 +15,15 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import ServerProcess, read_response, recv_until_closed
-
-PIPELINED = b"GET /hello HTTP/1.1\r\nHost: example.com\r\n\r\n"
+from request_tables import (
+    BAD_REQUESTS,
+    GOOD_THEN_BAD,
+    PIPELINED,
+    REFUSED_HEAD_REQUESTS,
+    check_refused_alone,
+    check_refused_head,
+    head_of,
+)
 
 
 def _args(*extra: str) -> list[str]:
@@ -42,91 +49,6 @@ def app_error_server() -> Iterator[ServerProcess]:
     server.stop()
 
 
-def _host(*lines: bytes) -> bytes:
-    return b"".join(line + b"\r\n" for line in lines) + b"\r\n"
-
-
-# (request bytes, expected status) for every request the server must refuse.
-BAD_REQUESTS = [
-    # Request smuggling: the body's framing is ambiguous.
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Content-Length: 5",
-                       b"Transfer-Encoding: chunked") + b"0\r\n\r\n", 400,
-                 id="content-length-and-transfer-encoding"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked",
-                       b"Content-Length: 5") + b"0\r\n\r\n", 400,
-                 id="transfer-encoding-and-content-length"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Content-Length: 5",
-                       b"Content-Length: 6") + b"hello!", 400,
-                 id="duplicate-differing-content-length"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Content-Length: 5, 6") + b"hello!",
-                 400, id="content-length-list"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Content-Length: -5"), 400,
-                 id="negative-content-length"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked",
-                       b"Transfer-Encoding: chunked") + b"0\r\n\r\n", 400,
-                 id="repeated-transfer-encoding"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked")
-                 + b"zz\r\nhello\r\n0\r\n\r\n", 400, id="chunk-size-not-hex"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked")
-                 + b"fffffffffffffffff1\r\nhello\r\n0\r\n\r\n", 400, id="chunk-size-overflow"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked")
-                 + b"5\r\nhelloXX0\r\n\r\n", 400, id="no-crlf-after-chunk-data"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked")
-                 + b"5\nhello\r\n0\r\n\r\n", 400, id="bare-lf-after-chunk-size"),
-    pytest.param(_host(b"POST /echo HTTP/1.0", b"Transfer-Encoding: chunked")
-                 + b"5\r\nhello\r\n0\r\n\r\n", 400, id="transfer-encoding-in-http-1.0"),
-    # Header syntax.
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"Bad Name: x"), 400,
-                 id="space-in-header-name"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo : x"), 400,
-                 id="space-before-colon"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-\x01Foo: x"), 400,
-                 id="control-byte-in-header-name"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a\x01b"), 400,
-                 id="control-byte-in-header-value"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a\x00b"), 400,
-                 id="nul-in-header-value"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a\rb"), 400,
-                 id="bare-cr-in-header-value"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a\x7fb"), 400,
-                 id="del-in-header-value"),
-    pytest.param(b"GET /hello HTTP/1.1\nHost: x\n\n", 400, id="bare-lf-everywhere"),
-    pytest.param(b"GET /hello HTTP/1.1\nHost: x\r\n\r\n", 400, id="bare-lf-after-request-line"),
-    pytest.param(b"GET /hello HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n", 400,
-                 id="bare-lf-after-header"),
-    pytest.param(b"GET /hello HTTP/1.1\r\nHost: x\r\n\n", 400, id="bare-lf-ending-head"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a", b" b"), 400,
-                 id="obs-fold-space"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a", b"\tb"), 400,
-                 id="obs-fold-tab"),
-    # Request line.
-    pytest.param(_host(b"G@T /hello HTTP/1.1", b"Host: x"), 400, id="invalid-method"),
-    pytest.param(_host(b"GET /caf\xc3\xa9 HTTP/1.1", b"Host: x"), 400,
-                 id="non-ascii-in-path"),
-    pytest.param(_host(b"GET /hello?q=\xc3\xa9 HTTP/1.1", b"Host: x"), 400,
-                 id="non-ascii-in-query"),
-    pytest.param(_host(b"GET /a\x01b HTTP/1.1", b"Host: x"), 400, id="control-byte-in-target"),
-    pytest.param(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400,
-                 id="tls-handshake-bytes"),
-    # Host.
-    pytest.param(_host(b"GET /hello HTTP/1.1"), 400, id="missing-host"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"Host: y"), 400, id="two-hosts"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"Host: x"), 400,
-                 id="two-identical-hosts"),
-    # Unsupported rather than malformed.
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: gzip, chunked")
-                 + b"0\r\n\r\n", 501, id="gzip-transfer-coding"),
-    pytest.param(_host(b"GET /hello HTTP/2.0", b"Host: x"), 505, id="http-2.0"),
-    pytest.param(_host(b"GET /hello HTTP/1.2", b"Host: x"), 505, id="http-1.2"),
-    pytest.param(b"GET /hello\r\n\r\n", 505, id="http-0.9-no-version"),
-    pytest.param(_host(b"GET /hello HTTP/0.9"), 505, id="http-0.9"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Expect: teapot",
-                       b"Content-Length: 2") + b"hi", 417, id="unknown-expect"),
-    pytest.param(_host(b"CONNECT example.com:443 HTTP/1.1", b"Host: example.com:443"), 501,
-                 id="connect"),
-]
-
-
 def _refuse(server: ServerProcess, request: bytes) -> tuple[bytes, dict[bytes, bytes], bytes,
                                                               int]:
     """Send a bad request with a valid one pipelined behind it.
@@ -146,39 +68,28 @@ def _refuse(server: ServerProcess, request: bytes) -> tuple[bytes, dict[bytes, b
 def test_bad_request_is_refused_and_nothing_after_it_is_answered(
         strict_server: ServerProcess, request_bytes: bytes, status: int) -> None:
     status_line, headers, rest, _ = _refuse(strict_server, request_bytes)
-    assert status_line.startswith(b"HTTP/1.1 %d " % status), status_line
-    assert headers.get(b"connection") == b"close"
     # The pipelined GET /hello is never answered: exactly one response, then EOF.
-    assert rest == b""
+    check_refused_alone([(status_line, headers, b"")], rest, status)
 
 
-@pytest.mark.parametrize(("request_bytes", "status"), [
-    (b"HEAD / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),  # the parser's refusal
-    (b"HEAD / HTTP/1.1\r\n\r\n", 400),  # ours: no Host
-    (b"HEAD / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n", 417),
-], ids=["bad-field", "no-host", "expect"])
+@pytest.mark.parametrize(("request_bytes", "status"), REFUSED_HEAD_REQUESTS)
 def test_a_refused_head_request_gets_its_status_without_a_body(
         strict_server: ServerProcess, request_bytes: bytes, status: int) -> None:
     with strict_server.connect() as sock:
         sock.sendall(request_bytes)
-        head, _, rest = recv_until_closed(sock).partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 %d " % status), head
-    assert b"\r\ncontent-length: " in head
-    assert rest == b""
+        check_refused_head(recv_until_closed(sock), status)
 
 
 def test_bad_request_pipelined_after_a_good_one(strict_server: ServerProcess) -> None:
     """The good request is answered first, then the bad one gets its 400, then EOF."""
     with strict_server.connect() as sock:
-        sock.sendall(b"GET /sleep?s=0.2 HTTP/1.1\r\nHost: x\r\n\r\n"
-                     + _host(b"G@T /hello HTTP/1.1", b"Host: x") + PIPELINED)
+        sock.sendall(GOOD_THEN_BAD)
         status_line, _, body = read_response(sock)
         assert status_line == b"HTTP/1.1 200 OK"
         assert body == b"slept"
+        status_line, headers, _ = read_response(sock)
         rest = recv_until_closed(sock)
-    assert rest.startswith(b"HTTP/1.1 400 "), rest
-    assert b"\r\nconnection: close\r\n" in rest.lower()
-    assert rest.count(b"HTTP/1.1 ") == 1, rest
+    check_refused_alone([(status_line, headers, b"")], rest, 400)
 
 
 def test_no_traceback_for_client_mistakes(strict_server: ServerProcess) -> None:
@@ -201,7 +112,7 @@ def test_no_traceback_for_client_mistakes(strict_server: ServerProcess) -> None:
 
 
 def test_valid_request_after_refusals_is_served(strict_server: ServerProcess) -> None:
-    _refuse(strict_server, _host(b"GET /hello HTTP/1.1"))
+    _refuse(strict_server, head_of(b"GET /hello HTTP/1.1"))
     _assert_alive(strict_server)
 
 
