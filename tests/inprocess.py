@@ -292,6 +292,10 @@ class Connection:
         self.transport.client_gone()
         self.settle()
 
+    def unread(self) -> bytes:
+        """What the server wrote since the last read, left to be read."""
+        return bytes(self.transport.written[self.read_at:])
+
     def read(self) -> bytes:
         """What the server wrote since the last read."""
         data = bytes(self.transport.written[self.read_at:])
@@ -364,8 +368,7 @@ class InProcessH2Client(H2Peer):
 
     def pump(self, timeout: float = 5) -> bool:
         connection = self.connection
-        connection.run_until(lambda: connection.transport.written[connection.read_at:]
-                             or connection.closed, timeout)
+        connection.run_until(lambda: bool(connection.unread()) or connection.closed, timeout)
         data = connection.read()
         if data:
             self.receive(data)

@@ -12,8 +12,30 @@ from collections.abc import Iterator
 
 import pytest
 
+from conftest import Response, parse_responses
 from inprocess import Connection, InProcessServer, serving
 from qactuar._build import PURE_PYTHON_ENV_VAR, flag_is_set
+from request_tables import (
+    BAD_REQUESTS,
+    EMPTY_BODIES,
+    EMPTY_BODY_ANSWER,
+    EXCHANGES,
+    GOOD_THEN_BAD,
+    HELLO,
+    OVER_LIMITS,
+    OVER_LIMITS_MID_REQUEST,
+    PIPELINED,
+    REFUSED_HEAD_REQUESTS,
+    SMALL_LIMITS,
+    UPGRADES_NOT_TAKEN,
+    WITHIN_LIMITS,
+    Answer,
+    Step,
+    check_refused_alone,
+    check_refused_head,
+    get,
+    upgrade_with_body,
+)
 
 
 @pytest.fixture
@@ -47,3 +69,157 @@ def test_a_request_split_into_single_bytes_is_answered(misbehaving: InProcessSer
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
     assert answer.endswith(b"\r\n\r\n" + body)
     assert misbehaving.tracebacks() == []
+
+
+# -- the shared tables (request_tables.py) ---------------------------------------------
+
+
+def read_answers(connection: Connection, head_only: list[bool]) -> tuple[list[Response], bytes]:
+    """Run until the server has written one response per item of `head_only` (or closed);
+    return them and any bytes after them, once the server is idle."""
+    def complete() -> bool:
+        try:
+            parse_responses(connection.unread(), head_only, connection.closed)
+        except ConnectionError:
+            return connection.closed
+        return True
+
+    connection.wait_for(complete, what=f"{len(head_only)} response(s)")
+    return parse_responses(connection.read(), head_only, connection.closed)
+
+
+def refused(server: InProcessServer, request: bytes, pieces: int = 0) -> tuple[
+        list[Response], bytes]:
+    """Send `request` with PIPELINED behind it in one read (or in reads of `pieces` bytes);
+    the first answer and everything after it, once the server has closed."""
+    connection = server.connect()
+    connection.feed(request + PIPELINED, pieces)
+    responses, rest = read_answers(connection, [False])
+    rest += connection.read_until_closed()
+    assert server.tracebacks() == []
+    assert connection.transport.late_writes == b""
+    return responses, rest
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), BAD_REQUESTS)
+def test_bad_request_is_refused_and_nothing_after_it_is_read(
+        misbehaving: InProcessServer, request_bytes: bytes, status: int) -> None:
+    check_refused_alone(*refused(misbehaving, request_bytes), status)
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), BAD_REQUESTS)
+def test_bad_request_in_single_byte_reads(misbehaving: InProcessServer, request_bytes: bytes,
+                                          status: int) -> None:
+    """The same refusal whichever read the bad byte arrives in."""
+    check_refused_alone(*refused(misbehaving, request_bytes, pieces=1), status)
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), BAD_REQUESTS)
+def test_a_refusal_is_logged_on_lines_of_its_own_without_a_traceback(
+        misbehaving: InProcessServer, request_bytes: bytes, status: int) -> None:
+    refused(misbehaving, request_bytes)
+    lines = [record.getMessage() for record in misbehaving.log_records]
+    assert any(line.startswith(f"{status} ") and "127.0.0.1:50000" in line
+               for line in lines), lines
+    assert all("\n" not in line and "\r" not in line for line in lines), lines
+    assert misbehaving.tracebacks() == []
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), REFUSED_HEAD_REQUESTS)
+def test_a_refused_head_request_gets_its_status_without_a_body(
+        misbehaving: InProcessServer, request_bytes: bytes, status: int) -> None:
+    connection = misbehaving.connect()
+    connection.feed(request_bytes)
+    check_refused_head(connection.read_until_closed(), status)
+
+
+def test_bad_request_pipelined_after_a_good_one(misbehaving: InProcessServer) -> None:
+    connection = misbehaving.connect()
+    connection.feed(GOOD_THEN_BAD)
+    [good, bad], rest = read_answers(connection, [False, False])
+    Answer(200, b"slept").check(good)
+    rest += connection.read_until_closed()
+    check_refused_alone([bad], rest, 400)
+
+
+@pytest.fixture(scope="module")
+def small_limits() -> Iterator[InProcessServer]:
+    with serving("apps.misbehaving:app", **SMALL_LIMITS) as server:
+        yield server
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), OVER_LIMITS)
+def test_over_a_limit_is_refused_and_nothing_after_it_is_read(
+        small_limits: InProcessServer, request_bytes: bytes, status: int) -> None:
+    check_refused_alone(*refused(small_limits, request_bytes), status)
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), OVER_LIMITS_MID_REQUEST)
+def test_over_a_limit_is_refused_before_the_request_ends(
+        small_limits: InProcessServer, request_bytes: bytes, status: int) -> None:
+    connection = small_limits.connect()
+    connection.feed(request_bytes)
+    responses, rest = read_answers(connection, [False])
+    check_refused_alone(responses, rest + connection.read_until_closed(), status)
+
+
+@pytest.mark.parametrize(("request_bytes", "body"), WITHIN_LIMITS)
+def test_within_the_limits_is_served(small_limits: InProcessServer, request_bytes: bytes,
+                                     body: bytes) -> None:
+    connection = small_limits.connect()
+    connection.feed(request_bytes)
+    [response], rest = read_answers(connection, [False])
+    Answer(200, body).check(response)
+    assert rest == b""
+    assert not connection.closed
+
+
+@pytest.fixture(scope="module")
+def basic() -> Iterator[InProcessServer]:
+    with serving("apps.basic:app") as server:
+        yield server
+
+
+def run_exchange(connection: Connection, steps: tuple[Step, ...], closes: bool) -> None:
+    for step in steps:
+        connection.feed(step.request)
+        responses, rest = read_answers(connection, [a.head_only for a in step.answers])
+        for answer, response in zip(step.answers, responses, strict=True):
+            answer.check(response)
+        assert rest == b"", rest
+    assert connection.closed is closes
+
+
+@pytest.mark.parametrize(("steps", "closes"), EXCHANGES)
+def test_exchange(basic: InProcessServer, steps: tuple[Step, ...], closes: bool) -> None:
+    run_exchange(basic.connect(), steps, closes)
+
+
+@pytest.mark.parametrize("pieces", [1, 7])
+@pytest.mark.parametrize(("steps", "closes"), EXCHANGES)
+def test_exchange_in_small_reads(basic: InProcessServer, steps: tuple[Step, ...],
+                                 closes: bool, pieces: int) -> None:
+    """The same answers whatever the client's bytes are split into."""
+    connection = basic.connect()
+    for step in steps:
+        connection.feed(step.request, pieces)
+        responses, rest = read_answers(connection, [a.head_only for a in step.answers])
+        for answer, response in zip(step.answers, responses, strict=True):
+            answer.check(response)
+        assert rest == b"", rest
+    assert connection.closed is closes
+
+
+@pytest.mark.parametrize("request_bytes", EMPTY_BODIES)
+def test_empty_body_is_one_final_message(basic: InProcessServer, request_bytes: bytes) -> None:
+    run_exchange(basic.connect(), (Step(request_bytes, (EMPTY_BODY_ANSWER,)),
+                                   Step(get("/hello"), (HELLO,))), closes=False)
+
+
+@pytest.mark.parametrize("upgrade", UPGRADES_NOT_TAKEN)
+def test_an_upgrade_not_taken_keeps_the_request_body(basic: InProcessServer,
+                                                       upgrade: list[str]) -> None:
+    connection = basic.connect()
+    connection.feed(upgrade_with_body(upgrade))
+    [response], _ = read_answers(connection, [False])
+    Answer(200, b"hello world").check(response)
