@@ -17,6 +17,18 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
+from hyperframe.frame import Frame
+
+
+def parse_frames(received: bytes) -> list[Frame]:
+    """The whole frames in `received`, in order."""
+    frames = []
+    while len(received) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(received[:9]))
+        frame.parse_body(memoryview(received[9:9 + length]))
+        frames.append(frame)
+        received = received[9 + length:]
+    return frames
 
 
 class _FixedBlock:

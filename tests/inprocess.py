@@ -209,10 +209,10 @@ class InProcessServer:
         self.connections.append(connection)
         return connection
 
-    def h2_connect(self, settings: dict[int, int] | None = None,
-                   auto_window: bool = True) -> InProcessH2Client:
-        """A new connection on which an h2 client speaks HTTP/2 with prior knowledge."""
-        return InProcessH2Client(self.connect(), settings=settings, auto_window=auto_window)
+    def h2_connect(self, **kwargs: Any) -> InProcessH2Client:
+        """A new connection on which an h2 client speaks HTTP/2 with prior knowledge
+        (`kwargs`: those of InProcessH2Client and H2Peer)."""
+        return InProcessH2Client(self.connect(), **kwargs)
 
     def close(self) -> None:
         try:
@@ -359,12 +359,13 @@ class Connection:
 class InProcessH2Client(H2Peer):
     """An h2 client (h2_client.H2Peer) on an in-process `Connection`."""
 
-    def __init__(self, connection: Connection, **kwargs: Any) -> None:
+    def __init__(self, connection: Connection, pieces: int = 0, **kwargs: Any) -> None:
         self.connection = connection
+        self.pieces = pieces  # deliver what the client sends in reads of this many bytes
         super().__init__(authority=b"test", scheme=b"http", **kwargs)
 
     def send_raw(self, data: bytes) -> None:
-        self.connection.feed(data)
+        self.connection.feed(data, self.pieces)
 
     def pump(self, timeout: float = 5) -> bool:
         connection = self.connection

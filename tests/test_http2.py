@@ -42,7 +42,7 @@ from hyperframe.frame import (
 
 from apps.h2_app import field_value
 from conftest import ServerProcess, recv_until_closed, wait_until
-from h2_client import H2Client, StreamResult
+from h2_client import H2Client, StreamResult, parse_frames
 
 APP = "apps.h2_app:app"
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -550,7 +550,7 @@ def test_garbage_after_the_preface_costs_that_connection_only(h2_server) -> None
         # The first frame after the preface must be SETTINGS (RFC 9113 3.4).
         sock.sendall(PREFACE + PingFrame(0, opaque_data=b"12345678").serialize())
         received = recv_until_closed(sock, timeout=30)
-    goaways = [frame for frame in _parse_frames(received) if isinstance(frame, GoAwayFrame)]
+    goaways = [frame for frame in parse_frames(received) if isinstance(frame, GoAwayFrame)]
     assert goaways and goaways[0].error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
     with client(h2_server) as h2c:
         assert h2c.get("/hello").status == 200
@@ -966,18 +966,7 @@ def _frames_until_closed(server: ServerProcess, frames: list) -> list:
         sock.sendall(PREFACE + SettingsFrame(0).serialize()
                      + b"".join(frame.serialize() for frame in frames))
         received = recv_until_closed(sock, timeout=30)
-    return _parse_frames(received)
-
-
-def _parse_frames(received: bytes) -> list:
-    """The whole frames in `received`, in order."""
-    frames = []
-    while len(received) >= 9:
-        frame, length = Frame.parse_frame_header(memoryview(received[:9]))
-        frame.parse_body(memoryview(received[9:9 + length]))
-        frames.append(frame)
-        received = received[9 + length:]
-    return frames
+    return parse_frames(received)
 
 
 @pytest.mark.parametrize("stream_ids", [(1, 1), (5, 3), (2,)], ids=["reused", "lower", "even"])
