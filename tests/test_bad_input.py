@@ -25,6 +25,9 @@ from request_tables import (
     head_of,
 )
 
+# The servers of every test here run under each process model (conftest).
+pytestmark = pytest.mark.all_models
+
 
 def _args(*extra: str) -> list[str]:
     return ["apps.misbehaving:app", "--host", "127.0.0.1", "--port", "0", *extra]

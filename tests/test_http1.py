@@ -36,6 +36,9 @@ from request_tables import (
     upgrade_with_body,
 )
 
+# The servers of every test here run under each process model (conftest).
+pytestmark = pytest.mark.all_models
+
 HTTP1_APP = "apps.http1_app:app"
 needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 

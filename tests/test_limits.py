@@ -25,6 +25,9 @@ from request_tables import (
     cli_flags,
 )
 
+# The servers of every test here run under each process model (conftest).
+pytestmark = pytest.mark.all_models
+
 
 def _server(*flags: str) -> ServerProcess:
     return ServerProcess(["apps.misbehaving:app", "--host", "127.0.0.1", "--port", "0", *flags])
