@@ -6,6 +6,7 @@ windows, resets and GOAWAY, so the tests can check what the server did.
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import time
@@ -251,3 +252,33 @@ class H2Client(H2Peer):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def queue_scope_requests(h2c: H2Peer, count: int = 6, post_at: int = 3) -> list[int]:
+    """Queue (in h2, unsent) the preface and `count` requests for /scope?n=INDEX, the one at
+    `post_at` a POST /scope with a body; the stream ids.  For tests that send the bytes
+    their own way (cut into pieces), then `check_scope_answers`."""
+    h2c.conn.initiate_connection()
+    streams = []
+    for index in range(count):
+        stream_id = h2c.conn.get_next_available_stream_id()
+        h2c.streams[stream_id] = StreamResult()
+        post = index == post_at
+        h2c.conn.send_headers(stream_id, [
+            (b":method", b"POST" if post else b"GET"),
+            (b":path", b"/scope" if post else b"/scope?n=%d" % index),
+            (b":scheme", h2c.scheme), (b":authority", h2c.host)], end_stream=not post)
+        if post:
+            h2c.conn.send_data(stream_id, b"x" * 40, end_stream=True)
+        streams.append(stream_id)
+    return streams
+
+
+def check_scope_answers(h2c: H2Peer, streams: list[int], post_at: int = 3) -> None:
+    """Each stream of `queue_scope_requests` was answered with its own request's scope."""
+    for index, stream_id in enumerate(streams):
+        result = h2c.response(stream_id)
+        assert result.status == 200
+        scope = json.loads(result.body)
+        assert scope["method"] == ("POST" if index == post_at else "GET")
+        assert scope["query_string"] == ("" if index == post_at else f"n={index}")

@@ -42,7 +42,13 @@ from hyperframe.frame import (
 
 from apps.h2_app import field_value
 from conftest import ServerProcess, recv_until_closed, wait_until
-from h2_client import H2Client, StreamResult, parse_frames
+from h2_client import (
+    H2Client,
+    StreamResult,
+    check_scope_answers,
+    parse_frames,
+    queue_scope_requests,
+)
 
 APP = "apps.h2_app:app"
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -839,18 +845,7 @@ def test_frames_split_anywhere_across_reads(h2_server) -> None:
 
     with client(h2_server, send_preface=False) as h2c:
         h2c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        h2c.conn.initiate_connection()
-        streams = []
-        for index in range(6):
-            stream_id = h2c.conn.get_next_available_stream_id()
-            h2c.streams[stream_id] = StreamResult()
-            if index == 3:
-                h2c.conn.send_headers(stream_id, [(b":method", b"POST"), *_GET[1:]])
-                h2c.conn.send_data(stream_id, b"x" * 40, end_stream=True)
-            else:
-                h2c.conn.send_headers(stream_id, [*_GET[:1], (b":path", b"/scope?n=%d" % index),
-                                                  *_GET[2:]], end_stream=True)
-            streams.append(stream_id)
+        streams = queue_scope_requests(h2c)
         data = h2c.conn.data_to_send()
         h2c.sock.sendall(data[:len(PREFACE)])  # (HTTP/1.1's parser needs it whole to hand over)
         at = len(PREFACE)
@@ -860,12 +855,7 @@ def test_frames_split_anywhere_across_reads(h2_server) -> None:
             h2c.sock.sendall(data[at:at + size])
             at += size
             time.sleep(0.005)  # separate reads on the server, most of the time
-        for index, stream_id in enumerate(streams):
-            result = h2c.response(stream_id)
-            assert result.status == 200
-            scope = json.loads(result.body)
-            assert scope["method"] == ("POST" if index == 3 else "GET")
-            assert scope["query_string"] == ("" if index == 3 else f"n={index}")
+        check_scope_answers(h2c, streams)
 
 
 @pytest.mark.parametrize(("copies", "requests"), [(40, 1), (3, 8)])

@@ -7,7 +7,6 @@ idle, what the server wrote is all it will write until the client acts.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import h2.errors
@@ -16,7 +15,7 @@ import h2.settings
 import pytest
 from hyperframe.frame import DataFrame, GoAwayFrame, PingFrame, RstStreamFrame
 
-from h2_client import StreamResult, parse_frames
+from h2_client import check_scope_answers, parse_frames, queue_scope_requests
 from inprocess import InProcessH2Client, InProcessServer, serving
 
 APP = "apps.h2_app:app"
@@ -49,33 +48,13 @@ def test_prior_knowledge_request_and_body(server: InProcessServer) -> None:
 
 
 def send_scope_requests(h2c: InProcessH2Client, preface_pieces: int, pieces: int) -> list[int]:
-    """The preface, SETTINGS and four requests (one with a body), in reads of `pieces`
-    bytes (the preface in reads of `preface_pieces`); the stream ids."""
-    h2c.conn.initiate_connection()
-    streams = []
-    for index in range(4):
-        stream_id = h2c.conn.get_next_available_stream_id()
-        h2c.streams[stream_id] = StreamResult()
-        streams.append(stream_id)
-        h2c.conn.send_headers(stream_id, [
-            (b":method", b"POST" if index == 3 else b"GET"),
-            (b":path", b"/scope" if index == 3 else b"/scope?n=%d" % index),
-            (b":scheme", b"http"), (b":authority", b"test")], end_stream=index != 3)
-        if index == 3:
-            h2c.conn.send_data(stream_id, b"y" * 40, end_stream=True)
+    """h2_client.queue_scope_requests, delivered in reads of `pieces` bytes (the preface
+    in reads of `preface_pieces`)."""
+    streams = queue_scope_requests(h2c)
     data = h2c.conn.data_to_send()
     h2c.connection.feed(data[:len(PREFACE)], preface_pieces)
     h2c.connection.feed(data[len(PREFACE):], pieces)
     return streams
-
-
-def check_scope_answers(h2c: InProcessH2Client, streams: list[int]) -> None:
-    for index, stream_id in enumerate(streams):
-        result = h2c.response(stream_id)
-        assert result.status == 200
-        scope = json.loads(result.body)
-        assert scope["method"] == ("POST" if index == 3 else "GET")
-        assert scope["query_string"] == ("" if index == 3 else f"n={index}")
 
 
 @pytest.mark.parametrize("pieces", [1, 5, 13])
