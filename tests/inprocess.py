@@ -79,14 +79,24 @@ class FakeTransport(asyncio.Transport):
         self.eof_written = False
         # Bytes the client sent that the protocol has not been given yet, in reads.
         self.inbox: list[bytes] = []
+        # A client that stops reading: what is written waits here, and above the high
+        # mark the protocol is told to pause writing, as a socket transport does.
+        self.client_reading = True
+        self.buffered = bytearray()
+        self.writing_paused = False
 
     # -- what the protocol calls ------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self.closing:
             self.late_writes += data
-        else:
+        elif self.client_reading:
             self.written += data
+        else:
+            self.buffered += data
+            if not self.writing_paused and len(self.buffered) > self.write_buffer_limits[0]:
+                self.writing_paused = True
+                self._protocol.pause_writing()
 
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
@@ -126,7 +136,7 @@ class FakeTransport(asyncio.Transport):
         self.write_buffer_limits = (high, high // 4 if low is None else low)
 
     def get_write_buffer_size(self) -> int:
-        return 0  # every write is taken at once: the peer reads as fast as we write
+        return len(self.buffered)
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self.write_buffer_limits[1], self.write_buffer_limits[0]
@@ -143,6 +153,18 @@ class FakeTransport(asyncio.Transport):
         """Give the protocol the client's reads while it reads and the connection is open."""
         while self.inbox and self.reading and not self.closing:
             self._protocol.data_received(self.inbox.pop(0))
+
+    def client_reads(self, size: int | None = None) -> None:
+        """The client reads `size` of the buffered bytes, or all of them (and from then on
+        reads at once again); at the low mark the protocol is told to resume writing."""
+        if size is None:
+            size = len(self.buffered)
+            self.client_reading = True
+        self.written += self.buffered[:size]
+        del self.buffered[:size]
+        if self.writing_paused and len(self.buffered) <= self.write_buffer_limits[1]:
+            self.writing_paused = False
+            self._protocol.resume_writing()
 
     def client_gone(self) -> None:
         """The peer went away (a reset): the protocol hears it at once."""
@@ -287,6 +309,17 @@ class Connection:
         self.settle()
         return self.read()
 
+    def client_stops_reading(self) -> None:
+        """From now on what the server writes waits in the transport's buffer (a slow
+        client) until `client_reads`."""
+        self.transport.client_reading = False
+
+    def client_reads(self, size: int | None = None) -> None:
+        """The slow client reads `size` bytes of the buffer (all, if None, and reads at
+        once from then on); then run until idle."""
+        self.transport.client_reads(size)
+        self.settle()
+
     def disconnect(self) -> None:
         """The client goes away without a word."""
         self.transport.client_gone()
@@ -352,8 +385,9 @@ class Connection:
         transport = self.transport
         tasks = asyncio.all_tasks(self.loop)
         tasks.discard(asyncio.current_task(self.loop))  # type: ignore[arg-type]
-        return (len(transport.written), transport.closing, transport.lost,
-                len(transport.inbox), id(transport.get_protocol()), frozenset(tasks))
+        return (len(transport.written), len(transport.buffered), transport.closing,
+                transport.lost, len(transport.inbox), id(transport.get_protocol()),
+                frozenset(tasks))
 
 
 class InProcessH2Client(H2Peer):

@@ -7,8 +7,10 @@ whether it closed are read back without a socket in between.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.machinery
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -223,3 +225,126 @@ def test_an_upgrade_not_taken_keeps_the_request_body(basic: InProcessServer,
     connection.feed(upgrade_with_body(upgrade))
     [response], _ = read_answers(connection, [False])
     Answer(200, b"hello world").check(response)
+
+
+# -- back-pressure, both ways -------------------------------------------------------------
+
+
+class HeldReader:
+    """An ASGI app that reads the request body only once `go` is set; answers its size."""
+
+    def __init__(self) -> None:
+        self.go = asyncio.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await self.go.wait()
+        size = 0
+        while True:
+            message = await receive()
+            size += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"%d" % size})
+
+
+def test_the_request_body_is_not_read_while_the_app_is_behind() -> None:
+    app = HeldReader()
+    with serving(app, RECV_BYTES=65536) as server:
+        connection = server.connect()
+        total = 4 * 1024 * 1024
+        connection.feed(get("/", f"Content-Length: {total}", method="POST")
+                        + b"b" * total, pieces=65536)
+        transport = connection.transport
+        assert not transport.reading  # paused: the app has not read
+        undelivered = sum(map(len, transport.inbox))
+        assert undelivered >= total - 4 * 65536, undelivered  # at most a few reads taken
+        app.go.set()
+        [response], rest = read_answers(connection, [False])
+        Answer(200, b"%d" % total).check(response)
+        assert rest == b""
+        assert transport.reading and not transport.inbox
+
+
+class Streamer:
+    """An ASGI app that streams `parts` parts of 64 KiB; counts the sends that returned."""
+
+    def __init__(self, parts: int) -> None:
+        self.parts = parts
+        self.sent = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(self.parts):
+            await send({"type": "http.response.body", "body": b"p" * 65536,
+                        "more_body": True})
+            self.sent += 1
+        await send({"type": "http.response.body", "body": b""})
+
+
+def test_a_client_that_does_not_read_holds_the_app_back() -> None:
+    """send() waits while the transport's buffer is above its high mark."""
+    app = Streamer(parts=100)
+    with serving(app) as server:
+        connection = server.connect()
+        connection.client_stops_reading()
+        connection.feed(get("/"))
+        transport = connection.transport
+        assert transport.writing_paused
+        assert app.sent < 5, app.sent  # not 100 parts into memory
+        assert len(transport.buffered) < 5 * 65536
+        connection.client_reads()
+        [(_, headers, body)], rest = read_answers(connection, [False])
+        assert rest == b""
+        assert headers[b"transfer-encoding"] == b"chunked"
+        assert body == b"p" * 65536 * 100
+        assert app.sent == 100
+
+
+# -- timeouts (small ones: they run on the loop's clock) --------------------------------
+
+
+def test_a_stalled_request_head_gets_408() -> None:
+    with serving("apps.misbehaving:app", HEADER_TIMEOUT=0.05) as server:
+        connection = server.connect()
+        connection.feed(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # no blank line: it stalls
+        connection.wait_for(lambda: connection.closed, what="the close")
+        [response], rest = parse_responses(connection.read(), [False])
+        check_refused_alone([response], rest, 408)
+
+
+def test_a_trickled_request_head_is_cut_at_the_header_timeout() -> None:
+    """Slowloris: a byte at a time never finishes the head; the timer is not reset."""
+    with serving("apps.misbehaving:app", HEADER_TIMEOUT=0.05) as server:
+        connection = server.connect()
+        connection.feed(b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        for _ in range(500):  # 5 s at most: 100 times the header timeout
+            if connection.run_until(lambda: connection.closed, 0.01):
+                break
+            connection.feed(b"s")
+        assert connection.closed
+        assert connection.read().startswith(b"HTTP/1.1 408 ")
+
+
+@pytest.mark.parametrize("first", [b"", b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"],
+                         ids=["before-any-request", "after-a-request"])
+def test_an_idle_connection_is_closed(first: bytes) -> None:
+    settings = {"HEADER_TIMEOUT": 0.05, "KEEP_ALIVE_TIMEOUT": 0.05}
+    with serving("apps.misbehaving:app", **settings) as server:
+        connection = server.connect()
+        if first:
+            HELLO.check(parse_responses(connection.send(first), [False])[0][0])
+        connection.wait_for(lambda: connection.closed, what="the close")
+        assert connection.read() == b""  # closed without a word: there was no request
+
+
+def test_an_app_that_does_not_start_in_time_gets_504() -> None:
+    with serving("apps.basic:app", REQUEST_TIMEOUT=0.05) as server:
+        connection = server.connect()
+        connection.feed(get("/sleep?s=30"))
+        [response], _ = read_answers(connection, [False])
+        Answer(504).check(response)
