@@ -8,12 +8,13 @@ idle, what the server wrote is all it will write until the client acts.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import h2.errors
 import h2.events
 import h2.settings
 import pytest
-from hyperframe.frame import DataFrame, GoAwayFrame, PingFrame, RstStreamFrame
+from hyperframe.frame import DataFrame, GoAwayFrame, PingFrame, RstStreamFrame, SettingsFrame
 
 from h2_client import check_scope_answers, parse_frames, queue_scope_requests
 from inprocess import InProcessH2Client, InProcessServer, serving
@@ -222,3 +223,56 @@ def test_a_stream_over_the_concurrency_limit_is_refused() -> None:
         assert (refused.reset_code == h2.errors.ErrorCodes.REFUSED_STREAM
                 or h2c.goaway is not None), h2c.events
         assert not h2c.streams[first].headers and not h2c.streams[second].headers
+
+
+# -- floods and timeouts -------------------------------------------------------------------
+
+
+def closed_for_flood(server: InProcessServer, h2c: InProcessH2Client, what: str) -> None:
+    """The server closed the connection and said why in one log line, without a traceback."""
+    h2c.wait_closed()
+    lines = [record.getMessage() for record in server.log_records]
+    assert any(line.startswith("HTTP/2 ") and what in line for line in lines), lines
+    assert server.tracebacks() == []
+
+
+@pytest.mark.parametrize(("frame", "what"), [
+    pytest.param(SettingsFrame(0), "SETTINGS", id="settings"),
+    pytest.param(PingFrame(0, opaque_data=b"12345678"), "PING", id="ping"),
+])
+def test_settings_and_ping_floods_close_the_connection(server: InProcessServer, frame: Any,
+                                                       what: str) -> None:
+    h2c = server.h2_connect()
+    h2c.send_raw(frame.serialize() * 500)
+    closed_for_flood(server, h2c, what)
+
+
+def test_rapid_reset_closes_the_connection(server: InProcessServer) -> None:
+    h2c = server.h2_connect()
+    for _ in range(300):
+        stream_id = h2c.conn.get_next_available_stream_id()
+        h2c.conn.send_headers(stream_id, [(b":method", b"GET"), (b":path", b"/sleep?s=5"),
+                                          (b":scheme", b"http"), (b":authority", b"x")])
+        h2c.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+    h2c.flush()
+    closed_for_flood(server, h2c, "rapid reset")
+    assert h2c.goaway is None or h2c.goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert server.h2_connect().get("/hello").status == 200
+
+
+def test_request_timeout_answers_504_on_that_stream_only() -> None:
+    with serving(APP, REQUEST_TIMEOUT=0.05) as server:
+        h2c = server.h2_connect()
+        slow = h2c.request("/sleep?s=30")
+        assert h2c.get("/hello").body == b"Hello, world!"
+        assert h2c.response(slow).status == 504
+        assert h2c.get("/hello").status == 200
+
+
+def test_an_idle_connection_is_closed() -> None:
+    with serving(APP, KEEP_ALIVE_TIMEOUT=0.05) as server:
+        h2c = server.h2_connect()
+        assert h2c.get("/hello").status == 200
+        h2c.wait_closed()
+        assert h2c.goaway is not None
+        assert h2c.goaway.error_code == h2.errors.ErrorCodes.NO_ERROR
