@@ -192,7 +192,9 @@ class InProcessServer:
 
     `app` is what the command line takes ("module:attr", or an app object);
     `settings` are `Config` fields (`MAX_BODY_SIZE=1000`).  Use it as a context
-    manager, or call `close()`: the loop is closed and the loggers restored.
+    manager, or call `close()`: the loop is closed, the loggers restored, and any
+    error the loop reported (an exception in a callback, a task's exception nobody
+    read) fails the test.
     """
 
     def __init__(self, app: Any, scheme: str = "http", **settings: Any) -> None:
@@ -250,6 +252,9 @@ class InProcessServer:
             for logger, level in self._log_levels:
                 logger.removeHandler(self._logs)
                 logger.setLevel(level)
+        # An exception in a callback or a task nobody awaited is a bug of the server,
+        # whatever the test was about.
+        assert not self.loop_errors, self.loop_errors
 
     def __enter__(self) -> InProcessServer:
         return self
