@@ -157,6 +157,74 @@ def check_refused_head(data: bytes, status: int) -> None:
     assert rest == b""
 
 
+# -- app mistakes (apps.misbehaving) -------------------------------------------------------
+
+# What the client sees of an app's mistake: a clean 500 (nothing was on the wire yet),
+# an aborted response (its head was out: the client can tell the body is incomplete),
+# either of the two, or only that the bad bytes were never written.
+CLEAN_500, ABORTED, CLEAN_500_OR_ABORTED, NOT_WRITTEN = "500", "aborted", "500-or-aborted", "-"
+
+# (path, whether the request says Connection: close, outcome, bytes never written
+# (looked for in the lower-cased answer)).
+APP_MISTAKES = [
+    pytest.param("/error/before", True, CLEAN_500, (b"boom",), id="exception-before-start"),
+    pytest.param("/error/after", False, ABORTED, (), id="exception-after-start"),
+    pytest.param("/no-response", True, CLEAN_500, (), id="no-response"),
+    pytest.param("/inject/value", True, CLEAN_500, (b"x-injected", b"injected"),
+                 id="crlf-in-a-header-value"),
+    pytest.param("/inject/name", True, CLEAN_500, (b"x-injected", b"injected"),
+                 id="crlf-in-a-header-name"),
+    pytest.param("/inject/lf", True, CLEAN_500, (b"x-injected", b"injected"),
+                 id="lf-in-a-header-value"),
+    pytest.param("/bad-status/int", True, CLEAN_500, (b"bad status",), id="status-99"),
+    pytest.param("/bad-status/str", True, CLEAN_500, (b"bad status",), id="status-a-str"),
+    pytest.param("/unknown-type", True, CLEAN_500, (), id="unknown-message-type"),
+    pytest.param("/not-a-mapping", True, CLEAN_500, (), id="message-not-a-mapping"),
+    pytest.param("/str-body", False, CLEAN_500_OR_ABORTED, (b"a str body",), id="str-body"),
+    # content-length 10 and one final body of 5 bytes: nothing is on the wire yet.
+    pytest.param("/short-body", False, CLEAN_500, (b"12345",), id="short-body-in-one-message"),
+    # The head is out when the app ends the body 5 bytes short.
+    pytest.param("/short-body-streamed", False, ABORTED, (), id="short-body-after-the-head"),
+    # content-length 10 and 15 bytes: the extra 5 would be read as the next response.
+    pytest.param("/long-body", False, NOT_WRITTEN, (b"12345678901",),
+                 id="body-over-the-declared-length"),
+]
+
+
+def app_mistake_request(path: str, close: bool) -> bytes:
+    return get(path, *(["Connection: close"] if close else []))
+
+
+def check_incomplete(raw: bytes) -> None:
+    """The client can tell the response is not complete (the connection was aborted)."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        return  # not even a complete head
+    headers = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get(b"transfer-encoding") == b"chunked":
+        assert not body.endswith(b"0\r\n\r\n"), raw
+    elif b"content-length" in headers:
+        assert len(body) < int(headers[b"content-length"]), raw
+    else:
+        raise AssertionError(f"a close-delimited HTTP/1.1 response looks complete: {raw!r}")
+
+
+def check_app_mistake(raw: bytes, outcome: str, never_written: tuple[bytes, ...]) -> None:
+    """`raw`, everything the server sent until it closed, is what `outcome` says."""
+    status_line = raw.split(b"\r\n", 1)[0]
+    if outcome == CLEAN_500 or (outcome == CLEAN_500_OR_ABORTED
+                                and status_line.startswith(b"HTTP/1.1 500 ")):
+        assert status_line == b"HTTP/1.1 500 Internal Server Error", raw
+    elif outcome in (ABORTED, CLEAN_500_OR_ABORTED):
+        assert status_line == b"HTTP/1.1 200 OK", raw
+        check_incomplete(raw)
+    for never in never_written:
+        assert never not in raw.lower(), raw
+
+
 # -- limits (apps.misbehaving with SMALL_LIMITS) -----------------------------------------
 
 SMALL_LIMITS = {"MAX_BODY_SIZE": 1000, "MAX_URL_SIZE": 100, "MAX_HEADER_SIZE": 1000,

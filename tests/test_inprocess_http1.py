@@ -18,6 +18,7 @@ from conftest import Response, parse_responses
 from inprocess import Connection, InProcessServer, serving
 from qactuar._build import PURE_PYTHON_ENV_VAR, flag_is_set
 from request_tables import (
+    APP_MISTAKES,
     BAD_REQUESTS,
     EMPTY_BODIES,
     EMPTY_BODY_ANSWER,
@@ -33,6 +34,8 @@ from request_tables import (
     WITHIN_LIMITS,
     Answer,
     Step,
+    app_mistake_request,
+    check_app_mistake,
     check_refused_alone,
     check_refused_head,
     get,
@@ -142,6 +145,19 @@ def test_bad_request_pipelined_after_a_good_one(misbehaving: InProcessServer) ->
     Answer(200, b"slept").check(good)
     rest += connection.read_until_closed()
     check_refused_alone([bad], rest, 400)
+
+
+@pytest.mark.parametrize(("path", "close", "outcome", "never_written"), APP_MISTAKES)
+def test_an_app_mistake_is_a_500_or_an_abort_and_logged(
+        misbehaving: InProcessServer, path: str, close: bool, outcome: str,
+        never_written: tuple[bytes, ...]) -> None:
+    connection = misbehaving.connect()
+    connection.feed(app_mistake_request(path, close))
+    check_app_mistake(connection.read_until_closed(), outcome, never_written)
+    assert connection.transport.late_writes == b""
+    assert any(path in record.getMessage() for record in misbehaving.log_records)
+    # The server goes on: a new connection is answered.
+    assert misbehaving.connect().send(get("/hello")).endswith(b"Hello, world!")
 
 
 @pytest.fixture(scope="module")
