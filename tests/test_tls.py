@@ -13,6 +13,9 @@ import trustme
 
 from conftest import TESTS_DIR
 
+# The servers of every test here run under each process model (conftest).
+pytestmark = pytest.mark.all_models
+
 
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, Path, Path]:
