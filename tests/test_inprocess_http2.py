@@ -65,8 +65,6 @@ def test_frames_split_anywhere_across_reads(server: InProcessServer, pieces: int
     check_scope_answers(h2c, send_scope_requests(h2c, 0, pieces))
 
 
-@pytest.mark.xfail(strict=True, reason="HTTP/1.1's parser hands over to HTTP/2 only when the "
-                   "whole preface is in one read (a known gap; issue 14 reworks the preface)")
 def test_a_preface_split_across_reads_is_http2(server: InProcessServer) -> None:
     h2c = server.h2_connect(send_preface=False)
     check_scope_answers(h2c, send_scope_requests(h2c, 5, 0))

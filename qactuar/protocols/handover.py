@@ -5,7 +5,8 @@ gives its transport to another protocol in four cases, each decided here:
 
 - ALPN h2: TLS negotiated `h2` (`alpn_chose_h2`): HTTP/2 from the first byte.
 - Prior knowledge: the connection's very first bytes are the HTTP/2 preface
-  (`opens_with_preface`; RFC 9113 3.4: anywhere else they are not HTTP/2).
+  (`may_be_preface` while they arrive, then `opens_with_preface`; RFC 9113
+  3.4: anywhere else they are not HTTP/2).
 - h2c upgrade: a request with `Upgrade: h2c` we accept (`h2c_upgrade`): the
   101 (`H2C_SWITCHING`), then HTTP/2 with that request as stream 1.
 - WebSocket upgrade: a valid handshake (protocols/websocket.py checks it):
@@ -76,10 +77,15 @@ def alpn_chose_h2(ssl_object: ssl.SSLObject | ssl.SSLSocket, setting: str) -> bo
     return ssl_object.selected_alpn_protocol() == "h2" and http2_enabled(setting)
 
 
-def opens_with_preface(data: bytes, first_bytes: bool) -> bool:
-    """h2c with prior knowledge: `data` are the connection's first bytes and start with
-    the HTTP/2 preface (checked once HTTP/1.1's parser has refused them)."""
-    return first_bytes and data.startswith(PREFACE)
+def may_be_preface(opening: bytes) -> bool:
+    """Whether a connection's first bytes so far may still be the HTTP/2 preface
+    (HTTP1Protocol holds them back from its parser until they cannot)."""
+    return PREFACE.startswith(opening)
+
+
+def opens_with_preface(opening: bytes) -> bool:
+    """h2c with prior knowledge: the connection's first bytes are the HTTP/2 preface."""
+    return opening.startswith(PREFACE)
 
 
 def h2c_upgrade(method: str, target: bytes, headers: list[tuple[bytes, bytes]],

@@ -108,7 +108,7 @@ class HTTP1Protocol(ResponseSink):
         "_closed", "_completed_in_feed", "_connection_tokens", "_content_length",
         "_deferred_error", "_expect", "_framing_bytes", "_h2c_upgrade", "_head_bytes",
         "_header_bytes", "_headers", "_host_count", "_host_value", "_limits", "_no_body",
-        "_parsing", "_phase", "_queue", "_reading_paused", "_received_any",
+        "_opening", "_parsing", "_phase", "_queue", "_reading_paused",
         "_timed_stream", "_timer", "_timer_at", "_tls", "_transfer_encoding", "_unsent",
         "_unsent_size", "_upgrade_body_left", "_url", "_websocket", "_websocket_rest",
         "_write_waiters", "client", "config", "loop", "parser", "server", "state", "transport",
@@ -129,7 +129,9 @@ class HTTP1Protocol(ResponseSink):
         self._reading_paused = False
         self._closed = False
         self._phase = _IDLE
-        self._received_any = False  # no byte yet: a preface now would be prior knowledge
+        # The first bytes while they may be the HTTP/2 preface (h2c with prior
+        # knowledge); None once they cannot (RFC 9113 3.4: it comes first or never).
+        self._opening: bytes | None = b"" if http2_enabled(self.config.HTTP2) else None
         self._deferred_error: tuple[int, str, bytes, bool] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -258,8 +260,17 @@ class HTTP1Protocol(ResponseSink):
             return
         if self._phase == _STOPPED:
             return
-        first_bytes = not self._received_any
-        self._received_any = True
+        if self._opening is not None:
+            # The connection's first bytes: held while they may be the HTTP/2 preface.
+            opening = self._opening + data
+            if handover.may_be_preface(opening):
+                self._opening = opening
+                return
+            self._opening = None
+            if handover.opens_with_preface(opening):
+                self._switch_to_http2(opening)  # h2c with prior knowledge
+                return
+            data = opening
         continuing_head = self._phase == _HEAD
         continuing_body = self._parsing is not None and not continuing_head
         self._completed_in_feed = False
@@ -290,7 +301,7 @@ class HTTP1Protocol(ResponseSink):
             # exception would tie this frame and that exception's traceback into
             # a reference cycle, left for the garbage collector once per closed
             # connection (every Connection: close request ends this way).
-            self._parse_failed(exc, data, first_bytes)
+            self._parse_failed(exc)
             return
         if self._phase == _HEAD:
             if not self._client_deadline and not self._reading_paused:
@@ -299,12 +310,8 @@ class HTTP1Protocol(ResponseSink):
         elif continuing_body and self._parsing is not None and not self._body_in_feed:
             self._count_body_framing(len(data))
 
-    def _parse_failed(self, exc: httptools.HttpParserError, data: bytes,
-                      first_bytes: bool) -> None:
+    def _parse_failed(self, exc: httptools.HttpParserError) -> None:
         cause = exc.__context__
-        if handover.opens_with_preface(data, first_bytes) and http2_enabled(self.config.HTTP2):
-            self._switch_to_http2(data)  # h2c with prior knowledge
-            return
         if isinstance(cause, StopParsing):
             self._stop()  # no answer: the connection just stops here
         elif isinstance(cause, RefusedRequest):
