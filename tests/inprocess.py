@@ -77,8 +77,9 @@ class FakeTransport(asyncio.Transport):
         self.reading = True
         self.write_buffer_limits = (64 * 1024, 16 * 1024)
         self.eof_written = False
-        # Bytes the client sent that the protocol has not been given yet, in reads.
-        self.inbox: list[bytes] = []
+        # What the client sent that the protocol has not been given yet: its reads, and
+        # None for its half-close (EOF, like data, waits while reading is paused).
+        self.inbox: list[bytes | None] = []
         # A client that stops reading: what is written waits here, and above the high
         # mark the protocol is told to pause writing, as a socket transport does.
         self.client_reading = True
@@ -150,9 +151,14 @@ class FakeTransport(asyncio.Transport):
     # -- what the client side does -----------------------------------------------
 
     def deliver(self) -> None:
-        """Give the protocol the client's reads while it reads and the connection is open."""
+        """Give the protocol the client's reads (and half-close) while it reads and the
+        connection is open; after an EOF it closes unless the protocol keeps it open."""
         while self.inbox and self.reading and not self.closing:
-            self._protocol.data_received(self.inbox.pop(0))
+            data = self.inbox.pop(0)
+            if data is not None:
+                self._protocol.data_received(data)
+            elif not self._protocol.eof_received():
+                self.close()
 
     def client_reads(self, size: int | None = None) -> None:
         """The client reads `size` of the buffered bytes, or all of them (and from then on
@@ -307,12 +313,11 @@ class Connection:
             self.transport.deliver()
             self.settle()
 
-    def send_eof(self) -> bytes:
-        """The client half-closes; the transport closes unless the protocol keeps it open."""
-        if not self.transport.closing and not self.protocol.eof_received():
-            self.transport.close()
+    def feed_eof(self) -> None:
+        """The client half-closes (the protocol hears it once it reads); run until idle."""
+        self.transport.inbox.append(None)
+        self.transport.deliver()
         self.settle()
-        return self.read()
 
     def client_stops_reading(self) -> None:
         """From now on what the server writes waits in the transport's buffer (a slow

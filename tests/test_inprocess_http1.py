@@ -243,6 +243,27 @@ def test_an_upgrade_not_taken_keeps_the_request_body(basic: InProcessServer,
     Answer(200, b"hello world").check(response)
 
 
+# -- the client half-closes ------------------------------------------------------------
+
+
+def test_requests_before_a_half_close_are_answered_then_the_connection_closes(
+        basic: InProcessServer) -> None:
+    connection = basic.connect()
+    connection.feed(get("/sleep?s=0.05") + get("/hello"))
+    connection.feed_eof()
+    [slept, hello], rest = read_answers(connection, [False, False])
+    Answer(200, b"slept").check(slept)
+    HELLO.check(hello)
+    assert connection.read_until_closed() == rest == b""
+
+
+def test_a_half_close_in_the_middle_of_a_body_is_not_answered(basic: InProcessServer) -> None:
+    connection = basic.connect()
+    connection.feed(get("/echo", "Content-Length: 10", method="POST", body=b"12345"))
+    connection.feed_eof()
+    assert connection.read_until_closed() == b""
+
+
 # -- back-pressure, both ways -------------------------------------------------------------
 
 
