@@ -53,12 +53,15 @@ def can_bind_ipv6(address: str) -> bool:
     return True
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
-    """Poll `condition` until it holds; fail after `timeout` seconds."""
+def wait_until(condition: Callable[[], bool], timeout: float = 10, what: str = "",
+               seen: Callable[[], object] | None = None) -> None:
+    """Poll `condition` until it holds; fail after `timeout` seconds (saying what `seen`
+    returns then, if given)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            message = f"timed out after {timeout}s waiting for {what}"
+            raise AssertionError(message if seen is None else f"{message}; saw {seen()!r}")
         time.sleep(0.01)
 
 

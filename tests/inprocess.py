@@ -17,15 +17,20 @@ so a test can check that a client's mistake cost no traceback.
 
 HTTP/2 connections open as HTTP/1.1 and switch by prior knowledge, as on a
 real port; `H2Peer` (tests/h2_client.py) speaks h2 to them as the client.
+A TLS connection gets the server side of a real TLS session whose handshake
+ran in memory (`tls_session`), so ALPN chooses as it does on a TLS port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+import trustme
 
 from h2_client import H2Peer
 from qactuar.asgi.router import Router
@@ -77,8 +82,9 @@ class FakeTransport(asyncio.Transport):
         self.reading = True
         self.write_buffer_limits = (64 * 1024, 16 * 1024)
         self.eof_written = False
-        # Bytes the client sent that the protocol has not been given yet, in reads.
-        self.inbox: list[bytes] = []
+        # What the client sent that the protocol has not been given yet: its reads, and
+        # None for its half-close (EOF, like data, waits while reading is paused).
+        self.inbox: list[bytes | None] = []
         # A client that stops reading: what is written waits here, and above the high
         # mark the protocol is told to pause writing, as a socket transport does.
         self.client_reading = True
@@ -150,9 +156,14 @@ class FakeTransport(asyncio.Transport):
     # -- what the client side does -----------------------------------------------
 
     def deliver(self) -> None:
-        """Give the protocol the client's reads while it reads and the connection is open."""
+        """Give the protocol the client's reads (and half-close) while it reads and the
+        connection is open; after an EOF it closes unless the protocol keeps it open."""
         while self.inbox and self.reading and not self.closing:
-            self._protocol.data_received(self.inbox.pop(0))
+            data = self.inbox.pop(0)
+            if data is not None:
+                self._protocol.data_received(data)
+            elif not self._protocol.eof_received():
+                self.close()
 
     def client_reads(self, size: int | None = None) -> None:
         """The client reads `size` of the buffered bytes, or all of them (and from then on
@@ -225,23 +236,31 @@ class InProcessServer:
         found += [str(context.get("message")) for context in self.loop_errors]
         return found
 
-    def connect(self, client: tuple[str, int] = CLIENT,
-                server: tuple[str, int] = SERVER) -> Connection:
-        """A new connection from `client`, made as the server makes one on accept."""
-        connection = Connection(self, new_connection_protocol(self.state),
-                                {"peername": client, "sockname": server})
+    def connect(self, client: tuple[str, int] = CLIENT, server: tuple[str, int] = SERVER,
+                tls: ssl.SSLObject | None = None) -> Connection:
+        """A new connection from `client`, made as the server makes one on accept.
+
+        `tls`: the server side of a TLS session (`tls_session`); the transport then
+        carries its plaintext, as asyncio's TLS transport does.
+        """
+        extra: dict[str, Any] = {"peername": client, "sockname": server}
+        if tls is not None:
+            extra.update(ssl_object=tls, sslcontext=tls.context, peercert=tls.getpeercert())
+        connection = Connection(self, new_connection_protocol(self.state), extra)
         self.connections.append(connection)
         return connection
 
-    def h2_connect(self, **kwargs: Any) -> InProcessH2Client:
-        """A new connection on which an h2 client speaks HTTP/2 with prior knowledge
-        (`kwargs`: those of InProcessH2Client and H2Peer)."""
-        return InProcessH2Client(self.connect(), **kwargs)
+    def h2_connect(self, tls: ssl.SSLObject | None = None, **kwargs: Any) -> InProcessH2Client:
+        """A new connection on which an h2 client speaks HTTP/2: with prior knowledge, or
+        over `tls` (`kwargs`: those of InProcessH2Client and H2Peer)."""
+        scheme = b"http" if tls is None else b"https"
+        return InProcessH2Client(self.connect(tls=tls), scheme=scheme, **kwargs)
 
     def close(self) -> None:
         try:
             for connection in self.connections:
-                connection.transport.client_gone()
+                self.loop.call_soon(connection.transport.client_gone)
+            self.loop.run_until_complete(asyncio.sleep(0))
             tasks = asyncio.all_tasks(self.loop)
             for task in tasks:
                 task.cancel()
@@ -271,7 +290,8 @@ class Connection:
         self.loop = server.loop
         self.transport = FakeTransport(self.loop, protocol, extra)
         self.read_at = 0
-        protocol.connection_made(self.transport)
+        # A transport calls its protocol from the running loop, never from outside it.
+        self.loop.call_soon(protocol.connection_made, self.transport)
         self.settle()
 
     @property
@@ -304,15 +324,14 @@ class Connection:
         size = pieces or len(data) or 1
         for at in range(0, len(data), size):
             self.transport.inbox.append(data[at:at + size])
-            self.transport.deliver()
+            self.loop.call_soon(self.transport.deliver)
             self.settle()
 
-    def send_eof(self) -> bytes:
-        """The client half-closes; the transport closes unless the protocol keeps it open."""
-        if not self.transport.closing and not self.protocol.eof_received():
-            self.transport.close()
+    def feed_eof(self) -> None:
+        """The client half-closes (the protocol hears it once it reads); run until idle."""
+        self.transport.inbox.append(None)
+        self.loop.call_soon(self.transport.deliver)
         self.settle()
-        return self.read()
 
     def client_stops_reading(self) -> None:
         """From now on what the server writes waits in the transport's buffer (a slow
@@ -322,12 +341,12 @@ class Connection:
     def client_reads(self, size: int | None = None) -> None:
         """The slow client reads `size` bytes of the buffer (all, if None, and reads at
         once from then on); then run until idle."""
-        self.transport.client_reads(size)
+        self.loop.call_soon(self.transport.client_reads, size)
         self.settle()
 
     def disconnect(self) -> None:
         """The client goes away without a word."""
-        self.transport.client_gone()
+        self.loop.call_soon(self.transport.client_gone)
         self.settle()
 
     def unread(self) -> bytes:
@@ -398,10 +417,11 @@ class Connection:
 class InProcessH2Client(H2Peer):
     """An h2 client (h2_client.H2Peer) on an in-process `Connection`."""
 
-    def __init__(self, connection: Connection, pieces: int = 0, **kwargs: Any) -> None:
+    def __init__(self, connection: Connection, pieces: int = 0, scheme: bytes = b"http",
+                 **kwargs: Any) -> None:
         self.connection = connection
         self.pieces = pieces  # deliver what the client sends in reads of this many bytes
-        super().__init__(authority=b"test", scheme=b"http", **kwargs)
+        super().__init__(authority=b"test", scheme=scheme, **kwargs)
 
     def send_raw(self, data: bytes) -> None:
         self.connection.feed(data, self.pieces)
@@ -415,6 +435,37 @@ class InProcessH2Client(H2Peer):
             return True
         self.closed = connection.closed
         return not self.closed
+
+
+def tls_session(client_alpn: list[str]) -> ssl.SSLObject:
+    """The server side of a TLS session whose handshake ran in memory: a certificate
+    from trustme's CA, the server offering h2 and http/1.1 by ALPN, the client
+    `client_alpn`.  What a TLS transport hands the protocol as `ssl_object`."""
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("test").configure_cert(server_context)
+    server_context.set_alpn_protocols(["h2", "http/1.1"])
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    client_context.set_alpn_protocols(client_alpn)
+    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server_in, client_in = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server = server_context.wrap_bio(server_in, to_client, server_side=True)
+    client = client_context.wrap_bio(client_in, to_server, server_hostname="test")
+    done: list[ssl.SSLObject] = []
+    for _ in range(10):  # a handshake takes two or three round trips
+        for side in (client, server):
+            if side not in done:
+                try:
+                    side.do_handshake()
+                    done.append(side)
+                except ssl.SSLWantReadError:
+                    pass
+        server_in.write(to_server.read())
+        client_in.write(to_client.read())
+        if len(done) == 2:
+            return server
+    raise AssertionError("the in-memory TLS handshake did not finish")
 
 
 @contextmanager

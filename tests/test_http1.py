@@ -25,7 +25,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from conftest import ServerProcess, read_response, recv_until_closed
+from conftest import ServerProcess, read_response, recv_until_closed, wait_until
 from request_tables import (
     EMPTY_BODIES,
     EMPTY_BODY_ANSWER,
@@ -91,14 +91,9 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 def wait_for_records(path: Path, condition: Callable[[list[dict[str, Any]]], bool],
                      timeout: float = 10) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        records = read_records(path)
-        if condition(records):
-            return records
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s; {path} holds {records!r}")
-        time.sleep(0.01)
+    wait_until(lambda: condition(read_records(path)), timeout, f"the records in {path}",
+               seen=lambda: read_records(path))
+    return read_records(path)
 
 
 def scope_of(server: ServerProcess, request: bytes) -> dict[str, Any]:

@@ -7,7 +7,6 @@ whether it closed are read back without a socket in between.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.machinery
 from collections.abc import Iterator
 from typing import Any
@@ -243,41 +242,42 @@ def test_an_upgrade_not_taken_keeps_the_request_body(basic: InProcessServer,
     Answer(200, b"hello world").check(response)
 
 
+# -- the client half-closes ------------------------------------------------------------
+
+
+def test_requests_before_a_half_close_are_answered_then_the_connection_closes(
+        basic: InProcessServer) -> None:
+    connection = basic.connect()
+    connection.feed(get("/sleep?s=0.05") + get("/hello"))
+    connection.feed_eof()
+    [slept, hello], rest = read_answers(connection, [False, False])
+    Answer(200, b"slept").check(slept)
+    HELLO.check(hello)
+    assert connection.read_until_closed() == rest == b""
+
+
+def test_a_half_close_in_the_middle_of_a_body_is_not_answered(basic: InProcessServer) -> None:
+    connection = basic.connect()
+    connection.feed(get("/echo", "Content-Length: 10", method="POST", body=b"12345"))
+    connection.feed_eof()
+    assert connection.read_until_closed() == b""
+
+
 # -- back-pressure, both ways -------------------------------------------------------------
 
 
-class HeldReader:
-    """An ASGI app that reads the request body only once `go` is set; answers its size."""
-
-    def __init__(self) -> None:
-        self.go = asyncio.Event()
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        await self.go.wait()
-        size = 0
-        while True:
-            message = await receive()
-            size += len(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"%d" % size})
-
-
 def test_the_request_body_is_not_read_while_the_app_is_behind() -> None:
-    app = HeldReader()
-    with serving(app, RECV_BYTES=65536) as server:
+    """apps.h2_app's /hold reads its body only once /release is requested."""
+    with serving("apps.h2_app:app", RECV_BYTES=65536) as server:
         connection = server.connect()
         total = 4 * 1024 * 1024
-        connection.feed(get("/", f"Content-Length: {total}", method="POST")
+        connection.feed(get("/hold", f"Content-Length: {total}", method="POST")
                         + b"b" * total, pieces=65536)
         transport = connection.transport
         assert not transport.reading  # paused: the app has not read
         undelivered = sum(map(len, transport.inbox))
         assert undelivered >= total - 4 * 65536, undelivered  # at most a few reads taken
-        app.go.set()
+        assert server.connect().send(get("/release")).endswith(b"released")
         [response], rest = read_answers(connection, [False])
         Answer(200, b"%d" % total).check(response)
         assert rest == b""

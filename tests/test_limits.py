@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import ServerProcess, read_response, recv_until_closed
+from conftest import ServerProcess, file_lines, read_response, recv_until_closed, wait_until
 from request_tables import (
     OVER_LIMITS,
     OVER_LIMITS_MID_REQUEST,
@@ -165,10 +165,7 @@ def test_busy_keep_alive_connection_stays_open(short_timeouts: ServerProcess) ->
 
 
 def _wait_for_file(path: Path, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while not path.exists() or not path.read_text():
-        assert time.monotonic() < deadline, f"{path} was not written within {timeout}s"
-        time.sleep(0.02)
+    wait_until(lambda: bool(file_lines(path)), timeout, f"{path} to be written")
     return path.read_text()
 
 
