@@ -78,8 +78,8 @@ def alpn_chose_h2(ssl_object: ssl.SSLObject | ssl.SSLSocket, setting: str) -> bo
 
 
 def may_be_preface(opening: bytes) -> bool:
-    """Whether a connection's first bytes so far may still be the HTTP/2 preface
-    (HTTP1Protocol holds them back from its parser until they cannot)."""
+    """Whether a connection's first bytes so far are a part of the HTTP/2 preface
+    (HTTP1Protocol holds them back from its parser until they cannot be)."""
     return PREFACE.startswith(opening)
 
 

@@ -263,13 +263,14 @@ class HTTP1Protocol(ResponseSink):
         if self._opening is not None:
             # The connection's first bytes: held while they may be the HTTP/2 preface.
             opening = self._opening + data
-            if handover.may_be_preface(opening):
-                self._opening = opening
-                return
-            self._opening = None
             if handover.opens_with_preface(opening):
+                self._opening = None
                 self._switch_to_http2(opening)  # h2c with prior knowledge
                 return
+            if handover.may_be_preface(opening):
+                self._opening = opening  # a part of it: wait for the rest
+                return
+            self._opening = None
             data = opening
         continuing_head = self._phase == _HEAD
         continuing_body = self._parsing is not None and not continuing_head
