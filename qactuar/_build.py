@@ -27,7 +27,9 @@ from types import ModuleType
 COMPILED_MODULES = (
     "qactuar.admin.stats",
     "qactuar.asgi.http_stream",
+    "qactuar.asgi.request_head",
     "qactuar.asgi.router",
+    "qactuar.limits",
     "qactuar.protocols.http1",
     "qactuar.server_state",
 )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from qactuar._build import NO_EXTENSIONS_ENV_VAR, PURE_PYTHON_ENV_VAR
+from qactuar.errors import ConfigError
 from qactuar.logs import default_log_config
 
 CONFIG_ENV_VAR = "QACTUAR_CONFIG"
@@ -34,10 +35,6 @@ OBSOLETE_KEYS = ("SELECT_SLEEP_TIME", "RECV_TIMEOUT")
 MODEL_NAMES = ("async", "prefork", "postfork")
 # The original project numbered its models; keep those numbers working.
 MODEL_NUMBERS = {1: "postfork", 2: "async", 3: "prefork"}
-
-
-class ConfigError(ValueError):
-    """A configuration problem, described in one line fit for the terminal."""
 
 
 @dataclass
@@ -168,7 +165,7 @@ _RULES: dict[str, tuple[type, Any, str]] = {
     "SSL_MIN_VERSION": (str, *_choice("1.2", "1.3")),
     "SSL_CIPHERS": (str, None, "an OpenSSL cipher list, or empty for OpenSSL's default"),
     "SSL_HANDSHAKE_TIMEOUT": (float, _positive, "a number of seconds above 0"),
-    "HTTP2": (str, *_choice("auto", "on", "off")),
+    "HTTP2": (str, *_choice("auto", "on", "off", "only")),
     "H2_MAX_CONCURRENT_STREAMS": (int, _positive, "an integer above 0"),
     "KEEP_ALIVE_TIMEOUT": (float, _non_negative, "a number of seconds, 0 to disable keep-alive"),
     "HEADER_TIMEOUT": (float, _positive, "a number of seconds above 0"),

@@ -13,6 +13,8 @@ import logging
 import logging.config
 from typing import Any
 
+from qactuar.errors import ConfigError
+
 server_logger = logging.getLogger("qt_server")
 child_logger = logging.getLogger("qt_child")
 access_logger = logging.getLogger("qt_access")
@@ -59,8 +61,6 @@ def default_log_config() -> dict[str, Any]:
 
 def configure_logging(logs: dict[str, Any]) -> None:
     """Apply a `LOGS` dict; a broken one is a configuration error."""
-    from qactuar.config import ConfigError
-
     try:
         logging.config.dictConfig(logs)
     except (ValueError, TypeError, AttributeError, ImportError) as exc:

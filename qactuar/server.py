@@ -13,7 +13,6 @@ from qactuar.asgi.router import Mount, normalise_prefix
 from qactuar.asgi.welcome import welcome_app
 from qactuar.config import Config, ConfigError, load_config, obsolete_settings
 from qactuar.logs import configure_logging, server_logger
-from qactuar.protocols import http2_enabled
 
 
 def run(app: Any = None, host: str | None = None, port: int | None = None,
@@ -47,7 +46,6 @@ def _serve(app: Any, host: str | None, port: int | None, conf: Config | None) ->
             and threading.current_thread() is not threading.main_thread()):
         raise ConfigError(f"the {config.ASYNCRONOUS_MODEL} model runs its processes with "
                           "signals: call run() from the main thread")
-    http2_enabled(config.HTTP2)  # HTTP2=on without the h2 package: one line, exit 2
     mounts = build_mounts(config, app)
     if config.BEANS:
         from qactuar.pod.serving import load_server_beans

@@ -1,7 +1,14 @@
-"""What every connection of one serving process shares: settings, apps, caches.
+"""What every connection of one serving process shares: settings, apps, caches, counters.
 
-Kept apart from the protocols so HTTP/1.1 and (later) HTTP/2 read the same
+Kept apart from the protocols so HTTP/1.1, HTTP/2 and WebSocket read the same
 limits, the same router and the same cached response fragments.
+
+The interface a process model uses (models/): `in_flight` (responses started
+and not complete: LIMIT_CONCURRENCY's count), `connections`, `tasks`,
+`shutting_down`, `observer` (a `ServerObserver` told of each request and
+closed connection; None in the async model, whose hot path then pays one
+None check) and `protocols` (the `ProtocolFactory` of protocols/handover.py,
+None for the default one).
 """
 
 from __future__ import annotations
@@ -10,12 +17,16 @@ import asyncio
 import time
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qactuar import __version__
 from qactuar.asgi import ASGI_SPEC_VERSION
 from qactuar.asgi.router import Router
-from qactuar.config import Config, ConfigError
+from qactuar.config import Config
+from qactuar.limits import Limits
+
+if TYPE_CHECKING:
+    from qactuar.protocols.handover import ProtocolFactory
 
 SERVER_HEADER = f"server: qactuar/{__version__}\r\n".encode()
 
@@ -38,17 +49,12 @@ async def unavailable_app(scope: dict[str, Any], receive: Any, send: Any) -> Non
 
 
 def websocket_enabled(config: Config) -> bool:
-    """WS: `on` needs the `websockets` package, `auto` uses it when importable."""
-    if config.WS == "off":
-        return False
-    try:
-        import websockets  # noqa: F401
-    except ImportError:
-        if config.WS == "on":
-            raise ConfigError("config key WS = 'on': the websockets package is not "
-                              "installed") from None
-        return False
-    return True
+    """WS: `on` serves WebSocket, `off` serves upgrade requests as plain HTTP.
+
+    `auto` (the default, from when `websockets` was optional) means `on`: the
+    package is a dependency, always installed.
+    """
+    return config.WS != "off"
 
 
 def _status_line(status: int) -> bytes:
@@ -59,31 +65,49 @@ def _status_line(status: int) -> bytes:
     return f"HTTP/1.1 {status} {phrase}\r\n".encode()
 
 
+class ServerObserver:
+    """What a process model may watch of one serving process (`ServerState.observer`).
+
+    Every method does nothing here; a model overrides what it needs (prefork
+    counts finished requests for MAX_REQUESTS, postfork reports a request's
+    progress to its parent and exits when its connection closes).  Called on
+    the event loop, in the middle of serving: be quick and never raise.
+    """
+
+    def request_started(self) -> None:
+        """An app started on a request (`in_flight` has gone up)."""
+
+    def response_started(self) -> None:
+        """A response head is about to be written (the app's, or a 500 for it)."""
+
+    def request_finished(self) -> None:
+        """A started request's response is complete, sent or cut (`in_flight` went down)."""
+
+    def connection_closed(self) -> None:
+        """A connection ended, in whichever protocol it was by then."""
+
+
 class ServerState:
     not_found_app = staticmethod(not_found_app)
     unavailable_app = staticmethod(unavailable_app)
 
     def __init__(self, config: Config, router: Router, loop: asyncio.AbstractEventLoop,
-                 scheme: str = "http") -> None:
+                 scheme: str = "http", observer: ServerObserver | None = None,
+                 protocols: ProtocolFactory | None = None) -> None:
         self.config = config
         self.router = router
         self.loop = loop
         self.scheme = scheme
         self.root_path = config.ROOT_PATH
         self.access_log = config.ACCESS_LOG
-        self.request_timeout = config.REQUEST_TIMEOUT
         self.server_header = SERVER_HEADER if config.SERVER_HEADER else b""
-        # Limits the protocols read per request, copied out of the config:
-        # typed fields when compiled (server_state.pxd), one lookup not two.
-        self.max_url_size = config.MAX_URL_SIZE
-        self.max_body_size = config.MAX_BODY_SIZE
-        self.keep_alive_timeout = config.KEEP_ALIVE_TIMEOUT
-        self.header_timeout = config.HEADER_TIMEOUT
-        self.limit_concurrency = config.LIMIT_CONCURRENCY
-        self.recv_bytes = config.RECV_BYTES
+        # Every limit and timeout, read one way by every protocol (limits.py).
+        self.limits = Limits(config)
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
-        self.in_flight = 0
+        self.in_flight = 0  # responses started and not yet complete
+        self.observer = observer
+        self.protocols = protocols
         # The admin plane's per-process counters (qactuar/admin/stats.py), None when off:
         # the HTTP stream bumps them per response.
         self.stats: Any = None
@@ -130,5 +154,5 @@ class ServerState:
         self.loop.call_later(1.0 - now % 1.0 + 0.001, self._refresh_date)
 
     def over_concurrency_limit(self) -> bool:
-        limit = self.limit_concurrency
+        limit = self.limits.limit_concurrency
         return bool(limit) and self.in_flight >= limit

@@ -19,7 +19,7 @@ from typing import Any
 
 from qactuar.config import Config, ConfigError, octal_mode, split_binds
 from qactuar.logs import server_logger
-from qactuar.protocols import http2_enabled
+from qactuar.protocols import http1_enabled, http2_enabled
 
 SD_LISTEN_FDS_START = 3  # systemd passes its sockets from this descriptor on
 # Unix sockets this process bound, whose files it removes when it closes them.
@@ -233,8 +233,12 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
         except ssl.SSLError:
             raise ConfigError(f"config key SSL_CIPHERS = {config.SSL_CIPHERS!r}: OpenSSL "
                               "knows none of these ciphers") from None
-    context.set_alpn_protocols(["h2", "http/1.1"] if http2_enabled(config.HTTP2)
-                               else ["http/1.1"])
+    if not http2_enabled(config.HTTP2):
+        context.set_alpn_protocols(["http/1.1"])
+    elif not http1_enabled(config.HTTP2):
+        context.set_alpn_protocols(["h2"])
+    else:
+        context.set_alpn_protocols(["h2", "http/1.1"])
     return context
 
 

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from qactuar.logs import exception_logger
+
 # Slot fields, one float64 each (written by the child, read by the parent).
 # SPEAKS_HTTP2: a postfork child's connection went over to HTTP/2, so the
 # parent must not answer for a crashed child in HTTP/1.1.
@@ -198,8 +200,6 @@ def fork_child(run: Callable[[], int], cleanup: Callable[[], None]) -> int:
         code = run()
     except BaseException:  # a child must never fall back into the parent's loop
         with contextlib.suppress(BaseException):
-            from qactuar.logs import exception_logger
-
             exception_logger.exception("child process %d failed", os.getpid())
     finally:
         with contextlib.suppress(BaseException):

@@ -53,12 +53,15 @@ def can_bind_ipv6(address: str) -> bool:
     return True
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
-    """Poll `condition` until it holds; fail after `timeout` seconds."""
+def wait_until(condition: Callable[[], bool], timeout: float = 10, what: str = "",
+               seen: Callable[[], object] | None = None) -> None:
+    """Poll `condition` until it holds; fail after `timeout` seconds (saying what `seen`
+    returns then, if given)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            message = f"timed out after {timeout}s waiting for {what}"
+            raise AssertionError(message if seen is None else f"{message}; saw {seen()!r}")
         time.sleep(0.01)
 
 
@@ -67,11 +70,23 @@ def file_lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+def run_to_exit(command: list[str], env: dict[str, str] | None = None, cwd: Path = TESTS_DIR,
+                timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run `command` to its exit, its output captured as text."""
+    return subprocess.run(command, env=env or child_env(), cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
 def run_qactuar(*args: str, env: dict[str, str] | None = None,
                 timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """Run `python -m qactuar ARGS` to its exit (for commands that must not start)."""
-    return subprocess.run([sys.executable, "-m", "qactuar", *args], env=env or child_env(),
-                          cwd=TESTS_DIR, capture_output=True, text=True, timeout=timeout)
+    return run_to_exit([sys.executable, "-m", "qactuar", *args], env, timeout=timeout)
+
+
+def run_failing_server(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run a server that must not come up, with `env` added; it gets a free port in case
+    it does."""
+    return run_qactuar(*args, "--host", "127.0.0.1", "--port", "0", env=child_env(**env))
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -184,27 +199,25 @@ class ServerProcess:
 
 ServerFactory = Callable[..., ServerProcess]
 
-# The process models the core test files run under: the servers their
-# fixtures start get these extra arguments (see pytest_generate_tests).
+# The process models a test can run under: the servers its fixtures start get
+# these extra arguments (see pytest_generate_tests).
 MODEL_ARGS: dict[str, list[str]] = {
     "async": [],
     "prefork": ["--model", "prefork", "--workers", "2"],
     "postfork": ["--model", "postfork"],
 }
-# Test modules whose servers run under every model; the rest run the async one.
-# (The framework matrix has its own parametrisation point: tests/matrix.py's MODELS.)
-EVERY_MODEL_MODULES = {"test_http1", "test_bad_input", "test_limits", "test_apps_mount",
-                       "test_lifespan", "test_robustness", "test_tls"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `all_models` (a module's `pytestmark`, or one test) run once per
+    process model; `models(...)` names the models for one test; the rest run async.
+    (The framework matrix has its own parametrisation point: tests/matrix.py's MODELS.)"""
     if "server_model" not in metafunc.fixturenames:
         return
-    module = metafunc.module.__name__.rpartition(".")[2]
     only = metafunc.definition.get_closest_marker("models")
     if only is not None:
         models = list(only.args)
-    elif module in EVERY_MODEL_MODULES:
+    elif metafunc.definition.get_closest_marker("all_models") is not None:
         models = list(MODEL_ARGS)
     else:
         models = ["async"]
@@ -243,12 +256,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "models(*names): run this test under only these "
                                        "process models")
+    config.addinivalue_line("markers", "all_models: run this test (or, as a module's "
+                                       "pytestmark, every test of the module) under each "
+                                       "process model")
 
 
 @pytest.fixture
 def server_model(request: pytest.FixtureRequest) -> str:
     """The process model of the servers this test starts (parametrised per module)."""
     return str(getattr(request, "param", "async"))
+
+
+def _kill_running(servers: list[ServerProcess]) -> None:
+    """Kill what a test left running (a test that passed has stopped its servers itself)."""
+    for server in servers:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
 
 
 @pytest.fixture
@@ -264,10 +288,25 @@ def start_server(server_model: str) -> Iterator[ServerFactory]:
         return server
 
     yield factory
-    for server in started:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait()
+    _kill_running(started)
+
+
+Launcher = Callable[[list[str], dict[str, str], Path], ServerProcess]
+
+
+@pytest.fixture
+def launch() -> Iterator[Launcher]:
+    """Start a server with `launch(command, env, cwd)` (any command, e.g. a script calling
+    run()); it is killed at the end if still up."""
+    started: list[ServerProcess] = []
+
+    def factory(command: list[str], env: dict[str, str], cwd: Path) -> ServerProcess:
+        server = ServerProcess([], env=env, cwd=cwd, command=command)
+        started.append(server)
+        return server
+
+    yield factory
+    _kill_running(started)
 
 
 @pytest.fixture(scope="session")
@@ -288,16 +327,33 @@ def basic_server(server_model: str, _basic_servers: dict[str, ServerProcess]) ->
     return server
 
 
-def read_response(sock: socket.socket, timeout: float = 5) -> tuple[bytes, dict[bytes, bytes],
-                                                                      bytes]:
+Response = tuple[bytes, dict[bytes, bytes], bytes]
+
+
+def read_response(sock: socket.socket, timeout: float = 5, head_only: bool = False) -> Response:
     """Read one HTTP/1.1 response (status line, headers, body) from a raw socket.
 
-    Handles Content-Length, chunked and close-delimited bodies.  Returns the
-    status line, the headers (lower-cased names; the last value wins) and the
-    body (de-chunked).
+    Handles Content-Length, chunked and close-delimited bodies; `head_only`:
+    the answer to a HEAD request, which has none.  Returns the status line,
+    the headers (lower-cased names; the last value wins) and the body
+    (de-chunked).
     """
     sock.settimeout(timeout)
-    reader = _SocketReader(sock)
+    return _read_response(_SocketReader(sock), head_only)
+
+
+def parse_responses(data: bytes, head_only: list[bool], closed: bool = True
+                    ) -> tuple[list[Response], bytes]:
+    """Read one response per item of `head_only` from `data`, as `read_response` reads a
+    socket; returns them and the bytes after them.  `closed`: the server has closed the
+    connection, so a close-delimited body is complete.  Raises ConnectionError if `data`
+    ends before the last response does."""
+    reader = _BytesReader(data, closed)
+    responses = [_read_response(reader, head) for head in head_only]
+    return responses, reader.buffer
+
+
+def _read_response(reader: _SocketReader | _BytesReader, head_only: bool) -> Response:
     status_line = reader.read_line()
     headers: dict[bytes, bytes] = {}
     while True:
@@ -306,7 +362,8 @@ def read_response(sock: socket.socket, timeout: float = 5) -> tuple[bytes, dict[
             break
         name, _, value = line.partition(b":")
         headers[name.strip().lower()] = value.strip()
-    if status_line.split(b" ")[1][:1] == b"1":
+    status = status_line.split(b" ")[1]
+    if status[:1] == b"1" or head_only or status in (b"204", b"304"):
         return status_line, headers, b""
     if headers.get(b"transfer-encoding") == b"chunked":
         body = b""
@@ -321,6 +378,33 @@ def read_response(sock: socket.socket, timeout: float = 5) -> tuple[bytes, dict[
     if b"content-length" in headers:
         return status_line, headers, reader.read_exact(int(headers[b"content-length"]))
     return status_line, headers, reader.read_all()
+
+
+class _BytesReader:
+    """Line and exact reads from bytes already received."""
+
+    def __init__(self, data: bytes, closed: bool) -> None:
+        self.buffer = data
+        self.closed = closed
+
+    def read_line(self) -> bytes:
+        line, sep, rest = self.buffer.partition(b"\r\n")
+        if not sep:
+            raise ConnectionError(f"no end of line in {self.buffer!r}")
+        self.buffer = rest
+        return line
+
+    def read_exact(self, size: int) -> bytes:
+        if len(self.buffer) < size:
+            raise ConnectionError(f"{size} bytes wanted, {len(self.buffer)} there")
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def read_all(self) -> bytes:
+        if not self.closed:
+            raise ConnectionError("a close-delimited body before the close")
+        data, self.buffer = self.buffer, b""
+        return data
 
 
 # Bytes read past the end of one response, kept for the next read on that socket.

@@ -6,6 +6,7 @@ windows, resets and GOAWAY, so the tests can check what the server did.
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import time
@@ -17,6 +18,18 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
+from hyperframe.frame import Frame
+
+
+def parse_frames(received: bytes) -> list[Frame]:
+    """The whole frames in `received`, in order."""
+    frames = []
+    while len(received) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(received[:9]))
+        frame.parse_body(memoryview(received[9:9 + length]))
+        frames.append(frame)
+        received = received[9 + length:]
+    return frames
 
 
 class _FixedBlock:
@@ -48,18 +61,17 @@ class StreamResult:
         return dict(self.headers).get(name)
 
 
-class H2Client:
-    """One HTTP/2 connection (h2c prior knowledge, or TLS with ALPN h2)."""
+class H2Peer:
+    """The client side of one HTTP/2 connection, without its I/O.
 
-    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None = None,
-                 settings: dict[int, int] | None = None, validate: bool = True,
-                 auto_window: bool = True, send_preface: bool = True) -> None:
-        raw = socket.create_connection((host, port), timeout=10)
-        if tls is not None:
-            tls.set_alpn_protocols(["h2"])
-            raw = tls.wrap_socket(raw, server_hostname=host)
-            assert raw.selected_alpn_protocol() == "h2", raw.selected_alpn_protocol()
-        self.sock = raw
+    A subclass says how bytes reach the server (`send_raw`) and how the
+    server's bytes are read (`pump`, which hands them to `receive`):
+    `H2Client` over a socket, `inprocess.InProcessH2Client` over a fake transport.
+    """
+
+    def __init__(self, authority: bytes, scheme: bytes, settings: dict[int, int] | None = None,
+                 validate: bool = True, auto_window: bool = True,
+                 send_preface: bool = True) -> None:
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=True, header_encoding=None, validate_inbound_headers=validate))
         self.auto_window = auto_window  # acknowledge received data at once
@@ -68,21 +80,31 @@ class H2Client:
         self.goaway: h2.events.ConnectionTerminated | None = None
         self.pushed: dict[int, list[tuple[bytes, bytes]]] = {}
         self.closed = False
-        self.host = f"{host}:{port}".encode()
-        self.scheme = b"https" if tls is not None else b"http"
+        self.host = authority
+        self.scheme = scheme
         if send_preface:
             self.conn.initiate_connection()
             if settings:
                 self.conn.update_settings(settings)
             self.flush()
 
+    def send_raw(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def pump(self, timeout: float = 5) -> bool:
+        """Read once (up to `timeout`) and handle the events; False once the server closed."""
+        raise NotImplementedError
+
     def flush(self) -> None:
         data = self.conn.data_to_send()
         if data:
-            self.sock.sendall(data)
+            self.send_raw(data)
 
-    def send_raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
+    def receive(self, data: bytes) -> None:
+        """Handle bytes from the server, and send what h2 answers (SETTINGS ack, windows)."""
+        for event in self.conn.receive_data(data):
+            self._handle(event)
+        self.flush()
 
     def request(self, path: str, method: str = "GET", body: bytes | None = None,
                 headers: list[tuple[bytes, bytes]] | None = None, end: bool = True) -> int:
@@ -122,25 +144,6 @@ class H2Client:
             return self.send_block([], end=end)
         finally:
             self.conn.encoder = encoder
-
-    def pump(self, timeout: float = 5) -> bool:
-        """Read once (up to `timeout`) and handle the events; False once the socket closed."""
-        if self.closed:
-            return False
-        self.sock.settimeout(timeout)
-        try:
-            data = self.sock.recv(65536)
-        except TimeoutError:
-            return True
-        except (ConnectionResetError, ssl.SSLError, OSError):
-            data = b""
-        if not data:
-            self.closed = True
-            return False
-        for event in self.conn.receive_data(data):
-            self._handle(event)
-        self.flush()
-        return True
 
     def _handle(self, event: Any) -> None:
         self.events.append(event)
@@ -198,14 +201,48 @@ class H2Client:
                       f"the end of stream {stream_id}")
         return result
 
+    def get(self, path: str, **kwargs: Any) -> StreamResult:
+        return self.response(self.request(path, **kwargs))
+
     def wait_closed(self, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout
         while self.pump(max(0.01, min(0.5, deadline - time.monotonic()))):
             if time.monotonic() > deadline:
                 raise AssertionError("the server did not close the connection")
 
-    def get(self, path: str, **kwargs: Any) -> StreamResult:
-        return self.response(self.request(path, **kwargs))
+
+class H2Client(H2Peer):
+    """One HTTP/2 connection over a real socket (h2c prior knowledge, or TLS with ALPN h2)."""
+
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None = None,
+                 **kwargs: Any) -> None:
+        raw = socket.create_connection((host, port), timeout=10)
+        if tls is not None:
+            tls.set_alpn_protocols(["h2"])
+            raw = tls.wrap_socket(raw, server_hostname=host)
+            assert raw.selected_alpn_protocol() == "h2", raw.selected_alpn_protocol()
+        self.sock = raw
+        super().__init__(f"{host}:{port}".encode(), b"https" if tls is not None else b"http",
+                         **kwargs)
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def pump(self, timeout: float = 5) -> bool:
+        if self.closed:
+            return False
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            return True
+        except (ConnectionResetError, ssl.SSLError, OSError):
+            data = b""
+        if not data:
+            self.closed = True
+            return False
+        self.receive(data)
+        return True
 
     def close(self) -> None:
         self.sock.close()
@@ -215,3 +252,33 @@ class H2Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def queue_scope_requests(h2c: H2Peer, count: int = 6, post_at: int = 3) -> list[int]:
+    """Queue (in h2, unsent) the preface and `count` requests for /scope?n=INDEX, the one at
+    `post_at` a POST /scope with a body; the stream ids.  For tests that send the bytes
+    their own way (cut into pieces), then `check_scope_answers`."""
+    h2c.conn.initiate_connection()
+    streams = []
+    for index in range(count):
+        stream_id = h2c.conn.get_next_available_stream_id()
+        h2c.streams[stream_id] = StreamResult()
+        post = index == post_at
+        h2c.conn.send_headers(stream_id, [
+            (b":method", b"POST" if post else b"GET"),
+            (b":path", b"/scope" if post else b"/scope?n=%d" % index),
+            (b":scheme", h2c.scheme), (b":authority", h2c.host)], end_stream=not post)
+        if post:
+            h2c.conn.send_data(stream_id, b"x" * 40, end_stream=True)
+        streams.append(stream_id)
+    return streams
+
+
+def check_scope_answers(h2c: H2Peer, streams: list[int], post_at: int = 3) -> None:
+    """Each stream of `queue_scope_requests` was answered with its own request's scope."""
+    for index, stream_id in enumerate(streams):
+        result = h2c.response(stream_id)
+        assert result.status == 200
+        scope = json.loads(result.body)
+        assert scope["method"] == ("POST" if index == post_at else "GET")
+        assert scope["query_string"] == ("" if index == post_at else f"n={index}")

@@ -8,7 +8,6 @@ what Starlette's `Mount` (and so FastAPI) expects.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,10 @@ import httpx
 import pytest
 
 from apps.lifespan_apps import EVENTS_VAR
-from conftest import ServerFactory, ServerProcess, child_env, run_qactuar
+from conftest import ServerFactory, ServerProcess, run_failing_server
+
+# The servers of every test here run under each process model (conftest).
+pytestmark = pytest.mark.all_models
 
 MOUNTS = {"/api": "apps.mounted:api", "/api/v2": "apps.mounted:api_v2",
           "/admin/": "apps.mounted:admin"}
@@ -26,10 +28,6 @@ MOUNTS = {"/api": "apps.mounted:api", "/api/v2": "apps.mounted:api_v2",
 def write_apps(path: Path, apps: dict[str, str], **settings: Any) -> Path:
     path.write_text(json.dumps({"APPS": apps, **settings}))
     return path
-
-
-def run_to_exit(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return run_qactuar(*args, "--host", "127.0.0.1", "--port", "0", env=child_env(**env))
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +120,7 @@ def test_root_path_is_prepended_to_the_mount_prefix(start_server: ServerFactory,
 def test_two_apps_at_one_prefix_is_a_configuration_error(tmp_path: Path) -> None:
     config = write_apps(tmp_path / "apps.json", {"/api": "apps.mounted:api",
                                                  "/api/": "apps.mounted:admin"})
-    result = run_to_exit(QACTUAR_CONFIG=str(config))
+    result = run_failing_server(QACTUAR_CONFIG=str(config))
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip().count("\n") == 0
     assert "/api" in result.stderr
@@ -131,7 +129,7 @@ def test_two_apps_at_one_prefix_is_a_configuration_error(tmp_path: Path) -> None
 
 def test_a_mounted_app_that_cannot_be_imported_is_one_clear_line(tmp_path: Path) -> None:
     config = write_apps(tmp_path / "apps.json", {"/api": "apps.mounted:nope"})
-    result = run_to_exit(QACTUAR_CONFIG=str(config))
+    result = run_failing_server(QACTUAR_CONFIG=str(config))
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip().count("\n") == 0
     assert "apps.mounted:nope" in result.stderr

@@ -15,8 +15,21 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import ServerProcess, read_response, recv_until_closed
+from request_tables import (
+    APP_MISTAKES,
+    BAD_REQUESTS,
+    GOOD_THEN_BAD,
+    PIPELINED,
+    REFUSED_HEAD_REQUESTS,
+    app_mistake_request,
+    check_app_mistake,
+    check_refused_alone,
+    check_refused_head,
+    head_of,
+)
 
-PIPELINED = b"GET /hello HTTP/1.1\r\nHost: example.com\r\n\r\n"
+# The servers of every test here run under each process model (conftest).
+pytestmark = pytest.mark.all_models
 
 
 def _args(*extra: str) -> list[str]:
@@ -42,91 +55,6 @@ def app_error_server() -> Iterator[ServerProcess]:
     server.stop()
 
 
-def _host(*lines: bytes) -> bytes:
-    return b"".join(line + b"\r\n" for line in lines) + b"\r\n"
-
-
-# (request bytes, expected status) for every request the server must refuse.
-BAD_REQUESTS = [
-    # Request smuggling: the body's framing is ambiguous.
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Content-Length: 5",
-                       b"Transfer-Encoding: chunked") + b"0\r\n\r\n", 400,
-                 id="content-length-and-transfer-encoding"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked",
-                       b"Content-Length: 5") + b"0\r\n\r\n", 400,
-                 id="transfer-encoding-and-content-length"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Content-Length: 5",
-                       b"Content-Length: 6") + b"hello!", 400,
-                 id="duplicate-differing-content-length"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Content-Length: 5, 6") + b"hello!",
-                 400, id="content-length-list"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Content-Length: -5"), 400,
-                 id="negative-content-length"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked",
-                       b"Transfer-Encoding: chunked") + b"0\r\n\r\n", 400,
-                 id="repeated-transfer-encoding"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked")
-                 + b"zz\r\nhello\r\n0\r\n\r\n", 400, id="chunk-size-not-hex"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked")
-                 + b"fffffffffffffffff1\r\nhello\r\n0\r\n\r\n", 400, id="chunk-size-overflow"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked")
-                 + b"5\r\nhelloXX0\r\n\r\n", 400, id="no-crlf-after-chunk-data"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: chunked")
-                 + b"5\nhello\r\n0\r\n\r\n", 400, id="bare-lf-after-chunk-size"),
-    pytest.param(_host(b"POST /echo HTTP/1.0", b"Transfer-Encoding: chunked")
-                 + b"5\r\nhello\r\n0\r\n\r\n", 400, id="transfer-encoding-in-http-1.0"),
-    # Header syntax.
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"Bad Name: x"), 400,
-                 id="space-in-header-name"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo : x"), 400,
-                 id="space-before-colon"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-\x01Foo: x"), 400,
-                 id="control-byte-in-header-name"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a\x01b"), 400,
-                 id="control-byte-in-header-value"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a\x00b"), 400,
-                 id="nul-in-header-value"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a\rb"), 400,
-                 id="bare-cr-in-header-value"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a\x7fb"), 400,
-                 id="del-in-header-value"),
-    pytest.param(b"GET /hello HTTP/1.1\nHost: x\n\n", 400, id="bare-lf-everywhere"),
-    pytest.param(b"GET /hello HTTP/1.1\nHost: x\r\n\r\n", 400, id="bare-lf-after-request-line"),
-    pytest.param(b"GET /hello HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n", 400,
-                 id="bare-lf-after-header"),
-    pytest.param(b"GET /hello HTTP/1.1\r\nHost: x\r\n\n", 400, id="bare-lf-ending-head"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a", b" b"), 400,
-                 id="obs-fold-space"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"X-Foo: a", b"\tb"), 400,
-                 id="obs-fold-tab"),
-    # Request line.
-    pytest.param(_host(b"G@T /hello HTTP/1.1", b"Host: x"), 400, id="invalid-method"),
-    pytest.param(_host(b"GET /caf\xc3\xa9 HTTP/1.1", b"Host: x"), 400,
-                 id="non-ascii-in-path"),
-    pytest.param(_host(b"GET /hello?q=\xc3\xa9 HTTP/1.1", b"Host: x"), 400,
-                 id="non-ascii-in-query"),
-    pytest.param(_host(b"GET /a\x01b HTTP/1.1", b"Host: x"), 400, id="control-byte-in-target"),
-    pytest.param(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400,
-                 id="tls-handshake-bytes"),
-    # Host.
-    pytest.param(_host(b"GET /hello HTTP/1.1"), 400, id="missing-host"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"Host: y"), 400, id="two-hosts"),
-    pytest.param(_host(b"GET /hello HTTP/1.1", b"Host: x", b"Host: x"), 400,
-                 id="two-identical-hosts"),
-    # Unsupported rather than malformed.
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Transfer-Encoding: gzip, chunked")
-                 + b"0\r\n\r\n", 501, id="gzip-transfer-coding"),
-    pytest.param(_host(b"GET /hello HTTP/2.0", b"Host: x"), 505, id="http-2.0"),
-    pytest.param(_host(b"GET /hello HTTP/1.2", b"Host: x"), 505, id="http-1.2"),
-    pytest.param(b"GET /hello\r\n\r\n", 505, id="http-0.9-no-version"),
-    pytest.param(_host(b"GET /hello HTTP/0.9"), 505, id="http-0.9"),
-    pytest.param(_host(b"POST /echo HTTP/1.1", b"Host: x", b"Expect: teapot",
-                       b"Content-Length: 2") + b"hi", 417, id="unknown-expect"),
-    pytest.param(_host(b"CONNECT example.com:443 HTTP/1.1", b"Host: example.com:443"), 501,
-                 id="connect"),
-]
-
-
 def _refuse(server: ServerProcess, request: bytes) -> tuple[bytes, dict[bytes, bytes], bytes,
                                                               int]:
     """Send a bad request with a valid one pipelined behind it.
@@ -146,39 +74,28 @@ def _refuse(server: ServerProcess, request: bytes) -> tuple[bytes, dict[bytes, b
 def test_bad_request_is_refused_and_nothing_after_it_is_answered(
         strict_server: ServerProcess, request_bytes: bytes, status: int) -> None:
     status_line, headers, rest, _ = _refuse(strict_server, request_bytes)
-    assert status_line.startswith(b"HTTP/1.1 %d " % status), status_line
-    assert headers.get(b"connection") == b"close"
     # The pipelined GET /hello is never answered: exactly one response, then EOF.
-    assert rest == b""
+    check_refused_alone([(status_line, headers, b"")], rest, status)
 
 
-@pytest.mark.parametrize(("request_bytes", "status"), [
-    (b"HEAD / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),  # the parser's refusal
-    (b"HEAD / HTTP/1.1\r\n\r\n", 400),  # ours: no Host
-    (b"HEAD / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n", 417),
-], ids=["bad-field", "no-host", "expect"])
+@pytest.mark.parametrize(("request_bytes", "status"), REFUSED_HEAD_REQUESTS)
 def test_a_refused_head_request_gets_its_status_without_a_body(
         strict_server: ServerProcess, request_bytes: bytes, status: int) -> None:
     with strict_server.connect() as sock:
         sock.sendall(request_bytes)
-        head, _, rest = recv_until_closed(sock).partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 %d " % status), head
-    assert b"\r\ncontent-length: " in head
-    assert rest == b""
+        check_refused_head(recv_until_closed(sock), status)
 
 
 def test_bad_request_pipelined_after_a_good_one(strict_server: ServerProcess) -> None:
     """The good request is answered first, then the bad one gets its 400, then EOF."""
     with strict_server.connect() as sock:
-        sock.sendall(b"GET /sleep?s=0.2 HTTP/1.1\r\nHost: x\r\n\r\n"
-                     + _host(b"G@T /hello HTTP/1.1", b"Host: x") + PIPELINED)
+        sock.sendall(GOOD_THEN_BAD)
         status_line, _, body = read_response(sock)
         assert status_line == b"HTTP/1.1 200 OK"
         assert body == b"slept"
+        status_line, headers, _ = read_response(sock)
         rest = recv_until_closed(sock)
-    assert rest.startswith(b"HTTP/1.1 400 "), rest
-    assert b"\r\nconnection: close\r\n" in rest.lower()
-    assert rest.count(b"HTTP/1.1 ") == 1, rest
+    check_refused_alone([(status_line, headers, b"")], rest, 400)
 
 
 def test_no_traceback_for_client_mistakes(strict_server: ServerProcess) -> None:
@@ -201,7 +118,7 @@ def test_no_traceback_for_client_mistakes(strict_server: ServerProcess) -> None:
 
 
 def test_valid_request_after_refusals_is_served(strict_server: ServerProcess) -> None:
-    _refuse(strict_server, _host(b"GET /hello HTTP/1.1"))
+    _refuse(strict_server, head_of(b"GET /hello HTTP/1.1"))
     _assert_alive(strict_server)
 
 
@@ -225,25 +142,21 @@ def _assert_alive(server: ServerProcess, path: str = "/hello") -> None:
     assert body == b"Hello, world!"
 
 
-def _assert_incomplete(raw: bytes) -> None:
-    """The client can tell the response is not complete (the connection was aborted)."""
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    if not sep:
-        return  # not even a complete head
-    headers = {}
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        headers[name.strip().lower()] = value.strip()
-    if headers.get(b"transfer-encoding") == b"chunked":
-        assert not body.endswith(b"0\r\n\r\n"), raw
-    elif b"content-length" in headers:
-        assert len(body) < int(headers[b"content-length"]), raw
-    else:
-        raise AssertionError(f"a close-delimited HTTP/1.1 response looks complete: {raw!r}")
-
-
 def _status(raw: bytes) -> bytes:
     return raw.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize(("path", "close", "outcome", "never_written"), APP_MISTAKES)
+def test_an_app_mistake_is_a_500_or_an_abort_and_logged(
+        app_error_server: ServerProcess, path: str, close: bool, outcome: str,
+        never_written: tuple[bytes, ...]) -> None:
+    start = len(app_error_server.lines)
+    with app_error_server.connect() as sock:
+        sock.sendall(app_mistake_request(path, close))
+        raw = recv_until_closed(sock, timeout=5)
+    check_app_mistake(raw, outcome, never_written)
+    app_error_server.wait_for_log(re.escape(path), start=start)
+    _assert_alive(app_error_server)
 
 
 def test_exception_before_start_is_500_and_logged(app_error_server: ServerProcess) -> None:
@@ -257,46 +170,6 @@ def test_exception_before_start_is_500_and_logged(app_error_server: ServerProces
     _assert_alive(app_error_server)
 
 
-def test_exception_after_start_aborts_the_connection(app_error_server: ServerProcess) -> None:
-    start = len(app_error_server.lines)
-    raw = _get(app_error_server, "/error/after", close=False)
-    assert _status(raw) == b"HTTP/1.1 200 OK"
-    assert b"partial" in raw
-    _assert_incomplete(raw)
-    app_error_server.wait_for_log(r"RuntimeError: boom after start", start=start)
-    _assert_alive(app_error_server)
-
-
-def test_app_returning_without_a_response_is_500(app_error_server: ServerProcess) -> None:
-    start = len(app_error_server.lines)
-    raw = _get(app_error_server, "/no-response")
-    assert _status(raw) == b"HTTP/1.1 500 Internal Server Error"
-    app_error_server.wait_for_log(r"/no-response", start=start)
-    _assert_alive(app_error_server)
-
-
-@pytest.mark.parametrize("path", ["/inject/value", "/inject/name", "/inject/lf"])
-def test_header_injection_is_never_written(app_error_server: ServerProcess, path: str) -> None:
-    start = len(app_error_server.lines)
-    raw = _get(app_error_server, path)
-    assert _status(raw) == b"HTTP/1.1 500 Internal Server Error"
-    assert b"x-injected" not in raw.lower()
-    assert b"injected" not in raw  # nor the body that came with the bad head
-    app_error_server.wait_for_log(re.escape(path), start=start)
-    _assert_alive(app_error_server)
-
-
-@pytest.mark.parametrize("path", ["/bad-status/int", "/bad-status/str", "/unknown-type",
-                                  "/not-a-mapping"])
-def test_invalid_response_start_is_500(app_error_server: ServerProcess, path: str) -> None:
-    start = len(app_error_server.lines)
-    raw = _get(app_error_server, path)
-    assert _status(raw) == b"HTTP/1.1 500 Internal Server Error"
-    assert b"bad status" not in raw
-    app_error_server.wait_for_log(re.escape(path), start=start)
-    _assert_alive(app_error_server)
-
-
 def test_messages_that_are_mappings_but_not_plain_dicts_are_served(
         app_error_server: ServerProcess) -> None:
     """A dict subclass or a mapping proxy is a valid message (compiled too, where Cython
@@ -304,41 +177,6 @@ def test_messages_that_are_mappings_but_not_plain_dicts_are_served(
     raw = _get(app_error_server, "/mapping-messages")
     assert _status(raw) == b"HTTP/1.1 200 OK"
     assert raw.endswith(b"\r\n\r\nmapped")
-    _assert_alive(app_error_server)
-
-
-def test_str_body_is_never_written(app_error_server: ServerProcess) -> None:
-    start = len(app_error_server.lines)
-    raw = _get(app_error_server, "/str-body", close=False)
-    assert b"a str body" not in raw
-    if not raw.startswith(b"HTTP/1.1 500 "):
-        _assert_incomplete(raw)
-    app_error_server.wait_for_log(r"/str-body", start=start)
-    _assert_alive(app_error_server)
-
-
-def test_short_body_in_one_message_is_500(app_error_server: ServerProcess) -> None:
-    """The app declares content-length 10 and sends one final body of 5 bytes: nothing
-    is on the wire yet, so the client gets a clean 500 instead of a short body."""
-    raw = _get(app_error_server, "/short-body", close=False)
-    assert _status(raw) == b"HTTP/1.1 500 Internal Server Error", raw
-    assert b"12345" not in raw
-    _assert_alive(app_error_server)
-
-
-def test_short_body_after_the_head_is_aborted(app_error_server: ServerProcess) -> None:
-    """The head is out when the app ends the body 5 bytes short: the connection is
-    aborted so the client can tell the body is incomplete."""
-    raw = _get(app_error_server, "/short-body-streamed", close=False)
-    _assert_incomplete(raw)
-    _assert_alive(app_error_server)
-
-
-def test_body_over_declared_length_is_never_written(app_error_server: ServerProcess) -> None:
-    """The app declares content-length 10 and sends 15 bytes: the extra 5 would be
-    read as the start of the next response on a keep-alive connection."""
-    raw = _get(app_error_server, "/long-body", close=False)
-    assert b"12345678901" not in raw
     _assert_alive(app_error_server)
 
 

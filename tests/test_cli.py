@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
 from dataclasses import fields
 from pathlib import Path
 
@@ -22,49 +20,20 @@ import pytest
 import qactuar
 from conftest import (
     TESTS_DIR,
+    Launcher,
     ServerFactory,
     ServerProcess,
     assert_one_line_error,
     child_env,
+    run_to_exit,
 )
 from qactuar.config import Config
 
 REPO_DIR = TESTS_DIR.parent
 
 
-
-
-
-Launcher = Callable[[list[str], dict[str, str], Path], ServerProcess]
-
-
-@pytest.fixture
-def launch() -> Iterator[Launcher]:
-    """Start a server with `launch(command, env, cwd)`; it is killed at the end if still up."""
-    started: list[ServerProcess] = []
-
-    def factory(command: list[str], env: dict[str, str], cwd: Path) -> ServerProcess:
-        server = ServerProcess([], env=env, cwd=cwd, command=command)
-        started.append(server)
-        return server
-
-    yield factory
-    for server in started:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait()
-
-
-def run_to_exit(command: list[str], env: dict[str, str] | None = None,
-                cwd: Path = TESTS_DIR) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, env=env or child_env(), cwd=cwd, capture_output=True,
-                          text=True, timeout=30)
-
-
 def qactuar_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "qactuar", *args]
-
-
 
 
 # -- the two ways to start the command line ---------------------------------------------

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 from client_helpers import client_app_server
-from docs_examples import code_blocks
 
 from conftest import ServerProcess
+from docs_examples import code_blocks
 
 __all__ = ["client_app_server"]
 EXAMPLES = code_blocks("client.md", "python")

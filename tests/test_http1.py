@@ -25,7 +25,19 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from conftest import ServerProcess, read_response, recv_until_closed
+from conftest import ServerProcess, read_response, recv_until_closed, wait_until
+from request_tables import (
+    EMPTY_BODIES,
+    EMPTY_BODY_ANSWER,
+    EXCHANGES,
+    UPGRADES_NOT_TAKEN,
+    Step,
+    get,
+    upgrade_with_body,
+)
+
+# The servers of every test here run under each process model (conftest).
+pytestmark = pytest.mark.all_models
 
 HTTP1_APP = "apps.http1_app:app"
 needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -41,16 +53,6 @@ def app_server() -> Iterator[ServerProcess]:
 
 
 # -- helpers ---------------------------------------------------------------------
-
-
-def get(path: str, *headers: str, version: str = "1.1", method: str = "GET",
-        body: bytes = b"") -> bytes:
-    """A raw request; `Host` is added for HTTP/1.1."""
-    lines = [f"{method} {path} HTTP/{version}"]
-    if version == "1.1":
-        lines.append("Host: test")
-    lines.extend(headers)
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 def split_head(data: bytes) -> tuple[bytes, bytes]:
@@ -89,14 +91,9 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 def wait_for_records(path: Path, condition: Callable[[list[dict[str, Any]]], bool],
                      timeout: float = 10) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        records = read_records(path)
-        if condition(records):
-            return records
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s; {path} holds {records!r}")
-        time.sleep(0.01)
+    wait_until(lambda: condition(read_records(path)), timeout, f"the records in {path}",
+               seen=lambda: read_records(path))
+    return read_records(path)
 
 
 def scope_of(server: ServerProcess, request: bytes) -> dict[str, Any]:
@@ -112,20 +109,43 @@ def curl(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[bytes]:
                           capture_output=True, timeout=timeout, check=False)
 
 
-# -- keep-alive ------------------------------------------------------------------
+# -- framing, keep-alive, pipelining: the shared table -------------------------------
 
 
-def test_keep_alive_serves_several_requests_on_one_socket(basic_server: ServerProcess) -> None:
+@pytest.mark.parametrize(("steps", "closes"), EXCHANGES)
+def test_exchange(basic_server: ServerProcess, steps: tuple[Step, ...], closes: bool) -> None:
+    """Each step's request, then its answers, on one connection (request_tables.EXCHANGES)."""
     with basic_server.connect() as sock:
-        for i in range(5):
-            sock.sendall(get("/echo", f"Content-Length: {len(str(i))}", method="POST",
-                             body=str(i).encode()))
-            status, headers, body = read_response(sock)
-            assert status == b"HTTP/1.1 200 OK"
-            assert body == str(i).encode()
-            assert headers.get(b"connection") != b"close"
+        for step in steps:
+            sock.sendall(step.request)
+            for answer in step.answers:
+                answer.check(read_response(sock, head_only=answer.head_only))
+        if closes:
+            assert assert_closed(sock) == b""
+
+
+@pytest.mark.parametrize("request_bytes", EMPTY_BODIES)
+def test_empty_body_is_one_final_message(basic_server: ServerProcess,
+                                         request_bytes: bytes) -> None:
+    with basic_server.connect() as sock:
+        sock.sendall(request_bytes)
+        EMPTY_BODY_ANSWER.check(read_response(sock))
+        # The connection is still in step: the next request is answered.
         sock.sendall(get("/hello"))
         assert read_response(sock)[2] == b"Hello, world!"
+
+
+@pytest.mark.parametrize("upgrade", UPGRADES_NOT_TAKEN)
+def test_an_upgrade_not_taken_keeps_the_request_body(basic_server: ServerProcess,
+                                                       upgrade: list[str]) -> None:
+    with basic_server.connect() as sock:
+        sock.sendall(upgrade_with_body(upgrade))
+        status, _headers, body = read_response(sock)
+    assert status == b"HTTP/1.1 200 OK"
+    assert body == b"hello world"
+
+
+# -- keep-alive ------------------------------------------------------------------
 
 
 def test_keep_alive_with_httpx_reuses_the_connection(app_server: ServerProcess) -> None:
@@ -143,83 +163,7 @@ def test_keep_alive_with_curl_reuses_the_connection(basic_server: ServerProcess)
     assert result.stdout.decode().split() == ["1", "0"]
 
 
-# -- pipelining ------------------------------------------------------------------
-
-
-def test_pipelined_requests_are_answered_in_order(basic_server: ServerProcess) -> None:
-    requests = (get("/sleep?s=0.3")
-                + get("/hello")
-                + get("/echo", "Content-Length: 5", method="POST", body=b"third"))
-    with basic_server.connect() as sock:
-        sock.sendall(requests)
-        answers = [read_response(sock) for _ in range(3)]
-    assert [status for status, _, _ in answers] == [b"HTTP/1.1 200 OK"] * 3
-    assert [body for _, _, body in answers] == [b"slept", b"Hello, world!", b"third"]
-
-
-def test_many_pipelined_requests_keep_their_order(basic_server: ServerProcess) -> None:
-    bodies = [f"request-{i:02d}".encode() for i in range(30)]
-    data = b"".join(get("/echo", f"Content-Length: {len(b)}", method="POST", body=b)
-                    for b in bodies)
-    with basic_server.connect() as sock:
-        sock.sendall(data)
-        assert [read_response(sock)[2] for _ in bodies] == bodies
-
-
-# -- HTTP/1.0 ----------------------------------------------------------------------
-
-
-def test_http10_closes_after_the_response_by_default(basic_server: ServerProcess) -> None:
-    with basic_server.connect() as sock:
-        sock.sendall(get("/hello", version="1.0"))
-        data = assert_closed(sock)
-    head, body = split_head(data)
-    assert head.startswith(b"HTTP/1.1 200 ")
-    assert body == b"Hello, world!"
-    assert header_values(head, b"connection") in ([], [b"close"])
-    assert header_values(head, b"transfer-encoding") == []
-
-
-def test_http10_keep_alive_when_asked(basic_server: ServerProcess) -> None:
-    with basic_server.connect() as sock:
-        sock.sendall(get("/hello", "Connection: keep-alive", version="1.0"))
-        status, headers, body = read_response(sock)
-        assert status.startswith(b"HTTP/1.1 200 ")
-        assert body == b"Hello, world!"
-        assert headers.get(b"connection") == b"keep-alive"
-        # The connection is still open: a second request is answered on it.
-        sock.sendall(get("/sized?n=7", "Connection: keep-alive", version="1.0"))
-        status, headers, body = read_response(sock)
-        assert body == b"x" * 7
-        assert headers.get(b"connection") == b"keep-alive"
-        # Without keep-alive the third one closes it.
-        sock.sendall(get("/hello", version="1.0"))
-        _head, body = split_head(assert_closed(sock))
-        assert body == b"Hello, world!"
-
-
-def test_http10_streamed_response_is_close_delimited(basic_server: ServerProcess) -> None:
-    with basic_server.connect() as sock:
-        sock.sendall(get("/stream?n=3", "Connection: keep-alive", version="1.0"))
-        data = assert_closed(sock)
-    head, body = split_head(data)
-    assert header_values(head, b"transfer-encoding") == []  # HTTP/1.0 has no chunked
-    assert header_values(head, b"connection") == [b"close"]
-    assert body == b"chunk-0\nchunk-1\nchunk-2\n"
-
-
 # -- Connection: close -----------------------------------------------------------
-
-
-def test_client_connection_close(basic_server: ServerProcess) -> None:
-    with basic_server.connect() as sock:
-        # The second request, in the same write, must not be answered.
-        sock.sendall(get("/hello", "Connection: close") + get("/sized?n=3"))
-        data = assert_closed(sock)
-    head, body = split_head(data)
-    assert head.startswith(b"HTTP/1.1 200 ")
-    assert header_values(head, b"connection") == [b"close"]
-    assert body == b"Hello, world!"
 
 
 def test_app_connection_close_header_closes_the_connection(app_server: ServerProcess) -> None:
@@ -256,19 +200,6 @@ def test_chunked_request_body_is_streamed_in_several_messages(app_server: Server
     assert records[-1] == {"type": "http.request", "len": 0, "more_body": False}
 
 
-def test_chunked_request_body_with_basic_echo(basic_server: ServerProcess) -> None:
-    pieces = [b"a" * 10, b"b" * 300, b"c" * 5000]
-    with basic_server.connect() as sock:
-        sock.sendall(get("/echo", "Transfer-Encoding: chunked", method="POST"))
-        for piece in pieces:
-            sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
-        sock.sendall(b"0\r\n\r\n")
-        status, headers, body = read_response(sock)
-    assert status == b"HTTP/1.1 200 OK"
-    assert body == b"".join(pieces)
-    assert int(headers[b"x-receive-calls"]) >= 1
-
-
 def test_httpx_streamed_request_body(basic_server: ServerProcess) -> None:
     def pieces() -> Iterator[bytes]:
         for i in range(20):
@@ -302,24 +233,6 @@ def test_content_length_body_raw_in_pieces(app_server: ServerProcess, tmp_path: 
     assert records[0] == {"type": "http.request", "len": 5, "more_body": True}
     assert records[-1]["more_body"] is False
     assert sum(r["len"] for r in records) == 11
-
-
-@pytest.mark.parametrize("request_bytes", [
-    get("/echo", "Content-Length: 0", method="POST"),
-    get("/echo"),
-    get("/echo", "Transfer-Encoding: chunked", method="POST", body=b"0\r\n\r\n"),
-], ids=["content-length-0", "get-no-body", "chunked-empty"])
-def test_empty_body_is_one_final_message(basic_server: ServerProcess,
-                                         request_bytes: bytes) -> None:
-    with basic_server.connect() as sock:
-        sock.sendall(request_bytes)
-        status, headers, body = read_response(sock)
-        assert status == b"HTTP/1.1 200 OK"
-        assert body == b""
-        assert headers[b"x-receive-calls"] == b"1"
-        # The connection is still in step: the next request is answered.
-        sock.sendall(get("/hello"))
-        assert read_response(sock)[2] == b"Hello, world!"
 
 
 # -- back-pressure on request bodies ---------------------------------------------
@@ -420,23 +333,6 @@ def test_app_stopping_after_a_half_close_is_not_blamed(app_server: ServerProcess
     assert "ERROR" not in app_server.output
 
 
-@pytest.mark.parametrize("upgrade", [
-    ["Upgrade: foo"],
-    # What `curl --http2 -d ...` sends on a plain port: h2c is not taken for a body.
-    ["Upgrade: h2c", "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA"],
-])
-def test_an_upgrade_not_taken_keeps_the_request_body(basic_server: ServerProcess,
-                                                       upgrade: list[str]) -> None:
-    # llhttp stops at the head of any Upgrade request; the body that follows
-    # must still reach the app, not be dropped as "upgrade data".
-    with basic_server.connect() as sock:
-        sock.sendall(get("/echo", "Connection: Upgrade, HTTP2-Settings", *upgrade,
-                         "Content-Length: 11", method="POST", body=b"hello world"))
-        status, _headers, body = read_response(sock)
-    assert status == b"HTTP/1.1 200 OK"
-    assert body == b"hello world"
-
-
 def test_an_upgrade_not_taken_with_a_chunked_body_is_refused(basic_server: ServerProcess) -> None:
     with basic_server.connect() as sock:
         sock.sendall(get("/echo", "Connection: Upgrade", "Upgrade: foo",
@@ -445,50 +341,6 @@ def test_an_upgrade_not_taken_with_a_chunked_body_is_refused(basic_server: Serve
         status, _headers, body = read_response(sock)
     assert status.startswith(b"HTTP/1.1 501 "), status
     assert b"Upgrade" in body
-
-
-def test_streamed_response_keeps_the_connection_usable(basic_server: ServerProcess) -> None:
-    with basic_server.connect() as sock:
-        sock.sendall(get("/stream?n=50") + get("/hello"))
-        _status, headers, body = read_response(sock)
-        assert headers[b"transfer-encoding"] == b"chunked"
-        assert body == b"".join(f"chunk-{i}\n".encode() for i in range(50))
-        assert read_response(sock)[2] == b"Hello, world!"
-
-
-def test_single_body_response_gets_content_length(basic_server: ServerProcess) -> None:
-    with basic_server.connect() as sock:
-        sock.sendall(get("/hello", "Connection: close"))
-        head, body = split_head(assert_closed(sock))
-    assert header_values(head, b"content-length") == [b"13"]
-    assert header_values(head, b"transfer-encoding") == []
-    assert body == b"Hello, world!"
-
-
-def test_no_body_for_head_204_304(basic_server: ServerProcess) -> None:
-    requests = (get("/sized?n=10", method="HEAD")
-                + get("/hello", method="HEAD")
-                + get("/stream?n=2", method="HEAD")
-                + get("/status/204")
-                + get("/status/304")
-                + get("/hello", "Connection: close"))
-    with basic_server.connect() as sock:
-        sock.sendall(requests)
-        data = assert_closed(sock)
-    parts = data.split(b"\r\n\r\n")
-    # Six heads, each starting right after the previous one, then the last body.
-    assert len(parts) == 7, data
-    heads, last_body = parts[:6], parts[6]
-    for head in heads:
-        assert head.startswith(b"HTTP/1.1 "), data
-    assert [h.split(b" ")[1] for h in heads] == [b"200", b"200", b"200", b"204", b"304", b"200"]
-    assert last_body == b"Hello, world!"
-    # HEAD keeps the headers a GET would get.
-    assert header_values(heads[0], b"content-length") == [b"10"]
-    assert header_values(heads[1], b"content-length") == [b"13"]
-    assert header_values(heads[3], b"content-length") in ([], [b"0"])
-    assert header_values(heads[3], b"transfer-encoding") == []
-    assert header_values(heads[4], b"transfer-encoding") == []
 
 
 def test_date_and_server_headers(basic_server: ServerProcess) -> None:
@@ -515,29 +367,6 @@ def test_app_server_header_replaces_ours(app_server: ServerProcess) -> None:
 
 
 # -- Expect: 100-continue ----------------------------------------------------------
-
-
-def test_expect_continue_sent_when_app_reads(basic_server: ServerProcess) -> None:
-    with basic_server.connect() as sock:
-        sock.sendall(get("/echo", "Expect: 100-continue", "Content-Length: 5", method="POST"))
-        status, _, _ = read_response(sock)
-        assert status == b"HTTP/1.1 100 Continue"
-        sock.sendall(b"hello")
-        status, _headers, body = read_response(sock)
-        assert status == b"HTTP/1.1 200 OK"
-        assert body == b"hello"
-        # Only one interim response, and the connection goes on.
-        sock.sendall(get("/hello"))
-        assert read_response(sock)[2] == b"Hello, world!"
-
-
-def test_expect_continue_not_sent_when_app_ignores_body(basic_server: ServerProcess) -> None:
-    with basic_server.connect() as sock:
-        sock.sendall(get("/ignore-body", "Expect: 100-continue", "Content-Length: 5",
-                         method="POST"))
-        status, _, body = read_response(sock)
-        assert status == b"HTTP/1.1 200 OK"  # not "100 Continue"
-        assert body == b"ignored"
 
 
 def test_expect_continue_waits_for_the_app(app_server: ServerProcess, tmp_path: Path) -> None:

@@ -42,7 +42,13 @@ from hyperframe.frame import (
 
 from apps.h2_app import field_value
 from conftest import ServerProcess, recv_until_closed, wait_until
-from h2_client import H2Client, StreamResult
+from h2_client import (
+    H2Client,
+    StreamResult,
+    check_scope_answers,
+    parse_frames,
+    queue_scope_requests,
+)
 
 APP = "apps.h2_app:app"
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -550,7 +556,7 @@ def test_garbage_after_the_preface_costs_that_connection_only(h2_server) -> None
         # The first frame after the preface must be SETTINGS (RFC 9113 3.4).
         sock.sendall(PREFACE + PingFrame(0, opaque_data=b"12345678").serialize())
         received = recv_until_closed(sock, timeout=30)
-    goaways = [frame for frame in _parse_frames(received) if isinstance(frame, GoAwayFrame)]
+    goaways = [frame for frame in parse_frames(received) if isinstance(frame, GoAwayFrame)]
     assert goaways and goaways[0].error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
     with client(h2_server) as h2c:
         assert h2c.get("/hello").status == 200
@@ -839,18 +845,7 @@ def test_frames_split_anywhere_across_reads(h2_server) -> None:
 
     with client(h2_server, send_preface=False) as h2c:
         h2c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        h2c.conn.initiate_connection()
-        streams = []
-        for index in range(6):
-            stream_id = h2c.conn.get_next_available_stream_id()
-            h2c.streams[stream_id] = StreamResult()
-            if index == 3:
-                h2c.conn.send_headers(stream_id, [(b":method", b"POST"), *_GET[1:]])
-                h2c.conn.send_data(stream_id, b"x" * 40, end_stream=True)
-            else:
-                h2c.conn.send_headers(stream_id, [*_GET[:1], (b":path", b"/scope?n=%d" % index),
-                                                  *_GET[2:]], end_stream=True)
-            streams.append(stream_id)
+        streams = queue_scope_requests(h2c)
         data = h2c.conn.data_to_send()
         h2c.sock.sendall(data[:len(PREFACE)])  # (HTTP/1.1's parser needs it whole to hand over)
         at = len(PREFACE)
@@ -860,12 +855,7 @@ def test_frames_split_anywhere_across_reads(h2_server) -> None:
             h2c.sock.sendall(data[at:at + size])
             at += size
             time.sleep(0.005)  # separate reads on the server, most of the time
-        for index, stream_id in enumerate(streams):
-            result = h2c.response(stream_id)
-            assert result.status == 200
-            scope = json.loads(result.body)
-            assert scope["method"] == ("POST" if index == 3 else "GET")
-            assert scope["query_string"] == ("" if index == 3 else f"n={index}")
+        check_scope_answers(h2c, streams)
 
 
 @pytest.mark.parametrize(("copies", "requests"), [(40, 1), (3, 8)])
@@ -966,18 +956,7 @@ def _frames_until_closed(server: ServerProcess, frames: list) -> list:
         sock.sendall(PREFACE + SettingsFrame(0).serialize()
                      + b"".join(frame.serialize() for frame in frames))
         received = recv_until_closed(sock, timeout=30)
-    return _parse_frames(received)
-
-
-def _parse_frames(received: bytes) -> list:
-    """The whole frames in `received`, in order."""
-    frames = []
-    while len(received) >= 9:
-        frame, length = Frame.parse_frame_header(memoryview(received[:9]))
-        frame.parse_body(memoryview(received[9:9 + length]))
-        frames.append(frame)
-        received = received[9 + length:]
-    return frames
+    return parse_frames(received)
 
 
 @pytest.mark.parametrize("stream_ids", [(1, 1), (5, 3), (2,)], ids=["reused", "lower", "even"])

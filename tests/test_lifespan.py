@@ -8,19 +8,16 @@ be read back after the server has exited.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
 from apps.lifespan_apps import EVENTS_VAR
-from conftest import ServerFactory, child_env, file_lines, run_qactuar
+from conftest import ServerFactory, file_lines, run_failing_server
 
-
-def run_to_exit(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run a server that must not come up; it gets a free port in case it does."""
-    return run_qactuar(*args, "--host", "127.0.0.1", "--port", "0", env=child_env(**env))
+# The servers of every test here run under each process model (conftest).
+pytestmark = pytest.mark.all_models
 
 
 # Once per worker in prefork (see test_prefork.py), so not run there.
@@ -71,7 +68,7 @@ def test_state_from_startup_is_copied_into_every_request(start_server: ServerFac
 
 def test_startup_failed_exits_non_zero_with_the_apps_message(tmp_path: Path) -> None:
     events_file = tmp_path / "events.txt"
-    result = run_to_exit("apps.lifespan_apps:failing_startup_app",
+    result = run_failing_server("apps.lifespan_apps:failing_startup_app",
                          **{EVENTS_VAR: str(events_file)})
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
@@ -100,9 +97,9 @@ def test_auto_serves_an_app_that_raises_on_lifespan(start_server: ServerFactory,
 @pytest.mark.parametrize("source", ["flag", "environment"])
 def test_on_refuses_an_app_that_raises_on_lifespan(source: str) -> None:
     if source == "flag":
-        result = run_to_exit("apps.lifespan_apps:no_lifespan_app", "--lifespan", "on")
+        result = run_failing_server("apps.lifespan_apps:no_lifespan_app", "--lifespan", "on")
     else:
-        result = run_to_exit("apps.lifespan_apps:no_lifespan_app", QACTUAR_LIFESPAN="on")
+        result = run_failing_server("apps.lifespan_apps:no_lifespan_app", QACTUAR_LIFESPAN="on")
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert "Listening on" not in output

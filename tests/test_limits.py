@@ -14,9 +14,19 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import ServerProcess, read_response, recv_until_closed
+from conftest import ServerProcess, file_lines, read_response, recv_until_closed, wait_until
+from request_tables import (
+    OVER_LIMITS,
+    OVER_LIMITS_MID_REQUEST,
+    PIPELINED,
+    SMALL_LIMITS,
+    WITHIN_LIMITS,
+    check_refused_alone,
+    cli_flags,
+)
 
-PIPELINED = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+# The servers of every test here run under each process model (conftest).
+pytestmark = pytest.mark.all_models
 
 
 def _server(*flags: str) -> ServerProcess:
@@ -25,9 +35,7 @@ def _server(*flags: str) -> ServerProcess:
 
 @pytest.fixture(scope="module")
 def small_limits() -> Iterator[ServerProcess]:
-    server = _server("--max-body-size", "1000", "--max-url-size", "100",
-                     "--max-header-size", "1000", "--max-header-count", "10",
-                     "--header-timeout", "3")
+    server = _server(*cli_flags(SMALL_LIMITS))
     yield server
     server.stop()
 
@@ -47,116 +55,41 @@ def one_at_a_time() -> Iterator[ServerProcess]:
     server.stop()
 
 
-def _refused_alone(server: ServerProcess, request: bytes, status: int) -> None:
-    """`request` is refused with `status`, and a request pipelined behind it is never read."""
-    with server.connect() as sock:
-        sock.sendall(request + PIPELINED)
-        status_line, headers, _ = read_response(sock)
-        rest = recv_until_closed(sock)
-    assert status_line.startswith(b"HTTP/1.1 %d " % status), status_line
-    assert headers.get(b"connection") == b"close"
-    assert rest == b""
-
-
 def _exchange(server: ServerProcess, request: bytes) -> tuple[bytes, dict[bytes, bytes], bytes]:
     with server.connect() as sock:
         sock.sendall(request)
         return read_response(sock)
 
 
-def _chunked(*chunks: bytes, end: bool = True) -> bytes:
-    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in chunks)
-    return body + (b"0\r\n\r\n" if end else b"")
+# -- MAX_BODY_SIZE, MAX_URL_SIZE, MAX_HEADER_SIZE, MAX_HEADER_COUNT -----------------------
 
 
-# -- MAX_BODY_SIZE ---------------------------------------------------------------------
-
-
-def test_content_length_over_limit_is_413_before_the_body(small_limits: ServerProcess) -> None:
-    # Only the head is sent: the answer must not wait for the body.
-    head = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"
+@pytest.mark.parametrize(("request_bytes", "status"), OVER_LIMITS)
+def test_over_a_limit_is_refused_and_nothing_after_it_is_read(
+        small_limits: ServerProcess, request_bytes: bytes, status: int) -> None:
     with small_limits.connect() as sock:
-        sock.sendall(head)
+        sock.sendall(request_bytes + PIPELINED)
         status_line, headers, _ = read_response(sock)
         rest = recv_until_closed(sock)
-    assert status_line.startswith(b"HTTP/1.1 413 "), status_line
-    assert headers.get(b"connection") == b"close"
-    assert rest == b""
+    check_refused_alone([(status_line, headers, b"")], rest, status)
 
 
-def test_content_length_over_limit_with_pipelined_request(small_limits: ServerProcess) -> None:
-    _refused_alone(small_limits,
-                   b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n", 413)
+@pytest.mark.parametrize(("request_bytes", "status"), OVER_LIMITS_MID_REQUEST)
+def test_over_a_limit_is_refused_before_the_request_ends(
+        small_limits: ServerProcess, request_bytes: bytes, status: int) -> None:
+    with small_limits.connect() as sock:
+        sock.sendall(request_bytes)
+        status_line, headers, _ = read_response(sock)
+        rest = recv_until_closed(sock)
+    check_refused_alone([(status_line, headers, b"")], rest, status)
 
 
-def test_body_within_limit_is_accepted(small_limits: ServerProcess) -> None:
-    body = b"b" * 900
-    status_line, _, echoed = _exchange(
-        small_limits, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n" + body)
+@pytest.mark.parametrize(("request_bytes", "body"), WITHIN_LIMITS)
+def test_within_the_limits_is_served(small_limits: ServerProcess, request_bytes: bytes,
+                                     body: bytes) -> None:
+    status_line, _, echoed = _exchange(small_limits, request_bytes)
     assert status_line == b"HTTP/1.1 200 OK"
     assert echoed == body
-    status_line, _, echoed = _exchange(
-        small_limits, b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-        + _chunked(b"c" * 450, b"c" * 450))
-    assert status_line == b"HTTP/1.1 200 OK"
-    assert echoed == b"c" * 900
-
-
-def test_chunked_body_growing_over_limit_is_413(small_limits: ServerProcess) -> None:
-    # The terminating chunk is never sent: the 413 must come as soon as the limit is passed.
-    request = (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-               + _chunked(b"a" * 600, b"a" * 600, end=False))
-    with small_limits.connect() as sock:
-        sock.sendall(request)
-        status_line, headers, _ = read_response(sock)
-        rest = recv_until_closed(sock)
-    assert status_line.startswith(b"HTTP/1.1 413 "), status_line
-    assert headers.get(b"connection") == b"close"
-    assert rest == b""
-
-
-# -- MAX_URL_SIZE, MAX_HEADER_SIZE, MAX_HEADER_COUNT --------------------------------------
-
-
-def test_url_over_limit_is_414(small_limits: ServerProcess) -> None:
-    target = b"/hello?q=" + b"u" * 200
-    _refused_alone(small_limits, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target, 414)
-
-
-def test_url_within_limit_is_accepted(small_limits: ServerProcess) -> None:
-    target = b"/hello?q=" + b"u" * 40
-    status_line, _, _ = _exchange(small_limits, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target)
-    assert status_line == b"HTTP/1.1 200 OK"
-
-
-def test_headers_over_size_limit_are_431(small_limits: ServerProcess) -> None:
-    request = b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n" % (b"h" * 2000)
-    _refused_alone(small_limits, request, 431)
-
-
-def test_many_small_headers_over_size_limit_are_431(small_limits: ServerProcess) -> None:
-    fields = b"".join(b"X-F%d: %s\r\n" % (i, b"v" * 150) for i in range(8))
-    _refused_alone(small_limits, b"GET /hello HTTP/1.1\r\nHost: x\r\n%s\r\n" % fields, 431)
-
-
-def test_unfinished_header_over_size_limit_is_431(small_limits: ServerProcess) -> None:
-    # A header value that never ends must not be buffered until the header timeout.
-    with small_limits.connect() as sock:
-        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Endless: " + b"e" * 20000)
-        status_line, _, _ = read_response(sock)
-    assert status_line.startswith(b"HTTP/1.1 431 "), status_line
-
-
-def test_headers_within_limits_are_accepted(small_limits: ServerProcess) -> None:
-    fields = b"".join(b"X-F%d: %s\r\n" % (i, b"v" * 50) for i in range(5))
-    status_line, _, _ = _exchange(small_limits,
-                                  b"GET /hello HTTP/1.1\r\nHost: x\r\n%s\r\n" % fields)
-    assert status_line == b"HTTP/1.1 200 OK"
-
-
-def test_too_many_headers_are_431(small_limits: ServerProcess) -> None:
-    fields = b"".join(b"X-F%d: v\r\n" % i for i in range(15))
-    _refused_alone(small_limits, b"GET /hello HTTP/1.1\r\nHost: x\r\n%s\r\n" % fields, 431)
 
 
 # -- HEADER_TIMEOUT --------------------------------------------------------------------
@@ -232,10 +165,7 @@ def test_busy_keep_alive_connection_stays_open(short_timeouts: ServerProcess) ->
 
 
 def _wait_for_file(path: Path, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while not path.exists() or not path.read_text():
-        assert time.monotonic() < deadline, f"{path} was not written within {timeout}s"
-        time.sleep(0.02)
+    wait_until(lambda: bool(file_lines(path)), timeout, f"{path} to be written")
     return path.read_text()
 
 

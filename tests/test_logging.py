@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import ServerFactory, ServerProcess, read_response, recv_until_closed
+from conftest import (
+    ServerFactory,
+    ServerProcess,
+    file_lines,
+    read_response,
+    recv_until_closed,
+    wait_until,
+)
 
 LOGGERS = {"qt_server", "qt_child", "qt_access", "qt_exception"}
 
@@ -151,14 +157,13 @@ def _config_file(tmp_path: Path, logs: dict[str, Any]) -> dict[str, str]:
 
 def _wait_for_file_line(path: Path, pattern: str, timeout: float = 10) -> str:
     regex = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while True:
-        text = path.read_text() if path.exists() else ""
-        for line in text.splitlines():
-            if regex.search(line):
-                return line
-        assert time.monotonic() < deadline, f"no line matching {pattern!r} in {path}: {text!r}"
-        time.sleep(0.02)
+
+    def matching() -> list[str]:
+        return [line for line in file_lines(path) if regex.search(line)]
+
+    wait_until(lambda: bool(matching()), timeout, f"a line matching {pattern!r} in {path}",
+               seen=lambda: file_lines(path))
+    return matching()[0]
 
 
 def test_logs_from_config_file_replace_the_whole_setup(start_server: ServerFactory,

@@ -12,6 +12,8 @@ import socket
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
+
 from conftest import (
     ServerFactory,
     ServerProcess,
@@ -20,6 +22,9 @@ from conftest import (
     recv_until_closed,
     wait_until,
 )
+
+# The servers of every test here run under each process model (conftest).
+pytestmark = pytest.mark.all_models
 
 ROBUSTNESS_APP = "apps.robustness_app:app"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 import subprocess
 import sys
@@ -12,6 +13,9 @@ import pytest
 import trustme
 
 from conftest import TESTS_DIR
+
+# The servers of every test here run under each process model (conftest).
+pytestmark = pytest.mark.all_models
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +121,35 @@ def test_http2_over_alpn_and_prior_knowledge(start_server, certificates) -> None
         assert h2c.get("/hello").body == b"Hello, world!"
         h2c.close()
     assert "Traceback" not in tls.output + clear.output
+
+
+def test_http2_only_over_tls_offers_h2_alone(start_server, certificates) -> None:
+    """HTTP2 = only: ALPN offers h2 alone, and a client that speaks HTTP/1.1 anyway gets
+    GOAWAY with PROTOCOL_ERROR (RFC 9113 3.4), under every model."""
+    import h2.errors
+    from hyperframe.frame import GoAwayFrame
+
+    from h2_client import H2Client, parse_frames
+
+    ca, cert_path, key_path = certificates
+    server = start_server("apps.basic:app", "--ssl-cert-path", str(cert_path),
+                          "--ssl-key-path", str(key_path), "--http2", "only")
+    with ca.cert_pem.tempfile() as ca_file:
+        context = ssl.create_default_context(cafile=ca_file)
+        with H2Client(server.host, server.port, tls=context) as h2c:
+            assert h2c.get("/hello").body == b"Hello, world!"
+        http1_only = ssl.create_default_context(cafile=ca_file)
+        http1_only.set_alpn_protocols(["http/1.1"])
+        data = b""
+        with socket.create_connection((server.host, server.port), timeout=5) as raw, \
+                http1_only.wrap_socket(raw, server_hostname=server.host) as sock:
+            assert sock.selected_alpn_protocol() is None  # nothing in common with h2
+            sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                while chunk := sock.recv(65536):
+                    data += chunk
+            except (ConnectionResetError, ssl.SSLError):
+                pass
+    goaways = [frame for frame in parse_frames(data) if isinstance(frame, GoAwayFrame)]
+    assert goaways and goaways[0].error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    assert "Traceback" not in server.output

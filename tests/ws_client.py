@@ -14,7 +14,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from conftest import ServerProcess, _SocketReader, read_response
+from conftest import ServerProcess, _BytesReader, _SocketReader, read_response
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 RSV1, RSV2, RSV3 = 0x40, 0x20, 0x10
@@ -116,16 +116,7 @@ class RawWebSocket:
 
     def recv_frame(self, timeout: float = 10) -> Frame:
         self.sock.settimeout(timeout)
-        reader = _SocketReader(self.sock)
-        first, second = reader.read_exact(2)
-        assert not second & 0x80, "a server must not mask its frames"
-        length = second & 0x7F
-        if length == 126:
-            length = struct.unpack("!H", reader.read_exact(2))[0]
-        elif length == 127:
-            length = struct.unpack("!Q", reader.read_exact(8))[0]
-        payload = reader.read_exact(length) if length else b""
-        return Frame(bool(first & 0x80), first & 0x70, first & 0x0F, payload)
+        return _read_frame(_SocketReader(self.sock))
 
     def recv_data_frame(self, timeout: float = 10) -> Frame:
         """The next frame that is not a ping (pings are answered)."""
@@ -162,6 +153,28 @@ class RawWebSocket:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def _read_frame(reader: _SocketReader | _BytesReader) -> Frame:
+    """One server frame (never masked) from `reader`."""
+    first, second = reader.read_exact(2)
+    assert not second & 0x80, "a server must not mask its frames"
+    length = second & 0x7F
+    if length == 126:
+        length = struct.unpack("!H", reader.read_exact(2))[0]
+    elif length == 127:
+        length = struct.unpack("!Q", reader.read_exact(8))[0]
+    payload = reader.read_exact(length) if length else b""
+    return Frame(bool(first & 0x80), first & 0x70, first & 0x0F, payload)
+
+
+def parse_ws_frames(data: bytes) -> list[Frame]:
+    """The server frames in `data`, which holds whole frames only."""
+    reader = _BytesReader(data, closed=True)
+    frames = []
+    while reader.buffer:
+        frames.append(_read_frame(reader))
+    return frames
 
 
 def handshake(path: str = "/echo", headers: list[tuple[str, str]] | None = None,

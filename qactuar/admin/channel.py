@@ -26,19 +26,14 @@ from typing import Any
 from qactuar.admin.app import HTTPError
 from qactuar.admin.apps import ProcessApps
 from qactuar.admin.stats import requests_served
+from qactuar.limits import Limits
 from qactuar.logs import server_logger
 
-# Settings a serving process applies at once, and the ServerState field each is
-# mirrored in (read per request or per connection, so no connection is dropped).
-LIVE_STATE_FIELDS = {
-    "ACCESS_LOG": "access_log",
-    "REQUEST_TIMEOUT": "request_timeout",
-    "KEEP_ALIVE_TIMEOUT": "keep_alive_timeout",
-    "HEADER_TIMEOUT": "header_timeout",
-    "LIMIT_CONCURRENCY": "limit_concurrency",
-    "MAX_BODY_SIZE": "max_body_size",
-    "MAX_URL_SIZE": "max_url_size",
-}
+# Settings a serving process applies at once: ACCESS_LOG on its state, the limits and
+# timeouts through a new Limits object (read per request or per connection, so no
+# connection is dropped).
+LIVE_SERVING_SETTINGS = ("ACCESS_LOG", "REQUEST_TIMEOUT", "KEEP_ALIVE_TIMEOUT", "HEADER_TIMEOUT",
+                         "LIMIT_CONCURRENCY", "MAX_BODY_SIZE", "MAX_URL_SIZE")
 
 
 def process_report(state: Any, role: str, started: float) -> dict[str, Any]:
@@ -57,14 +52,9 @@ def apply_live_settings(state: Any, changes: dict[str, Any]) -> None:
     """Apply already-validated live settings to this process's config and state."""
     for key, value in changes.items():
         setattr(state.config, key, value)
-    limits = getattr(state, "limits", None)
-    if limits is not None:
-        # Limits kept in one read-only object: a new one, swapped in one assignment.
-        state.limits = type(limits)(state.config)
-    for key in changes:
-        name = LIVE_STATE_FIELDS.get(key)
-        if name is not None and hasattr(state, name):
-            setattr(state, name, changes[key])
+    # Limits is one read-only object: a new one, swapped in one assignment.
+    state.limits = Limits(state.config)
+    state.access_log = state.config.ACCESS_LOG
 
 
 def task_stacks(limit: int = 12) -> list[dict[str, Any]]:

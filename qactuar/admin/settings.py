@@ -13,10 +13,10 @@ import dataclasses
 from typing import Any
 
 from qactuar.admin.app import HTTPError
-from qactuar.admin.channel import LIVE_STATE_FIELDS
+from qactuar.admin.channel import LIVE_SERVING_SETTINGS
 from qactuar.config import Config, ConfigError, check_keys
 
-LIVE = {*LIVE_STATE_FIELDS, "GATHER_PROC_STATS", "CHECK_PROCESS_INTERVAL", "SHUTDOWN_TIMEOUT"}
+LIVE = {*LIVE_SERVING_SETTINGS, "GATHER_PROC_STATS", "CHECK_PROCESS_INTERVAL", "SHUTDOWN_TIMEOUT"}
 
 _BIND = "it needs a new bind: restart the server with the new value"
 REFUSED = {

@@ -3,6 +3,10 @@
 from qactuar.server_state cimport ServerState
 
 
+# The response phases: module-level C ints.
+cdef int _AWAITING_START, _STARTED, _SENDING_BODY, _AWAITING_TRAILERS, _COMPLETE, _UNANSWERED
+
+
 cdef class HTTPStream
 
 
@@ -24,9 +28,9 @@ cdef class HTTPStream:
     cdef public list _body_chunks, _waiters, headers
     cdef public Py_ssize_t _body_size, _sent_bytes
     cdef public double _started_at
+    cdef public int _phase
     cdef public bint _body_complete, _final_body_sent, disconnected, _input_closed
-    cdef public bint response_started, response_complete, _head_sent, _app_running
-    cdef public bint _trailers_expected, _body_done
+    cdef public bint _app_running, _trailers_expected, _body_discarded
     cdef public bint has_date, has_server, has_length, close_connection
 
     cpdef start(self)

@@ -13,10 +13,25 @@ import asyncio
 import re
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from qactuar.logs import escape, exception_logger, log_access, server_logger
 
+if TYPE_CHECKING:
+    from qactuar.limits import Limits
+    from qactuar.server_state import ServerObserver
+
+# The response phase of a stream (HTTPStream._phase): C ints when compiled.
+(_AWAITING_START, _STARTED, _SENDING_BODY, _AWAITING_TRAILERS, _COMPLETE,
+ _UNANSWERED) = range(6)
+RESPONSE_PHASES = (
+    "waiting for 'http.response.start'",  # nothing accepted yet
+    "the response head is not yet sent",  # start accepted; the head goes with the first body
+    "sending the body",  # head written; body parts go out
+    "waiting for 'http.response.trailers'",  # last body part sent, trailers announced
+    "the response was complete",  # sent, or cut after its start
+    "the request ended without a response",  # the client went before any start
+)
 _TASK_NAME = "qactuar request"
 _Task = asyncio.Task  # one global look-up per request, not a global and an attribute
 DISCONNECT = {"type": "http.disconnect"}
@@ -120,9 +135,10 @@ class StreamHost(Protocol):
 
     loop: asyncio.AbstractEventLoop
     access_log: bool
-    request_timeout: float
+    limits: Limits
     tasks: set[asyncio.Task[None]]
     in_flight: int  # responses started and not yet complete (LIMIT_CONCURRENCY)
+    observer: ServerObserver | None  # told of each request (server_state.py)
     stats: Any  # the admin plane's ProcessStats, or None (qactuar/admin/stats.py)
 
 
@@ -142,11 +158,11 @@ class HTTPStream:
     """
 
     __slots__ = (
-        "_app_running", "_body_chunks", "_body_complete", "_body_done", "_body_size",
-        "_content_length", "_final_body_sent", "_head_sent", "_host", "_input_closed",
+        "_app_running", "_body_chunks", "_body_complete", "_body_discarded", "_body_size",
+        "_content_length", "_final_body_sent", "_host", "_input_closed", "_phase",
         "_sent_bytes", "_started_at", "_trailers", "_trailers_expected", "_waiters",
         "app", "close_connection", "disconnected", "has_date", "has_length", "has_server",
-        "headers", "response_complete", "response_started", "scope", "sink", "status", "task",
+        "headers", "scope", "sink", "status", "task",
     )
 
     def __init__(self, sink: ResponseSink, scope: dict[str, Any], app: Any,
@@ -162,14 +178,12 @@ class HTTPStream:
         self._waiters: list[asyncio.Future[None]] | None = None
         self.disconnected = False
         self._input_closed = False
-        self.response_started = False
-        self.response_complete = False
-        self._head_sent = False
+        self._phase = _AWAITING_START  # one of RESPONSE_PHASES
+        self._body_discarded = False  # HEAD, 204, 304: body parts are never written
         self._sent_bytes = 0
         self.task: asyncio.Task[None] | None = None
         self._app_running = False
         self._trailers_expected = False
-        self._body_done = False
         self._trailers: list[tuple[bytes, bytes]] | None = None
 
     # -- called by the protocol -------------------------------------------
@@ -178,12 +192,28 @@ class HTTPStream:
     def buffered(self) -> int:
         return self._body_size
 
+    @property
+    def response_started(self) -> bool:
+        """`http.response.start` was accepted (or the server answered for the app)."""
+        return _STARTED <= self._phase <= _COMPLETE
+
+    @property
+    def response_complete(self) -> bool:
+        """The response is over: sent, cut, or never to be made (its slot is released)."""
+        return self._phase >= _COMPLETE
+
+    @property
+    def response_phase(self) -> str:
+        return RESPONSE_PHASES[self._phase]
+
     def start(self) -> None:
         """Run the app for this request."""
         host = self._host
         if host.access_log or host.stats is not None:
             self._started_at = time.monotonic()
         host.in_flight += 1
+        if host.observer is not None:
+            host.observer.request_started()
         loop = host.loop
         if loop.get_task_factory() is None:
             # Made directly and named: loop.create_task would format a
@@ -195,7 +225,7 @@ class HTTPStream:
         host.tasks.add(task)  # removed by _run itself: no done-callback per request
 
     def receive_body(self, chunk: bytes) -> None:
-        if self.response_complete:
+        if self._phase >= _COMPLETE:
             return  # the answer is out; the rest of the body is discarded
         self._body_chunks.append(chunk)
         self._body_size += len(chunk)
@@ -227,14 +257,14 @@ class HTTPStream:
 
     def request_timed_out(self) -> None:
         """REQUEST_TIMEOUT has passed since the app started (the protocol times it)."""
-        if self.response_started:
+        if self._phase != _AWAITING_START:
             return  # a started response is never cut by REQUEST_TIMEOUT
         if self.disconnected:
             self._cancel_task()  # nobody is waiting for this answer
             return
         server_logger.warning("request %s %s timed out after %ss before the app started its "
                               "response; answered 504", self.scope["method"],
-                              _log_path(self.scope), self._host.request_timeout)
+                              _log_path(self.scope), self._host.limits.request_timeout)
         self.reject(504, "Gateway Timeout: the application did not answer in time")
 
     # -- the ASGI callables ------------------------------------------------
@@ -248,10 +278,10 @@ class HTTPStream:
                 self._body_size = 0
                 more = not self._body_complete
                 self._final_body_sent = not more
-                if more and not self.response_complete:
+                if more and self._phase < _COMPLETE:
                     self.sink.request_body()  # resume reading if it was paused
                 return {"type": "http.request", "body": body, "more_body": more}
-            if self.disconnected or self.response_complete or self._input_closed:
+            if self.disconnected or self._phase >= _COMPLETE or self._input_closed:
                 return DISCONNECT
             self.sink.request_body()
             # Apps may call receive() from several tasks; each waiter is woken.
@@ -270,11 +300,11 @@ class HTTPStream:
         # (Cython refuses even a dict subclass), so any other mapping is copied.
         event: dict[str, Any] = message if type(message) is dict else _plain_message(message)
         kind = event.get("type")
+        # One check per message: is it allowed in the stream's phase?
+        phase = self._phase
         if kind == "http.response.body":
-            if not self.response_started or self.response_complete:
-                raise RuntimeError("ASGI app sent 'http.response.body' "
-                                   + ("before 'http.response.start'" if not self.response_started
-                                      else "after the response was complete"))
+            if phase != _STARTED and phase != _SENDING_BODY:
+                raise self._out_of_order(kind)
             if self.disconnected:
                 raise ClientDisconnected("the client has disconnected")
             body = event.get("body", b"")
@@ -295,35 +325,53 @@ class HTTPStream:
             if expected is not None and (
                 self._sent_bytes > expected or (not more and self._sent_bytes < expected)
             ):
-                if self._head_sent:
+                if self._phase == _SENDING_BODY:
                     self._abort()
                 raise RuntimeError(f"ASGI app sent {self._sent_bytes} body bytes but declared "
                                    f"content-length {expected}")
             end = not more
-            if end and self._trailers_expected:
+            trailers_due = end and self._trailers_expected
+            if trailers_due:
                 end = False  # the response ends with its trailers
-                self._body_done = True
-            if not self._head_sent:
-                self._head_sent = True
+            if self._phase == _STARTED:
+                self._phase = _SENDING_BODY
+                if self._host.observer is not None:
+                    self._host.observer.response_started()
                 sink.send_head(self, body, end)
             else:
                 sink.send_body(body, end)
             if end:
                 self._finish()
+            elif trailers_due:
+                if self._phase == _SENDING_BODY:
+                    self._phase = _AWAITING_TRAILERS
+            elif self._body_discarded:
+                # Nothing reaches the transport, so its back-pressure never makes
+                # this wait: yield, or an app streaming without end to a HEAD
+                # request would hold the event loop (and every other client).
+                await asyncio.sleep(0)
         elif kind == "http.response.start":
-            if self.response_started:
-                raise RuntimeError("ASGI app sent 'http.response.start' twice")
+            if phase != _AWAITING_START:
+                raise self._out_of_order(kind)
             if self.disconnected:
                 raise ClientDisconnected("the client has disconnected")
             self._accept_start(event)
         elif kind == "http.response.trailers":
+            if phase != _AWAITING_TRAILERS:
+                raise self._out_of_order(kind)
             self._accept_trailers(event)
         elif kind == "http.response.early_hint":
+            if phase != _AWAITING_START:
+                raise self._out_of_order(kind)
             self._accept_early_hint(event)
         elif kind == "http.response.push":
-            self._accept_push(event)
+            self._accept_push(event)  # in any phase: dropped once the response is over
         else:
             raise RuntimeError(f"ASGI app sent an unexpected message: {kind!r}")
+
+    def _out_of_order(self, kind: str) -> RuntimeError:
+        """The error for a message the app sent in a phase that does not take it."""
+        return RuntimeError(f"ASGI app sent {kind!r} while {RESPONSE_PHASES[self._phase]}")
 
     # -- internals ---------------------------------------------------------
 
@@ -373,6 +421,8 @@ class HTTPStream:
             headers.append((name, value))
         self.status = status
         self.headers = headers
+        self._body_discarded = (status == 204 or status == 304
+                                or self.scope["method"] == "HEAD")
         self.has_date = has_date
         self.has_server = has_server
         self.close_connection = close_connection
@@ -383,18 +433,11 @@ class HTTPStream:
         else:
             self.has_length = status != 204
             # A body for 204/304 (or HEAD) is never written, so its length is not checked.
-            self._content_length = (
-                None if status in (204, 304) or self.scope["method"] == "HEAD"
-                else content_length)
-        self.response_started = True
+            self._content_length = None if self._body_discarded else content_length
+        self._phase = _STARTED
 
     def _accept_trailers(self, message: dict[str, Any]) -> None:
         """`http.response.trailers` (ASGI extension): header fields after the body."""
-        if not self.response_started or not self._trailers_expected or self.response_complete:
-            raise RuntimeError("ASGI app sent 'http.response.trailers' without 'trailers': True "
-                               "in 'http.response.start', or after the response was complete")
-        if not self._body_done:
-            raise RuntimeError("ASGI app sent 'http.response.trailers' before the last body part")
         if self.disconnected:
             raise ClientDisconnected("the client has disconnected")
         headers = [checked_header(pair) for pair in message.get("headers", ())]
@@ -408,9 +451,6 @@ class HTTPStream:
 
     def _accept_early_hint(self, message: dict[str, Any]) -> None:
         """`http.response.early_hint` (ASGI extension): a 103 with Link headers."""
-        if self.response_started:
-            raise RuntimeError("ASGI app sent 'http.response.early_hint' after "
-                               "'http.response.start'")
         links = message.get("links", [])
         if not isinstance(links, list) or not all(isinstance(link, bytes) for link in links):
             raise RuntimeError(f"ASGI app sent early-hint links that are not bytes: {links!r}")
@@ -425,24 +465,28 @@ class HTTPStream:
             raise RuntimeError(f"ASGI app sent a push path that is not an absolute path: "
                                f"{path!r}")
         headers = [checked_header(pair) for pair in message.get("headers", ())]
-        if not self.response_complete and not self.disconnected:
+        if self._phase < _COMPLETE and not self.disconnected:
             self.sink.push(str(path), headers)  # compiled, push takes an exact str
 
     def _complete(self) -> None:
         """The response is over, sent or not: release its concurrency slot, once."""
-        if not self.response_complete:
-            self.response_complete = True
+        if self._phase < _COMPLETE:
+            self._phase = _COMPLETE if self._phase != _AWAITING_START else _UNANSWERED
             if self.task is not None:  # only started streams hold a slot
                 self._host.in_flight -= 1
+                if self._host.observer is not None:
+                    self._host.observer.request_finished()
         if self._waiters:
             self._wake()
 
     def _finish(self) -> None:
-        if self.response_complete or self._waiters or self.task is None:
+        if self._phase >= _COMPLETE or self._waiters or self.task is None:
             self._complete()
         else:  # _complete() for the usual case, inlined: this runs per response
-            self.response_complete = True
+            self._phase = _COMPLETE
             self._host.in_flight -= 1
+            if self._host.observer is not None:
+                self._host.observer.request_finished()
         if self._host.access_log:
             self._log_access()
         if self._host.stats is not None:  # the admin plane's counters (qactuar/admin)
@@ -453,7 +497,7 @@ class HTTPStream:
     def _abort(self) -> None:
         """Cut a response that cannot be completed; the client sees it incomplete."""
         self._complete()
-        if self._host.access_log and self.response_started:
+        if self._host.access_log and _STARTED <= self._phase <= _COMPLETE:
             self._log_access()
         if self._host.stats is not None and self.response_started:
             self._host.stats.record(self.status or 0, self.scope["http_version"],
@@ -463,21 +507,22 @@ class HTTPStream:
 
     def _fail_response(self, status: int, text: str) -> None:
         """An error status while nothing is on the wire yet, else an aborted response."""
-        if not self._head_sent:
+        if self._phase < _SENDING_BODY:
             self._send_error(status, text)
-        elif not self.response_complete:
+        elif self._phase < _COMPLETE:
             self._abort()
 
     def _send_error(self, status: int, text: str) -> None:
         body = text.encode() + b"\n"
-        self.response_started = True
-        self._head_sent = True
+        self._phase = _SENDING_BODY
         self.status = status
         self.headers = error_headers(body)
         self.has_length = True
         self.has_date = self.has_server = False
         self.close_connection = True
         self._sent_bytes = len(body)
+        if self._host.observer is not None:
+            self._host.observer.response_started()
         self.sink.send_head(self, body, True)
         self._finish()
 
@@ -506,7 +551,7 @@ class HTTPStream:
         try:
             await self.app(self.scope, self.receive, self.send)
         except asyncio.CancelledError:
-            if not self.response_complete:
+            if self._phase < _COMPLETE:
                 self._abort()
             return
         except BaseException as exc:  # an app bug, even SystemExit: the server survives it
@@ -516,7 +561,7 @@ class HTTPStream:
             self._host.tasks.discard(self.task)  # type: ignore[arg-type]
             if self.disconnected:
                 self._complete()
-        if not self.response_complete:
+        if self._phase < _COMPLETE:
             if self._input_closed:
                 # receive() said http.disconnect (the client half-closed, as a
                 # closing client does first): stopping is the app's right.
@@ -524,7 +569,7 @@ class HTTPStream:
                                     self.scope["method"], _log_path(self.scope))
                 self._abort()
                 return
-            what = "finishing" if self.response_started else "starting"
+            what = "starting" if self._phase == _AWAITING_START else "finishing"
             server_logger.error("ASGI app returned without %s its response for %s %s", what,
                                 self.scope["method"], _log_path(self.scope))
             self._fail_response(500, "Internal Server Error")

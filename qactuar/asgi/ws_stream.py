@@ -59,6 +59,7 @@ class WebSocketSink(Protocol):
 
 
 class SessionHost(Protocol):
+    loop: asyncio.AbstractEventLoop
     access_log: bool
     tasks: set[asyncio.Task[None]]
 
@@ -132,7 +133,7 @@ class WebSocketSession:
 
     def start(self) -> None:
         self._started_at = time.monotonic()
-        self._loop = asyncio.get_running_loop()
+        self._loop = self._host.loop  # the server's loop, as HTTPStream uses
         task = self._loop.create_task(self._run())
         self.task = task
         self._host.tasks.add(task)

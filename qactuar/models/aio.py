@@ -25,8 +25,9 @@ from qactuar.asgi.router import Mount, Router
 from qactuar.config import Config, ConfigError
 from qactuar.logs import server_logger
 from qactuar.pod.serving import process_pod
+from qactuar.protocols.handover import ProtocolFactory
 from qactuar.protocols.http1 import HTTP1Protocol
-from qactuar.server_state import ServerState
+from qactuar.server_state import ServerObserver, ServerState
 from qactuar.sockets import bind_all, close_all, describe, tls_context
 
 EXIT_STARTUP_FAILED = 3
@@ -39,8 +40,10 @@ class ProcessRole:
     model: str = "async"
     logger: logging.Logger = server_logger
     lifespan: bool = True  # False where a parent process ran it (postfork children)
-    state_class: type[ServerState] = ServerState
-    protocol_class: type[HTTP1Protocol] = HTTP1Protocol
+    # What the model watches of its server (server_state.ServerObserver), and the
+    # protocols a connection is handed over to (protocols/handover.py); None: the defaults.
+    observer: ServerObserver | None = None
+    protocols: ProtocolFactory | None = None
     # Called once the loop runs, before lifespan startup, with the state and a
     # function that starts a graceful stop (heartbeats, request quotas).
     on_start: Callable[[ServerState, Callable[[], None]], None] | None = None
@@ -103,7 +106,7 @@ async def _serve(config: Config, mounts: list[Mount], sockets: list[socket.socke
                  ssl_context: Any, role: ProcessRole, signals: Signals) -> int:
     loop = asyncio.get_running_loop()
     scheme = "https" if ssl_context else "http"
-    state = role.state_class(config, Router(mounts), loop, scheme)
+    state = ServerState(config, Router(mounts), loop, scheme, role.observer, role.protocols)
     servers: list[asyncio.Server] = []
 
     def stop_now() -> None:
@@ -132,11 +135,10 @@ async def _serve(config: Config, mounts: list[Mount], sockets: list[socket.socke
         return status
 
     loop_name = loop_label(loop)
-    protocol_class = role.protocol_class
     for sock in sockets:
         # backlog: create_server calls listen() again, by default with 100.
         servers.append(await loop.create_server(
-            lambda: protocol_class(state), sock=sock, backlog=config.BACKLOG, ssl=ssl_context,
+            lambda: HTTP1Protocol(state), sock=sock, backlog=config.BACKLOG, ssl=ssl_context,
             ssl_handshake_timeout=config.SSL_HANDSHAKE_TIMEOUT if ssl_context else None))
         role.logger.info("Listening on %s (%s model, %s loop, pid %d)",
                          describe(sock, scheme), role.model, loop_name, os.getpid())

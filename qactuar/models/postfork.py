@@ -39,9 +39,10 @@ from qactuar.models.aio import (
     stop_connections,
 )
 from qactuar.pod.placement import EXIT_BEAN_FAILED, parent_pod
+from qactuar.protocols.handover import ProtocolFactory
 from qactuar.protocols.http1 import HTTP1Protocol
 from qactuar.protocols.http2 import H2Protocol
-from qactuar.server_state import ServerState, websocket_enabled
+from qactuar.server_state import ServerObserver, ServerState
 from qactuar.sockets import bind_all, close_all, describe, tls_context
 from qactuar.supervisor import (
     CHILD_STOP_SIGNALS,
@@ -83,7 +84,6 @@ CRASHED = _error_response(500, "Internal Server Error: the process serving this 
 
 def run_postfork_model(config: Config, mounts: list[Mount]) -> int:
     new_loop = loop_factory(config.LOOP)
-    import_what_children_use(config)
     ssl_context = tls_context(config)
     sockets = bind_all(config)
     try:
@@ -96,17 +96,6 @@ def run_postfork_model(config: Config, mounts: list[Mount]) -> int:
                               admin_sockets).run()
     finally:
         close_all(sockets)
-
-
-def import_what_children_use(config: Config) -> None:
-    """Import in the parent the modules a child would otherwise import for itself.
-
-    A child's ServerState checks for the websockets package, and an upgrade
-    loads the WebSocket protocol: imported lazily in each child, that is
-    some 30 ms of importlib.metadata, email and zipfile per connection.
-    """
-    if websocket_enabled(config):
-        import qactuar.protocols.websocket  # noqa: F401
 
 
 class _Connection:
@@ -362,14 +351,13 @@ class PostforkParent:
         tasks: set[asyncio.Task[None]] = set()
 
         def on_start(state: ServerState, stop: Callable[[], None]) -> None:
-            assert isinstance(state, ChildState)
-            state.slots, state.slot = slots, slot
             if self.admin is not None:
                 self.admin.child_started(state)
             tasks.add(state.loop.create_task(heartbeat(slots, slot, interval, parent, stop)))
 
         role = ProcessRole(model="postfork", logger=child_logger, lifespan=False,
-                           state_class=ChildState, protocol_class=ChildProtocol,
+                           observer=ChildObserver(slots, slot),
+                           protocols=ChildProtocols(slots, slot),
                            on_start=on_start, stop_signals=CHILD_STOP_SIGNALS)
         with asyncio.Runner(loop_factory=self.new_loop) as runner:
             runner.run(serve_connection(self.config, self.mounts, conn, self.ssl_context, role))
@@ -378,88 +366,48 @@ class PostforkParent:
         return 0
 
 
-class ChildState(ServerState):
-    """A postfork child's state: reports its request's progress to the parent.
+class ChildObserver(ServerObserver):
+    """What a postfork child tells its parent, through its slot, of its one connection.
 
-    The in-flight counter the HTTP stream keeps goes up when an app starts on
-    a request and down when its response is complete; mirroring it into the
-    shared slot lets the parent tell whether a client is still owed an answer.
+    A request started (the parent will answer 500/504 for it if the child
+    dies), its response head written (the parent then only closes), the
+    request over; and the connection closed, whatever protocol it ended in
+    (the child then exits).
     """
 
-    slots: Slots
-    slot = 0
-    _in_flight = 0
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, slots: Slots, slot: int) -> None:
+        self.slots = slots
+        self.slot = slot
         self.closed = asyncio.Event()
-        super().__init__(*args, **kwargs)
 
-    @property  # type: ignore[override]
-    def in_flight(self) -> int:
-        return self._in_flight
+    def request_started(self) -> None:
+        self.slots.set(self.slot, RESPONDED, 0.0)
+        self.slots.set(self.slot, REQUEST_STARTED, time.monotonic())
 
-    @in_flight.setter
-    def in_flight(self, value: int) -> None:
-        if hasattr(self, "slots"):
-            if value > self._in_flight:
-                self.slots.set(self.slot, RESPONDED, 0.0)
-                self.slots.set(self.slot, REQUEST_STARTED, time.monotonic())
-            elif value < self._in_flight:
-                self.slots.set(self.slot, REQUEST_STARTED, 0.0)
-        self._in_flight = value
+    def response_started(self) -> None:
+        self.slots.set(self.slot, RESPONDED, 1.0)
+
+    def request_finished(self) -> None:
+        self.slots.set(self.slot, REQUEST_STARTED, 0.0)
+
+    def connection_closed(self) -> None:
+        self.closed.set()
 
 
-class ChildProtocol(HTTP1Protocol):
-    """HTTP/1.1 on a postfork child's one connection: tells the state when the
-    response has started (so the parent will not answer for it) and when the
-    connection is gone (so the child can exit), also after a WebSocket upgrade."""
+class ChildProtocols(ProtocolFactory):
+    """A postfork child's hand-overs: a connection that turns to HTTP/2 is marked in the
+    slot, since HTTP/1.1 bytes from the parent would be garbage to that client (if the
+    child dies, the parent only closes the connection)."""
 
-    state: ChildState
+    def __init__(self, slots: Slots, slot: int) -> None:
+        self.slots = slots
+        self.slot = slot
 
-    def send_head(self, *args: Any, **kwargs: Any) -> None:
-        self.state.slots.set(self.state.slot, RESPONDED, 1.0)
-        super().send_head(*args, **kwargs)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        self.state.closed.set()
-
-    def _hand_over_websocket(self) -> None:
-        super()._hand_over_websocket()
-        # The WebSocket protocol owns the transport now and this protocol's
-        # connection_lost will never run: without this the child would never
-        # exit, and the parent's copy of the socket would keep the TCP
-        # connection open after the close handshake.
-        assert self.transport is not None
-        websocket = self.transport.get_protocol()
-        closed = self.state.closed
-        websocket_lost = websocket.connection_lost
-
-        def connection_lost(exc: Exception | None) -> None:
-            websocket_lost(exc)
-            closed.set()
-
-        websocket.connection_lost = connection_lost  # type: ignore[method-assign]
-
-    @property
-    def h2_protocol_class(self) -> type[H2Protocol]:
-        return ChildH2Protocol
-
-
-class ChildH2Protocol(H2Protocol):
-    """HTTP/2 on a postfork child's one connection: the child exits when it closes."""
-
-    state: ChildState
-
-    def __init__(self, state: ChildState, *args: Any, **kwargs: Any) -> None:
-        super().__init__(state, *args, **kwargs)
-        # HTTP/1.1 bytes from the parent would be garbage to this client now:
-        # if the child dies, the parent only closes the connection.
-        state.slots.set(state.slot, SPEAKS_HTTP2, 1.0)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        self.state.closed.set()
+    def http2(self, state: ServerState, transport: asyncio.Transport,
+              client: tuple[str, int] | None, server: tuple[str, int] | None,
+              tls: dict[str, Any] | None) -> H2Protocol:
+        self.slots.set(self.slot, SPEAKS_HTTP2, 1.0)
+        return super().http2(state, transport, client, server, tls)
 
 
 async def serve_connection(config: Config, mounts: list[Mount], conn: socket.socket,
@@ -468,27 +416,27 @@ async def serve_connection(config: Config, mounts: list[Mount], conn: socket.soc
     request finish (up to SHUTDOWN_TIMEOUT) and then closes it."""
     loop = asyncio.get_running_loop()
     scheme = "https" if ssl_context else "http"
-    state = role.state_class(config, Router(mounts), loop, scheme)
-    assert isinstance(state, ChildState)
+    observer = role.observer
+    assert isinstance(observer, ChildObserver)
+    state = ServerState(config, Router(mounts), loop, scheme, observer, role.protocols)
     signals = install_signal_handlers(loop, role.logger, role.stop_signals)
     if role.on_start is not None:
         role.on_start(state, signals.stop.set)
-    protocol_class = role.protocol_class
     try:
         await loop.connect_accepted_socket(
-            lambda: protocol_class(state), sock=conn, ssl=ssl_context,
+            lambda: HTTP1Protocol(state), sock=conn, ssl=ssl_context,
             ssl_handshake_timeout=config.SSL_HANDSHAKE_TIMEOUT if ssl_context else None)
     except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
         # The client's mistake (plain HTTP on a TLS port, a stalled handshake): one line.
         role.logger.info("TLS handshake failed: %s", str(exc).splitlines()[0] if str(exc)
                          else type(exc).__name__)
         return
-    closed = asyncio.ensure_future(state.closed.wait())
+    closed = asyncio.ensure_future(observer.closed.wait())
     stop = asyncio.ensure_future(signals.stop.wait())
     await asyncio.wait({closed, stop}, return_when=asyncio.FIRST_COMPLETED)
     closed.cancel()
     stop.cancel()
-    if state.closed.is_set():
+    if observer.closed.is_set():
         # The usual end: the client or keep-alive closed the connection.  An app
         # still running (its client left early) gets SHUTDOWN_TIMEOUT to finish.
         if state.tasks:

@@ -27,7 +27,7 @@ from qactuar.config import Config
 from qactuar.logs import child_logger, server_logger
 from qactuar.models.aio import ProcessRole, loop_factory, serve
 from qactuar.pod.placement import EXIT_BEAN_FAILED, PreforkPodPlan
-from qactuar.server_state import ServerState
+from qactuar.server_state import ServerObserver, ServerState
 from qactuar.sockets import bind_all, close_all, describe, tls_context
 from qactuar.supervisor import (
     CHILD_STOP_SIGNALS,
@@ -56,30 +56,20 @@ MAX_BACKOFF = 10.0
 HUNG_KILL_GRACE = 2.0  # SIGKILL this long after SIGABRT if a hung worker is still there
 
 
-class CountingState(ServerState):
-    """A worker's ServerState that counts finished requests, for MAX_REQUESTS.
+class RequestQuota(ServerObserver):
+    """A worker's quota of requests (MAX_REQUESTS plus its jitter): `on_limit` is
+    called once that many responses are complete.  Only workers with
+    MAX_REQUESTS set have one, so the async model's hot path pays nothing."""
 
-    It counts the decrements of the in-flight counter the HTTP stream keeps
-    anyway, so the async model's hot path pays nothing: only workers with
-    MAX_REQUESTS set use this class.
-    """
+    def __init__(self, request_limit: int) -> None:
+        self.request_limit = request_limit
+        self.finished = 0
+        self.on_limit: Callable[[int], None] = lambda finished: None
 
-    request_limit = 0
-    on_limit: Callable[[int], None] = staticmethod(lambda finished: None)
-    finished = 0
-    _in_flight = 0
-
-    @property  # type: ignore[override]
-    def in_flight(self) -> int:
-        return self._in_flight
-
-    @in_flight.setter
-    def in_flight(self, value: int) -> None:
-        if value < self._in_flight:
-            self.finished += 1
-            if self.finished == self.request_limit:
-                self.on_limit(self.finished)
-        self._in_flight = value
+    def request_finished(self) -> None:
+        self.finished += 1
+        if self.finished == self.request_limit:
+            self.on_limit(self.finished)
 
 
 def run_prefork_model(config: Config, mounts: list[Mount]) -> int:
@@ -385,10 +375,12 @@ class PreforkSupervisor:
         parent = os.getppid()
         tasks: set[asyncio.Task[None]] = set()
 
+        quota = (RequestQuota(config.MAX_REQUESTS
+                              + random.randint(0, config.MAX_REQUESTS_JITTER))
+                 if config.MAX_REQUESTS else None)
+
         def on_start(state: ServerState, stop: Callable[[], None]) -> None:
-            if isinstance(state, CountingState):
-                state.request_limit = config.MAX_REQUESTS + random.randint(
-                    0, config.MAX_REQUESTS_JITTER)
+            if quota is not None:
 
                 def recycle(finished: int) -> None:
                     self.slots.set(slot, STATUS, RETIRING)
@@ -396,7 +388,7 @@ class PreforkSupervisor:
                                       "recycling", os.getpid(), finished)
                     stop()
 
-                state.on_limit = recycle
+                quota.on_limit = recycle
             tasks.add(state.loop.create_task(
                 heartbeat(self.slots, slot, self.interval / 2, parent, stop)))
             if agent is not None:
@@ -409,7 +401,7 @@ class PreforkSupervisor:
             self.slots.set(slot, STATUS, READY)
 
         role = ProcessRole(model="prefork", logger=child_logger,
-                           state_class=CountingState if config.MAX_REQUESTS else ServerState,
+                           observer=quota,
                            on_start=on_start, on_listening=on_listening,
                            stop_signals=CHILD_STOP_SIGNALS)
         with asyncio.Runner(loop_factory=self.new_loop) as runner:

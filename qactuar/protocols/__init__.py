@@ -3,20 +3,16 @@
 Modules here never build ASGI messages; they call a stream's methods.
 """
 
-import functools
 
-
-@functools.cache
 def http2_enabled(setting: str) -> bool:
-    """HTTP2: `on` needs the `h2` package, `auto` uses it when importable, `off` never."""
-    if setting == "off":
-        return False
-    try:
-        import h2  # noqa: F401
-    except ImportError:
-        if setting == "on":
-            from qactuar.config import ConfigError
+    """HTTP2: `on` serves HTTP/2 beside HTTP/1.1 and `only` serves HTTP/2 alone; `off` never.
 
-            raise ConfigError("config key HTTP2 = 'on': the h2 package is not installed") from None
-        return False
-    return True
+    `auto` (the default, from when h2 was optional) means `on`: h2 is a
+    dependency, always installed.
+    """
+    return setting != "off"
+
+
+def http1_enabled(setting: str) -> bool:
+    """HTTP2 = `only`: a connection that does not open with the HTTP/2 preface is refused."""
+    return setting != "only"

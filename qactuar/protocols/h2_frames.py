@@ -15,8 +15,10 @@ for a stream h2 has forgotten).
 
 This module is the only one that reaches into h2's internals (`streams`,
 `state_machine`, the flow-control windows, `_data_to_send`,
-`_begin_new_stream`, `_decode_headers`, `_terminate_connection`); it was
-written against h2 4.4, and pyproject.toml pins h2 to 4.4.x.
+`_begin_new_stream`, `_decode_headers`, `_terminate_connection`, the HPACK
+encoder and decoder it is built with); `http2.py` uses h2's public methods
+and the functions here.  Written against h2 4.4; pyproject.toml pins h2 to
+4.4.x.
 """
 
 from __future__ import annotations
@@ -24,9 +26,13 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+import h2.config
 import h2.connection
 import h2.exceptions
+import h2.settings
 import h2.stream
+
+from qactuar.protocols.hpack_codec import BlockCachingDecoder, DynamicTableEncoder
 
 FRAME_HEAD = struct.Struct(">BHBBL")  # length (24 bits as 8 + 16), type, flags, stream id
 _DATA, _HEADERS, _CONTINUATION = 0x0, 0x1, 0x9
@@ -40,6 +46,45 @@ _SEND_DATA = h2.stream.StreamInputs.SEND_DATA
 _SEND_END_STREAM = h2.stream.StreamInputs.SEND_END_STREAM
 _RECV_HEADERS = h2.stream.StreamInputs.RECV_HEADERS
 _RECV_END_STREAM = h2.stream.StreamInputs.RECV_END_STREAM
+
+
+def server_connection(max_header_size: int, max_concurrent_streams: int,
+                      connect_protocol: bool) -> h2.connection.H2Connection:
+    """A server-side H2Connection with our HPACK codecs and local SETTINGS.
+
+    Outbound headers are checked by HTTPStream and lower-cased and filtered
+    by h2_fields.response_fields already: h2 need not check them again (a
+    third of its time per response).  Inbound ones are checked by
+    h2_fields.read_request_head, in one pass.
+    """
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(
+        client_side=False, header_encoding=None, validate_outbound_headers=False,
+        normalize_outbound_headers=False, validate_inbound_headers=False,
+        normalize_inbound_headers=False))
+    conn.encoder = DynamicTableEncoder()  # type: ignore[assignment]
+    decoder = BlockCachingDecoder()
+    decoder.max_header_list_size = max_header_size  # what SETTINGS advertise
+    conn.decoder = decoder
+    conn.local_settings = h2.settings.Settings(client=False, initial_values={
+        h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams,
+        h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: max_header_size,
+        # RFC 8441: WebSocket over a stream, by extended CONNECT.
+        h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: int(connect_protocol),
+    })
+    return conn
+
+
+def may_open_stream(conn: Any) -> bool:
+    """Whether the connection is in a state where a client's HEADERS may open a stream."""
+    return conn.state_machine.state in OPENING_STATES
+
+
+def send_window(conn: Any, stream_id: int) -> int:
+    """How many body bytes may go out on `stream_id` now (stream and connection windows).
+
+    Raises KeyError for a stream h2 has forgotten."""
+    return min(conn.outbound_flow_control_window,
+               conn.streams[stream_id].outbound_flow_control_window)
 
 
 def _head(length: int, kind: int, flags: int, stream_id: int) -> bytes:

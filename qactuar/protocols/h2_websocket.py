@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from h2.errors import ErrorCodes
 from websockets.extensions.base import Extension
 
 from qactuar.protocols.websocket import WebSocketProtocol, find_control_byte, negotiate_extensions
@@ -69,8 +70,6 @@ class StreamTransport(asyncio.Transport):
 
     def abort(self) -> None:
         self._closing = True
-        from h2.errors import ErrorCodes
-
         self.connection.reset_stream(self.sink, ErrorCodes.CANCEL)
 
     def is_closing(self) -> bool:
@@ -98,6 +97,7 @@ class H2WebSocketProtocol(WebSocketProtocol):
     """A WebSocket session on an HTTP/2 stream; the frames are RFC 6455's."""
 
     stream_transport: StreamTransport
+    ends_connection = False  # its "connection" is one stream of an HTTP/2 connection
 
     def _write_accept(self, subprotocol: str | None,
                       headers: list[tuple[bytes, bytes]]) -> list[Extension]:

@@ -2,8 +2,12 @@
 # of slots, and C calls for the methods the request path calls on itself.
 # Numbers that come from a client (Content-Length) stay Python ints.
 from qactuar.asgi.http_stream cimport HTTPStream, ResponseSink
-from qactuar.asgi.router cimport Mount
+from qactuar.limits cimport Limits
 from qactuar.server_state cimport ServerState
+
+
+# The parse phases: module-level C ints.
+cdef int _IDLE, _HEAD, _BODY, _STOPPED
 
 
 cdef class _Request(HTTPStream):
@@ -21,10 +25,13 @@ cdef class HTTP1Protocol(ResponseSink):
     cdef public _Request _parsing
     cdef public list _queue, _unsent, _headers
     cdef public bytes _url, _connection_tokens
-    cdef public bint _reading_paused, _closed, _stop_parsing, _chunked, _no_body
-    cdef public bint _in_head, _completed_in_feed, _body_in_feed
+    cdef public int _phase
+    cdef public Limits _limits
+    cdef public object _host_value
+    cdef public bint _reading_paused, _closed, _chunked, _no_body
+    cdef public bint _completed_in_feed, _body_in_feed
+    cdef public bytes _opening
     cdef public double _timer_at, _client_deadline, _answer_deadline
-    cdef public object _max_header_size, _max_header_count
     cdef public Py_ssize_t _unsent_size
     cdef public Py_ssize_t _header_bytes, _host_count, _body_received, _head_bytes
     cdef public Py_ssize_t _framing_bytes
@@ -39,5 +46,4 @@ cdef class HTTP1Protocol(ResponseSink):
     cpdef _pause_reading(self)
     cpdef _resume_reading(self)
     cpdef _cancel_timer(self)
-    cpdef dict _build_scope(self, str method, str version)
     cpdef _start_response_cycle(self, _Request stream)

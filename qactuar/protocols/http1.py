@@ -18,25 +18,24 @@ from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_to_bytes
 
 import httptools
 
 from qactuar.asgi.http_stream import HTTPStream, ResponseSink, error_headers
+from qactuar.asgi.request_head import RefusedRequest, request_scope
 from qactuar.logs import exception_logger, server_logger
-from qactuar.protocols import http2_enabled
+from qactuar.protocols import handover, http1_enabled, http2_enabled
+from qactuar.protocols.websocket import handshake_problem, wants_websocket
 from qactuar.protocols.write_waiters import WriteWaiters
 from qactuar.sockets import tls_scope_extension
 
 if TYPE_CHECKING:
-    from qactuar.asgi.router import Mount
-    from qactuar.protocols.http2 import H2Protocol
+    from qactuar.limits import Limits
     from qactuar.server_state import ServerState
 
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # libuv timers have millisecond resolution: a deadline this close has passed.
 _TIMER_SLACK = 0.001
-_PERCENT, _QUERY, _FRAGMENT = ord("%"), ord("?"), ord("#")
 # Content-Length lines by size: formatting one costs more than a lookup, and
 # apps answer with the same few sizes over and over.
 _LENGTH_LINES: dict[int, bytes] = {}
@@ -59,14 +58,18 @@ _FIELD_NAMES_LIMIT = 512
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 
-class _Reject(Exception):
-    """Raised inside a parser callback to answer the request with an error status."""
+# The parse phase of a connection (HTTP1Protocol._phase): what the next bytes are.
+# C ints when compiled (http1.pxd).
+_IDLE, _HEAD, _BODY, _STOPPED = range(4)
+PARSE_PHASES = ("idle between requests", "reading a request head", "reading a request body",
+                "stopped")
 
-    def __init__(self, status: int, reason: str, extra_head: bytes = b"") -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.extra_head = extra_head  # header lines to add to the answer
+
+class StopParsing(Exception):
+    """Raised inside a parser callback: nothing after this point is parsed, and nothing
+    is answered for it (a request that closes the connection has been read whole).
+
+    A refusal, which answers with a status, is `RefusedRequest` instead."""
 
 
 class _Request(HTTPStream):
@@ -104,8 +107,8 @@ class HTTP1Protocol(ResponseSink):
         "_answer_deadline", "_body_in_feed", "_body_received", "_chunked", "_client_deadline",
         "_closed", "_completed_in_feed", "_connection_tokens", "_content_length",
         "_deferred_error", "_expect", "_framing_bytes", "_h2c_upgrade", "_head_bytes",
-        "_header_bytes", "_headers", "_host_count", "_in_head", "_max_header_count",
-        "_max_header_size", "_no_body", "_parsing", "_queue", "_reading_paused", "_stop_parsing",
+        "_header_bytes", "_headers", "_host_count", "_host_value", "_limits", "_no_body",
+        "_opening", "_parsing", "_phase", "_queue", "_reading_paused",
         "_timed_stream", "_timer", "_timer_at", "_tls", "_transfer_encoding", "_unsent",
         "_unsent_size", "_upgrade_body_left", "_url", "_websocket", "_websocket_rest",
         "_write_waiters", "client", "config", "loop", "parser", "server", "state", "transport",
@@ -125,16 +128,17 @@ class HTTP1Protocol(ResponseSink):
         self._write_waiters: WriteWaiters | None = None
         self._reading_paused = False
         self._closed = False
-        self._stop_parsing = False
+        self._phase = _IDLE
+        # The first bytes while they may be the HTTP/2 preface (h2c with prior
+        # knowledge); None once they cannot (RFC 9113 3.4: it comes first or never).
+        self._opening: bytes | None = b"" if http2_enabled(self.config.HTTP2) else None
         self._deferred_error: tuple[int, str, bytes, bool] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._client_deadline = 0.0  # 0: the client owes nothing by any time
         self._answer_deadline = 0.0  # 0: no app is timed (REQUEST_TIMEOUT)
         self._timed_stream: HTTPStream | None = None  # the stream _answer_deadline is for
-        # Limits read per header, kept here to save two lookups each time.
-        self._max_header_size = self.config.MAX_HEADER_SIZE
-        self._max_header_count = self.config.MAX_HEADER_COUNT
+        self._limits: Limits = state.limits
         # Requests in answer order; a list, not a deque: it holds one or two, and
         # an empty deque costs ten times the memory of an empty list (idle
         # keep-alive connections each keep one).
@@ -150,12 +154,12 @@ class HTTP1Protocol(ResponseSink):
         self._headers: list[tuple[bytes, bytes]] = _NO_HEADERS
         self._header_bytes = 0
         self._host_count = 0
+        self._host_value: bytes | None = None
         self._connection_tokens = b""
         self._transfer_encoding: bytes | None = None
         self._content_length: int | None = None
         self._expect: bytes | None = None
         self._body_received = 0
-        self._in_head = False
         self._head_bytes = 0  # bytes of a request head still unfinished
         self._completed_in_feed = False
         self._body_in_feed = False
@@ -168,6 +172,11 @@ class HTTP1Protocol(ResponseSink):
         # as HTTP/2 header fields).
         self._h2c_upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None
         self._upgrade_body_left = 0  # body bytes still due after an Upgrade we did not take
+
+    @property
+    def parse_phase(self) -> str:
+        """What the connection's next bytes are (one of PARSE_PHASES)."""
+        return PARSE_PHASES[self._phase]
 
     # -- connection events ---------------------------------------------------
 
@@ -184,8 +193,11 @@ class HTTP1Protocol(ResponseSink):
         self.server = self.state.server_address(sock) if isinstance(sock, tuple) else None
         if self.state.scheme == "https" and self._tls_made(transport):
             return  # handed over to HTTP/2
+        if not http1_enabled(self.config.HTTP2):
+            self._switch_to_http2(b"")  # HTTP2 = only: whatever comes is HTTP/2's to read
+            return
         self.state.connections.add(self)
-        self._client_must_send_within(self.state.header_timeout)
+        self._client_must_send_within(self._limits.header_timeout)
 
     def _tls_made(self, transport: asyncio.BaseTransport) -> bool:
         """Note the TLS facts for the scope; hand over to HTTP/2 if ALPN chose h2."""
@@ -193,8 +205,8 @@ class HTTP1Protocol(ResponseSink):
         if ssl_object is None:
             return False
         self._tls = tls_scope_extension(ssl_object)
-        if ssl_object.selected_alpn_protocol() == "h2" and http2_enabled(self.config.HTTP2):
-            self._hand_over_http2(b"")
+        if handover.alpn_chose_h2(ssl_object, self.config.HTTP2):
+            self._switch_to_http2(b"")
             return True
         return False
 
@@ -202,6 +214,8 @@ class HTTP1Protocol(ResponseSink):
         self._closed = True
         self._release_parser()
         self.state.connections.discard(self)
+        if self.state.observer is not None:
+            self.state.observer.connection_closed()
         self._client_deadline = 0.0
         if not self._answer_deadline:  # else the timer still has an app to time
             self._cancel_timer()
@@ -231,7 +245,7 @@ class HTTP1Protocol(ResponseSink):
             return None  # a request body was cut short: nothing to answer
         if not self._queue:
             return None
-        self._stop_parsing = True
+        self._phase = _STOPPED
         for pending in self._queue:
             pending.keep_alive = False
             pending.client_done_sending()
@@ -244,9 +258,21 @@ class HTTP1Protocol(ResponseSink):
         if self._upgrade_body_left:
             self._read_body_after_upgrade(data)
             return
-        if self._stop_parsing:
+        if self._phase == _STOPPED:
             return
-        continuing_head = self._in_head
+        if self._opening is not None:
+            # The connection's first bytes: held while they may be the HTTP/2 preface.
+            opening = self._opening + data
+            if handover.opens_with_preface(opening):
+                self._opening = None
+                self._switch_to_http2(opening)  # h2c with prior knowledge
+                return
+            if handover.may_be_preface(opening):
+                self._opening = opening  # a part of it: wait for the rest
+                return
+            self._opening = None
+            data = opening
+        continuing_head = self._phase == _HEAD
         continuing_body = self._parsing is not None and not continuing_head
         self._completed_in_feed = False
         self._body_in_feed = False
@@ -254,21 +280,21 @@ class HTTP1Protocol(ResponseSink):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             if self._h2c_upgrade is not None:
-                self._upgrade_to_h2c(data[upgrade.args[0]:])
+                self._switch_to_h2c(data[upgrade.args[0]:])
                 return
             if self._websocket is not None:
                 self._websocket_rest = bytearray(data[upgrade.args[0]:])
                 if self._queue:
                     self._pause_reading()  # earlier pipelined answers go first
                 else:
-                    self._hand_over_websocket()
+                    self._switch_to_websocket()
                 return
             if self._upgrade_body_left:
                 self._read_body_after_upgrade(data[upgrade.args[0]:])
                 return
             # Not a WebSocket (or WS is off): the request was served as plain HTTP;
             # whatever follows is not HTTP/1.1, so the connection ends after it.
-            self._stop_parsing = True
+            self._phase = _STOPPED
             if self._queue:
                 self._queue[-1].keep_alive = False
         except httptools.HttpParserError as exc:
@@ -276,27 +302,25 @@ class HTTP1Protocol(ResponseSink):
             # exception would tie this frame and that exception's traceback into
             # a reference cycle, left for the garbage collector once per closed
             # connection (every Connection: close request ends this way).
-            self._parse_failed(exc, data)
+            self._parse_failed(exc)
             return
-        if self._in_head:
+        if self._phase == _HEAD:
             if not self._client_deadline and not self._reading_paused:
-                self._client_must_send_within(self.state.header_timeout)
+                self._client_must_send_within(self._limits.header_timeout)
             self._count_unfinished_head(len(data), continuing_head)
         elif continuing_body and self._parsing is not None and not self._body_in_feed:
             self._count_body_framing(len(data))
 
-    def _parse_failed(self, exc: httptools.HttpParserError, data: bytes) -> None:
+    def _parse_failed(self, exc: httptools.HttpParserError) -> None:
         cause = exc.__context__
-        if (not self._url.startswith(b"/") and http2_enabled(self.config.HTTP2)
-                and self._hand_over_prior_knowledge(data)):
-            return
-        if isinstance(cause, _Reject) and cause.status == 0:
-            self._reject(0, cause.reason)  # no answer: the connection just stops here
-        elif isinstance(cause, _Reject):
+        if isinstance(cause, StopParsing):
+            self._stop()  # no answer: the connection just stops here
+        elif isinstance(cause, RefusedRequest):
             self._reject(cause.status, cause.reason, cause.extra_head, self._head_request())
         elif cause is not None:
             # A bug of ours in a parser callback, not the client's mistake.
-            exception_logger.error("error while handling a request head", exc_info=cause)
+            exception_logger.error("error while handling a request head (%s)", self.parse_phase,
+                                   exc_info=cause)
             self._reject(500, "Internal Server Error", head_only=self._head_request())
         else:
             reason = str(exc) or type(exc).__name__
@@ -306,10 +330,12 @@ class HTTP1Protocol(ResponseSink):
     def _head_request(self) -> bool:
         """Whether the request being refused is a HEAD (its answer then has no body).
 
-        llhttp knows the method once the request line is read; before that it
-        reports its first method, DELETE, never HEAD.
+        Only once this request's method is read (its URL has begun: phase HEAD
+        or BODY): before that, llhttp still reports the method of the request
+        before it, or the HEAD it was matching in `HEADX` or `HEAD/`.
         """
-        return self.parser.get_method() == b"HEAD"
+        return ((self._phase == _HEAD or self._phase == _BODY)
+                and self.parser.get_method() == b"HEAD")
 
     def _count_unfinished_head(self, size: int, continuing: bool) -> None:
         """Bound a request head that does not end (httptools buffers it whole).
@@ -319,7 +345,7 @@ class HTTP1Protocol(ResponseSink):
         """
         if continuing or not self._completed_in_feed:
             self._head_bytes += size
-        limit = self.state.max_url_size + self.config.MAX_HEADER_SIZE + 1024
+        limit = self._limits.max_url_size + self._limits.max_header_size + 1024
         if self._head_bytes > limit:
             self._reject(431, "Request Header Fields Too Large")
 
@@ -330,7 +356,7 @@ class HTTP1Protocol(ResponseSink):
         never ends would otherwise grow without limit.
         """
         self._framing_bytes += size
-        if self._framing_bytes > self.config.MAX_HEADER_SIZE + 1024:
+        if self._framing_bytes > self._limits.max_header_size + 1024:
             self._reject(431, "Request Header Fields Too Large: trailer section too large")
 
     def pause_writing(self) -> None:
@@ -345,21 +371,22 @@ class HTTP1Protocol(ResponseSink):
     # -- parser callbacks ----------------------------------------------------
 
     def on_url(self, url: bytes) -> None:
-        if self._in_head:  # the rest of a URL split across reads
+        if self._phase == _HEAD:  # the rest of a URL split across reads
             self._url += url
-            if len(self._url) > self.state.max_url_size:
-                raise _Reject(414, "URI Too Long")
+            if len(self._url) > self._limits.max_url_size:
+                raise RefusedRequest(414, "URI Too Long")
             return
         # A new request head.  (No on_message_begin callback: a request line
         # always reaches its URL, and one call per request fewer is worth it.)
-        self._in_head = True
+        self._phase = _HEAD
         self._head_bytes = 0
         self._url = url
-        if len(url) > self.state.max_url_size:
-            raise _Reject(414, "URI Too Long")
+        if len(url) > self._limits.max_url_size:
+            raise RefusedRequest(414, "URI Too Long")
         self._headers = []
         self._header_bytes = 0
         self._host_count = 0
+        self._host_value = None
         self._connection_tokens = b""
         self._transfer_encoding = None
         self._content_length = None
@@ -372,10 +399,10 @@ class HTTP1Protocol(ResponseSink):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         size = self._header_bytes + len(name) + len(value) + 4
-        if size > self._max_header_size:
-            raise _Reject(431, "Request Header Fields Too Large")
+        if size > self._limits.max_header_size:
+            raise RefusedRequest(431, "Request Header Fields Too Large")
         self._header_bytes = size
-        if not self._in_head:
+        if self._phase != _HEAD:
             return  # a trailer field of a chunked body: counted, never merged into headers
         # Typed locals: compiled, these are a C dict look-up and a C tuple unpack.
         names: dict = _FIELD_NAMES
@@ -384,11 +411,12 @@ class HTTP1Protocol(ResponseSink):
         if kind is not None:
             if kind == _HOST:
                 self._host_count += 1
+                self._host_value = value
             elif kind == _CONNECTION:
                 self._connection_tokens += b"," + value.lower()
             elif kind == _TRANSFER_ENCODING:
                 if self._transfer_encoding is not None:
-                    raise _Reject(400, "Bad Request: repeated Transfer-Encoding")
+                    raise RefusedRequest(400, "Bad Request: repeated Transfer-Encoding")
                 self._transfer_encoding = value.strip().lower()
             elif kind == _CONTENT_LENGTH:
                 self._content_length = int(value)  # the parser has checked its digits
@@ -397,12 +425,8 @@ class HTTP1Protocol(ResponseSink):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self._phase = _BODY
         self._client_deadline = 0.0
-        # Counted here rather than per field: MAX_HEADER_SIZE bounds the
-        # memory meanwhile (every field costs at least 4 of its bytes).
-        if len(self._headers) > self._max_header_count:
-            raise _Reject(431, "Request Header Fields Too Large: too many header fields")
         parser = self.parser
         # llhttp only accepts versions 0.9, 1.0, 1.1 and 2.0, and keeps a
         # connection alive by default only for 1.1: with no Connection field
@@ -412,58 +436,45 @@ class HTTP1Protocol(ResponseSink):
         else:
             version = parser.get_http_version()
             if version != "1.1" and version != "1.0":
-                raise _Reject(505, "HTTP Version Not Supported")
+                raise RefusedRequest(505, "HTTP Version Not Supported")
         raw_method = parser.get_method()
         methods: dict = _METHODS
         method = methods.get(raw_method) or raw_method.decode("ascii")
-        if method == "CONNECT":
-            raise _Reject(501, "Not Implemented: CONNECT is not supported")
         if version == "1.1" and self._host_count != 1:
-            raise _Reject(400, "Bad Request: exactly one Host header is required")
+            raise RefusedRequest(400, "Bad Request: exactly one Host header is required")
         if self._transfer_encoding is not None:
             if version == "1.0":
-                raise _Reject(400, "Bad Request: Transfer-Encoding in an HTTP/1.0 request")
+                raise RefusedRequest(400, "Bad Request: Transfer-Encoding in an HTTP/1.0 "
+                                          "request")
             if self._transfer_encoding != b"chunked":
-                raise _Reject(501, "Not Implemented: only the chunked transfer coding is "
-                                   "supported")
-        limit = self.state.max_body_size
-        if limit and self._content_length is not None and self._content_length > limit:
-            raise _Reject(413, "Content Too Large")
+                raise RefusedRequest(501, "Not Implemented: only the chunked transfer coding "
+                                          "is supported")
         expect_continue = False
         if self._expect is not None:
             if self._expect != b"100-continue":
-                raise _Reject(417, "Expectation Failed")
+                raise RefusedRequest(417, "Expectation Failed")
             expect_continue = version == "1.1"
-        scope = self._build_scope(method, version)
-        if self._connection_tokens or self.state.shutting_down:
+        state = self.state
+        # The one entry to the ASGI side: limits, target, scope and app (may refuse).
+        scope, app = request_scope(state, method, self._url, version, self._headers,
+                                   self._host_value, self._content_length, state.scheme,
+                                   self.client, self.server,
+                                   {"tls": self._tls} if self._tls is not None else {})
+        if self._connection_tokens or state.shutting_down:
             keep_alive = self._wants_keep_alive(version)
         else:
-            keep_alive = version == "1.1" and self.state.keep_alive_timeout > 0
-        state = self.state
-        router = state.router
-        # Mount prefixes are matched below ROOT_PATH, which a proxy has stripped.
-        mount: Mount | None = router.only or router.resolve(scope["path"][len(state.root_path):])
-        if mount is None:
-            app = state.not_found_app
-        else:
-            app = mount.app
-            if mount.prefix:
-                scope["root_path"] = state.root_path + mount.prefix
-            scope["state"] = mount.state.copy()
+            keep_alive = version == "1.1" and self._limits.keep_alive_timeout > 0
         upgrade = parser.should_upgrade()
         if upgrade and not self._queue and self._wants_h2c(method):
             return  # answered over HTTP/2 once the head is fully read
-        if upgrade and state.websocket and not state.shutting_down:
-            # Imported here: the websockets package is optional (WS=auto).
-            from qactuar.protocols.websocket import handshake_problem, wants_websocket
-
-            if wants_websocket(self._headers):
-                problem = handshake_problem(method, version, self._headers)
-                if problem is not None:
-                    # RFC 6455 4.4: a refused handshake says which version we speak.
-                    raise _Reject(400, problem, b"sec-websocket-version: 13\r\n")
-                self._websocket = (scope, app)
-                return
+        if (upgrade and state.websocket and not state.shutting_down
+                and wants_websocket(self._headers)):
+            problem = handshake_problem(method, version, self._headers)
+            if problem is not None:
+                # RFC 6455 4.4: a refused handshake says which version we speak.
+                raise RefusedRequest(400, problem, b"sec-websocket-version: 13\r\n")
+            self._websocket = (scope, app)
+            return
         self._headers = _NO_HEADERS  # the scope has them; an idle connection keeps none
         request = _Request(self, scope, app, state)
         request.keep_alive = keep_alive
@@ -487,18 +498,19 @@ class HTTP1Protocol(ResponseSink):
         self._framing_bytes = 0
         if not self._queue:
             # Answered early; the rest of the body must keep coming or we close.
-            self._client_must_send_within(self.state.keep_alive_timeout
-                                          or self.state.header_timeout)
-        limit = self.state.max_body_size
+            self._client_must_send_within(self._limits.keep_alive_timeout
+                                          or self._limits.header_timeout)
+        limit = self._limits.max_body_size
         if limit and self._body_received > limit:
-            raise _Reject(413, "Content Too Large")
+            raise RefusedRequest(413, "Content Too Large")
         pending.receive_body(body)
-        if pending.buffered > self.state.recv_bytes:  # the app is behind: stop reading
+        if pending.buffered > self._limits.recv_bytes:  # the app is behind: stop reading
             self._pause_reading()
 
     def on_message_complete(self) -> None:
         pending = self._parsing
         if pending is None:
+            self._phase = _IDLE
             return
         if ((self._content_length or self._transfer_encoding is not None)
                 and self.parser.should_upgrade()):
@@ -507,16 +519,17 @@ class HTTP1Protocol(ResponseSink):
             self._expect_body_after_upgrade(pending)
             return
         self._parsing = None
+        self._phase = _IDLE
         self._completed_in_feed = True
         pending.message_complete = True
         pending.end_body()
         if not self._queue:
             # Answered before its body was in; the body is now read, so wait idle.
-            self._client_must_send_within(self.state.keep_alive_timeout)
+            self._client_must_send_within(self._limits.keep_alive_timeout)
         if not pending.keep_alive:
             # Nothing after a request that closes the connection is read.
-            self._stop_parsing = True
-            raise _Reject(0, "stop")
+            self._phase = _STOPPED
+            raise StopParsing
         if len(self._queue) > 1:
             self._pause_reading()  # bound the pipeline: read more once answered
 
@@ -524,7 +537,7 @@ class HTTP1Protocol(ResponseSink):
         """Read the body of an Upgrade request we did not take ourselves: the
         parser stopped at its head and will not parse the bytes that follow."""
         if self._transfer_encoding is not None:
-            raise _Reject(501, "Not Implemented: a chunked body in a request asking for an "
+            raise RefusedRequest(501, "Not Implemented: a chunked body in a request asking for an "
                                "Upgrade this server does not make")
         self._upgrade_body_left = self._content_length or 0
         request.keep_alive = False  # what follows the body is not read as HTTP/1.1
@@ -535,13 +548,13 @@ class HTTP1Protocol(ResponseSink):
         try:
             if part:
                 self.on_body(part)
-        except _Reject as exc:
+        except RefusedRequest as exc:
             self._upgrade_body_left = 0
             self._reject(exc.status, exc.reason)
             return
         if not self._upgrade_body_left:
             request, self._parsing = self._parsing, None
-            self._stop_parsing = True
+            self._phase = _STOPPED
             if request is not None:
                 request.message_complete = True
                 request.end_body()
@@ -659,7 +672,7 @@ class HTTP1Protocol(ResponseSink):
                 self.transport.write(data)
 
     def abort(self) -> None:
-        self._stop_parsing = True
+        self._phase = _STOPPED
         if self._queue:
             self._queue[0].keep_alive = False
         if self.transport is not None and not self._closed:
@@ -691,18 +704,18 @@ class HTTP1Protocol(ResponseSink):
             self._close()
             return
         if not self._queue and self._websocket_rest is not None:
-            self._hand_over_websocket()
+            self._switch_to_websocket()
             return
         if self._queue:
             self._start_response_cycle(self._queue[0])
         elif self._deferred_error is not None:
             self._write_error(*self._deferred_error)
             return
-        elif not self._in_head:
+        elif self._phase != _HEAD:
             # Idle, or still owed the rest of a body answered early: either way
             # the client has KEEP_ALIVE_TIMEOUT to send something.  (Inlined
             # _client_must_send_within: this runs per request.)
-            timeout = self.state.keep_alive_timeout
+            timeout = self._limits.keep_alive_timeout
             if timeout > 0:
                 self._client_deadline = deadline = self.loop.time() + timeout
                 if self._timer is None or deadline < self._timer_at:
@@ -723,50 +736,18 @@ class HTTP1Protocol(ResponseSink):
 
     def _start_response_cycle(self, stream: _Request) -> None:
         state = self.state
-        if state.limit_concurrency and state.over_concurrency_limit():
+        limits = self._limits
+        if limits.limit_concurrency and state.over_concurrency_limit():
             stream.app = state.unavailable_app
-        if state.request_timeout > 0:
+        if limits.request_timeout > 0:
             self._timed_stream = stream
-            self._answer_deadline = deadline = self.loop.time() + state.request_timeout
+            self._answer_deadline = deadline = self.loop.time() + limits.request_timeout
             if self._timer is None or deadline < self._timer_at:
                 self._arm_timer(deadline)
         stream.start()
 
-    def _build_scope(self, method: str, version: str) -> dict[str, Any]:
-        target = self._url
-        raw_path: bytes  # typed: decoded by a C call when compiled
-        if target.startswith(b"/") and _QUERY not in target and _FRAGMENT not in target:
-            # A plain path (llhttp has checked its bytes): nothing to split.
-            raw_path = target
-            query = b""
-        else:
-            raw_path, query = _split_target(target, method)
-        # Ints: `b"%" in` would raise and catch a TypeError inside bytes.__contains__.
-        if _PERCENT in raw_path:
-            path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
-        else:
-            path = raw_path.decode("ascii")
-        state = self.state
-        if state.root_path:
-            path = state.root_path + path
-        # A copy of the fields every request shares, then this request's own:
-        # cheaper than building a thirteen-key dict from nothing.
-        scope = state.http_scope.copy()
-        if version != "1.1":
-            scope["http_version"] = version
-        scope["method"] = method
-        scope["path"] = path
-        scope["raw_path"] = raw_path
-        if query:
-            scope["query_string"] = query
-        scope["headers"] = self._headers
-        scope["client"] = self.client
-        scope["server"] = self.server
-        scope["extensions"] = {"tls": self._tls} if self._tls is not None else {}
-        return scope
-
     def _wants_keep_alive(self, version: str) -> bool:
-        if self.state.shutting_down or self.state.keep_alive_timeout == 0:
+        if self.state.shutting_down or self._limits.keep_alive_timeout == 0:
             return False
         tokens = {token.strip() for token in self._connection_tokens.split(b",")}
         if b"close" in tokens:
@@ -776,10 +757,7 @@ class HTTP1Protocol(ResponseSink):
     def _reject(self, status: int, reason: str, extra_head: bytes = b"",
                 head_only: bool = False) -> None:
         """Answer a request the server refuses (bad or too large) and close."""
-        self._stop_parsing = True
-        self._client_deadline = 0.0
-        if status == 0:
-            return
+        self._stop()
         server_logger.info("%d %s from %s", status, reason, _peer(self.client))
         failed, self._parsing = self._parsing, None
         if failed is not None:
@@ -797,6 +775,11 @@ class HTTP1Protocol(ResponseSink):
             self._deferred_error = (status, reason, extra_head, head_only)
             return
         self._write_error(status, reason, extra_head, head_only)
+
+    def _stop(self) -> None:
+        """Parse nothing more on this connection; nothing is owed by the client either."""
+        self._phase = _STOPPED
+        self._client_deadline = 0.0
 
     def _write_error(self, status: int, reason: str, extra_head: bytes = b"",
                      head_only: bool = False) -> None:
@@ -816,94 +799,55 @@ class HTTP1Protocol(ResponseSink):
         self._close()
 
     def _client_too_slow(self) -> None:
-        if self._in_head:
+        if self._phase == _HEAD:
             self._reject(408, "Request Timeout: the request head was not received in time")
         else:
             self._close()  # idle too long, or never sent a byte, or stalled a body
 
-    def _hand_over_websocket(self) -> None:
-        """Give the transport to a WebSocketProtocol with the bytes after the head."""
-        from qactuar.protocols.websocket import WebSocketProtocol
+    # -- hand-overs (protocols/handover.py decides and makes them) -------------
 
-        assert self._websocket is not None and self.transport is not None
-        (scope, app), self._websocket = self._websocket, None
-        rest, self._websocket_rest = bytes(self._websocket_rest or b""), None
-        self._stop_parsing = True
-        self._closed = True  # this protocol is done with the transport
-        self._release_parser()
-        self._cancel_timer()
-        self.state.connections.discard(self)
-        websocket = WebSocketProtocol(self.state, scope, app)
-        self.transport.set_protocol(websocket)
-        websocket.take_over(self.transport, rest, self._reading_paused)
-
-    def _hand_over_prior_knowledge(self, data: bytes) -> bool:
-        """h2c with prior knowledge: the connection opened with the HTTP/2 preface."""
-        from qactuar.protocols.http2 import PREFACE
-
-        at = data.find(PREFACE)
-        if at < 0 or self._queue or self._parsing is not None:
-            return False
-        self._hand_over_http2(data[at:])
-        return True
-
-    def _wants_h2c(self, method: str) -> bool:
-        """An `Upgrade: h2c` we accept (RFC 7540 3.2): cleartext, no body, one HTTP2-Settings.
-
-        Then remember it, with the request as HTTP/2 header fields; otherwise the
-        request is served as HTTP/1.1.
-        """
-        if (self.state.scheme != "http" or self.state.shutting_down
-                or not http2_enabled(self.config.HTTP2)):
-            return False
-        upgrade = b""
-        settings = []
-        fields = [(b":method", method.encode()), (b":path", self._url), (b":scheme", b"http")]
-        for name, value in self._headers:
-            if name == b"upgrade":
-                upgrade = value.strip().lower()
-            elif name == b"http2-settings":
-                settings.append(value.strip())
-            elif name == b"host":
-                fields.insert(3, (b":authority", value))
-            elif name not in (b"connection", b"keep-alive", b"transfer-encoding", b"te",
-                              b"proxy-connection"):
-                fields.append((name, value))
-        has_body = self._transfer_encoding is not None or bool(self._content_length)
-        if upgrade != b"h2c" or len(settings) != 1 or has_body:
-            return False
-        self._h2c_upgrade = (settings[0], fields)
-        return True
-
-    def _upgrade_to_h2c(self, rest: bytes) -> None:
-        """Answer 101 and continue the connection (and this request, as stream 1) in HTTP/2."""
-        assert self._h2c_upgrade is not None and self.transport is not None
-        settings, fields = self._h2c_upgrade
-        self._h2c_upgrade = None
-        self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\n"
-                             b"upgrade: h2c\r\n\r\n")
-        self._hand_over_http2(rest, upgrade=(settings, fields))
-
-    def _hand_over_http2(self, data: bytes,
-                         upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None) -> None:
-        """Give the transport to an H2Protocol, with what the client sent so far."""
-        assert self.transport is not None
-        self._stop_parsing = True
-        self._closed = True  # this protocol is done with the transport
+    def _give_up_transport(self) -> asyncio.Transport:
+        """This protocol is done with the connection: another one takes the transport."""
+        transport = self.transport
+        assert transport is not None
+        self._phase = _STOPPED
+        self._closed = True
         self._release_parser()
         self._client_deadline = 0.0
         self._cancel_timer()
         self.state.connections.discard(self)
-        http2 = self.h2_protocol_class(self.state, self.transport, self.client, self.server,
-                                       self._tls)
-        self.transport.set_protocol(http2)
-        http2.take_over(data, upgrade)
+        return transport
 
-    @property
-    def h2_protocol_class(self) -> type[H2Protocol]:
-        from qactuar.protocols.http2 import H2Protocol
+    def _switch_to_websocket(self) -> None:
+        """Give the transport to a WebSocket protocol with the bytes after the handshake."""
+        assert self._websocket is not None
+        (scope, app), self._websocket = self._websocket, None
+        rest, self._websocket_rest = bytes(self._websocket_rest or b""), None
+        reading_paused = self._reading_paused
+        handover.to_websocket(self.state, self._give_up_transport(), scope, app, rest,
+                              reading_paused)
 
-        return H2Protocol
+    def _switch_to_http2(self, data: bytes,
+                         upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None) -> None:
+        """Give the transport to HTTP/2, with what the client sent that HTTP/2 must read."""
+        handover.to_http2(self.state, self._give_up_transport(), self.client, self.server,
+                          self._tls, data, upgrade)
+
+    def _wants_h2c(self, method: str) -> bool:
+        """An `Upgrade: h2c` we accept: then remember it, to make once the head is read."""
+        if (self.state.scheme != "http" or self.state.shutting_down
+                or not http2_enabled(self.config.HTTP2)):
+            return False
+        has_body = self._transfer_encoding is not None or bool(self._content_length)
+        self._h2c_upgrade = handover.h2c_upgrade(method, self._url, self._headers, has_body)
+        return self._h2c_upgrade is not None
+
+    def _switch_to_h2c(self, rest: bytes) -> None:
+        """Answer 101 and continue the connection (and this request, as stream 1) in HTTP/2."""
+        assert self._h2c_upgrade is not None and self.transport is not None
+        upgrade, self._h2c_upgrade = self._h2c_upgrade, None
+        self.transport.write(handover.H2C_SWITCHING)
+        self._switch_to_http2(rest, upgrade)
 
     def shutdown(self) -> None:
         """Server shutdown: close now if idle between requests, else after the answer.
@@ -916,7 +860,7 @@ class HTTP1Protocol(ResponseSink):
         if self._queue:
             for pending in self._queue:
                 pending.keep_alive = False
-        elif self._in_head:
+        elif self._phase == _HEAD:
             return  # answered with Connection: close (the server is shutting down)
         elif not self._url:  # every request sets _url: none has arrived yet
             self.loop.call_later(FIRST_REQUEST_GRACE, self._close_if_idle)
@@ -924,7 +868,7 @@ class HTTP1Protocol(ResponseSink):
             self._close()
 
     def _close_if_idle(self) -> None:
-        if not self._queue and not self._in_head:
+        if not self._queue and self._phase != _HEAD:
             self._close()
 
     def _close(self) -> None:
@@ -938,7 +882,7 @@ class HTTP1Protocol(ResponseSink):
         if not self._reading_paused and self.transport is not None and not self._closed:
             self._reading_paused = True
             self.transport.pause_reading()
-            if self._in_head:
+            if self._phase == _HEAD:
                 self._client_deadline = 0.0  # a head held back by us is not a slow client
 
     def _resume_reading(self) -> None:
@@ -948,12 +892,12 @@ class HTTP1Protocol(ResponseSink):
             return
         if self.writing_paused or len(self._queue) > 1:
             return
-        if self._queue and self._queue[0].buffered > self.state.recv_bytes:
+        if self._queue and self._queue[0].buffered > self._limits.recv_bytes:
             return
         self._reading_paused = False
         self.transport.resume_reading()
-        if self._in_head:
-            self._client_must_send_within(self.state.header_timeout)
+        if self._phase == _HEAD:
+            self._client_must_send_within(self._limits.header_timeout)
 
     def _client_must_send_within(self, timeout: float) -> None:
         """Close (or answer 408) unless the client sends what is due within `timeout`."""
@@ -998,18 +942,6 @@ def _field_name(name: bytes) -> tuple[bytes, int | None]:
     if len(_FIELD_NAMES) < _FIELD_NAMES_LIMIT and len(name) <= 64:
         _FIELD_NAMES[name] = known
     return known
-
-
-def _split_target(target: bytes, method: str) -> tuple[bytes, bytes]:
-    """(raw path, query) of a request target that is not a plain path."""
-    try:
-        url = httptools.parse_url(target)
-    except httptools.HttpParserInvalidURLError:
-        raise _Reject(400, "Bad Request: invalid request target") from None
-    raw_path = url.path or b"/"
-    if not raw_path.startswith(b"/") and not (raw_path == b"*" and method == "OPTIONS"):
-        raise _Reject(400, "Bad Request: invalid request target")
-    return raw_path, url.query or b""
 
 
 def _peer(client: tuple[str, int] | None) -> str:

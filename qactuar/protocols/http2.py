@@ -17,21 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_to_bytes
 
-import h2.config
-import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
-import h2.settings
 from hpack.exceptions import HPACKError
 from hyperframe.frame import GoAwayFrame
 
-from qactuar.asgi import ASGI_SPEC_VERSION
 from qactuar.asgi.http_stream import HTTPStream, ResponseSink
+from qactuar.asgi.request_head import RefusedRequest, refused_scope, request_scope
 from qactuar.logs import exception_logger, server_logger
-from qactuar.protocols import h2_frames
+from qactuar.protocols import h2_frames, h2_websocket
 from qactuar.protocols.h2_fields import (
     MalformedFields,
     RequestHead,
@@ -39,8 +35,7 @@ from qactuar.protocols.h2_fields import (
     read_request_head,
     response_fields,
 )
-from qactuar.protocols.h2_frames import FRAME_HEAD, OPENING_STATES
-from qactuar.protocols.hpack_codec import BlockCachingDecoder, DynamicTableEncoder
+from qactuar.protocols.h2_frames import FRAME_HEAD
 from qactuar.protocols.write_waiters import WriteWaiters
 from qactuar.server_state import SERVER_HEADER
 
@@ -162,7 +157,7 @@ class H2Protocol(asyncio.Protocol):
                  client: tuple[str, int] | None, server: tuple[str, int] | None,
                  extensions: dict[str, Any] | None) -> None:
         self.state = state
-        self.config = config = state.config
+        self.config = state.config
         self.loop = state.loop
         self.transport: asyncio.Transport | None = transport
         self.client = client
@@ -191,23 +186,10 @@ class H2Protocol(asyncio.Protocol):
         self._settings = _FloodMeter(SETTINGS_LIMIT)
         self._pings = _FloodMeter(PING_LIMIT)
         self._empty_frames = _FloodMeter(EMPTY_FRAME_LIMIT)
-        # Outbound headers are checked by HTTPStream and lower-cased and filtered by
-        # response_fields already: h2 need not check them again (a third of its time per
-        # response).  Inbound ones are checked by h2_fields.read_request_head, in one pass.
-        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(
-            client_side=False, header_encoding=None, validate_outbound_headers=False,
-            normalize_outbound_headers=False, validate_inbound_headers=False,
-            normalize_inbound_headers=False))
-        self.conn.encoder = DynamicTableEncoder()  # type: ignore[assignment]
-        decoder = BlockCachingDecoder()
-        decoder.max_header_list_size = config.MAX_HEADER_SIZE  # what SETTINGS advertise
-        self.conn.decoder = decoder
-        self.conn.local_settings = h2.settings.Settings(client=False, initial_values={
-            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: config.H2_MAX_CONCURRENT_STREAMS,
-            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: config.MAX_HEADER_SIZE,
-            # RFC 8441: WebSocket over a stream, by extended CONNECT.
-            h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: int(state.websocket),
-        })
+        self.conn = h2_frames.server_connection(
+            max_header_size=state.limits.max_header_size,
+            max_concurrent_streams=state.limits.h2_max_concurrent_streams,
+            connect_protocol=state.websocket)
 
     def take_over(self, data: bytes,
                   upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None) -> None:
@@ -241,11 +223,16 @@ class H2Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.state.connections.discard(self)
+        if self.state.observer is not None:
+            self.state.observer.connection_closed()
         self._cancel_timers()
         for sink in list(self.sinks.values()):
+            stream = sink.stream
+            sink.ended = True
             self._forget(sink)
-            if sink.stream is not None:
-                sink.stream.client_gone()
+            if stream is not None:
+                stream.client_gone()
+            sink.release_writers()
 
     def eof_received(self) -> bool | None:
         return None  # HTTP/2 has GOAWAY for ending; a half-close ends the connection
@@ -294,7 +281,7 @@ class H2Protocol(asyncio.Protocol):
                     if self._closed:
                         return
                 if (stream_id > conn.highest_inbound_stream_id and not self._goaway_sent
-                        and conn.state_machine.state in OPENING_STATES):
+                        and h2_frames.may_open_stream(conn)):
                     self._receive_request(stream_id, bool(flags & 0x1), data[at + 9:end])
                     if self._closed:
                         return
@@ -360,19 +347,28 @@ class H2Protocol(asyncio.Protocol):
         self._protocol_failure(f"protocol error ({exc})")
 
     def _settings_first(self, data: bytes) -> bool:
-        """False (and the connection closed) when the preface is not followed by SETTINGS."""
+        """False (and the connection closed with GOAWAY) when the client's first bytes are
+        not the preface, or the preface is not followed by SETTINGS."""
         opening = self._opening
         assert opening is not None
         opening += data[:len(PREFACE) + 4 - len(opening)]
+        preface = opening[:len(PREFACE)]
+        if preface != PREFACE[:len(preface)]:
+            # h2 would raise without its GOAWAY: RFC 9113 3.4 asks for PROTOCOL_ERROR.
+            server_logger.info("invalid HTTP/2 connection preface from %s: closing the "
+                               "connection", _peer(self.client))
+            self._opening = None
+            self._goaway_and_close(h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return False
         if len(opening) < len(PREFACE) + 4:
             return True  # the first frame's type is not in yet
         self._opening = None
-        if opening.startswith(PREFACE) and opening[len(PREFACE) + 3] != 0x4:
+        if opening[len(PREFACE) + 3] != 0x4:
             server_logger.warning("HTTP/2 connection preface not followed by SETTINGS from "
                                   "%s: closing the connection", _peer(self.client))
             self._goaway_and_close(h2.errors.ErrorCodes.PROTOCOL_ERROR)
             return False
-        return True  # (a wrong preface is h2's to refuse)
+        return True
 
     def _handle_events(self, events: list[h2.events.Event]) -> None:
         now = self.loop.time()
@@ -449,42 +445,55 @@ class H2Protocol(asyncio.Protocol):
 
     def _start_stream(self, stream_id: int, head: RequestHead, ended: bool) -> None:
         self._cancel_idle_timer()
-        method, path, scheme, _, protocol, headers, content_length = head
+        method, path, scheme, authority, protocol, headers, content_length = head
         sink = _StreamSink(self, stream_id, method == b"HEAD")
         self.sinks[stream_id] = sink
         if ended:
             sink.request_ended = True
-        websocket = (method == b"CONNECT" and protocol == b"websocket" and self.state.websocket
-                     and not self.state.shutting_down)
-        scope, problem = self._build_scope(b"GET" if websocket else method, path or b"",
-                                           scheme, headers)
-        app = self._route(scope)
-        if websocket:
-            from qactuar.protocols.h2_websocket import handshake_problem
-
-            problem = problem or ((400, bad) if (bad := handshake_problem(headers)) else None)
-            if problem is None:
+        state = self.state
+        websocket = (method == b"CONNECT" and protocol == b"websocket" and state.websocket
+                     and not state.shutting_down)
+        method_name = "GET" if websocket else method.decode("ascii", "replace")
+        target = path or b""
+        if authority is None:  # read_request_head made sure there is a host field
+            authority = next(value for name, value in headers if name == b"host")
+        extensions: dict[str, Any] = {"http.response.trailers": {},
+                                      "http.response.early_hint": {}}
+        if self._push_allowed:
+            extensions["http.response.push"] = {}
+        if self._tls is not None:
+            extensions["tls"] = self._tls
+        problem: RefusedRequest | None = None
+        try:
+            scope, app = request_scope(
+                state, method_name, target, "2", headers, authority, content_length,
+                scheme.decode("ascii", "replace") if scheme else state.scheme,
+                self.client, self.server, extensions)
+        except RefusedRequest as refused:
+            problem = refused
+            scope = refused_scope(state, method_name, target, "2", headers, self.client,
+                                  self.server)
+            app = None
+        if websocket and problem is None:
+            bad = h2_websocket.handshake_problem(headers)
+            if bad is None:
                 self._start_websocket(sink, scope, app)
                 return
-        stream = HTTPStream(sink, scope, app, self.state)
+            problem = RefusedRequest(400, bad)
+        stream = HTTPStream(sink, scope, app, state)
         sink.stream = stream
         if sink.request_ended:
             stream.end_body()
-        limit = self.config.MAX_BODY_SIZE
-        if problem is None and limit and content_length is not None and content_length > limit:
-            problem = (413, "Content Too Large")
-        if problem is None and len(headers) > self.config.MAX_HEADER_COUNT:
-            problem = (431, "Request Header Fields Too Large: too many header fields")
         if problem is not None:
-            server_logger.info("%d %s from %s (HTTP/2 stream %d)", problem[0], problem[1],
-                               _peer(self.client), stream_id)
-            stream.reject(*problem)
+            server_logger.info("%d %s from %s (HTTP/2 stream %d)", problem.status,
+                               problem.reason, _peer(self.client), stream_id)
+            stream.reject(problem.status, problem.reason)
             return
-        state = self.state
-        if self.config.LIMIT_CONCURRENCY and state.over_concurrency_limit():
+        limits = state.limits
+        if limits.limit_concurrency and state.over_concurrency_limit():
             stream.app = state.unavailable_app
-        if state.request_timeout > 0:
-            sink.deadline = deadline = self.loop.time() + state.request_timeout
+        if limits.request_timeout > 0:
+            sink.deadline = deadline = self.loop.time() + limits.request_timeout
             if self._answer_timer is None:
                 self._answer_timer = self.loop.call_at(deadline, self._answers_due)
         stream.start()
@@ -511,11 +520,9 @@ class H2Protocol(asyncio.Protocol):
 
     def _start_websocket(self, sink: _StreamSink, http_scope: dict[str, Any], app: Any) -> None:
         """RFC 8441: the stream carries one WebSocket, run by the same code as over HTTP/1.1."""
-        from qactuar.protocols.h2_websocket import H2WebSocketProtocol, StreamTransport
-
         sink.request_ended = False  # the client's side stays open for its frames
-        websocket = H2WebSocketProtocol(self.state, http_scope, app)
-        transport = StreamTransport(self, sink)
+        websocket = h2_websocket.H2WebSocketProtocol(self.state, http_scope, app)
+        transport = h2_websocket.StreamTransport(self, sink)
         websocket.stream_transport = transport
         sink.websocket = websocket
         websocket.take_over(transport, b"", False)
@@ -534,57 +541,6 @@ class H2Protocol(asyncio.Protocol):
             sink.ended = True
             self._end_of_response(sink)
         self._write()
-
-    def _build_scope(self, method: bytes, target: bytes, scheme: bytes | None,
-                     headers: list[tuple[bytes, bytes]]
-                     ) -> tuple[dict[str, Any], tuple[int, str] | None]:
-        problem = None
-        raw_path, _, query = target.partition(b"?")
-        raw_path, _, _ = raw_path.partition(b"#")
-        if method == b"CONNECT":
-            problem = (501, "Not Implemented: CONNECT is not supported")
-        elif not raw_path.startswith(b"/") and not (raw_path == b"*" and method == b"OPTIONS"):
-            problem = (400, "Bad Request: invalid request target")
-        if len(target) > self.config.MAX_URL_SIZE:
-            problem = (414, "URI Too Long")
-        path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
-        state = self.state
-        if state.root_path:
-            path = state.root_path + path
-        extensions: dict[str, Any] = {"http.response.trailers": {},
-                                      "http.response.early_hint": {}}
-        if self._push_allowed:
-            extensions["http.response.push"] = {}
-        if self._tls is not None:
-            extensions["tls"] = self._tls
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": ASGI_SPEC_VERSION},
-            "http_version": "2",
-            "method": method.decode("ascii", "replace"),
-            "scheme": scheme.decode("ascii", "replace") if scheme else state.scheme,
-            "path": path,
-            "raw_path": raw_path,
-            "query_string": query,
-            "root_path": state.root_path,
-            "headers": headers,
-            "client": self.client,
-            "server": self.server,
-            "extensions": extensions,
-        }
-        return scope, problem
-
-    def _route(self, scope: dict[str, Any]) -> Any:
-        state = self.state
-        router = state.router
-        # Mount prefixes are matched below ROOT_PATH, which a proxy has stripped.
-        mount = router.only or router.resolve(scope["path"][len(state.root_path):])
-        if mount is None:
-            return state.not_found_app
-        if mount.prefix:
-            scope["root_path"] = state.root_path + mount.prefix
-        scope["state"] = mount.state.copy()
-        return mount.app
 
     def _on_data(self, event: h2.events.DataReceived, now: float) -> None:
         stream_id = event.stream_id
@@ -610,7 +566,7 @@ class H2Protocol(asyncio.Protocol):
             self.acknowledge(stream_id, flow_length - len(data))  # padding
         sink.received_unacked += len(data)
         sink.received += len(data)
-        limit = self.config.MAX_BODY_SIZE
+        limit = self.state.limits.max_body_size
         if limit and sink.received > limit:
             server_logger.info("413 Content Too Large from %s (HTTP/2 stream %d)",
                                _peer(self.client), stream_id)
@@ -635,10 +591,10 @@ class H2Protocol(asyncio.Protocol):
         if sink is None:
             return
         sink.ended = True
-        sink.out.clear()
+        stream = sink.stream
         self._forget(sink)
-        if sink.stream is not None:
-            sink.stream.client_gone()
+        if stream is not None:
+            stream.client_gone()
         sink.release_writers()
 
     # -- the sending side (called by the stream sinks) --------------------------------
@@ -713,8 +669,7 @@ class H2Protocol(asyncio.Protocol):
         out = sink.out
         try:
             while out:
-                window = min(conn.outbound_flow_control_window,
-                             conn.streams[stream_id].outbound_flow_control_window)
+                window = h2_frames.send_window(conn, stream_id)
                 if window <= 0:
                     break
                 size = min(window, conn.max_outbound_frame_size)
@@ -786,8 +741,16 @@ class H2Protocol(asyncio.Protocol):
                 self.flush_stream(sink, write=False)
 
     def _forget(self, sink: _StreamSink) -> None:
+        """The stream is over for this connection: nothing more is sent or read on it."""
         if self.sinks.pop(sink.stream_id, None) is None:
             return
+        # What was never sent is dropped now, and the sink and its HTTPStream stop
+        # referring to each other: as a reference cycle they (and a body still
+        # waiting for a window, megabytes for a client that went away) would
+        # otherwise live until the cyclic garbage collector ran.
+        sink.out.clear()
+        sink.trailers = None
+        sink.stream = None
         if sink.websocket is not None:
             sink.websocket.connection_lost(None)  # the stream is over, as a TCP close
         if not self.sinks:
@@ -854,7 +817,8 @@ class H2Protocol(asyncio.Protocol):
 
     def _arm_idle_timer(self) -> None:
         self._cancel_idle_timer()
-        timeout = self.config.KEEP_ALIVE_TIMEOUT or self.config.HEADER_TIMEOUT
+        limits = self.state.limits
+        timeout = limits.keep_alive_timeout or limits.header_timeout
         self._idle_timer = self.loop.call_later(timeout, self._idle_too_long)
 
     def _cancel_idle_timer(self) -> None:

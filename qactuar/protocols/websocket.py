@@ -141,13 +141,15 @@ def negotiate_extensions(headers: list[tuple[bytes, bytes]]) -> tuple[str | None
 class WebSocketProtocol(asyncio.Protocol):
     """One WebSocket connection; also the `WebSocketSink` of its session."""
 
+    ends_connection = True  # connection_lost is the end of the client's connection
+
     def __init__(self, state: ServerState, http_scope: dict[str, Any], app: Any) -> None:
         self.state = state
         self.config = state.config
         self.loop = state.loop
         self.transport: asyncio.Transport | None = None
         self.writing_paused = False
-        self._recv_limit = state.config.RECV_BYTES
+        self._recv_limit = state.limits.recv_bytes
         self._write_waiters = WriteWaiters()
         self.reading_paused = False
         self._closed = False
@@ -185,7 +187,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if engine is None:
             # The app has not answered the handshake: hold a bounded amount.
             self._early += data
-            if len(self._early) > self.config.WS_MAX_SIZE:
+            if len(self._early) > self.state.limits.ws_max_size:
                 self._pause_reading()
             return
         engine.receive_data(data)
@@ -200,6 +202,8 @@ class WebSocketProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.state.connections.discard(self)
+        if self.ends_connection and self.state.observer is not None:
+            self.state.observer.connection_closed()
         for timer in (self._ping_timer, self._pong_timer, self._close_timer):
             if timer is not None:
                 timer.cancel()
@@ -289,7 +293,7 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         state = self.state
         extensions = self._write_accept(subprotocol, headers)
-        engine = FrameEngine(Side.SERVER, state=State.OPEN, max_size=self.config.WS_MAX_SIZE,
+        engine = FrameEngine(Side.SERVER, state=State.OPEN, max_size=self.state.limits.ws_max_size,
                              logger=_engine_logger)
         engine.extensions = extensions
         self._engine = engine
@@ -394,7 +398,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self.transport.abort()
 
     def message_consumed(self) -> None:
-        if self.reading_paused and self.session.buffered <= self.config.RECV_BYTES:
+        if self.reading_paused and self.session.buffered <= self.state.limits.recv_bytes:
             self._resume_reading()
 
     async def wait_writable(self) -> None:
@@ -481,7 +485,7 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         engine = self._engine
         if engine is None:
-            if len(self._early) > self.config.WS_MAX_SIZE:
+            if len(self._early) > self.state.limits.ws_max_size:
                 return
         elif engine.state is State.OPEN and (
                 self.writing_paused or self.session.buffered > self._recv_limit):

@@ -1,8 +1,9 @@
 """An ASGI app for the HTTP/2 tests: held bodies, disconnects, connection headers, extensions.
 
 Paths:
-  /hold             reads no body until /release is requested (same process)
-  /release          lets every /hold read its body; answers with the byte count read
+  /hold             reads no body until /release is requested (same server); answers
+                    with the byte count read
+  /release          lets every /hold read its body
   /wait-disconnect  starts nothing; waits in receive() and writes what it got to ?file=
   /conn-headers     answers with Connection, Keep-Alive, Transfer-Encoding headers
   /scope            the scope's headers, http_version, scheme and extensions (JSON)
@@ -26,7 +27,14 @@ from urllib.parse import parse_qs
 from apps.basic import app as basic_app
 from apps.basic import jsonable
 
+# What /release sets, when the server ran no lifespan startup.  With one, each server
+# has its own (in its lifespan state): in-process tests run many servers in one process.
 _released = asyncio.Event()
+
+
+def _release_event(scope: dict[str, Any]) -> asyncio.Event:
+    event = scope.get("state", {}).get("released")
+    return event if isinstance(event, asyncio.Event) else _released
 
 
 def field_value(seed: str, index: int, size: int) -> bytes:
@@ -47,12 +55,14 @@ async def _text(send: Any, body: bytes, headers: list[tuple[bytes, bytes]] | Non
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
+        if scope["type"] == "lifespan":
+            scope["state"]["released"] = asyncio.Event()
         await basic_app(scope, receive, send)
         return
     path = scope["path"]
     query = _query(scope)
     if path == "/hold":
-        await _released.wait()
+        await _release_event(scope).wait()
         size = 0
         while True:
             message = await receive()
@@ -61,7 +71,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 break
         await _text(send, str(size).encode())
     elif path == "/release":
-        _released.set()
+        _release_event(scope).set()
         await _text(send, b"released")
     elif path == "/wait-disconnect":
         message = await receive()
