@@ -231,3 +231,28 @@ def test_the_blocked_loop_detector_logs_the_blocking_stack(tmp_path: Path) -> No
     finally:
         server.stop()
     assert server.output.count("Event loop blocked") == 2  # once per episode
+
+
+@pytest.mark.parametrize("model, placement", [("postfork", "each_worker"),
+                                              ("prefork", "supervisor")])
+def test_sigterm_stops_a_parent_whose_gate_bean_never_becomes_ready(
+        tmp_path: Path, model: str, placement: str) -> None:
+    # The postfork parent and the prefork supervisor run their beans in a thread and
+    # wait for the gates before their accept/supervision loop: they must still answer
+    # SIGTERM meanwhile (they ignored it, or died of it, before).
+    env = beans_env({"core": "apps.pod_beans.Gate", "gate": True, "placement": placement,
+                     "go": str(tmp_path / "never")})
+    pod = PodProcess(command=[sys.executable, "-m", "qactuar", "apps.basic:app", "--host",
+                              "127.0.0.1", "--port", "0", "--model", model, "--workers", "1"],
+                     env=env)
+    try:
+        pod.wait_for("Waiting for 1 gate bean")
+        pod.signal(signal.SIGTERM)
+        assert pod.wait(10) == 0
+    finally:
+        pod.kill()
+    out = pod.output
+    assert index_of(out, "Received SIGTERM") \
+        < index_of(out, "Bean #1 apps.pod_beans.Gate cancelled") < index_of(out, "Pod stopped")
+    assert "Listening on" not in out and "Traceback" not in out
+

@@ -115,10 +115,12 @@ class PreforkSupervisor:
     # -- the supervisor's loop ---------------------------------------------------
 
     def run(self) -> int:
-        if not self.pod_plan.start():
-            return self.pod_plan.stop(EXIT_BEAN_FAILED)
         self.signals = SignalPipe((signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
                                    signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD))
+        status = self.pod_plan.start(self.signals)
+        if status is not None:
+            self.signals.close()
+            return self.pod_plan.stop(status)
         self.selector = new_selector(self.signals)
         scheme = "https" if self.ssl_context else "http"
         server_logger.info("Prefork supervisor pid %d: bound %s; starting %d worker(s)",
