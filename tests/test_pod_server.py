@@ -256,3 +256,17 @@ def test_sigterm_stops_a_parent_whose_gate_bean_never_becomes_ready(
         < index_of(out, "Bean #1 apps.pod_beans.Gate cancelled") < index_of(out, "Pod stopped")
     assert "Listening on" not in out and "Traceback" not in out
 
+def test_a_second_sigterm_while_the_gate_bean_is_not_ready_cancels_it_at_once() -> None:
+    env = beans_env({"core": "apps.pod_beans.Gate", "gate": True, "go": "/nonexistent"},
+                    STOP_WAIT_TIME="60")
+    pod = PodProcess(command=[sys.executable, "-m", "qactuar", "apps.basic:app", "--host",
+                              "127.0.0.1", "--port", "0"], env=env)
+    try:
+        pod.wait_for("Waiting for 1 gate bean")
+        pod.signal(signal.SIGTERM)
+        pod.wait_for("Stopping 1 bean")
+        pod.signal(signal.SIGTERM)  # not waiting the 60s of STOP_WAIT_TIME any longer
+        assert pod.wait(10) == 0
+    finally:
+        pod.kill()
+    assert "Cancelling 1 bean(s) still running: #1 apps.pod_beans.Gate" in pod.output
