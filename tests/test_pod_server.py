@@ -164,6 +164,9 @@ def test_prefork_placement_and_the_one_worker_bean_moves_after_kill_9(tmp_path: 
 
         wait_until(lambda: len(placed().get("each", [])) == 2 and "one" in placed(),
                    what="the beans of both workers")
+        # Only a worker that listens can take the bean over (it answers TAKE_OVER_SIGNAL
+        # from then on); until then the move goes to the next worker started.
+        wait_until(lambda: server.output.count("Listening on") == 2, what="both workers")
         first = placed()
         assert first["sup"] == [supervisor]
         assert supervisor not in first["each"] and len(set(first["each"])) == 2
@@ -180,6 +183,19 @@ def test_prefork_placement_and_the_one_worker_bean_moves_after_kill_9(tmp_path: 
         # serving workers (tests/test_supervisor_signals.py covers the earlier window).
         wait_until(lambda: server.output.count("Listening on") == 3,
                    what="the replacement worker")
+        # Every worker dies at once: no live worker to move to, so the next one
+        # started runs the one_worker bean, and only that one.
+        workers = [int(pid) for pid in re.findall(r"Worker pid (\d+) spawned", server.output)]
+        assert len(workers) == 3 and host in workers
+        for pid in workers:
+            if pid != host:  # the two that still run
+                os.kill(pid, signal.SIGKILL)
+        server.wait_for_log(r"ended: its one_worker bean\(s\) go to the next worker")
+        wait_until(lambda: len(placed()["one"]) == 3, what="the one_worker bean to restart")
+        wait_until(lambda: server.output.count("Listening on") == 5, what="two new workers")
+        host = placed()["one"][2]
+        assert host not in workers and len(placed()["one"]) == 3
+        server.wait_for_log(f"Worker pid {host} runs the one_worker bean")
         assert server.stop() == 0
     finally:
         server.stop()
