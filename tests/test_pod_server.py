@@ -187,9 +187,10 @@ def test_prefork_placement_and_the_one_worker_bean_moves_after_kill_9(tmp_path: 
         # started runs the one_worker bean, and only that one.
         workers = [int(pid) for pid in re.findall(r"Worker pid (\d+) spawned", server.output)]
         assert len(workers) == 3 and host in workers
-        for pid in workers:
-            if pid != host:  # the two that still run
-                os.kill(pid, signal.SIGKILL)
+        running = [pid for pid in workers if pid != host]
+        for signum in (signal.SIGSTOP, signal.SIGKILL):  # stopped first: neither can take
+            for pid in running:                           # the bean over from the other
+                os.kill(pid, signum)
         server.wait_for_log(r"ended: its one_worker bean\(s\) go to the next worker")
         wait_until(lambda: len(placed()["one"]) == 3, what="the one_worker bean to restart")
         wait_until(lambda: server.output.count("Listening on") == 5, what="two new workers")
