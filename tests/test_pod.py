@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, child_env
 from pod_helpers import PodProcess, run_pod
 from qactuar.pod.pod import CANCEL_GRACE, EXIT_BEAN_FAILED
 
@@ -330,3 +332,19 @@ def test_blocked_loop_detector_names_the_blocking_line() -> None:
     report = result.stdout[index_of(result.stdout, "Event loop blocked for more than"):]
     assert "in blocker\n    time.sleep(seconds)" in report
     assert result.stdout.count("Event loop blocked") == 1
+
+
+def test_beans_import_from_the_current_directory_as_with_the_installed_script(
+        tmp_path: Path) -> None:
+    # `python -P` leaves the current directory off sys.path, as the `qactuar`
+    # console script does (`python -m` would put it there and hide the bug).
+    (tmp_path / "local_bean.py").write_text("async def hello():\n    print('BEAN local')\n")
+    (tmp_path / "config.py").write_text("BEANS = [{'core': 'local_bean.hello'}]\n")
+    (tmp_path / "elsewhere").mkdir()
+    for args, cwd in [(["local_bean.hello"], tmp_path), (["-c", "config.py"], tmp_path),
+                      (["--app-dir", "..", "local_bean.hello"], tmp_path / "elsewhere")]:
+        result = subprocess.run([sys.executable, "-P", "-m", "qactuar", "pod", "run", *args],
+                                env=child_env(), cwd=cwd, capture_output=True, text=True,
+                                timeout=15)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "BEAN local" in result.stdout

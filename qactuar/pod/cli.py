@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from qactuar.asgi.loader import add_app_dir
 from qactuar.config import ConfigError
 from qactuar.pod.config import (
     LOG_LEVELS,
@@ -42,6 +43,8 @@ def pod_command() -> None:
 
 
 @pod_command.command("run")
+@click.option("--app-dir", default=".", show_default=True,
+              help="Directory to import the beans from (put first on sys.path).")
 @click.option("-c", "--config", "--config-file", "config_file", metavar="FILE",
               help="Python config file of upper-case names (BEANS, LOG_LEVEL, ...).")
 @click.option("-l", "--log-level", metavar="LEVEL",
@@ -56,12 +59,16 @@ def pod_command() -> None:
               help="BLOCKED_LOOP_THRESHOLD: log the stack when the loop blocks this long "
                    "(0, the default, is off).")
 @click.argument("beans", nargs=-1, metavar="[BEAN:K=V,...]...")
-def run_command(config_file: str | None, log_level: str | None, loop_type: str | None,
-                debug: bool | None, stop_wait_time: str | None,
+def run_command(app_dir: str, config_file: str | None, log_level: str | None,
+                loop_type: str | None, debug: bool | None, stop_wait_time: str | None,
                 blocked_loop_threshold: float | None, beans: tuple[str, ...]) -> None:
     """Run the beans of a config file and/or the BEAN arguments until they finish or
     SIGINT/SIGTERM stops them."""
     from qactuar.pod.runner import run_pod
+
+    # The installed `qactuar` script, unlike `python -m`, does not put the
+    # current directory on sys.path: a bean next to its config must import.
+    add_app_dir(app_dir)
 
     try:
         values: dict[str, Any] = read_pod_file(config_file) if config_file else {}
