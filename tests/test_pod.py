@@ -59,6 +59,17 @@ def test_every_bean_form_and_pass_context_from_the_command_line() -> None:
     assert "BEAN counter 5 stopped" in out
 
 
+def test_command_line_values_keep_their_commas_inside_quotes_and_brackets() -> None:
+    result = run_pod(f"{BEANS}.greet:name=\"a,b\",times=2",
+                     f"{BEANS}.with_context:tag=[1,(2,3)]", f"{BEANS}.greet:name=it's,times=1",
+                     rf"{BEANS}.greet:name=c\,d")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("BEAN greet a,b") == 2
+    assert "tag=[1, (2, 3)]" in result.stdout
+    assert "BEAN greet it's" in result.stdout  # an apostrophe inside a word starts no string
+    assert "BEAN greet c,d" in result.stdout  # an escaped comma
+
+
 def test_the_pod_ends_when_every_bean_has_finished() -> None:
     result = run_pod(f"{BEANS}.greet:name=once")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -299,6 +310,11 @@ def test_after_waits_for_readiness_and_stop_runs_in_reverse(tmp_path: Path) -> N
     (["apps.pod_coroutine.hello:restart='permanent'"], "a coroutine object runs once"),
     ([f"{BEANS}.greet", "--loop", "tokio"], "LOOP_TYPE = 'tokio'"),
     ([f"{BEANS}.greet", "--stop-wait-time", "soon"], "--stop-wait-time 'soon'"),
+    ([f"{BEANS}.greet:name=a,b"], "'b' is not key=value"),
+    ([f"{BEANS}.greet:name=a,"], "'' is not key=value"),
+    ([f"{BEANS}.greet:name=1,name=2"], "name is given twice"),
+    ([f"{BEANS}.greet:name=[1,2,times=2"], "'name=[1,2,times=2' has an unclosed bracket"),
+    ([f"{BEANS}.greet:name='a,times=2"], "has an unclosed quote"),
     ([], "no beans to run"),
     (["-c", "missing.py"], "cannot read pod config file missing.py"),
 ])
