@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_one_line_error, child_env
-from pod_helpers import PodProcess, run_pod
+from pod_helpers import PodProcess, run_pod, script_env
 from qactuar.pod.pod import CANCEL_GRACE, EXIT_BEAN_FAILED
 
 BEANS = "apps.pod_beans"
@@ -360,7 +360,8 @@ def test_beans_import_from_the_current_directory_as_with_the_installed_script(
     for args, cwd in [(["local_bean.hello"], tmp_path), (["-c", "config.py"], tmp_path),
                       (["--app-dir", "..", "local_bean.hello"], tmp_path / "elsewhere")]:
         result = subprocess.run([sys.executable, "-P", "-m", "qactuar", "pod", "run", *args],
-                                env=child_env(), cwd=cwd, capture_output=True, text=True,
+                                env=child_env(**script_env()), cwd=cwd,
+                                capture_output=True, text=True,
                                 timeout=15)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "BEAN local" in result.stdout
