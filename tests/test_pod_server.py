@@ -287,3 +287,25 @@ def test_a_second_sigterm_while_the_gate_bean_is_not_ready_cancels_it_at_once() 
     finally:
         pod.kill()
     assert "Cancelling 1 bean(s) still running: #1 apps.pod_beans.Gate" in pod.output
+
+
+@pytest.mark.parametrize("model", ["async", "prefork"])
+def test_a_bean_failing_the_pod_while_the_server_drains_still_exits_non_zero(
+        tmp_path: Path, model: str) -> None:
+    go = tmp_path / "go"
+    env = beans_env({"core": "apps.pod_beans.crash_when", "go": str(go),
+                     "restart": "transient", "max_restarts": 0})
+    server = serve("apps.basic:app", "--model", model, "--workers", "1", env=env)
+    try:
+        with server.connect() as client:
+            client.sendall(b"GET /sleep?s=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+            server.send_signal(signal.SIGTERM)
+            server.wait_for_log(r"Shutting down: no new connections, waiting up to \S+ for 1 "
+                                r"connection")
+            go.touch()  # the bean fails while the request is still being served
+            server.wait_for_log("failed the pod")
+            status, _, body = read_response(client, timeout=10)
+        assert status.startswith(b"HTTP/1.1 200") and body == b"slept"
+        assert server.proc.wait(10) == EXIT_BEAN_FAILED, server.output
+    finally:
+        server.stop()

@@ -271,6 +271,8 @@ class PreforkSupervisor:
         how = describe_exit(status)
         if worker.stopping:
             server_logger.info("Worker pid %d stopped (%s)", pid, how)
+            if self.exit_status == 0 and os.waitstatus_to_exitcode(status) == EXIT_BEAN_FAILED:
+                self.exit_status = EXIT_BEAN_FAILED  # a bean failed it while it drained
             return
         if worker.reason:
             server_logger.error("Worker pid %d %s after %s; replacing it", pid, how, worker.reason)

@@ -138,3 +138,10 @@ async def inspector(context: Any) -> None:
     await context.send_signal("SIGTERM", labels=["counter"])
     await context.wait_beans_done("counter")
     say(f"counter done count>0={counter.instance.count > 0}")
+
+
+async def crash_when(go: str) -> None:
+    """Raise once the file `go` exists (a failure the test times)."""
+    while not os.path.exists(go):
+        await asyncio.sleep(0.01)
+    raise RuntimeError("told to crash")
