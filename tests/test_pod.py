@@ -292,6 +292,23 @@ def test_after_waits_for_readiness_and_stop_runs_in_reverse(tmp_path: Path) -> N
         < index_of(out, "BEAN gate cancelled")
 
 
+def test_a_bean_after_one_that_ends_before_it_is_ready_fails_the_pod(tmp_path: Path) -> None:
+    # It can never start: before, the pod waited for ever (until a signal).
+    (tmp_path / "config.py").write_text(textwrap.dedent(f"""
+        BEANS = [
+            {{"core": "{BEANS}.crash", "label": "first", "gate": True,
+              "path": {str(tmp_path / "runs")!r}}},
+            {{"core": "{BEANS}.forever", "after": "first"}},
+        ]
+    """))
+    result = run_pod("-c", str(tmp_path / "config.py"), timeout=10)
+    out = result.stdout + result.stderr
+    assert result.returncode == EXIT_BEAN_FAILED, out
+    assert "Bean #1 apps.pod_beans.crash (label 'first') failed the pod: it ended before it " \
+           "was ready (bean #2 apps.pod_beans.forever comes after it)" in out
+    assert "never retrieved" not in out
+
+
 # -- bad input: one line, exit 2 --------------------------------------------------------
 
 

@@ -162,11 +162,10 @@ class Pod:
 
     async def _deps_ready(self, bean: Bean) -> bool:
         """Wait until the beans `bean` comes after are ready; False if the pod halts first."""
-        waits = [b.ready_event.wait() for b in self._deps(bean) if not b.ready_event.is_set()]
-        if not waits:
-            return not self._halt.is_set()
-        self.logger.info("Bean %s waits for %s", bean.name, ", ".join(bean.spec.after))
-        return await self._unless_halted(asyncio.gather(*waits))
+        deps = [b for b in self._deps(bean) if not b.ready_event.is_set()]
+        if deps:
+            self.logger.info("Bean %s waits for %s", bean.name, ", ".join(bean.spec.after))
+        return await self._all_ready(deps, f"bean {bean.name} comes after it")
 
     async def _unless_halted(self, awaitable: Any) -> bool:
         work = asyncio.ensure_future(awaitable)
@@ -180,22 +179,23 @@ class Pod:
 
     async def wait_gates(self) -> bool:
         """Wait until every `gate` bean is ready; False if the pod stops or fails first."""
-        gates = [b for b in self.beans.values() if b.spec.gate]
-        if not gates:
-            return not self._halt.is_set()
-        pending = [b for b in gates if not b.ready_event.is_set()]
+        pending = [b for b in self.beans.values() if b.spec.gate and not b.ready_event.is_set()]
         if pending:
             self.logger.info("Waiting for %d gate bean(s) to be ready: %s", len(pending),
                              ", ".join(b.name for b in pending))
-        for bean in pending:
-            # A gate bean that ends for good before it was ready never will be.
+        return await self._all_ready(pending, "gate")
+
+    async def _all_ready(self, beans: list[Bean], why: str) -> bool:
+        """Wait until every one of `beans` is ready; False if the pod halts first.  One
+        that ends for good before it is ready never will be: it fails the pod."""
+        for bean in beans:
             if not await self._unless_halted(_first(bean.ready_event.wait(),
                                                     bean.done_event.wait())):
                 return False
             if not bean.ready_event.is_set():
-                self._fail(bean, "it ended before it was ready (gate)")
+                self._fail(bean, f"it ended before it was ready ({why})")
                 return False
-        return True
+        return not self._halt.is_set()
 
     def _launch(self, bean: Bean) -> None:
         bean.restart_handle = None
