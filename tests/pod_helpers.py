@@ -14,6 +14,13 @@ from pathlib import Path
 from conftest import TESTS_DIR, child_env
 
 
+def index_of(output: str, text: str) -> int:
+    """Where `text` first stands in `output` (for asserting the order of log lines)."""
+    position = output.find(text)
+    assert position >= 0, f"{text!r} not in output:\n{output}"
+    return position
+
+
 def script_env(**extra: str) -> dict[str, str]:
     """Settings for a child run like the installed `qactuar` script: the current directory
     is not importable (run it with `python -P`; child_env's PYTHONPATH may end in an

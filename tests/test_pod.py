@@ -18,16 +18,10 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_one_line_error, child_env
-from pod_helpers import PodProcess, run_pod, script_env
+from pod_helpers import PodProcess, index_of, run_pod, script_env
 from qactuar.pod.pod import CANCEL_GRACE, EXIT_BEAN_FAILED
 
 BEANS = "apps.pod_beans"
-
-
-def index_of(output: str, text: str) -> int:
-    position = output.find(text)
-    assert position >= 0, f"{text!r} not in output:\n{output}"
-    return position
 
 
 def stamp(output: str, pattern: str) -> float:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from conftest import ServerProcess, assert_one_line_error, read_response, run_qactuar, wait_until
-from pod_helpers import PodProcess
+from pod_helpers import PodProcess, index_of
 from qactuar.pod.pod import CANCEL_GRACE, EXIT_BEAN_FAILED
 
 
@@ -29,12 +29,6 @@ def beans_env(*beans: dict, **settings: str) -> dict[str, str]:
 
 def serve(*args: str, env: dict[str, str]) -> ServerProcess:
     return ServerProcess([*args, "--host", "127.0.0.1", "--port", "0"], env=env)
-
-
-def index_of(output: str, text: str) -> int:
-    position = output.find(text)
-    assert position >= 0, f"{text!r} not in output:\n{output}"
-    return position
 
 
 COUNTER = {"core": "apps.pod_beans.Counter", "label": "counter"}

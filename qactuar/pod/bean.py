@@ -45,13 +45,12 @@ def pass_context(func: Any = None, *, label: str | None = None) -> Any:
 
 
 def describe_core(core: Any) -> str:
+    """A bean's core for messages: its dotted path, or the object's module.qualname."""
     if isinstance(core, str):
         return core
     if inspect.ismodule(core):
         return f"module {core.__name__}"
     name = getattr(core, "__qualname__", None) or getattr(core, "__name__", None)
-    if name is None and inspect.iscoroutine(core):
-        name = core.__qualname__
     module = getattr(core, "__module__", None)
     return f"{module}.{name}" if module and name else repr(core)
 
@@ -114,9 +113,9 @@ def bean_form(core: Any) -> str:
     if inspect.iscoroutine(core):
         return "coroutine"
     if inspect.isclass(core):
-        call = vars(core).get("__call__") or next(
-            (vars(base)["__call__"] for base in core.__mro__ if "__call__" in vars(base)),
-            None)
+        # Looked up on the class (and its bases), not on `type`, whose __call__ builds it.
+        call = next((vars(base)["__call__"] for base in core.__mro__
+                     if "__call__" in vars(base)), None)
         if call is not None and inspect.iscoroutinefunction(call):
             return "class"
         raise ConfigError(f"bean core {describe_core(core)}: a class bean needs "

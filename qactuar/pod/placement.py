@@ -89,14 +89,14 @@ class ThreadPod:
         finally:
             self._started.set()
             self._wake_parent()
-        await self.pod._halt.wait()
+        await self.pod.halted()
         await self.pod.stop("SIGTERM")
 
     def stop(self) -> None:
         """Stop the beans (bounded by STOP_WAIT_TIME plus the cancel grace)."""
         if self.loop is not None and self._thread.is_alive():
             with contextlib.suppress(RuntimeError):  # the loop has just closed
-                self.loop.call_soon_threadsafe(self.pod._halt.set)
+                self.loop.call_soon_threadsafe(self.pod.halt)
             self._thread.join(self.config.STOP_WAIT_TIME + CANCEL_GRACE + 1)
 
 

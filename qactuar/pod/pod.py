@@ -150,8 +150,10 @@ class Pod:
                 return
             self._launch(bean)
 
-    def _new_bean(self, spec: BeanSpec) -> Bean:
-        bean = Bean(self, self._next_id, spec, self.levels.get(id(spec), 0))
+    def _new_bean(self, spec: BeanSpec, level: int | None = None) -> Bean:
+        if level is None:
+            level = self.levels.get(id(spec), 0)
+        bean = Bean(self, self._next_id, spec, level)
         self._next_id += 1
         self.beans[bean.id] = bean
         return bean
@@ -236,9 +238,7 @@ class Pod:
             raise UnknownBean(f"bean {spec.name}: after {missing[0]!r}: no bean has that label")
         level = max((b.level + 1 for b in self.beans.values() if b.label in spec.after),
                     default=0)
-        bean = Bean(self, self._next_id, spec, level)
-        self._next_id += 1
-        self.beans[bean.id] = bean
+        bean = self._new_bean(spec, level)
         self.logger.info("Bean %s added", bean.name)
 
         async def start_when_ready() -> None:
@@ -321,8 +321,7 @@ class Pod:
         self.failed = bean
         self.exit_status = EXIT_BEAN_FAILED
         self.logger.error("Bean %s failed the pod: %s; stopping", bean.name, why)
-        self._halt.set()
-        self._changed.set()
+        self.halt()
         if self.on_failure is not None:
             self.on_failure(bean)
 
@@ -342,6 +341,15 @@ class Pod:
             await self.stop("SIGTERM")  # the other beans are asked to stop, as on SIGTERM
         await self.stop(None)
         return self.exit_status
+
+    def halt(self) -> None:
+        """Ask the pod to stop (its owner then calls `stop`); safe before it started."""
+        self._halt.set()
+        self._changed.set()
+
+    async def halted(self) -> None:
+        """Until a stop is asked or a bean fails the pod."""
+        await self._halt.wait()
 
     def request_stop(self, sig: Any = None) -> None:
         """Stop from a signal handler: the first call stops, a second one forces."""
@@ -366,8 +374,7 @@ class Pod:
 
     async def _stop(self, sig: Any) -> None:
         self.stopping = True
-        self._halt.set()
-        self._changed.set()
+        self.halt()
         loop = self.loop
         wait = self.stop_wait_time
         deadline = None if wait is None else loop.time() + wait

@@ -68,6 +68,8 @@ async def _remove_stale_socket(path: str) -> None:
 
 
 class REPLServer:
+    """The bean: listen on `path` and give each connection its own prompt."""
+
     def __init__(self, context: BeanContext) -> None:
         self.context = context
         self.sessions = 0
