@@ -301,6 +301,8 @@ def test_a_bean_after_one_that_ends_before_it_is_ready_fails_the_pod(tmp_path: P
     assert "Bean #1 apps.pod_beans.crash (label 'first') failed the pod: it ended before it " \
            "was ready (bean #2 apps.pod_beans.forever comes after it)" in out
     assert "never retrieved" not in out
+    # The bean that never started is not waited for (nor "still running") at the stop.
+    assert "Cancelling" not in out and "Stopping" not in out
 
 
 # -- bad input: one line, exit 2 --------------------------------------------------------

@@ -147,6 +147,7 @@ class Pod:
         for spec in self.specs:
             bean = self._new_bean(spec)
             if not await self._deps_ready(bean):
+                self._finish(bean, CANCELLED)  # it never ran: nothing to wait for at stop
                 return
             self._launch(bean)
 
