@@ -344,6 +344,8 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     ("STOP_WAIT_TIMES = 3\nBEANS = [{'core': 'apps.pod_beans.greet'}]",
      "unknown pod config key 'STOP_WAIT_TIMES'"),
     ("BEANS = [{'label': 'x'}]", "BEANS[0]: the 'core' key"),
+    ("BEANS = [{'core': 'apps.pod_beans:'}]", "bean core 'apps.pod_beans:': expected a "
+                                               "dotted path"),
     ("BEANS = {'core': 'x'}", "config key BEANS"),
     ("BEANS = [{'core': 'apps.pod_beans.greet', 'max_restarts': -1}]", "max_restarts = -1"),
     ("LOG_LEVEL = 'loud'\nBEANS = [{'core': 'apps.pod_beans.greet'}]", "LOG_LEVEL = 'loud'"),
