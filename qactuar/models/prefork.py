@@ -246,8 +246,7 @@ class PreforkSupervisor:
     def _finish_reload(self) -> None:
         if not self.reloading or self.exit_status is not None:
             return
-        ready = [w for w in self.workers.values() if w.extra == self.generation
-                 and not w.stopping and self.slots.get(w.slot, STATUS) == READY]
+        ready = self._ready_workers()
         if len(ready) < self.target:
             return
         old = [w for w in self.workers.values() if w.extra != self.generation and not w.stopping]
@@ -257,6 +256,11 @@ class PreforkSupervisor:
         server_logger.info("Reload finished: %d new worker(s) serving, %d old worker(s) "
                            "draining", len(ready), len(old))
 
+    def _ready_workers(self) -> list[Child]:
+        """The current generation's workers that serve and are not being stopped."""
+        return [w for w in self.workers.values() if w.extra == self.generation
+                and not w.stopping and self.slots.get(w.slot, STATUS) == READY]
+
     def _on_exit(self, pid: int, status: int) -> None:
         worker = self.workers.pop(pid, None)
         if worker is None:
@@ -264,10 +268,8 @@ class PreforkSupervisor:
         worker_status = self.slots.get(worker.slot, STATUS)
         self.slots.release(worker.slot)
         self.ever_ready = self.ever_ready or worker_status in (READY, RETIRING)
-        self.pod_plan.worker_exited(pid, [
-            w.pid for w in self.workers.values() if w.extra == self.generation
-            and not w.stopping and self.slots.get(w.slot, STATUS) == READY],
-            self.exit_status is not None)
+        self.pod_plan.worker_exited(pid, [w.pid for w in self._ready_workers()],
+                                    self.exit_status is not None)
         how = describe_exit(status)
         if worker.stopping:
             server_logger.info("Worker pid %d stopped (%s)", pid, how)
