@@ -229,6 +229,17 @@ def test_permanent_restarts_after_a_normal_return_too(tmp_path: Path) -> None:
     assert "ended (returned) more than 2 restart(s)" in result.stdout
 
 
+def test_a_cancelled_error_the_pod_did_not_cause_is_a_failure(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    result = run_pod(f"{BEANS}.cancelled_inside:path='{runs}',restart='transient',"
+                     "max_restarts=1,backoff=0")
+    out = result.stdout + result.stderr
+    assert result.returncode == EXIT_BEAN_FAILED, out  # it was a quiet exit 0, no restart
+    assert len(runs.read_text().splitlines()) == 2
+    assert result.stderr.count("apps.pod_beans.cancelled_inside raised CancelledError") == 2
+    assert "in cancelled_inside\n    await future" in result.stderr
+
+
 @pytest.mark.parametrize("bean, policy", [("quick", "transient"), ("crash", "temporary")])
 def test_no_restart_when_the_policy_says_so(tmp_path: Path, bean: str, policy: str) -> None:
     runs = tmp_path / "runs"

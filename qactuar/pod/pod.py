@@ -53,6 +53,7 @@ class Bean:
         self.state = "pending"
         self.last_error: str | None = None
         self.removed = False
+        self.cancel_asked = False  # the pod cancelled its task (a stop, remove or cancel)
         self.ready_event = asyncio.Event()
         self.done_event = asyncio.Event()
         self.restart_handle: asyncio.TimerHandle | None = None
@@ -277,6 +278,7 @@ class Pod:
             bean.restart_handle = None
             self._finish(bean, CANCELLED)
         elif bean.task is not None and not bean.task.done():
+            bean.cancel_asked = True
             bean.task.cancel()
         elif not bean.done():
             self._finish(bean, CANCELLED)
@@ -286,11 +288,13 @@ class Pod:
     def _on_task_done(self, bean: Bean, task: asyncio.Future[Any]) -> None:
         if task is not bean.task or bean.done():
             return
-        if task.cancelled():
+        if task.cancelled() and (bean.cancel_asked or self.stopping or bean.removed):
             outcome = CANCELLED
-        elif task.exception() is not None:
+        elif task.cancelled() or task.exception() is not None:
+            # A CancelledError the pod did not cause (a future the bean awaited was
+            # cancelled) is a failure like any other, not a quiet end.
             outcome = RAISED
-            exc = task.exception()
+            exc = _outcome_error(task)
             bean.last_error = f"{type(exc).__name__}: {exc}"
             exception_logger.error("Bean %s raised %s", bean.name, bean.last_error,
                                    exc_info=exc)
@@ -431,6 +435,15 @@ class Pod:
             task._log_destroy_pending = False  # type: ignore[attr-defined]
             with contextlib.suppress(Exception):
                 asyncio.tasks._unregister_task(task)  # type: ignore[attr-defined]
+
+
+def _outcome_error(task: asyncio.Future[Any]) -> BaseException:
+    """The exception a finished task ended with, its CancelledError included."""
+    try:
+        task.result()
+    except BaseException as exc:  # the value asked for, whatever its kind
+        return exc
+    raise AssertionError("the task returned")
 
 
 async def _first(*awaitables: Any) -> None:

@@ -145,3 +145,11 @@ async def crash_when(go: str) -> None:
     while not os.path.exists(go):
         await asyncio.sleep(0.01)
     raise RuntimeError("told to crash")
+
+
+async def cancelled_inside(path: str) -> None:
+    """Ends with a CancelledError nobody outside asked for (a cancelled future)."""
+    say(f"cancelled_inside run {_count_run(path)}")
+    future = asyncio.get_running_loop().create_future()
+    future.cancel()
+    await future
