@@ -303,3 +303,20 @@ def test_a_bean_failing_the_pod_while_the_server_drains_still_exits_non_zero(
         assert server.proc.wait(10) == EXIT_BEAN_FAILED, server.output
     finally:
         server.stop()
+
+
+def test_a_bean_waiting_to_start_does_not_use_up_the_stop_wait_time_of_the_others() -> None:
+    # The second bean never started (its gate is not ready); the stop must not wait
+    # STOP_WAIT_TIME for it before the gate bean even gets its SIGTERM.
+    env = beans_env({"core": "apps.pod_beans.Unready", "label": "first", "gate": True},
+                    {"core": "apps.pod_beans.forever", "after": "first"}, STOP_WAIT_TIME="60")
+    pod = PodProcess(command=[sys.executable, "-m", "qactuar", "apps.basic:app", "--host",
+                              "127.0.0.1", "--port", "0"], env=env)
+    try:
+        pod.wait_for("BEAN unready waiting")
+        pod.signal(signal.SIGTERM)
+        assert pod.wait(10) == 0
+    finally:
+        pod.kill()
+    assert "BEAN unready stopped" in pod.output
+    assert "Cancelling" not in pod.output

@@ -148,8 +148,7 @@ class Pod:
         for spec in self.specs:
             bean = self._new_bean(spec)
             if not await self._deps_ready(bean):
-                self._finish(bean, CANCELLED)  # it never ran: nothing to wait for at stop
-                return
+                return  # halted: the stop finishes the beans that never started
             self._launch(bean)
 
     def _new_bean(self, spec: BeanSpec, level: int | None = None) -> Bean:
@@ -387,6 +386,8 @@ class Pod:
             if bean.restart_handle is not None:
                 bean.restart_handle.cancel()
                 self._finish(bean, CANCELLED)
+            elif bean.task is None and not bean.done():
+                self._finish(bean, CANCELLED)  # still waiting to start: nothing to wait for
         running = [b for b in self.beans.values() if not b.done()]
         if running:
             self.logger.info("Stopping %d bean(s)%s", len(running),

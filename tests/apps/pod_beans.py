@@ -153,3 +153,17 @@ async def cancelled_inside(path: str) -> None:
     future = asyncio.get_running_loop().create_future()
     future.cancel()
     await future
+
+
+class Unready:
+    """A gate bean that never becomes ready but stops on SIGTERM."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.stop = asyncio.Event()
+
+    async def __call__(self) -> None:
+        await self.context.add_signal_handler("SIGTERM", self.stop.set)
+        say("unready waiting")
+        await self.stop.wait()
+        say("unready stopped")
