@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -11,6 +12,21 @@ import time
 from pathlib import Path
 
 from conftest import TESTS_DIR, child_env
+
+
+def index_of(output: str, text: str) -> int:
+    """Where `text` first stands in `output` (for asserting the order of log lines)."""
+    position = output.find(text)
+    assert position >= 0, f"{text!r} not in output:\n{output}"
+    return position
+
+
+def script_env(**extra: str) -> dict[str, str]:
+    """Settings for a child run like the installed `qactuar` script: the current directory
+    is not importable (run it with `python -P`; child_env's PYTHONPATH may end in an
+    empty entry, which means the current directory)."""
+    path = child_env()["PYTHONPATH"].split(os.pathsep)
+    return {"PYTHONPATH": os.pathsep.join(entry for entry in path if entry), **extra}
 
 
 class PodProcess:

@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import assert_one_line_error
-from pod_helpers import PodProcess, run_pod
+from conftest import assert_one_line_error, child_env
+from pod_helpers import PodProcess, index_of, run_pod, script_env
 from qactuar.pod.pod import CANCEL_GRACE, EXIT_BEAN_FAILED
 
 BEANS = "apps.pod_beans"
-
-
-def index_of(output: str, text: str) -> int:
-    position = output.find(text)
-    assert position >= 0, f"{text!r} not in output:\n{output}"
-    return position
 
 
 def stamp(output: str, pattern: str) -> float:
@@ -55,6 +51,17 @@ def test_every_bean_form_and_pass_context_from_the_command_line() -> None:
     assert "BEAN labelled label=labelled" in out  # pass_context(label=...)
     assert "BEAN counter 5 got SIGINT" in out
     assert "BEAN counter 5 stopped" in out
+
+
+def test_command_line_values_keep_their_commas_inside_quotes_and_brackets() -> None:
+    result = run_pod(f"{BEANS}.greet:name=\"a,b\",times=2",
+                     f"{BEANS}.with_context:tag=[1,(2,3)]", f"{BEANS}.greet:name=it's,times=1",
+                     rf"{BEANS}.greet:name=c\,d")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("BEAN greet a,b") == 2
+    assert "tag=[1, (2, 3)]" in result.stdout
+    assert "BEAN greet it's" in result.stdout  # an apostrophe inside a word starts no string
+    assert "BEAN greet c,d" in result.stdout  # an escaped comma
 
 
 def test_the_pod_ends_when_every_bean_has_finished() -> None:
@@ -222,6 +229,17 @@ def test_permanent_restarts_after_a_normal_return_too(tmp_path: Path) -> None:
     assert "ended (returned) more than 2 restart(s)" in result.stdout
 
 
+def test_a_cancelled_error_the_pod_did_not_cause_is_a_failure(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    result = run_pod(f"{BEANS}.cancelled_inside:path='{runs}',restart='transient',"
+                     "max_restarts=1,backoff=0")
+    out = result.stdout + result.stderr
+    assert result.returncode == EXIT_BEAN_FAILED, out  # it was a quiet exit 0, no restart
+    assert len(runs.read_text().splitlines()) == 2
+    assert result.stderr.count("apps.pod_beans.cancelled_inside raised CancelledError") == 2
+    assert "in cancelled_inside\n    await future" in result.stderr
+
+
 @pytest.mark.parametrize("bean, policy", [("quick", "transient"), ("crash", "temporary")])
 def test_no_restart_when_the_policy_says_so(tmp_path: Path, bean: str, policy: str) -> None:
     runs = tmp_path / "runs"
@@ -279,6 +297,25 @@ def test_after_waits_for_readiness_and_stop_runs_in_reverse(tmp_path: Path) -> N
         < index_of(out, "BEAN gate cancelled")
 
 
+def test_a_bean_after_one_that_ends_before_it_is_ready_fails_the_pod(tmp_path: Path) -> None:
+    # It can never start: before, the pod waited for ever (until a signal).
+    (tmp_path / "config.py").write_text(textwrap.dedent(f"""
+        BEANS = [
+            {{"core": "{BEANS}.crash", "label": "first", "gate": True,
+              "path": {str(tmp_path / "runs")!r}}},
+            {{"core": "{BEANS}.forever", "after": "first"}},
+        ]
+    """))
+    result = run_pod("-c", str(tmp_path / "config.py"), timeout=10)
+    out = result.stdout + result.stderr
+    assert result.returncode == EXIT_BEAN_FAILED, out
+    assert "Bean #1 apps.pod_beans.crash (label 'first') failed the pod: it ended before it " \
+           "was ready (bean #2 apps.pod_beans.forever comes after it)" in out
+    assert "never retrieved" not in out
+    # The bean that never started is not waited for (nor "still running") at the stop.
+    assert "Cancelling" not in out and "Stopping" not in out
+
+
 # -- bad input: one line, exit 2 --------------------------------------------------------
 
 
@@ -297,6 +334,14 @@ def test_after_waits_for_readiness_and_stop_runs_in_reverse(tmp_path: Path) -> N
     (["apps.pod_coroutine.hello:restart='permanent'"], "a coroutine object runs once"),
     ([f"{BEANS}.greet", "--loop", "tokio"], "LOOP_TYPE = 'tokio'"),
     ([f"{BEANS}.greet", "--stop-wait-time", "soon"], "--stop-wait-time 'soon'"),
+    ([f"{BEANS}.greet", "--blocked-loop-threshold", "abc"],
+     "--blocked-loop-threshold 'abc': expected a number of seconds, 0 for off"),
+    ([f"{BEANS}.greet", "--blocked-loop-threshold", "-1"], "BLOCKED_LOOP_THRESHOLD = -1.0"),
+    ([f"{BEANS}.greet:name=a,b"], "'b' is not key=value"),
+    ([f"{BEANS}.greet:name=a,"], "'' is not key=value"),
+    ([f"{BEANS}.greet:name=1,name=2"], "name is given twice"),
+    ([f"{BEANS}.greet:name=[1,2,times=2"], "'name=[1,2,times=2' has an unclosed bracket"),
+    ([f"{BEANS}.greet:name='a,times=2"], "has an unclosed quote"),
     ([], "no beans to run"),
     (["-c", "missing.py"], "cannot read pod config file missing.py"),
 ])
@@ -310,6 +355,8 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     ("STOP_WAIT_TIMES = 3\nBEANS = [{'core': 'apps.pod_beans.greet'}]",
      "unknown pod config key 'STOP_WAIT_TIMES'"),
     ("BEANS = [{'label': 'x'}]", "BEANS[0]: the 'core' key"),
+    ("BEANS = [{'core': 'apps.pod_beans:'}]", "bean core 'apps.pod_beans:': expected a "
+                                               "dotted path"),
     ("BEANS = {'core': 'x'}", "config key BEANS"),
     ("BEANS = [{'core': 'apps.pod_beans.greet', 'max_restarts': -1}]", "max_restarts = -1"),
     ("LOG_LEVEL = 'loud'\nBEANS = [{'core': 'apps.pod_beans.greet'}]", "LOG_LEVEL = 'loud'"),
@@ -330,3 +377,20 @@ def test_blocked_loop_detector_names_the_blocking_line() -> None:
     report = result.stdout[index_of(result.stdout, "Event loop blocked for more than"):]
     assert "in blocker\n    time.sleep(seconds)" in report
     assert result.stdout.count("Event loop blocked") == 1
+
+
+def test_beans_import_from_the_current_directory_as_with_the_installed_script(
+        tmp_path: Path) -> None:
+    # `python -P` leaves the current directory off sys.path, as the `qactuar`
+    # console script does (`python -m` would put it there and hide the bug).
+    (tmp_path / "local_bean.py").write_text("async def hello():\n    print('BEAN local')\n")
+    (tmp_path / "config.py").write_text("BEANS = [{'core': 'local_bean.hello'}]\n")
+    (tmp_path / "elsewhere").mkdir()
+    for args, cwd in [(["local_bean.hello"], tmp_path), (["-c", "config.py"], tmp_path),
+                      (["--app-dir", "..", "local_bean.hello"], tmp_path / "elsewhere")]:
+        result = subprocess.run([sys.executable, "-P", "-m", "qactuar", "pod", "run", *args],
+                                env=child_env(**script_env()), cwd=cwd,
+                                capture_output=True, text=True,
+                                timeout=15)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "BEAN local" in result.stdout

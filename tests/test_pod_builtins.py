@@ -154,3 +154,36 @@ def test_http_server_bean_serves_a_starlette_app_that_reads_another_bean(
     assert "BEAN counter 1 got SIGINT" in out
     assert out.index("Shutting down") < out.index("APP shutdown")
     assert "Cancelling" not in out  # the server bean stopped on the signal itself
+
+
+def test_repl_never_replaces_a_file_or_a_live_socket_at_its_path(tmp_path: Path) -> None:
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    live = tmp_path / "live.sock"
+    stale = tmp_path / "stale.sock"
+    with socket.socket(socket.AF_UNIX) as listening, socket.socket(socket.AF_UNIX) as dead:
+        listening.bind(str(live))
+        listening.listen()
+        dead.bind(str(stale))  # bound, never listening: what a killed process leaves
+        (tmp_path / "config.py").write_text(textwrap.dedent(f"""
+            BEANS = [
+                {{"core": "qactuar.pod.builtins.repl.REPLServer", "path": {str(precious)!r}}},
+                {{"core": "qactuar.pod.builtins.repl.REPLServer", "path": {str(live)!r}}},
+                {{"core": "qactuar.pod.builtins.repl.REPLServer", "path": {str(stale)!r},
+                  "label": "stale"}},
+            ]
+            STOP_WAIT_TIME = 1
+        """))
+        pod = PodProcess("-c", str(tmp_path / "config.py"))
+        try:
+            pod.wait_for(r"REPL \(bean #3\) on unix:")
+            pod.wait_for("another process listens on it")
+            pod.signal(signal.SIGTERM)
+            assert pod.wait() == 0
+        finally:
+            pod.kill()
+        assert precious.read_text() == "keep me"
+        assert stat.S_ISSOCK(os.stat(live).st_mode)
+    out = pod.output
+    assert f"FileExistsError: REPL path {precious} exists and is not a socket" in out
+    assert f"FileExistsError: REPL path {live}: another process listens on it" in out

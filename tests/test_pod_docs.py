@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from docs_examples import code_blocks
-from pod_helpers import PodProcess
+from pod_helpers import PodProcess, script_env
 
 PAGE = "pod.md"
 FILE_HEADER = re.compile(r"# file: (\S+)\n")
@@ -42,9 +42,10 @@ def test_every_example_of_the_pod_page_runs_as_documented(tmp_path: Path) -> Non
     for command, expected in zip(commands, expectations, strict=True):
         argv = shlex.split(command.strip())
         assert argv[0] == "qactuar", command
-        process = PodProcess(command=[sys.executable, "-m", "qactuar", *argv[1:]],
-                             cwd=tmp_path, env={"QACTUAR_HOST": "127.0.0.1",
-                                                "QACTUAR_PORT": "0"})
+        # -P: the current directory is not on sys.path, as with the installed script.
+        process = PodProcess(command=[sys.executable, "-P", "-m", "qactuar", *argv[1:]],
+                             cwd=tmp_path, env=script_env(QACTUAR_HOST="127.0.0.1",
+                                                          QACTUAR_PORT="0"))
         runs.append((command.strip(), expected, process))
     try:
         for command, expected, process in runs:

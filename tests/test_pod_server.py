@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from conftest import ServerProcess, assert_one_line_error, read_response, run_qactuar, wait_until
-from pod_helpers import PodProcess
+from pod_helpers import PodProcess, index_of
 from qactuar.pod.pod import CANCEL_GRACE, EXIT_BEAN_FAILED
 
 
@@ -29,12 +29,6 @@ def beans_env(*beans: dict, **settings: str) -> dict[str, str]:
 
 def serve(*args: str, env: dict[str, str]) -> ServerProcess:
     return ServerProcess([*args, "--host", "127.0.0.1", "--port", "0"], env=env)
-
-
-def index_of(output: str, text: str) -> int:
-    position = output.find(text)
-    assert position >= 0, f"{text!r} not in output:\n{output}"
-    return position
 
 
 COUNTER = {"core": "apps.pod_beans.Counter", "label": "counter"}
@@ -164,6 +158,9 @@ def test_prefork_placement_and_the_one_worker_bean_moves_after_kill_9(tmp_path: 
 
         wait_until(lambda: len(placed().get("each", [])) == 2 and "one" in placed(),
                    what="the beans of both workers")
+        # Only a worker that listens can take the bean over (it answers TAKE_OVER_SIGNAL
+        # from then on); until then the move goes to the next worker started.
+        wait_until(lambda: server.output.count("Listening on") == 2, what="both workers")
         first = placed()
         assert first["sup"] == [supervisor]
         assert supervisor not in first["each"] and len(set(first["each"])) == 2
@@ -180,6 +177,20 @@ def test_prefork_placement_and_the_one_worker_bean_moves_after_kill_9(tmp_path: 
         # serving workers (tests/test_supervisor_signals.py covers the earlier window).
         wait_until(lambda: server.output.count("Listening on") == 3,
                    what="the replacement worker")
+        # Every worker dies at once: no live worker to move to, so the next one
+        # started runs the one_worker bean, and only that one.
+        workers = [int(pid) for pid in re.findall(r"Worker pid (\d+) spawned", server.output)]
+        assert len(workers) == 3 and host in workers
+        running = [pid for pid in workers if pid != host]
+        for signum in (signal.SIGSTOP, signal.SIGKILL):  # stopped first: neither can take
+            for pid in running:                           # the bean over from the other
+                os.kill(pid, signum)
+        server.wait_for_log(r"ended: its one_worker bean\(s\) go to the next worker")
+        wait_until(lambda: len(placed()["one"]) == 3, what="the one_worker bean to restart")
+        wait_until(lambda: server.output.count("Listening on") == 5, what="two new workers")
+        host = placed()["one"][2]
+        assert host not in workers and len(placed()["one"]) == 3
+        server.wait_for_log(f"Worker pid {host} runs the one_worker bean")
         assert server.stop() == 0
     finally:
         server.stop()
@@ -231,3 +242,81 @@ def test_the_blocked_loop_detector_logs_the_blocking_stack(tmp_path: Path) -> No
     finally:
         server.stop()
     assert server.output.count("Event loop blocked") == 2  # once per episode
+
+
+@pytest.mark.parametrize("model, placement", [("postfork", "each_worker"),
+                                              ("prefork", "supervisor")])
+def test_sigterm_stops_a_parent_whose_gate_bean_never_becomes_ready(
+        tmp_path: Path, model: str, placement: str) -> None:
+    # The postfork parent and the prefork supervisor run their beans in a thread and
+    # wait for the gates before their accept/supervision loop: they must still answer
+    # SIGTERM meanwhile (they ignored it, or died of it, before).
+    env = beans_env({"core": "apps.pod_beans.Gate", "gate": True, "placement": placement,
+                     "go": str(tmp_path / "never")})
+    pod = PodProcess(command=[sys.executable, "-m", "qactuar", "apps.basic:app", "--host",
+                              "127.0.0.1", "--port", "0", "--model", model, "--workers", "1"],
+                     env=env)
+    try:
+        pod.wait_for("Waiting for 1 gate bean")
+        pod.signal(signal.SIGTERM)
+        assert pod.wait(10) == 0
+    finally:
+        pod.kill()
+    out = pod.output
+    assert index_of(out, "Received SIGTERM") \
+        < index_of(out, "Bean #1 apps.pod_beans.Gate cancelled") < index_of(out, "Pod stopped")
+    assert "Listening on" not in out and "Traceback" not in out
+
+def test_a_second_sigterm_while_the_gate_bean_is_not_ready_cancels_it_at_once() -> None:
+    env = beans_env({"core": "apps.pod_beans.Gate", "gate": True, "go": "/nonexistent"},
+                    STOP_WAIT_TIME="60")
+    pod = PodProcess(command=[sys.executable, "-m", "qactuar", "apps.basic:app", "--host",
+                              "127.0.0.1", "--port", "0"], env=env)
+    try:
+        pod.wait_for("Waiting for 1 gate bean")
+        pod.signal(signal.SIGTERM)
+        pod.wait_for("Stopping 1 bean")
+        pod.signal(signal.SIGTERM)  # not waiting the 60s of STOP_WAIT_TIME any longer
+        assert pod.wait(10) == 0
+    finally:
+        pod.kill()
+    assert "Cancelling 1 bean(s) still running: #1 apps.pod_beans.Gate" in pod.output
+
+
+@pytest.mark.parametrize("model", ["async", "prefork"])
+def test_a_bean_failing_the_pod_while_the_server_drains_still_exits_non_zero(
+        tmp_path: Path, model: str) -> None:
+    go = tmp_path / "go"
+    env = beans_env({"core": "apps.pod_beans.crash_when", "go": str(go),
+                     "restart": "transient", "max_restarts": 0})
+    server = serve("apps.basic:app", "--model", model, "--workers", "1", env=env)
+    try:
+        with server.connect() as client:
+            client.sendall(b"GET /sleep?s=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+            server.send_signal(signal.SIGTERM)
+            server.wait_for_log(r"Shutting down: no new connections, waiting up to \S+ for 1 "
+                                r"connection")
+            go.touch()  # the bean fails while the request is still being served
+            server.wait_for_log("failed the pod")
+            status, _, body = read_response(client, timeout=10)
+        assert status.startswith(b"HTTP/1.1 200") and body == b"slept"
+        assert server.proc.wait(10) == EXIT_BEAN_FAILED, server.output
+    finally:
+        server.stop()
+
+
+def test_a_bean_waiting_to_start_does_not_use_up_the_stop_wait_time_of_the_others() -> None:
+    # The second bean never started (its gate is not ready); the stop must not wait
+    # STOP_WAIT_TIME for it before the gate bean even gets its SIGTERM.
+    env = beans_env({"core": "apps.pod_beans.Unready", "label": "first", "gate": True},
+                    {"core": "apps.pod_beans.forever", "after": "first"}, STOP_WAIT_TIME="60")
+    pod = PodProcess(command=[sys.executable, "-m", "qactuar", "apps.basic:app", "--host",
+                              "127.0.0.1", "--port", "0"], env=env)
+    try:
+        pod.wait_for("BEAN unready waiting")
+        pod.signal(signal.SIGTERM)
+        assert pod.wait(10) == 0
+    finally:
+        pod.kill()
+    assert "BEAN unready stopped" in pod.output
+    assert "Cancelling" not in pod.output

@@ -129,7 +129,7 @@ async def _serve(config: Config, mounts: list[Mount], sockets: list[socket.socke
     if status is None and pod is not None:
         status = await pod.start(stop_now, signals.stop)
         if status is not None:
-            await pod.stop()
+            await pod.stop(signals.force)
             await shut_down_apps(started, config, signals)
     if status is not None:
         return status

@@ -137,9 +137,10 @@ class PostforkParent:
                 return status
             # The beans run in the parent (a thread of their own: this loop stays idle).
             self.pod = parent_pod(self.config, server_logger)
-            if self.pod is not None and not self.pod.start():
-                self.stopping = True  # the accept loop only waits for no children
-            self._accept_loop()
+            if self.pod is None or self.pod.start(self.signals) is None:
+                self._accept_loop()
+            else:  # a gate bean failed, or a stop signal came before it was ready
+                self.signals.close()
             if self.pod is not None:
                 self.pod.stop()
             self._shut_down_apps(loop, started)

@@ -118,10 +118,12 @@ class PreforkSupervisor:
     # -- the supervisor's loop ---------------------------------------------------
 
     def run(self) -> int:
-        if not self.pod_plan.start():
-            return self.pod_plan.stop(EXIT_BEAN_FAILED)
         self.signals = SignalPipe((signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
                                    signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD))
+        status = self.pod_plan.start(self.signals)
+        if status is not None:
+            self.signals.close()
+            return self.pod_plan.stop(status)
         self.selector = new_selector(self.signals)
         scheme = "https" if self.ssl_context else "http"
         if self.admin_sockets:
@@ -295,8 +297,7 @@ class PreforkSupervisor:
     def _finish_reload(self) -> None:
         if not self.reloading or self.exit_status is not None:
             return
-        ready = [w for w in self.workers.values() if w.extra == self.generation
-                 and not w.stopping and self.slots.get(w.slot, STATUS) == READY]
+        ready = self._ready_workers()
         if len(ready) < self.target:
             return
         old = [w for w in self.workers.values() if w.extra != self.generation and not w.stopping]
@@ -307,6 +308,11 @@ class PreforkSupervisor:
         server_logger.info("Reload finished: %d new worker(s) serving, %d old worker(s) "
                            "draining", len(ready), len(old))
 
+    def _ready_workers(self) -> list[Child]:
+        """The current generation's workers that serve and are not being stopped."""
+        return [w for w in self.workers.values() if w.extra == self.generation
+                and not w.stopping and self.slots.get(w.slot, STATUS) == READY]
+
     def _on_exit(self, pid: int, status: int) -> None:
         worker = self.workers.pop(pid, None)
         if worker is None:
@@ -314,10 +320,8 @@ class PreforkSupervisor:
         worker_status = self.slots.get(worker.slot, STATUS)
         self.slots.release(worker.slot)
         self.ever_ready = self.ever_ready or worker_status in (READY, RETIRING)
-        self.pod_plan.worker_exited(pid, [
-            w.pid for w in self.workers.values() if w.extra == self.generation
-            and not w.stopping and self.slots.get(w.slot, STATUS) == READY],
-            self.exit_status is not None)
+        self.pod_plan.worker_exited(pid, [w.pid for w in self._ready_workers()],
+                                    self.exit_status is not None)
         how = describe_exit(status)
         if self.admin is not None:
             self.admin.worker_exited(pid, how, expected=worker.stopping or (
@@ -328,6 +332,8 @@ class PreforkSupervisor:
             return
         if worker.stopping:
             server_logger.info("Worker pid %d stopped (%s)", pid, how)
+            if self.exit_status == 0 and os.waitstatus_to_exitcode(status) == EXIT_BEAN_FAILED:
+                self.exit_status = EXIT_BEAN_FAILED  # a bean failed it while it drained
             return
         if worker.reason:
             server_logger.error("Worker pid %d %s after %s; replacing it", pid, how, worker.reason)

@@ -45,60 +45,43 @@ def pass_context(func: Any = None, *, label: str | None = None) -> Any:
 
 
 def describe_core(core: Any) -> str:
+    """A bean's core for messages: its dotted path, or the object's module.qualname."""
     if isinstance(core, str):
         return core
     if inspect.ismodule(core):
         return f"module {core.__name__}"
     name = getattr(core, "__qualname__", None) or getattr(core, "__name__", None)
-    if name is None and inspect.iscoroutine(core):
-        name = core.__qualname__
     module = getattr(core, "__module__", None)
     return f"{module}.{name}" if module and name else repr(core)
 
 
 def import_core(path: str) -> Any:
-    """`pkg.mod.attr` or `pkg.mod:attr` -> the object; ConfigError naming what failed."""
-    if ":" in path:
-        module_name, _, attribute = path.partition(":")
-        parts = [module_name, *attribute.split(".")] if attribute else []
-        split_at = [1]
-    else:
-        pieces = path.split(".")
-        parts = pieces
-        # The longest importable module prefix: "a.b.C.method" imports a.b.
-        split_at = list(range(len(pieces) - 1, 0, -1))
-    if not path or not all(parts) or not split_at:
+    """`pkg.mod.attr` or `pkg.mod:attr` -> the object; ConfigError naming what failed.
+
+    Without a colon the longest importable prefix is the module: `a.b.C.method`
+    imports `a.b` and then looks up `C.method` on it.
+    """
+    module_name, colon, attribute = path.partition(":")
+    pieces = attribute.split(".") if colon else path.split(".")
+    if not module_name or not all(pieces) or (not colon and len(pieces) < 2):
         raise ConfigError(f"bean core {path!r}: expected a dotted path such as "
                           "'package.module.function'")
-    if ":" in path:
-        module_name, attributes = parts[0], parts[1:]
-        module = _import(path, module_name)
-    else:
-        module, attributes = None, []
-        for at in split_at:
-            module_name = ".".join(parts[:at])
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as exc:
-                if exc.name is not None and module_name.startswith(exc.name):
-                    continue  # that prefix is not a module: try a shorter one
-                raise ConfigError(f"bean core {path!r}: importing {module_name} failed: "
-                                  f"{exc}") from None
-            except Exception as exc:  # the module itself raised while importing
-                raise ConfigError(f"bean core {path!r}: importing {module_name} failed: "
-                                  f"{type(exc).__name__}: {exc}") from None
-            attributes = parts[at:]
-            break
-        if module is None:
-            raise ConfigError(f"bean core {path!r}: no module named {parts[0]!r}")
-    target: Any = module
-    for name in attributes:
+    if colon:
+        return _lookup(path, _import(path, module_name), pieces)
+    for at in range(len(pieces) - 1, 0, -1):
+        module_name = ".".join(pieces[:at])
         try:
-            target = getattr(target, name)
-        except AttributeError:
-            raise ConfigError(f"bean core {path!r}: {describe_core(target)} has no "
-                              f"attribute {name!r}") from None
-    return target
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
+                continue  # that prefix is not a module: try a shorter one
+            raise ConfigError(f"bean core {path!r}: importing {module_name} failed: "
+                              f"{exc}") from None
+        except Exception as exc:  # the module itself raised while importing
+            raise ConfigError(f"bean core {path!r}: importing {module_name} failed: "
+                              f"{type(exc).__name__}: {exc}") from None
+        return _lookup(path, module, pieces[at:])
+    raise ConfigError(f"bean core {path!r}: no module named {pieces[0]!r}")
 
 
 def _import(path: str, module_name: str) -> Any:
@@ -109,14 +92,24 @@ def _import(path: str, module_name: str) -> Any:
                           f"{type(exc).__name__}: {exc}") from None
 
 
+def _lookup(path: str, target: Any, names: list[str]) -> Any:
+    for name in names:
+        try:
+            target = getattr(target, name)
+        except AttributeError:
+            raise ConfigError(f"bean core {path!r}: {describe_core(target)} has no "
+                              f"attribute {name!r}") from None
+    return target
+
+
 def bean_form(core: Any) -> str:
     """'coroutine', 'function', 'context_function' or 'class'; ConfigError otherwise."""
     if inspect.iscoroutine(core):
         return "coroutine"
     if inspect.isclass(core):
-        call = vars(core).get("__call__") or next(
-            (vars(base)["__call__"] for base in core.__mro__ if "__call__" in vars(base)),
-            None)
+        # Looked up on the class (and its bases), not on `type`, whose __call__ builds it.
+        call = next((vars(base)["__call__"] for base in core.__mro__
+                     if "__call__" in vars(base)), None)
         if call is not None and inspect.iscoroutinefunction(call):
             return "class"
         raise ConfigError(f"bean core {describe_core(core)}: a class bean needs "

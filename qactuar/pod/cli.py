@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from qactuar.asgi.loader import add_app_dir
 from qactuar.config import ConfigError
 from qactuar.pod.config import (
     LOG_LEVELS,
@@ -24,16 +25,14 @@ from qactuar.pod.config import (
 )
 
 
-def _seconds_or_none(text: str | None) -> Any:
-    if text is None:
+def _seconds(option: str, text: str, expected: str, none_ok: bool = False) -> float | None:
+    """An option's seconds (None for 'none' where allowed); ConfigError (one line) if not."""
+    if none_ok and text.strip().lower() == "none":
         return None
-    if text.strip().lower() == "none":
-        return "none"
     try:
         return float(text)
     except ValueError:
-        raise ConfigError(f"--stop-wait-time {text!r}: expected a number of seconds or "
-                          "'none'") from None
+        raise ConfigError(f"{option} {text!r}: expected {expected}") from None
 
 
 @click.group(name="pod", context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,6 +41,8 @@ def pod_command() -> None:
 
 
 @pod_command.command("run")
+@click.option("--app-dir", default=".", show_default=True,
+              help="Directory to import the beans from (put first on sys.path).")
 @click.option("-c", "--config", "--config-file", "config_file", metavar="FILE",
               help="Python config file of upper-case names (BEANS, LOG_LEVEL, ...).")
 @click.option("-l", "--log-level", metavar="LEVEL",
@@ -52,16 +53,20 @@ def pod_command() -> None:
 @click.option("--stop-wait-time", metavar="SECONDS",
               help="STOP_WAIT_TIME: how long a stop waits before cancelling beans; "
                    "'none' waits for every bean (the default).")
-@click.option("--blocked-loop-threshold", metavar="SECONDS", type=float,
+@click.option("--blocked-loop-threshold", metavar="SECONDS",
               help="BLOCKED_LOOP_THRESHOLD: log the stack when the loop blocks this long "
                    "(0, the default, is off).")
 @click.argument("beans", nargs=-1, metavar="[BEAN:K=V,...]...")
-def run_command(config_file: str | None, log_level: str | None, loop_type: str | None,
-                debug: bool | None, stop_wait_time: str | None,
-                blocked_loop_threshold: float | None, beans: tuple[str, ...]) -> None:
+def run_command(app_dir: str, config_file: str | None, log_level: str | None,
+                loop_type: str | None, debug: bool | None, stop_wait_time: str | None,
+                blocked_loop_threshold: str | None, beans: tuple[str, ...]) -> None:
     """Run the beans of a config file and/or the BEAN arguments until they finish or
     SIGINT/SIGTERM stops them."""
     from qactuar.pod.runner import run_pod
+
+    # The installed `qactuar` script, unlike `python -m`, does not put the
+    # current directory on sys.path: a bean next to its config must import.
+    add_app_dir(app_dir)
 
     try:
         values: dict[str, Any] = read_pod_file(config_file) if config_file else {}
@@ -69,12 +74,15 @@ def run_command(config_file: str | None, log_level: str | None, loop_type: str |
         extra_beans = [parse_bean_argument(argument) for argument in beans]
         if extra_beans:
             values["BEANS"] = [*values.get("BEANS", []), *extra_beans]
-        options = {"LOG_LEVEL": log_level, "LOOP_TYPE": loop_type, "DEBUG": debug,
-                   "BLOCKED_LOOP_THRESHOLD": blocked_loop_threshold}
+        options = {"LOG_LEVEL": log_level, "LOOP_TYPE": loop_type, "DEBUG": debug}
         values.update({key: value for key, value in options.items() if value is not None})
-        wait = _seconds_or_none(stop_wait_time)
-        if wait is not None:
-            values["STOP_WAIT_TIME"] = None if wait == "none" else wait
+        if stop_wait_time is not None:
+            values["STOP_WAIT_TIME"] = _seconds("--stop-wait-time", stop_wait_time,
+                                                "a number of seconds or 'none'", none_ok=True)
+        if blocked_loop_threshold is not None:
+            values["BLOCKED_LOOP_THRESHOLD"] = _seconds(
+                "--blocked-loop-threshold", blocked_loop_threshold,
+                "a number of seconds, 0 for off")
         settings = settings_from(values, source)
         status = run_pod(settings)
     except ConfigError as exc:

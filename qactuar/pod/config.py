@@ -112,17 +112,32 @@ def read_pod_file(path: str) -> dict[str, Any]:
             if name.isupper() and not name.startswith("_")}
 
 
-def _split(text: str, separator: str) -> list[str]:
-    """Split on `separator` except where it is escaped with a backslash."""
-    parts, current, chars = [], "", iter(text)
+def _split_arguments(text: str) -> list[str]:
+    """Split `k1=v1,k2=v2` on the commas between arguments: not on one escaped with a
+    backslash, nor inside a quoted string or brackets (`xs=[1,2]` and `s="a,b"` are one
+    value each; the apostrophe of `s=it's` starts no string)."""
+    parts, current, depth, quote = [], "", 0, ""
+    chars = iter(text)
     for char in chars:
         if char == "\\":
-            current += next(chars, "\\")
-        elif char == separator:
+            escaped = next(chars, "\\")
+            current += char + escaped if quote else escaped  # a literal keeps its escapes
+            continue
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"" and current.rstrip()[-1:] in ("=", "(", "[", "{", ",", ":"):
+            quote = char  # where a Python literal's string can start
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(0, depth - 1)
+        elif char == "," and depth == 0:
             parts.append(current)
             current = ""
-        else:
-            current += char
+            continue
+        current += char
+    if quote or depth:
+        raise ValueError(f"{current!r} has an unclosed {'quote' if quote else 'bracket'}")
     parts.append(current)
     return parts
 
@@ -141,9 +156,16 @@ def parse_bean_argument(argument: str) -> dict[str, Any]:
     entry: dict[str, Any] = {"core": core}
     if not core:
         raise ConfigError(f"bean {argument!r}: expected package.module.function[:k1=v1,...]")
-    for pair in _split(arguments, ",") if arguments else []:
+    try:
+        pairs = _split_arguments(arguments) if arguments else []
+    except ValueError as exc:
+        raise ConfigError(f"bean {argument!r}: {exc}") from None
+    for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip().isidentifier() or key.strip() == "core":
+        key = key.strip()
+        if not sep or not key.isidentifier() or key == "core":
             raise ConfigError(f"bean {argument!r}: {pair!r} is not key=value")
-        entry[key.strip()] = _value(value)
+        if key in entry:
+            raise ConfigError(f"bean {argument!r}: {key} is given twice")
+        entry[key] = _value(value)
     return entry

@@ -23,9 +23,10 @@ from qactuar.config import Config
 from qactuar.pod.bean import BeanSpec
 from qactuar.pod.context import set_current_pod
 from qactuar.pod.pod import CANCEL_GRACE, EXIT_BEAN_FAILED, Pod
+from qactuar.pod.serving import TAKE_OVER_SIGNAL, load_server_beans, set_hosting_one_worker
+from qactuar.supervisor import SignalPipe, new_selector
 
 __all__ = ["EXIT_BEAN_FAILED", "PreforkPodPlan", "ThreadPod", "parent_pod"]
-from qactuar.pod.serving import TAKE_OVER_SIGNAL, load_server_beans, set_hosting_one_worker
 
 os.register_at_fork(after_in_child=lambda: set_current_pod(None))
 
@@ -47,14 +48,30 @@ class ThreadPod:
     def failed(self) -> bool:
         return self.pod.failed is not None
 
-    def start(self) -> bool:
-        """Start the beans; block until the gate beans are ready. False if the pod failed."""
+    def start(self, signals: SignalPipe) -> int | None:
+        """Start the beans and wait for the gate beans; None when serving may begin, else
+        the exit status (EXIT_BEAN_FAILED, or 0 when SIGINT/SIGTERM came first).
+
+        The parent's stop signals are read from its signal pipe meanwhile: a gate
+        bean that never becomes ready must not make the process deaf to them.
+        """
         self._thread.start()
-        self._started.wait()
-        return self.gates_ok
+        with new_selector(signals) as selector:
+            while not self._started.is_set():
+                selector.select(1.0)  # the thread's SIGCHLD wakes it once started
+                stops = [s for s in signals.read() if s in (signal.SIGINT, signal.SIGTERM)]
+                if stops:
+                    self.logger.info("Received %s while the gate beans were starting",
+                                     signal.Signals(stops[0]).name)
+                    return 0
+        return None if self.gates_ok else EXIT_BEAN_FAILED
+
+    def _wake_parent(self) -> None:
+        """SIGCHLD reaches the parent's signal pipe: its selector looks at the pod again."""
+        os.kill(os.getpid(), signal.SIGCHLD)
 
     def _run(self) -> None:
-        self.pod.on_failure = lambda bean: os.kill(os.getpid(), signal.SIGCHLD)
+        self.pod.on_failure = lambda bean: self._wake_parent()
         loop = self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
@@ -71,14 +88,15 @@ class ThreadPod:
             self.gates_ok = await self.pod.wait_gates() and not self.failed
         finally:
             self._started.set()
-        await self.pod._halt.wait()
+            self._wake_parent()
+        await self.pod.halted()
         await self.pod.stop("SIGTERM")
 
     def stop(self) -> None:
         """Stop the beans (bounded by STOP_WAIT_TIME plus the cancel grace)."""
         if self.loop is not None and self._thread.is_alive():
             with contextlib.suppress(RuntimeError):  # the loop has just closed
-                self.loop.call_soon_threadsafe(self.pod._halt.set)
+                self.loop.call_soon_threadsafe(self.pod.halt)
             self._thread.join(self.config.STOP_WAIT_TIME + CANCEL_GRACE + 1)
 
 
@@ -104,8 +122,9 @@ class PreforkPodPlan:
     def failed(self) -> bool:
         return self.thread is not None and self.thread.failed
 
-    def start(self) -> bool:
-        return self.thread.start() if self.thread is not None else True
+    def start(self, signals: SignalPipe) -> int | None:
+        """The supervisor's own beans (see ThreadPod.start)."""
+        return self.thread.start(signals) if self.thread is not None else None
 
     def before_fork(self) -> bool:
         """Whether the worker about to be forked hosts the one_worker beans."""

@@ -53,6 +53,7 @@ class Bean:
         self.state = "pending"
         self.last_error: str | None = None
         self.removed = False
+        self.cancel_asked = False  # the pod cancelled its task (a stop, remove or cancel)
         self.ready_event = asyncio.Event()
         self.done_event = asyncio.Event()
         self.restart_handle: asyncio.TimerHandle | None = None
@@ -147,11 +148,13 @@ class Pod:
         for spec in self.specs:
             bean = self._new_bean(spec)
             if not await self._deps_ready(bean):
-                return
+                return  # halted: the stop finishes the beans that never started
             self._launch(bean)
 
-    def _new_bean(self, spec: BeanSpec) -> Bean:
-        bean = Bean(self, self._next_id, spec, self.levels.get(id(spec), 0))
+    def _new_bean(self, spec: BeanSpec, level: int | None = None) -> Bean:
+        if level is None:
+            level = self.levels.get(id(spec), 0)
+        bean = Bean(self, self._next_id, spec, level)
         self._next_id += 1
         self.beans[bean.id] = bean
         return bean
@@ -162,11 +165,10 @@ class Pod:
 
     async def _deps_ready(self, bean: Bean) -> bool:
         """Wait until the beans `bean` comes after are ready; False if the pod halts first."""
-        waits = [b.ready_event.wait() for b in self._deps(bean) if not b.ready_event.is_set()]
-        if not waits:
-            return not self._halt.is_set()
-        self.logger.info("Bean %s waits for %s", bean.name, ", ".join(bean.spec.after))
-        return await self._unless_halted(asyncio.gather(*waits))
+        deps = [b for b in self._deps(bean) if not b.ready_event.is_set()]
+        if deps:
+            self.logger.info("Bean %s waits for %s", bean.name, ", ".join(bean.spec.after))
+        return await self._all_ready(deps, f"bean {bean.name} comes after it")
 
     async def _unless_halted(self, awaitable: Any) -> bool:
         work = asyncio.ensure_future(awaitable)
@@ -180,22 +182,23 @@ class Pod:
 
     async def wait_gates(self) -> bool:
         """Wait until every `gate` bean is ready; False if the pod stops or fails first."""
-        gates = [b for b in self.beans.values() if b.spec.gate]
-        if not gates:
-            return not self._halt.is_set()
-        pending = [b for b in gates if not b.ready_event.is_set()]
+        pending = [b for b in self.beans.values() if b.spec.gate and not b.ready_event.is_set()]
         if pending:
             self.logger.info("Waiting for %d gate bean(s) to be ready: %s", len(pending),
                              ", ".join(b.name for b in pending))
-        for bean in pending:
-            # A gate bean that ends for good before it was ready never will be.
+        return await self._all_ready(pending, "gate")
+
+    async def _all_ready(self, beans: list[Bean], why: str) -> bool:
+        """Wait until every one of `beans` is ready; False if the pod halts first.  One
+        that ends for good before it is ready never will be: it fails the pod."""
+        for bean in beans:
             if not await self._unless_halted(_first(bean.ready_event.wait(),
                                                     bean.done_event.wait())):
                 return False
             if not bean.ready_event.is_set():
-                self._fail(bean, "it ended before it was ready (gate)")
+                self._fail(bean, f"it ended before it was ready ({why})")
                 return False
-        return True
+        return not self._halt.is_set()
 
     def _launch(self, bean: Bean) -> None:
         bean.restart_handle = None
@@ -236,9 +239,7 @@ class Pod:
             raise UnknownBean(f"bean {spec.name}: after {missing[0]!r}: no bean has that label")
         level = max((b.level + 1 for b in self.beans.values() if b.label in spec.after),
                     default=0)
-        bean = Bean(self, self._next_id, spec, level)
-        self._next_id += 1
-        self.beans[bean.id] = bean
+        bean = self._new_bean(spec, level)
         self.logger.info("Bean %s added", bean.name)
 
         async def start_when_ready() -> None:
@@ -276,6 +277,7 @@ class Pod:
             bean.restart_handle = None
             self._finish(bean, CANCELLED)
         elif bean.task is not None and not bean.task.done():
+            bean.cancel_asked = True
             bean.task.cancel()
         elif not bean.done():
             self._finish(bean, CANCELLED)
@@ -285,11 +287,13 @@ class Pod:
     def _on_task_done(self, bean: Bean, task: asyncio.Future[Any]) -> None:
         if task is not bean.task or bean.done():
             return
-        if task.cancelled():
+        if task.cancelled() and (bean.cancel_asked or self.stopping or bean.removed):
             outcome = CANCELLED
-        elif task.exception() is not None:
+        elif task.cancelled() or task.exception() is not None:
+            # A CancelledError the pod did not cause (a future the bean awaited was
+            # cancelled) is a failure like any other, not a quiet end.
             outcome = RAISED
-            exc = task.exception()
+            exc = _outcome_error(task)
             bean.last_error = f"{type(exc).__name__}: {exc}"
             exception_logger.error("Bean %s raised %s", bean.name, bean.last_error,
                                    exc_info=exc)
@@ -321,8 +325,7 @@ class Pod:
         self.failed = bean
         self.exit_status = EXIT_BEAN_FAILED
         self.logger.error("Bean %s failed the pod: %s; stopping", bean.name, why)
-        self._halt.set()
-        self._changed.set()
+        self.halt()
         if self.on_failure is not None:
             self.on_failure(bean)
 
@@ -342,6 +345,15 @@ class Pod:
             await self.stop("SIGTERM")  # the other beans are asked to stop, as on SIGTERM
         await self.stop(None)
         return self.exit_status
+
+    def halt(self) -> None:
+        """Ask the pod to stop (its owner then calls `stop`); safe before it started."""
+        self._halt.set()
+        self._changed.set()
+
+    async def halted(self) -> None:
+        """Until a stop is asked or a bean fails the pod."""
+        await self._halt.wait()
 
     def request_stop(self, sig: Any = None) -> None:
         """Stop from a signal handler: the first call stops, a second one forces."""
@@ -366,8 +378,7 @@ class Pod:
 
     async def _stop(self, sig: Any) -> None:
         self.stopping = True
-        self._halt.set()
-        self._changed.set()
+        self.halt()
         loop = self.loop
         wait = self.stop_wait_time
         deadline = None if wait is None else loop.time() + wait
@@ -375,6 +386,8 @@ class Pod:
             if bean.restart_handle is not None:
                 bean.restart_handle.cancel()
                 self._finish(bean, CANCELLED)
+            elif bean.task is None and not bean.done():
+                self._finish(bean, CANCELLED)  # still waiting to start: nothing to wait for
         running = [b for b in self.beans.values() if not b.done()]
         if running:
             self.logger.info("Stopping %d bean(s)%s", len(running),
@@ -423,6 +436,15 @@ class Pod:
             task._log_destroy_pending = False  # type: ignore[attr-defined]
             with contextlib.suppress(Exception):
                 asyncio.tasks._unregister_task(task)  # type: ignore[attr-defined]
+
+
+def _outcome_error(task: asyncio.Future[Any]) -> BaseException:
+    """The exception a finished task ended with, its CancelledError included."""
+    try:
+        task.result()
+    except BaseException as exc:  # the value asked for, whatever its kind
+        return exc
+    raise AssertionError("the task returned")
 
 
 async def _first(*awaitables: Any) -> None:

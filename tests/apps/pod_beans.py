@@ -138,3 +138,32 @@ async def inspector(context: Any) -> None:
     await context.send_signal("SIGTERM", labels=["counter"])
     await context.wait_beans_done("counter")
     say(f"counter done count>0={counter.instance.count > 0}")
+
+
+async def crash_when(go: str) -> None:
+    """Raise once the file `go` exists (a failure the test times)."""
+    while not os.path.exists(go):
+        await asyncio.sleep(0.01)
+    raise RuntimeError("told to crash")
+
+
+async def cancelled_inside(path: str) -> None:
+    """Ends with a CancelledError nobody outside asked for (a cancelled future)."""
+    say(f"cancelled_inside run {_count_run(path)}")
+    future = asyncio.get_running_loop().create_future()
+    future.cancel()
+    await future
+
+
+class Unready:
+    """A gate bean that never becomes ready but stops on SIGTERM."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.stop = asyncio.Event()
+
+    async def __call__(self) -> None:
+        await self.context.add_signal_handler("SIGTERM", self.stop.set)
+        say("unready waiting")
+        await self.stop.wait()
+        say("unready stopped")

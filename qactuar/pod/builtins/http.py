@@ -17,6 +17,8 @@ from qactuar.pod.context import BeanContext
 
 
 class HTTPServer:
+    """The bean: serve `app` (or the `apps` setting) until the pod stops it."""
+
     def __init__(self, context: BeanContext) -> None:
         self.context = context
         self.config: Any = None

@@ -20,6 +20,7 @@ import contextvars
 import inspect
 import io
 import os
+import stat
 import sys
 import traceback
 from typing import Any
@@ -44,7 +45,31 @@ def _displayhook(value: Any) -> None:
         out.write(repr(value) + "\n")
 
 
+async def _remove_stale_socket(path: str) -> None:
+    """Remove a socket file a dead process left at `path`; refuse anything else there.
+
+    Never delete what is not a socket (a mistyped path must not cost a file),
+    nor a socket something still listens on (another pod's REPL).
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise FileExistsError(f"REPL path {path} exists and is not a socket: not replacing it")
+    try:
+        _, writer = await asyncio.open_unix_connection(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # stale: nobody listens
+        return
+    writer.close()
+    raise FileExistsError(f"REPL path {path}: another process listens on it")
+
+
 class REPLServer:
+    """The bean: listen on `path` and give each connection its own prompt."""
+
     def __init__(self, context: BeanContext) -> None:
         self.context = context
         self.sessions = 0
@@ -52,14 +77,12 @@ class REPLServer:
     async def __call__(self, path: str) -> None:
         if not path:
             raise ConfigError("REPLServer needs path: the Unix socket to listen on")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        await _remove_stale_socket(path)
         old_umask = os.umask(0o177)  # the socket file is born 0600: no window for others
         try:
             listener = await asyncio.start_unix_server(self._session, path)
         finally:
             os.umask(old_umask)
-        os.chmod(path, 0o600)
         sys.displayhook = _displayhook
         server_logger.info("REPL (bean #%d) on unix:%s (mode 0600)", self.context.id, path)
         stopped = asyncio.Event()

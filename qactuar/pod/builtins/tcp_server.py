@@ -48,6 +48,8 @@ def _class(value: Any, base: type, key: str) -> type:
 
 
 class TCPServerAdapter:
+    """The bean: listen, hand connections to `server` (or `protocol`), stop on a signal."""
+
     def __init__(self, context: BeanContext) -> None:
         self.context = context
         self.server: Server | None = None
