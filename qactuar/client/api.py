@@ -1,0 +1,415 @@
+"""The async interface: `Client`, for code that runs in an event loop.
+
+`Client.request` builds the request (URL, header fields, body), then runs the
+loop that makes one exchange at a time through the pools: redirects, the auth
+round trip, retries and the cookie jar each get a turn only when configured or
+when the answer calls for them, so a plain GET pays for none of them.  The
+wire is the connections' business (`http1.py`, `http2.py`), the choice of a
+connection the pools' (`pool.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json as jsonlib
+from collections.abc import AsyncIterable
+from typing import Any
+from urllib.parse import urlencode
+
+from qactuar.client import redirects, retries
+from qactuar.client.auth import Auth, auth_from
+from qactuar.client.cookies import CookieJar
+from qactuar.client.errors import (
+    ClientClosed,
+    ClientError,
+    NoResponse,
+    RedirectError,
+    ShutdownError,
+    TotalTimeout,
+    UnexpectedError,
+)
+from qactuar.client.exchange import Exchange
+from qactuar.client.http1 import request_head
+from qactuar.client.models import Headers, Request, Response
+from qactuar.client.pool import Pool
+from qactuar.client.proxy import Proxy
+from qactuar.client.settings import Limits, Timeout
+from qactuar.client.urls import URL, Origin, add_params, parse_url
+
+__version__ = "0.1"
+USER_AGENT = f"qactuar-client/{__version__}".encode()
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_KEEP = object()  # "the Client's setting" for per-request arguments
+DEFAULT_TIMEOUT = Timeout()
+DEFAULT_LIMITS = Limits()
+
+
+class _Settings:
+    """What every pool of one Client shares."""
+
+    def __init__(self, timeout: Timeout, limits: Limits, http2: Any, verify: Any, cert: Any,
+                 proxy: Proxy | None) -> None:
+        self.timeout = timeout
+        self.limits = limits
+        self.http2 = http2
+        self.verify = verify
+        self.cert = cert
+        self.proxy = proxy
+        self._tls: Any = None
+
+    def tls_context(self) -> Any:
+        if self._tls is None:
+            from qactuar.client.tls import client_context
+
+            self._tls = client_context(self.verify, self.cert, bool(self.http2))
+        return self._tls
+
+
+class OutgoingRequest(Request):
+    """A Request plus what the engine needs to send it again (redirects, auth, retries)."""
+
+    __slots__ = ("body_stream", "fields", "parsed")
+
+    def __init__(self, method: str, parsed: URL, fields: list[tuple[bytes, bytes]],
+                 content: bytes | None, body_stream: AsyncIterable[bytes] | None) -> None:
+        self.method = method
+        self.parsed = parsed
+        self.url = parsed.url
+        self.fields = fields
+        self.content = content
+        self.body_stream = body_stream
+
+    @property  # type: ignore[override]
+    def headers(self) -> Headers:
+        return Headers.from_raw([(b"host", self.parsed.authority.encode()), *self.fields])
+
+    @headers.setter
+    def headers(self, value: Any) -> None:
+        raise AttributeError("build a new request to change its header fields")
+
+    @property
+    def replayable(self) -> bool:
+        return self.body_stream is None
+
+    def with_field(self, name: bytes, value: bytes | None) -> OutgoingRequest:
+        """A copy with the field `name` (lower case) set to `value`, or removed (None)."""
+        fields = [field for field in self.fields if field[0].lower() != name]
+        if value is not None:
+            fields.append((name, value))
+        return OutgoingRequest(self.method, self.parsed, fields, self.content, self.body_stream)
+
+
+class Client:
+    """An HTTP/1.1 and HTTP/2 client with connection pools; use `async with Client() as c`."""
+
+    def __init__(self, *, timeout: Timeout | float | None = DEFAULT_TIMEOUT,
+                 limits: Limits = DEFAULT_LIMITS, http2: bool | str = True, verify: Any = True,
+                 cert: Any = None, follow_redirects: bool = True, max_redirects: int = 10,
+                 cookies: bool = True, retries: int = 0, proxy: str | None = None,
+                 headers: Any = None, auth: Any = None) -> None:
+        if http2 not in (True, False, "prior-knowledge"):
+            raise ValueError("http2 must be True, False or 'prior-knowledge'")
+        self._timeout = Timeout.of(timeout)
+        self._settings = _Settings(self._timeout, limits, http2, verify, cert,
+                                   Proxy.parse(proxy) if proxy else None)
+        if verify is not True or cert is not None:
+            self._settings.tls_context()  # bad paths fail here, not on the first request
+        self.follow_redirects = follow_redirects
+        self.max_redirects = max_redirects
+        self.cookies: CookieJar | None = CookieJar() if cookies else None
+        self.retries = retries
+        self.auth: Auth | None = auth_from(auth)
+        fields = {b"user-agent": (b"User-Agent", USER_AGENT), b"accept": (b"Accept", b"*/*"),
+                  b"accept-encoding": (b"Accept-Encoding", b"gzip, deflate")}
+        for name, value in Headers(headers).raw:
+            fields[name.lower()] = (name, value)
+        self._fields = list(fields.values())
+        self._field_names = frozenset(fields)
+        self._pools: dict[Origin, Pool] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._in_flight: set[asyncio.Future[Any]] = set()
+
+    # -- lifetime -----------------------------------------------------------------------
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every connection; requests still in flight fail with ShutdownError (712)."""
+        self._closed = True
+        for future in list(self._in_flight):
+            if not future.done():
+                future.set_exception(ShutdownError("the Client was closed"))
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+        await asyncio.sleep(0)  # let the transports run their close callbacks
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    # -- the verbs ----------------------------------------------------------------------
+    async def get(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("GET", url, **kwargs)
+
+    async def head(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("HEAD", url, **kwargs)
+
+    async def options(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("OPTIONS", url, **kwargs)
+
+    async def trace(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("TRACE", url, **kwargs)
+
+    async def delete(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("DELETE", url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("POST", url, **kwargs)
+
+    async def put(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("PUT", url, **kwargs)
+
+    async def patch(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("PATCH", url, **kwargs)
+
+    async def request(self, method: str, url: str, *, params: Any = None, headers: Any = None,
+                      content: Any = None, data: Any = None, json: Any = None,
+                      files: Any = None, auth: Any = _KEEP, timeout: Any = _KEEP,
+                      follow_redirects: bool | None = None) -> Response:
+        """Send one request and return its whole response (body read)."""
+        return await self._request(method, url, params, headers, content, data, json, files,
+                                   auth, timeout, follow_redirects, False)
+
+    def stream(self, method: str, url: str, **kwargs: Any) -> _StreamedResponse:
+        """`async with client.stream(...) as response`: the body is read as it arrives."""
+        return _StreamedResponse(self, method, url, kwargs)
+
+    # -- the request loop ---------------------------------------------------------------
+    async def _request(self, method: str, url: str, params: Any, headers: Any, content: Any,
+                       data: Any, json: Any, files: Any, auth: Any, timeout: Any,
+                       follow_redirects: bool | None, streaming: bool) -> Response:
+        if self._closed:
+            raise ClientClosed("the Client is closed")
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        timeouts = self._timeout if timeout is _KEEP else Timeout.of(timeout)
+        request = self.build_request(method, url, params, headers, content, data, json, files)
+        auth_object = self.auth if auth is _KEEP else auth_from(auth)
+        follow = self.follow_redirects if follow_redirects is None else follow_redirects
+        if timeouts.total is None:
+            return await self._send_handling(request, timeouts, auth_object, follow, streaming)
+        try:
+            async with asyncio.timeout(timeouts.total):
+                return await self._send_handling(request, timeouts, auth_object, follow,
+                                                 streaming)
+        except TimeoutError:
+            raise TotalTimeout(f"{method} {request.url} took more than {timeouts.total}s "
+                               "in all") from None
+
+    def build_request(self, method: str, url: str, params: Any = None, headers: Any = None,
+                      content: Any = None, data: Any = None, json: Any = None,
+                      files: Any = None) -> OutgoingRequest:
+        """The request `request()` would send (URL checked, fields and body encoded)."""
+        method = method.upper()
+        if params:
+            url = add_params(url, params)
+        parsed = parse_url(url)
+        fields = self._fields
+        if headers:
+            fields = self._merge_fields(headers)
+        body: bytes | None = None
+        body_stream = None
+        content_type = None
+        if content is not None:
+            if isinstance(content, bytes):
+                body = content
+            elif isinstance(content, str):
+                body = content.encode()
+            elif isinstance(content, bytearray | memoryview):
+                body = bytes(content)
+            elif hasattr(content, "__aiter__"):
+                body_stream = content
+            else:
+                raise TypeError("content must be bytes, str or an async iterable of bytes")
+        elif files is not None:
+            from qactuar.client.multipart import encode_multipart
+
+            content_type, body, body_stream = encode_multipart(data, files)
+        elif json is not None:
+            body = jsonlib.dumps(json, separators=(",", ":")).encode()
+            content_type = b"application/json"
+        elif data is not None:
+            if isinstance(data, bytes | str):
+                body = data.encode() if isinstance(data, str) else data
+            else:
+                body = urlencode(data, doseq=True).encode()
+                content_type = b"application/x-www-form-urlencoded"
+        if body is not None or body_stream is not None or method in _BODY_METHODS:
+            fields = list(fields)
+            if content_type is not None and not self._has_field(fields, b"content-type"):
+                fields.append((b"Content-Type", content_type))
+            if body_stream is None:
+                body = body or b""
+                fields.append((b"Content-Length", b"%d" % len(body)))
+            elif content is None and files is not None:
+                length = getattr(body_stream, "length", None)
+                if length is not None:
+                    fields.append((b"Content-Length", b"%d" % length))
+        return OutgoingRequest(method, parsed, fields, body, body_stream)
+
+    def _merge_fields(self, headers: Any) -> list[tuple[bytes, bytes]]:
+        extra = Headers(headers).raw
+        names = {name.lower() for name, _ in extra}
+        if names.isdisjoint(self._field_names):
+            return self._fields + extra
+        return [field for field in self._fields if field[0].lower() not in names] + extra
+
+    @staticmethod
+    def _has_field(fields: list[tuple[bytes, bytes]], name: bytes) -> bool:
+        return any(field[0].lower() == name for field in fields)
+
+    async def _send_handling(self, request: OutgoingRequest, timeouts: Timeout,
+                             auth: Auth | None, follow: bool, streaming: bool) -> Response:
+        history: list[Response] = []
+        attempt = 0
+        auth_tried = False
+        if auth is not None:
+            request = auth.prepare(request)
+        jar = self.cookies
+        while True:
+            if jar is not None and jar:
+                request = jar.add_cookie_field(request)
+            try:
+                response = await self._send_single(request, timeouts, streaming)
+            except ClientError as error:
+                if attempt < self.retries and retries.may_retry_error(request, error):
+                    attempt += 1
+                    await asyncio.sleep(retries.backoff(attempt))
+                    continue
+                raise
+            if jar is not None and response.raw_headers:
+                jar.extract(response)
+            status = response.status_code
+            if status == 401 and auth is not None and not auth_tried:
+                again = auth.answer(request, response)
+                if again is not None:
+                    auth_tried = True
+                    await _discard_body(response)
+                    request = again
+                    continue
+            if self.retries and attempt < self.retries and status in retries.RETRY_STATUSES:
+                wait = retries.wait_for(request, response, attempt + 1)
+                if wait is not None:
+                    attempt += 1
+                    await _discard_body(response)
+                    await asyncio.sleep(wait)
+                    continue
+            if follow and status in redirects.REDIRECT_STATUSES:
+                following = redirects.next_request(self, request, response)
+                if following is not None:
+                    if len(history) >= self.max_redirects:
+                        await _discard_body(response)
+                        raise RedirectError(f"more than {self.max_redirects} redirects "
+                                            f"from {history[0].url}")
+                    await _discard_body(response)
+                    history.append(response)
+                    if auth is not None and following.parsed.origin == request.parsed.origin:
+                        following = auth.prepare(following)
+                    request = following
+                    auth_tried = False
+                    continue
+            if history:
+                response.history = history
+            return response
+
+    async def _send_single(self, request: OutgoingRequest, timeouts: Timeout,
+                           streaming: bool) -> Response:
+        """One exchange on a pooled connection; once more on a new one when a kept-alive
+        connection turns out closed before it answered."""
+        parsed = request.parsed
+        pool = self._pools.get(parsed.origin)
+        if pool is None:
+            pool = self._pools[parsed.origin] = Pool(self._settings, parsed.origin, self._loop)
+        for _ in range(3):
+            connection = await pool.acquire(timeouts.pool)
+            response = Response()
+            response.request = request
+            response.url = request.url
+            loop = self._loop
+            future = loop.create_future()
+            exchange = Exchange(response, future, request.method == "HEAD", timeouts.read,
+                                streaming)
+            started = loop.time()
+            try:
+                if connection.is_http2:
+                    response.http_version = "HTTP/2"
+                    if request.body_stream is None:
+                        connection.send(exchange, request)
+                    else:
+                        await connection.send_streamed(exchange, request, timeouts.write)
+                else:
+                    target = parsed.url if connection.absolute_form else parsed.target
+                    if request.body_stream is None:
+                        head = request_head(request.method, target, parsed.authority,
+                                            request.fields)
+                        connection.send(exchange, head, request.content)
+                    else:
+                        fields = request.fields
+                        chunked = not self._has_field(fields, b"content-length")
+                        if chunked:
+                            fields = [*fields, (b"Transfer-Encoding", b"chunked")]
+                        head = request_head(request.method, target, parsed.authority, fields)
+                        await connection.send_streamed(exchange, head, request.body_stream,
+                                                       chunked, timeouts.write)
+                self._in_flight.add(future)
+                try:
+                    response = await future
+                finally:
+                    self._in_flight.discard(future)
+            except ClientError as error:
+                if error.reused and request.replayable:
+                    continue  # never processed: a stale keep-alive, REFUSED_STREAM, GOAWAY
+                raise
+            except (asyncio.CancelledError, Exception) as error:
+                connection.forget(exchange)
+                if isinstance(error, asyncio.CancelledError):
+                    raise
+                raise UnexpectedError(f"{type(error).__name__}: {error}") from error
+            response.elapsed = loop.time() - started
+            return response
+        raise NoResponse(f"{parsed.origin.host}:{parsed.origin.port} closed fresh connections "
+                         "without answering")
+
+
+async def _discard_body(response: Response) -> None:
+    """Read and drop the rest of a streamed response we will not return."""
+    if response._stream is not None:
+        await response.aread()
+
+
+class _StreamedResponse:
+    """The async context manager `Client.stream()` returns."""
+
+    def __init__(self, client: Client, method: str, url: str, kwargs: dict[str, Any]) -> None:
+        self.client = client
+        self.method = method
+        self.url = url
+        self.kwargs = kwargs
+        self.response: Response | None = None
+
+    async def __aenter__(self) -> Response:
+        kw = self.kwargs
+        self.response = await self.client._request(
+            self.method, self.url, kw.get("params"), kw.get("headers"), kw.get("content"),
+            kw.get("data"), kw.get("json"), kw.get("files"), kw.get("auth", _KEEP),
+            kw.get("timeout", _KEEP), kw.get("follow_redirects"), True)
+        return self.response
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if self.response is not None:
+            await self.response.aclose()

@@ -1,0 +1,434 @@
+"""HTTP/1.1 for the client: one connection, requests out, responses parsed by httptools.
+
+`HTTP1Connection` is an asyncio Protocol on uvloop.  It writes a request head
+(and a bytes body) in one `transport.write`, parses the answer with httptools'
+callbacks straight into the Response, and hands the connection back to its pool
+when the response ends and the server keeps it alive.  Keep-alive always;
+pipelining when `Limits.pipelining` > 1 (responses come back in order, so the
+in-flight exchanges are a queue).  Malformed answers fail the one exchange with
+the right error and close the connection; the pool never sees it again.
+It knows nothing of redirects, cookies or auth: that is `api.py`'s job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterable
+from typing import Any
+
+from httptools import HttpParserCallbackError, HttpParserError, HttpResponseParser
+
+from qactuar.client.errors import (
+    ClientError,
+    ConnectionClosed,
+    NoResponse,
+    ProtocolError,
+    ReadTimeout,
+    ResponseHeaderError,
+    WriteTimeout,
+)
+from qactuar.client.exchange import STREAM_LOW_WATER, BodyStream, Exchange
+from qactuar.client.models import Response
+
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class _StopBody(Exception):
+    """Raised from the parser's callback to stop parsing a HEAD response's body."""
+
+
+class HTTP1Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection of a pool."""
+
+    is_http2 = False
+    http_version = "HTTP/1.1"
+
+    def __init__(self, pool: Any, pipelining: int = 1, max_header_size: int = 65536) -> None:
+        self.pool = pool
+        self.loop = pool.loop
+        self.transport: Any = None
+        self.parser = HttpResponseParser(self)
+        self.pending: deque[Exchange] = deque()  # sent, answer not complete, in order
+        self.current: Exchange | None = None  # the exchange whose answer is being parsed
+        self.completed: Exchange | None = None  # complete, delivered once feed_data returns
+        self.pipelining = pipelining
+        self.free = 0  # requests this connection can take now (the pool reserves them)
+        self.max_header_size = max_header_size
+        self.head_bytes = 0
+        self.headers_done = True
+        self.keep_alive = True
+        self.closed = False
+        self.served = 0  # requests answered on this connection
+        self.last_read = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_due = 0.0
+        self.write_paused = False
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.reading_paused = False
+        self.sending_body = False
+        self.absolute_form = False  # plain http through a proxy: the target is the whole URL
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.free = self.pipelining
+
+    def data_received(self, data: bytes) -> None:
+        self.last_read = self.loop.time()
+        if not self.headers_done:
+            self.head_bytes += len(data)
+        elif self.current is None and not self.pending:
+            # Bytes nobody asked for: this connection can no longer be trusted.
+            self.close()
+            return
+        try:
+            self.parser.feed_data(data)
+        except _StopBody:
+            self._finish_head_only()
+        except HttpParserCallbackError as error:
+            cause = error.__context__
+            if isinstance(cause, _StopBody):
+                self._finish_head_only()
+            elif isinstance(cause, ClientError):
+                self._fail_all(cause)
+            else:
+                self._fail_all(ProtocolError(f"malformed response: {cause}"))
+        except HttpParserError as error:
+            self._parse_error(error)
+        else:
+            completed = self.completed
+            if completed is not None:
+                self.completed = None
+                self._complete(completed)
+            if not self.headers_done and self.head_bytes > self.max_header_size:
+                self._fail_all(ResponseHeaderError(
+                    f"response head larger than {self.max_header_size} bytes"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.free = 0
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        completed, self.completed = self.completed, None
+        if completed is not None:
+            self._complete(completed)
+        current = self.current
+        if current is not None and self.headers_done and current.until_close and exc is None:
+            self.current = None
+            if self.pending and self.pending[0] is current:
+                self.pending.popleft()
+            current.finish()
+        if self.pending or self.current is not None:
+            self._fail_all(self._closed_error(exc), closing=False)
+        waiter = self.drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self.pool.discard(self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self.drain_waiter
+        if waiter is not None:
+            self.drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- httptools callbacks ----------------------------------------------------------
+    def on_message_begin(self) -> None:
+        completed = self.completed
+        if completed is not None:
+            # A pipelined answer follows the one just completed: deliver that one now.
+            self.completed = None
+            self._complete(completed)
+        if not self.pending:
+            raise ProtocolError("the response went on past its end (Content-Length or "
+                                "chunks) or an answer came that nobody asked for")
+        self.current = self.pending[0]
+        self.current.received = True
+        self.headers_done = False
+        self.head_bytes = 0
+
+    def on_status(self, status: bytes) -> None:
+        response = self.current.response  # type: ignore[union-attr]
+        response.reason += status.decode("latin-1")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.current.response.raw_headers.append((name, value))  # type: ignore[union-attr]
+
+    def on_headers_complete(self) -> None:
+        exchange = self.current
+        assert exchange is not None
+        parser = self.parser
+        status = parser.get_status_code()
+        response = exchange.response
+        if status < 200:
+            if status == 101:
+                raise ProtocolError("the server switched protocols, which was not asked for")
+            # An interim answer (100 Continue, 103 Early Hints): the real one follows.
+            response.raw_headers = []
+            response.reason = ""
+            return
+        self.headers_done = True
+        response.status_code = status
+        version = parser.get_http_version()
+        if version != "1.1":
+            response.http_version = f"HTTP/{version}"
+        self.keep_alive = self.keep_alive and parser.should_keep_alive()
+        if exchange.head_only or status in _NO_BODY_STATUSES:
+            if exchange.head_only:
+                raise _StopBody  # httptools would wait for the body Content-Length announces
+            return
+        delimited = False
+        for name, _ in response.raw_headers:
+            length = len(name)
+            if (length == 14 or length == 17) and name.lower() in (
+                    b"content-length", b"transfer-encoding"):
+                delimited = True
+                break
+        if not delimited:
+            exchange.until_close = True
+            self.keep_alive = False
+        if exchange.stream is not None:
+            self._attach_stream(exchange.stream)
+            exchange.deliver_head()
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.current
+        stream = exchange.stream  # type: ignore[union-attr]
+        if stream is None:
+            exchange.chunks.append(body)  # type: ignore[union-attr]
+        else:
+            stream.feed(body)
+
+    def on_message_complete(self) -> None:
+        exchange = self.current
+        if exchange is None or not self.headers_done:
+            return  # the end of an interim (1xx) answer
+        self.current = None
+        self.pending.popleft()
+        self.completed = exchange
+
+    # -- sending ----------------------------------------------------------------------
+    def send(self, exchange: Exchange, head: bytes, body: bytes | None) -> None:
+        """Write a request whose body is bytes (or absent); the pool reserved a slot."""
+        if self.pending:
+            exchange.reused = True
+        else:
+            exchange.reused = self.served > 0
+            self.last_read = self.loop.time()  # the silence the read timeout measures starts
+        self.pending.append(exchange)
+        if body:
+            if len(body) < 65536:
+                self.transport.write(head + body)
+            else:
+                self.transport.writelines((head, body))
+        else:
+            self.transport.write(head)
+        self._arm_timer(exchange.read_timeout)
+
+    async def send_streamed(self, exchange: Exchange, head: bytes,
+                            body: AsyncIterable[bytes], chunked: bool,
+                            write_timeout: float | None) -> None:
+        """Write a request whose body comes from an async iterable (chunked unless sized)."""
+        exchange.reused = self.served > 0 or bool(self.pending)
+        self.last_read = self.loop.time()
+        self.pending.append(exchange)
+        self.sending_body = True
+        self.free = 0  # nothing is pipelined behind a body of unknown length
+        transport = self.transport
+        transport.write(head)
+        try:
+            async for chunk in body:
+                if self.closed or (exchange.future.done() and exchange.stream is None):
+                    break  # answered (or failed) before the body was all sent
+                if not chunk:
+                    continue
+                if isinstance(chunk, str):
+                    chunk = chunk.encode()
+                if chunked:
+                    transport.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
+                else:
+                    transport.write(chunk)
+                if self.write_paused:
+                    await self._drain(write_timeout)
+            else:
+                if chunked and not self.closed:
+                    transport.write(b"0\r\n\r\n")
+                self.sending_body = False
+                self._arm_timer(exchange.read_timeout)
+                return
+        except BaseException:
+            self.keep_alive = False
+            self.sending_body = False
+            raise
+        # The server answered before taking the whole body: it must not read our rest
+        # as a request, so this connection ends with this exchange.
+        self.keep_alive = False
+        self.sending_body = False
+        self._arm_timer(exchange.read_timeout)
+
+    async def _drain(self, write_timeout: float | None) -> None:
+        waiter = self.drain_waiter = self.loop.create_future()
+        try:
+            if write_timeout is None:
+                await waiter
+            else:
+                await asyncio.wait_for(waiter, write_timeout)
+        except TimeoutError:
+            error = WriteTimeout(f"the server took no data for {write_timeout}s")
+            self._fail_all(error)
+            raise error from None
+        if self.closed:
+            raise ConnectionClosed("the connection closed while the request body was sent")
+
+    # -- timeouts ---------------------------------------------------------------------
+    def _arm_timer(self, read_timeout: float | None) -> None:
+        if read_timeout is None:
+            return
+        due = self.loop.time() + read_timeout
+        if self.timer is None or due < self.timer_due:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer_due = due
+            self.timer = self.loop.call_at(due, self._check_read)
+
+    def _check_read(self) -> None:
+        self.timer = None
+        if self.closed or not self.pending:
+            return
+        limit = self.pending[0].read_timeout
+        if limit is None:
+            return
+        now = self.loop.time()
+        if self.reading_paused or self.sending_body:
+            idle_until = now + limit  # the reader or the body is behind, not the server
+        else:
+            idle_until = self.last_read + limit
+        if now >= idle_until:
+            self._fail_all(ReadTimeout(f"no data from the server for {limit}s"))
+            return
+        self.timer_due = idle_until
+        self.timer = self.loop.call_at(idle_until, self._check_read)
+
+    # -- completion and failure -------------------------------------------------------
+    def _complete(self, exchange: Exchange) -> None:
+        self.served += 1
+        exchange.finish()
+        if self.closed:
+            return
+        if not self.keep_alive:
+            self.close()
+            return
+        if not self.sending_body:
+            self.free += 1
+            self.pool.slot_freed(self)
+
+    def _finish_head_only(self) -> None:
+        exchange = self.current
+        if exchange is None:
+            return
+        self.current = None
+        self.pending.popleft()
+        self.parser = HttpResponseParser(self)  # the old one still expects a body
+        self.headers_done = True
+        self._complete(exchange)
+
+    def _parse_error(self, error: Exception) -> None:
+        if self.completed is not None and self.current is None:
+            exchange, self.completed = self.completed, None
+            exchange.fail(ProtocolError("the response went on past its end "
+                                        f"(Content-Length or the last chunk): {error}"))
+            self.served += 1
+            self.close()
+            return
+        if not self.headers_done or self.current is None:
+            self._fail_all(ResponseHeaderError(f"malformed response head: {error}"))
+        else:
+            self._fail_all(ProtocolError(f"malformed response body: {error}"))
+
+    def _closed_error(self, exc: Exception | None) -> ClientError:
+        current = self.current or (self.pending[0] if self.pending else None)
+        how = "reset" if isinstance(exc, ConnectionResetError) else "closed"
+        if current is not None and not current.received:
+            error: ClientError = NoResponse(f"the server {how} the connection without "
+                                            "answering")
+            error.reused = current.reused
+            return error
+        if self.current is not None and not self.headers_done:
+            return ConnectionClosed(f"the server {how} the connection in the response head")
+        return ConnectionClosed(f"the server {how} the connection before the response body "
+                                "ended")
+
+    def _fail_all(self, error: ClientError, closing: bool = True) -> None:
+        """Fail every exchange in flight (the first with `error`) and close."""
+        self.free = 0
+        pending, self.pending = self.pending, deque()
+        if self.current is not None and (not pending or pending[0] is not self.current):
+            pending.appendleft(self.current)
+        self.current = None
+        for index, exchange in enumerate(pending):
+            if index == 0:
+                exchange.fail(error)
+            else:
+                retry = NoResponse("an earlier pipelined request on the connection failed")
+                retry.reused = True
+                exchange.fail(retry)
+        if closing:
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.free = 0
+            self.transport.close()
+            self.pool.discard(self)
+
+    def forget(self, exchange: Exchange) -> None:
+        """The caller gave up on `exchange` (cancelled): its answer can never be read."""
+        if exchange in self.pending or exchange is self.current:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the connection at once (a cancelled or abandoned exchange)."""
+        if not self.closed:
+            self.closed = True
+            self.free = 0
+            self.transport.abort()
+            self.pool.discard(self)
+
+    # -- streamed responses -----------------------------------------------------------
+    def _attach_stream(self, stream: BodyStream) -> None:
+        stream.on_full = self._pause_reading
+        stream.on_consumed = self._consumed
+        stream.on_abandon = self.abort
+
+    def _pause_reading(self) -> None:
+        if not self.reading_paused and not self.closed:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def _consumed(self, stream: BodyStream, size: int) -> None:
+        if stream.paused and stream.buffered < STREAM_LOW_WATER:
+            stream.paused = False
+            if self.reading_paused and not self.closed:
+                self.reading_paused = False
+                self.last_read = self.loop.time()
+                self.transport.resume_reading()
+
+
+def request_head(method: str, target: str, authority: str,
+                 fields: list[tuple[bytes, bytes]]) -> bytes:
+    """The bytes of an HTTP/1.1 request head."""
+    lines = [f"{method} {target} HTTP/1.1\r\nHost: {authority}\r\n".encode("latin-1")]
+    for name, value in fields:
+        lines.append(b"%s: %s\r\n" % (name, value))
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+__all__ = ["HTTP1Connection", "Response", "request_head"]

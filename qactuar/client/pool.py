@@ -1,0 +1,126 @@
+"""Connection pools, one per origin, with limits.
+
+A `Pool` hands out a request slot on one of its connections: an idle HTTP/1.1
+connection (or one with pipelining room), or an HTTP/2 connection with a free
+stream (up to the peer's MAX_CONCURRENT_STREAMS, or our own lower limit).
+When none is free it opens another connection while the origin has fewer than
+`max_connections_per_origin`; otherwise the request waits its turn (the pool
+timeout).  While the first connection to an origin is still being opened and
+we do not yet know whether it will speak HTTP/2, other requests wait for it
+instead of opening their own: one HTTP/2 connection serves them all.
+A connection that closes leaves the pool; nothing else is shared between
+requests, so one request's failure never poisons the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+from qactuar.client.connect import open_connection
+from qactuar.client.errors import PoolTimeout
+from qactuar.client.urls import Origin
+
+
+class Pool:
+    """The connections of one origin."""
+
+    def __init__(self, settings: Any, origin: Origin, loop: asyncio.AbstractEventLoop) -> None:
+        self.settings = settings
+        self.origin = origin
+        self.loop = loop
+        self.connections: list[Any] = []
+        self.opening = 0
+        self.waiters: deque[asyncio.Future[None]] = deque()
+        self.http2: bool | None = None  # learned from the first connection
+        self.limit = settings.limits.max_connections_per_origin
+        self.absolute_form = settings.proxy is not None and settings.proxy.kind == "http" \
+            and not origin.is_tls
+
+    async def acquire(self, pool_timeout: float | None) -> Any:
+        """A connection with one request slot reserved for the caller."""
+        for connection in reversed(self.connections):
+            if connection.free > 0:
+                connection.free -= 1
+                return connection
+        return await self._acquire_slow(pool_timeout)
+
+    async def _acquire_slow(self, pool_timeout: float | None) -> Any:
+        deadline = None if pool_timeout is None else self.loop.time() + pool_timeout
+        while True:
+            for connection in reversed(self.connections):
+                if connection.free > 0:
+                    connection.free -= 1
+                    return connection
+            # Open another connection, unless one is being opened and may turn out
+            # to be HTTP/2 (which would serve us too).
+            may_open = self.opening == 0 or self.http2 is False
+            if may_open and len(self.connections) + self.opening < self.limit:
+                return await self._open()
+            waiter = self.loop.create_future()
+            self.waiters.append(waiter)
+            try:
+                if deadline is None:
+                    await waiter
+                else:
+                    remaining = deadline - self.loop.time()
+                    if remaining <= 0:
+                        raise TimeoutError
+                    async with asyncio.timeout(remaining):
+                        await waiter
+            except TimeoutError:
+                raise PoolTimeout(f"no connection to {self.origin.host}:{self.origin.port} "
+                                  f"became free within {pool_timeout}s") from None
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+
+    async def _open(self) -> Any:
+        self.opening += 1
+        try:
+            connection = await open_connection(self)
+        except BaseException:
+            self.opening -= 1
+            self._wake(1)
+            raise
+        self.opening -= 1
+        self.http2 = connection.is_http2
+        if connection.closed:
+            self._wake(1)
+            return await self._acquire_slow(self.settings.timeout.pool)
+        self.connections.append(connection)
+        connection.free -= 1
+        self._wake(len(self.waiters) if connection.is_http2 else connection.free)
+        return connection
+
+    def _wake(self, count: int) -> None:
+        waiters = self.waiters
+        while count > 0 and waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                count -= 1
+
+    # -- called by connections --------------------------------------------------------
+    def slot_freed(self, connection: Any) -> None:
+        """A request slot of `connection` became free."""
+        if self.waiters:
+            self._wake(1)
+
+    def discard(self, connection: Any) -> None:
+        """`connection` closed: it serves no more requests."""
+        try:
+            self.connections.remove(connection)
+        except ValueError:
+            return
+        self._wake(1)
+
+    def close(self) -> None:
+        for connection in list(self.connections):
+            connection.close()
+        self.connections.clear()
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.cancel()
+        self.waiters.clear()
