@@ -38,6 +38,7 @@ from websockets.protocol import SEND_EOF, State
 from websockets.uri import InvalidURI, parse_uri
 
 from qactuar.client import errors
+from qactuar.client.tls import client_context
 
 __all__ = [
     "CLOSE",
@@ -96,29 +97,6 @@ class WebSocketClosed(errors.ChannelClosed):
         super().__init__(message)
         self.close_code = close_code
         self.close_reason = close_reason
-
-
-def tls_context(verify: bool | str | os.PathLike[str] | ssl.SSLContext = True,
-                cert: str | tuple[str, str] | None = None) -> ssl.SSLContext:
-    """The TLS context for wss://: the Client's rules (verify on by default, a CA file, or
-    a ready SSLContext; `cert` a client certificate file or a (cert, key) pair)."""
-    if isinstance(verify, ssl.SSLContext):
-        context = verify
-    elif verify is True:
-        context = ssl.create_default_context()
-    elif verify is False:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    else:
-        context = ssl.create_default_context(cafile=os.fspath(verify))
-    if cert is not None:
-        if isinstance(cert, tuple):
-            context.load_cert_chain(cert[0], cert[1])
-        else:
-            context.load_cert_chain(cert)
-    context.set_alpn_protocols(["http/1.1"])
-    return context
 
 
 def _connect_error(error: BaseException, where: str) -> errors.ClientError:
@@ -553,7 +531,7 @@ def connect(url: str, *, subprotocols: Iterable[str] | None = None, headers: Any
         raise ValueError(f"not a ws:// or wss:// URL: {url!r} ({error})") from None
     extra = _field_pairs(headers)
     offered = list(subprotocols) if subprotocols is not None else None
-    context = tls_context(verify, cert) if uri.secure else None
+    context = client_context(verify, cert, http2=False) if uri.secure else None
 
     async def open_websocket() -> WebSocket:
         engine = _client_engine(uri, origin, offered, compression, max_size)
