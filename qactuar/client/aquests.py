@@ -571,7 +571,9 @@ def _deliver(run: _Run, request: QueuedRequest, response: AquestsResponse) -> No
     run.statuses[response.status_code] = run.statuses.get(response.status_code, 0) + 1
     if response.version:
         run.versions[response.version] = run.versions.get(response.version, 0) + 1
-    callback = request.callback or session.callback or _print_response
+    callback = request.callback
+    if callback is None:
+        callback = session.callback if session.callback is not None else _print_response
     try:
         callback(response)
     except Exception:
@@ -623,9 +625,20 @@ async def _http_exchange(client: Any, request: QueuedRequest) -> AquestsResponse
             answer = await client.request(request.method, request.url, **kwargs)
             body = answer.content
         else:
-            async with client.stream(request.method, request.url, **kwargs) as answer:
+            stream = client.stream(request.method, request.url, **kwargs)
+            try:
+                # The engine bounds each wait itself; this also bounds the wait for the
+                # head of a streamed answer, whatever happens below.
+                async with asyncio.timeout(float(_session.timeout) * 2):
+                    answer = await stream.__aenter__()
+            except TimeoutError:
+                raise ReadTimeout(f"{request.url}: no answer within "
+                                  f"{_session.timeout}s") from None
+            try:
                 _check_head(request, answer)
                 body = await _read_limited(request, answer)
+            finally:
+                await stream.__aexit__(None, None, None)
     except ClientError as error:
         return AquestsResponse.failed(request.meta, _sent_request(request), error, logger_)
     except Exception as error:  # a bug of ours: 701, with the traceback for the report
@@ -712,6 +725,8 @@ async def _websocket_exchange(request: QueuedRequest) -> AquestsResponse:
                                             seconds)
             headers = channel.headers
     except websocket.WebSocketRefused as refused:
+        if refused.status < 400:  # not a refusal, just no switch: 716
+            return AquestsResponse.failed(request.meta, sent, refused, logger_)
         return AquestsResponse(request.meta, sent, status_code=refused.status,
                                reason=refused.reason, version="1.1", body=refused.body,
                                header_pairs=refused.headers, error=refused, opcode=-1,

@@ -11,7 +11,9 @@ HTTP paths:
   /sleep?s=X            "slept" after X seconds
   /status/<code>        an empty answer with that status
   /redirect?n=N         N redirects (301, then 302, ...) ending at /json; /loop redirects
-                        to itself
+                        to itself; /moved: 301 to /found, 302 to / (the README's history)
+  /inflight?n=N         waits (0.5 s at most) until N requests are inside it; answers the
+                        most it saw at once
   /set-cookie?k=v...    sets each cookie; /cookies shows the Cookie field as JSON
   /basic                401 unless Basic user:secret; /bearer 401 unless Bearer token-1
   /digest               401 with a Digest challenge unless a valid Digest user:secret (MD5)
@@ -87,7 +89,8 @@ async def _http(scope: dict[str, Any], receive: Any, send: Any) -> None:
                  "headers": [[k.decode("latin-1"), v.decode("latin-1")]
                              for k, v in scope["headers"]],
                  "body": body.decode("latin-1"),
-                 "content_type": _field(scope, b"content-type")}
+                 "content_type": _field(scope, b"content-type"),
+                 "client_port": scope["client"][1], "http_version": scope["http_version"]}
         await _respond(send, 200, json.dumps(shown).encode(), b"application/json")
     elif path == "/json":
         await _respond(send, 200, b'{"hello": "world"}', b"application/json")
@@ -113,6 +116,12 @@ async def _http(scope: dict[str, Any], receive: Any, send: Any) -> None:
         target = f"/redirect?n={left - 1}" if left > 1 else "/json"
         status = 301 if left % 2 else 302
         await _respond(send, status, b"", None, [(b"location", target.encode())])
+    elif path == "/moved":
+        await _respond(send, 301, b"", None, [(b"location", b"/found")])
+    elif path == "/found":
+        await _respond(send, 302, b"", None, [(b"location", b"/")])
+    elif path == "/inflight":
+        await _inflight(send, int(query.get("n", "1")))
     elif path == "/loop":
         await _respond(send, 302, b"", None, [(b"location", b"/loop")])
     elif path == "/set-cookie":
@@ -134,6 +143,24 @@ async def _http(scope: dict[str, Any], receive: Any, send: Any) -> None:
                                  'algorithm=MD5')
     else:
         await _respond(send, 404, b"not found")
+
+
+_inside = {"now": 0, "most": 0}
+
+
+async def _inflight(send: Any, wanted: int) -> None:
+    _inside["now"] += 1
+    _inside["most"] = max(_inside["most"], _inside["now"])
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 0.5
+    seen = _inside["now"]
+    while _inside["now"] < wanted and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+        seen = max(seen, _inside["now"])
+    seen = max(seen, _inside["now"])
+    await asyncio.sleep(0.02)  # let the others see this one too
+    _inside["now"] -= 1
+    await _respond(send, 200, str(seen).encode())
 
 
 async def _guarded(send: Any, ok: bool, challenge: str) -> None:
