@@ -2,7 +2,8 @@
 docs/client-aquests.md's examples: the aquests README's paths plus what the tests check.
 
 HTTP paths:
-  /                     a 4210-byte HTML page (the size in aquests' README output)
+  /                     a 4210-byte HTML page (the size in aquests' README output) that
+                        sets the cookie visited=yes
   /echo, /users/<name>, /models/<name>
                         JSON: method, path, query, headers, body (latin-1), content_type
   /json                 {"hello": "world"} as application/json
@@ -82,7 +83,8 @@ async def _http(scope: dict[str, Any], receive: Any, send: Any) -> None:
     query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
     body = await _body(receive)
     if path == "/":
-        await _respond(send, 200, PAGE, b"text/html; charset=utf-8")
+        await _respond(send, 200, PAGE, b"text/html; charset=utf-8",
+                       [(b"set-cookie", b"visited=yes; Path=/")])
     elif path == "/echo" or path.startswith(("/users/", "/models/")):
         shown = {"method": scope["method"], "path": path,
                  "query": scope["query_string"].decode(),
