@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json as jsonlib
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Coroutine
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,9 +22,7 @@ from qactuar.client.cookies import CookieJar
 from qactuar.client.errors import (
     ClientClosed,
     ClientError,
-    NoResponse,
     RedirectError,
-    ShutdownError,
     TotalTimeout,
     UnexpectedError,
 )
@@ -56,6 +54,8 @@ class _Settings:
         self.cert = cert
         self.proxy = proxy
         self._tls: Any = None
+        self.heads: dict[Any, bytes] = {}  # encoded heads of requests with default fields
+        self.blocks: dict[Any, bytes] = {}  # HTTP/2 header blocks of the same
 
     def tls_context(self) -> Any:
         if self._tls is None:
@@ -68,10 +68,14 @@ class _Settings:
 class OutgoingRequest(Request):
     """A Request plus what the engine needs to send it again (redirects, auth, retries)."""
 
-    __slots__ = ("body_stream", "fields", "parsed")
+    __slots__ = ("body_stream", "cache_key", "fields", "parsed")
 
     def __init__(self, method: str, parsed: URL, fields: list[tuple[bytes, bytes]],
-                 content: bytes | None, body_stream: AsyncIterable[bytes] | None) -> None:
+                 content: bytes | None, body_stream: AsyncIterable[bytes] | None,
+                 cache_key: tuple[str, str] | None = None) -> None:
+        # cache_key: set when the fields are the Client's defaults, so the encoded head
+        # (HTTP/1.1) or header block (HTTP/2) of an identical request can be reused.
+        self.cache_key = cache_key
         self.method = method
         self.parsed = parsed
         self.url = parsed.url
@@ -126,9 +130,9 @@ class Client:
         self._fields = list(fields.values())
         self._field_names = frozenset(fields)
         self._pools: dict[Origin, Pool] = {}
+        self._plain_requests: dict[tuple[str, str], OutgoingRequest] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-        self._in_flight: set[asyncio.Future[Any]] = set()
 
     # -- lifetime -----------------------------------------------------------------------
     async def __aenter__(self) -> Client:
@@ -140,9 +144,6 @@ class Client:
     async def aclose(self) -> None:
         """Close every connection; requests still in flight fail with ShutdownError (712)."""
         self._closed = True
-        for future in list(self._in_flight):
-            if not future.done():
-                future.set_exception(ShutdownError("the Client was closed"))
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
@@ -152,56 +153,96 @@ class Client:
     def is_closed(self) -> bool:
         return self._closed
 
-    # -- the verbs ----------------------------------------------------------------------
-    async def get(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("GET", url, **kwargs)
+    # -- the verbs (each returns the request's coroutine: one frame less per request) ----
+    def get(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        """`await client.get(url, ...)`: see `request` for the keyword arguments."""
+        return self._request("GET", url, **kwargs)
 
-    async def head(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("HEAD", url, **kwargs)
+    def head(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        """`await client.head(url, ...)`: see `request` for the keyword arguments."""
+        return self._request("HEAD", url, **kwargs)
 
-    async def options(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("OPTIONS", url, **kwargs)
+    def options(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        """`await client.options(url, ...)`: see `request` for the keyword arguments."""
+        return self._request("OPTIONS", url, **kwargs)
 
-    async def trace(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("TRACE", url, **kwargs)
+    def trace(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        """`await client.trace(url, ...)`: see `request` for the keyword arguments."""
+        return self._request("TRACE", url, **kwargs)
 
-    async def delete(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("DELETE", url, **kwargs)
+    def delete(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        """`await client.delete(url, ...)`: see `request` for the keyword arguments."""
+        return self._request("DELETE", url, **kwargs)
 
-    async def post(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("POST", url, **kwargs)
+    def post(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        """`await client.post(url, ...)`: see `request` for the keyword arguments."""
+        return self._request("POST", url, **kwargs)
 
-    async def put(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("PUT", url, **kwargs)
+    def put(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        """`await client.put(url, ...)`: see `request` for the keyword arguments."""
+        return self._request("PUT", url, **kwargs)
 
-    async def patch(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("PATCH", url, **kwargs)
+    def patch(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        """`await client.patch(url, ...)`: see `request` for the keyword arguments."""
+        return self._request("PATCH", url, **kwargs)
 
-    async def request(self, method: str, url: str, *, params: Any = None, headers: Any = None,
-                      content: Any = None, data: Any = None, json: Any = None,
-                      files: Any = None, auth: Any = _KEEP, timeout: Any = _KEEP,
-                      follow_redirects: bool | None = None) -> Response:
-        """Send one request and return its whole response (body read)."""
-        return await self._request(method, url, params, headers, content, data, json, files,
-                                   auth, timeout, follow_redirects, False)
+    def request(self, method: str, url: str, *, params: Any = None, headers: Any = None,
+                content: Any = None, data: Any = None, json: Any = None, files: Any = None,
+                auth: Any = _KEEP, timeout: Any = _KEEP,
+                follow_redirects: bool | None = None) -> Coroutine[Any, Any, Response]:
+        """`await client.request(method, url, ...)`: send one request, return its whole
+        response (body read).
+
+        params: query parameters (a mapping or pairs) added to the URL.
+        headers: header fields (a mapping or pairs), over the Client's.
+        content: the body: bytes, str, or an async iterable of bytes (streamed).
+        data: a form (a mapping, urlencoded) or bytes/str; with `files`, multipart fields.
+        json: a value sent as JSON.  files: multipart files, see docs/client.md.
+        auth, timeout, follow_redirects: this request's own, instead of the Client's.
+        """
+        return self._request(method, url, params, headers, content, data, json, files, auth,
+                             timeout, follow_redirects)
 
     def stream(self, method: str, url: str, **kwargs: Any) -> _StreamedResponse:
         """`async with client.stream(...) as response`: the body is read as it arrives."""
         return _StreamedResponse(self, method, url, kwargs)
 
     # -- the request loop ---------------------------------------------------------------
-    async def _request(self, method: str, url: str, params: Any, headers: Any, content: Any,
-                       data: Any, json: Any, files: Any, auth: Any, timeout: Any,
-                       follow_redirects: bool | None, streaming: bool) -> Response:
+    async def _request(self, method: str, url: str, params: Any = None, headers: Any = None,
+                       content: Any = None, data: Any = None, json: Any = None,
+                       files: Any = None, auth: Any = _KEEP, timeout: Any = _KEEP,
+                       follow_redirects: bool | None = None,
+                       streaming: bool = False) -> Response:
         if self._closed:
             raise ClientClosed("the Client is closed")
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         timeouts = self._timeout if timeout is _KEEP else Timeout.of(timeout)
-        request = self.build_request(method, url, params, headers, content, data, json, files)
+        if (params is None and headers is None and content is None and data is None
+                and json is None and files is None):
+            # A request of the Client's defaults: built once per method and URL.
+            request = self._plain_requests.get((method, url))
+            if request is None:
+                request = self.build_request(method, url)
+                plain = self._plain_requests
+                if len(plain) >= 1024:
+                    plain.clear()
+                plain[method, url] = request
+        else:
+            request = self.build_request(method, url, params, headers, content, data, json,
+                                         files)
         auth_object = self.auth if auth is _KEEP else auth_from(auth)
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
         if timeouts.total is None:
+            jar = self.cookies
+            if auth_object is None and not self.retries and not jar:
+                # The common case: one exchange, then a look at whether it needs more.
+                response = await self._send_single(request, timeouts, streaming)
+                if not (response.has_cookies or (
+                        follow and response.status_code in redirects.REDIRECT_STATUSES)):
+                    return response
+                return await self._send_handling(request, timeouts, None, follow, streaming,
+                                                 response)
             return await self._send_handling(request, timeouts, auth_object, follow, streaming)
         try:
             async with asyncio.timeout(timeouts.total):
@@ -260,7 +301,8 @@ class Client:
                 length = getattr(body_stream, "length", None)
                 if length is not None:
                     fields.append((b"Content-Length", b"%d" % length))
-        return OutgoingRequest(method, parsed, fields, body, body_stream)
+        cache_key = (method, parsed.url) if fields is self._fields else None
+        return OutgoingRequest(method, parsed, fields, body, body_stream, cache_key)
 
     def _merge_fields(self, headers: Any) -> list[tuple[bytes, bytes]]:
         extra = Headers(headers).raw
@@ -274,7 +316,10 @@ class Client:
         return any(field[0].lower() == name for field in fields)
 
     async def _send_handling(self, request: OutgoingRequest, timeouts: Timeout,
-                             auth: Auth | None, follow: bool, streaming: bool) -> Response:
+                             auth: Auth | None, follow: bool, streaming: bool,
+                             first: Response | None = None) -> Response:
+        """Exchanges until one is the answer: cookies, auth, retries, redirects.
+        `first`: the response to `request` when it has already been received."""
         history: list[Response] = []
         attempt = 0
         auth_tried = False
@@ -282,17 +327,20 @@ class Client:
             request = auth.prepare(request)
         jar = self.cookies
         while True:
-            if jar is not None and jar:
+            if jar is not None and jar and first is None:
                 request = jar.add_cookie_field(request)
             try:
-                response = await self._send_single(request, timeouts, streaming)
+                if first is not None:
+                    response, first = first, None
+                else:
+                    response = await self._send_single(request, timeouts, streaming)
             except ClientError as error:
                 if attempt < self.retries and retries.may_retry_error(request, error):
                     attempt += 1
                     await asyncio.sleep(retries.backoff(attempt))
                     continue
                 raise
-            if jar is not None and response.raw_headers:
+            if jar is not None and response.has_cookies:
                 jar.extract(response)
             status = response.status_code
             if status == 401 and auth is not None and not auth_tried:
@@ -335,7 +383,7 @@ class Client:
         pool = self._pools.get(parsed.origin)
         if pool is None:
             pool = self._pools[parsed.origin] = Pool(self._settings, parsed.origin, self._loop)
-        for _ in range(3):
+        for attempt in range(3):
             connection = await pool.acquire(timeouts.pool)
             response = Response()
             response.request = request
@@ -355,8 +403,19 @@ class Client:
                 else:
                     target = parsed.url if connection.absolute_form else parsed.target
                     if request.body_stream is None:
-                        head = request_head(request.method, target, parsed.authority,
-                                            request.fields)
+                        key = request.cache_key
+                        if key is None:
+                            head = request_head(request.method, target, parsed.authority,
+                                                request.fields)
+                        else:
+                            heads = self._settings.heads
+                            head = heads.get(key)
+                            if head is None:
+                                head = request_head(request.method, target, parsed.authority,
+                                                    request.fields)
+                                if len(heads) >= 1024:
+                                    heads.clear()
+                                heads[key] = head
                         connection.send(exchange, head, request.content)
                     else:
                         fields = request.fields
@@ -366,13 +425,9 @@ class Client:
                         head = request_head(request.method, target, parsed.authority, fields)
                         await connection.send_streamed(exchange, head, request.body_stream,
                                                        chunked, timeouts.write)
-                self._in_flight.add(future)
-                try:
-                    response = await future
-                finally:
-                    self._in_flight.discard(future)
+                response = await future
             except ClientError as error:
-                if error.reused and request.replayable:
+                if error.reused and request.replayable and attempt < 2:
                     continue  # never processed: a stale keep-alive, REFUSED_STREAM, GOAWAY
                 raise
             except (asyncio.CancelledError, Exception) as error:
@@ -382,8 +437,7 @@ class Client:
                 raise UnexpectedError(f"{type(error).__name__}: {error}") from error
             response.elapsed = loop.time() - started
             return response
-        raise NoResponse(f"{parsed.origin.host}:{parsed.origin.port} closed fresh connections "
-                         "without answering")
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 async def _discard_body(response: Response) -> None:

@@ -76,6 +76,11 @@ class DigestAuth(Auth):
         self._challenge: dict[str, str] | None = None
         self._count = 0
 
+    @staticmethod
+    def make_cnonce() -> str:
+        """A fresh client nonce (replaced in tests to check RFC 7616's worked example)."""
+        return os.urandom(16).hex()
+
     def prepare(self, request: Any) -> Any:
         if self._challenge is None:
             return request
@@ -112,7 +117,7 @@ class DigestAuth(Auth):
         uri = request.parsed.target
         self._count += 1
         nc = f"{self._count:08x}"
-        cnonce = os.urandom(16).hex()
+        cnonce = self.make_cnonce()
         ha1 = digest(f"{self.username}:{realm}:{self.password}")
         if session:
             ha1 = digest(f"{ha1}:{nonce}:{cnonce}")

@@ -26,6 +26,7 @@ from qactuar.client.errors import (
     ProtocolError,
     ReadTimeout,
     ResponseHeaderError,
+    ShutdownError,
     WriteTimeout,
 )
 from qactuar.client.exchange import STREAM_LOW_WATER, BodyStream, Exchange
@@ -55,7 +56,8 @@ class HTTP1Connection(asyncio.Protocol):
         self.pipelining = pipelining
         self.free = 0  # requests this connection can take now (the pool reserves them)
         self.max_header_size = max_header_size
-        self.head_bytes = 0
+        self.head_bytes = 0  # bytes received while a head is incomplete
+        self.chunk_size = 0  # bytes of the data being parsed
         self.headers_done = True
         self.keep_alive = True
         self.closed = False
@@ -73,12 +75,12 @@ class HTTP1Connection(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         self.free = self.pipelining
+        self.last_read = self.loop.time()
 
     def data_received(self, data: bytes) -> None:
         self.last_read = self.loop.time()
-        if not self.headers_done:
-            self.head_bytes += len(data)
-        elif self.current is None and not self.pending:
+        self.chunk_size = len(data)
+        if self.headers_done and self.current is None and not self.pending:
             # Bytes nobody asked for: this connection can no longer be trusted.
             self.close()
             return
@@ -90,6 +92,8 @@ class HTTP1Connection(asyncio.Protocol):
             cause = error.__context__
             if isinstance(cause, _StopBody):
                 self._finish_head_only()
+            elif self.completed is not None and self.current is None:
+                self._parse_error(cause)  # bytes after a complete answer
             elif isinstance(cause, ClientError):
                 self._fail_all(cause)
             else:
@@ -101,9 +105,12 @@ class HTTP1Connection(asyncio.Protocol):
             if completed is not None:
                 self.completed = None
                 self._complete(completed)
-            if not self.headers_done and self.head_bytes > self.max_header_size:
-                self._fail_all(ResponseHeaderError(
-                    f"response head larger than {self.max_header_size} bytes"))
+            if not self.headers_done:
+                # Counted after parsing, so the chunk that began the head counts too.
+                self.head_bytes += len(data)
+                if self.head_bytes > self.max_header_size:
+                        self._fail_all(ResponseHeaderError(
+                        f"response head larger than {self.max_header_size} bytes"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -140,14 +147,14 @@ class HTTP1Connection(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------
     def on_message_begin(self) -> None:
+        if not self.pending:
+            raise ProtocolError("the response went on past its end (Content-Length or "
+                                "chunks) or an answer came that nobody asked for")
         completed = self.completed
         if completed is not None:
             # A pipelined answer follows the one just completed: deliver that one now.
             self.completed = None
             self._complete(completed)
-        if not self.pending:
-            raise ProtocolError("the response went on past its end (Content-Length or "
-                                "chunks) or an answer came that nobody asked for")
         self.current = self.pending[0]
         self.current.received = True
         self.headers_done = False
@@ -173,6 +180,24 @@ class HTTP1Connection(asyncio.Protocol):
             response.raw_headers = []
             response.reason = ""
             return
+        # One pass over the fields: the body's framing, and what the response needs to
+        # know without building its Headers (coding, cookies).
+        delimited = False
+        for name, value in response.raw_headers:
+            length = len(name)
+            if length == 14 or length == 17 or length == 16 or length == 10:
+                name = name.lower()
+                if name == b"content-length" or name == b"transfer-encoding":
+                    delimited = True
+                elif name == b"content-encoding":
+                    response.coding = value
+                elif name == b"set-cookie":
+                    response.has_cookies = True
+        if self.head_bytes + self.chunk_size > self.max_header_size and sum(
+                len(name) + len(value) for name, value in response.raw_headers
+        ) > self.max_header_size:
+            # (Measured only when the bytes received could hold a head that large.)
+            raise ResponseHeaderError(f"response head larger than {self.max_header_size} bytes")
         self.headers_done = True
         response.status_code = status
         version = parser.get_http_version()
@@ -183,13 +208,6 @@ class HTTP1Connection(asyncio.Protocol):
             if exchange.head_only:
                 raise _StopBody  # httptools would wait for the body Content-Length announces
             return
-        delimited = False
-        for name, _ in response.raw_headers:
-            length = len(name)
-            if (length == 14 or length == 17) and name.lower() in (
-                    b"content-length", b"transfer-encoding"):
-                delimited = True
-                break
         if not delimited:
             exchange.until_close = True
             self.keep_alive = False
@@ -338,7 +356,7 @@ class HTTP1Connection(asyncio.Protocol):
         self.headers_done = True
         self._complete(exchange)
 
-    def _parse_error(self, error: Exception) -> None:
+    def _parse_error(self, error: BaseException | None) -> None:
         if self.completed is not None and self.current is None:
             exchange, self.completed = self.completed, None
             exchange.fail(ProtocolError("the response went on past its end "
@@ -387,6 +405,18 @@ class HTTP1Connection(asyncio.Protocol):
             self.free = 0
             self.transport.close()
             self.pool.discard(self)
+
+    @property
+    def idle(self) -> bool:
+        """No request in flight (`last_read` then tells since when)."""
+        return not self.pending and self.current is None and not self.sending_body
+
+    def shut_down(self) -> None:
+        """The Client is closing: fail what is in flight (712) and close."""
+        if self.pending or self.current is not None:
+            self._fail_all(ShutdownError("the Client was closed while the request was in "
+                                         "flight"), closing=False)
+        self.close()
 
     def forget(self, exchange: Exchange) -> None:
         """The caller gave up on `exchange` (cancelled): its answer can never be read."""

@@ -37,6 +37,7 @@ from qactuar.client.errors import (
     ProtocolError,
     ReadTimeout,
     ResponseHeaderError,
+    ShutdownError,
     StreamReset,
     WriteTimeout,
 )
@@ -125,6 +126,7 @@ class HTTP2Connection(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.last_read = self.loop.time()
         settings = _SETTING.pack(0x2, 0) + _SETTING.pack(0x4, STREAM_WINDOW)
         transport.write(PREFACE + _frame(SETTINGS, 0, 0, settings)
                         + _frame(WINDOW_UPDATE, 0, 0, _UINT32.pack(CONNECTION_WINDOW - 65535)))
@@ -280,13 +282,18 @@ class HTTP2Connection(asyncio.Protocol):
             status = 0
             headers = []
             for field in fields:
-                if field[0] == b":status":
+                name = field[0]
+                if name == b":status":
                     try:
                         status = int(field[1])
                     except ValueError:
                         status = -1
-                elif field[0][:1] != b":":
+                elif name[:1] != b":":
                     headers.append(field)
+                    if name == b"content-encoding":
+                        response.coding = field[1]
+                    elif name == b"set-cookie":
+                        response.has_cookies = True
             if not 100 <= status <= 999:
                 self._reset(stream_id, 0x1)
                 self._finish_stream(stream_id)
@@ -464,19 +471,21 @@ class HTTP2Connection(asyncio.Protocol):
         return stream_id
 
     def _header_block(self, request: Any) -> bytes:
-        parsed = request.parsed
-        parts = [b"\x20"] if self.first_block else []  # our table: size 0, never used
-        self.first_block = False
-        parts += (field_forms((b":method", request.method.encode()))[0],
-                  _SCHEMES["https" if parsed.origin.is_tls else "http"],
-                  field_forms((b":authority", parsed.authority.encode()))[0],
-                  field_forms((b":path", parsed.target.encode()))[0])
-        for name, value in request.fields:
-            name = name.lower()
-            if name in _CONNECTION_FIELDS or (name == b"te" and value != b"trailers"):
-                continue
-            parts.append(field_forms((name, value))[0])
-        return b"".join(parts)
+        key = request.cache_key
+        if key is None:
+            block = _encode_fields(request)
+        else:
+            blocks = self.pool.settings.blocks
+            block = blocks.get(key)
+            if block is None:
+                block = _encode_fields(request)
+                if len(blocks) >= 1024:
+                    blocks.clear()
+                blocks[key] = block
+        if self.first_block:
+            self.first_block = False
+            return b"\x20" + block  # our dynamic table: size 0, never used (RFC 7541 6.3)
+        return block
 
     def _write_headers(self, stream_id: int, block: bytes, end_stream: bool) -> None:
         flags = END_STREAM if end_stream else 0
@@ -627,6 +636,16 @@ class HTTP2Connection(asyncio.Protocol):
         self.timer_due = idle_until
         self.timer = self.loop.call_at(idle_until, self._check_read)
 
+    @property
+    def idle(self) -> bool:
+        """No stream open (`last_read` then tells since when)."""
+        return not self.streams
+
+    def shut_down(self) -> None:
+        """The Client is closing: fail what is in flight (712) and close."""
+        self._fail_all(ShutdownError("the Client was closed while the request was in flight"))
+        self.close()
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
@@ -642,6 +661,21 @@ class HTTP2Connection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.abort()
             self.pool.discard(self)
+
+
+def _encode_fields(request: Any) -> bytes:
+    """The HPACK block of a request's pseudo-header and header fields."""
+    parsed = request.parsed
+    parts = [field_forms((b":method", request.method.encode()))[0],
+              _SCHEMES["https" if parsed.origin.is_tls else "http"],
+              field_forms((b":authority", parsed.authority.encode()))[0],
+              field_forms((b":path", parsed.target.encode()))[0]]
+    for name, value in request.fields:
+        name = name.lower()
+        if name in _CONNECTION_FIELDS or (name == b"te" and value != b"trailers"):
+            continue
+        parts.append(field_forms((name, value))[0])
+    return b"".join(parts)
 
 
 class _ConnectionFault(Exception):

@@ -121,7 +121,8 @@ class Request:
 class Response:
     """An HTTP response.  The engine fills the fields; `content` is the decoded body."""
 
-    __slots__ = ("_body", "_content", "_headers", "_stream", "_text", "elapsed", "history",
+    __slots__ = ("_body", "_content", "_headers", "_stream", "_text", "coding", "elapsed",
+                 "has_cookies", "history",
                  "http_version", "raw_headers", "reason", "request", "set_cookies", "status_code",
                  "url")
 
@@ -138,6 +139,8 @@ class Response:
         self._content: bytes | None = None
         self._text: str | None = None
         self._headers: Headers | None = None
+        self.coding: bytes | None = None  # Content-Encoding, noted by the connection
+        self.has_cookies = False  # a Set-Cookie field arrived (the jar looks only then)
         self.set_cookies: dict[str, str] | None = None
         self._stream: Any = None  # the receiving end of a streamed body, until read
 
@@ -192,8 +195,8 @@ class Response:
                 raise ClientError("the body of a streamed response has not been read: "
                                   "use `await response.aread()` or `aiter_bytes()`")
             content = self._body or b""
-            encoding = self.headers.get("content-encoding")
-            if encoding and content:
+            if self.coding is not None and content:
+                encoding = self.headers.get("content-encoding") or ""
                 from qactuar.client.decoding import decode_all
 
                 content = decode_all(encoding, content)

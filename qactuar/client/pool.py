@@ -33,8 +33,15 @@ class Pool:
         self.connections: list[Any] = []
         self.opening = 0
         self.waiters: deque[asyncio.Future[None]] = deque()
-        self.http2: bool | None = None  # learned from the first connection
+        # Whether the origin speaks HTTP/2: known at once unless TLS's ALPN will tell.
+        self.http2: bool | None = None
+        if settings.http2 == "prior-knowledge" and not origin.is_tls:
+            self.http2 = True
+        elif not settings.http2 or not origin.is_tls:
+            self.http2 = False
         self.limit = settings.limits.max_connections_per_origin
+        self.expiry = settings.limits.keepalive_expiry
+        self.sweeper: asyncio.TimerHandle | None = None
         self.absolute_form = settings.proxy is not None and settings.proxy.kind == "http" \
             and not origin.is_tls
 
@@ -60,19 +67,20 @@ class Pool:
                 return await self._open()
             waiter = self.loop.create_future()
             self.waiters.append(waiter)
+            timer = None
+            if deadline is not None:
+                if deadline <= self.loop.time():
+                    raise PoolTimeout(f"no connection to {self.origin.host}:{self.origin.port} "
+                                      f"became free within {pool_timeout}s")
+                timer = self.loop.call_at(deadline, _expire, waiter)
             try:
-                if deadline is None:
-                    await waiter
-                else:
-                    remaining = deadline - self.loop.time()
-                    if remaining <= 0:
-                        raise TimeoutError
-                    async with asyncio.timeout(remaining):
-                        await waiter
+                await waiter
             except TimeoutError:
                 raise PoolTimeout(f"no connection to {self.origin.host}:{self.origin.port} "
                                   f"became free within {pool_timeout}s") from None
             finally:
+                if timer is not None:
+                    timer.cancel()
                 if not waiter.done():
                     waiter.cancel()
 
@@ -91,7 +99,11 @@ class Pool:
             return await self._acquire_slow(self.settings.timeout.pool)
         self.connections.append(connection)
         connection.free -= 1
-        self._wake(len(self.waiters) if connection.is_http2 else connection.free)
+        if self.sweeper is None:
+            self.sweeper = self.loop.call_later(self.expiry, self._sweep)
+        # HTTP/2: the new connection may serve every waiter; HTTP/1.1: waiters may now
+        # open connections of their own.
+        self._wake(len(self.waiters))
         return connection
 
     def _wake(self, count: int) -> None:
@@ -116,11 +128,30 @@ class Pool:
             return
         self._wake(1)
 
-    def close(self) -> None:
+    def _sweep(self) -> None:
+        """Close connections idle longer than keepalive_expiry (one timer per pool)."""
+        self.sweeper = None
+        horizon = self.loop.time() - self.expiry
         for connection in list(self.connections):
-            connection.close()
+            if connection.idle and connection.last_read < horizon:
+                connection.close()
+        if self.connections:
+            self.sweeper = self.loop.call_later(self.expiry, self._sweep)
+
+    def close(self) -> None:
+        """Close every connection; exchanges in flight fail with ShutdownError (712)."""
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+            self.sweeper = None
+        for connection in list(self.connections):
+            connection.shut_down()
         self.connections.clear()
         for waiter in self.waiters:
             if not waiter.done():
                 waiter.cancel()
         self.waiters.clear()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())

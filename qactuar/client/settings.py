@@ -52,7 +52,7 @@ class Limits:
         (1: no pipelining).
     """
 
-    max_connections_per_origin: int = 10
+    max_connections_per_origin: int = 100
     max_streams_per_connection: int | None = None
     keepalive_expiry: float = 15.0
     max_header_size: int = 65536
