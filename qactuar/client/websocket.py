@@ -135,13 +135,15 @@ class WebSocket(asyncio.Protocol):
     """An open WebSocket connection (made by `connect()`).
 
     `subprotocol` is the one the server chose (or None), `headers` the fields of its
-    handshake answer, `extensions` the names of the negotiated extensions.
+    handshake answer, `extensions` the names of the negotiated extensions,
+    `http_version` "HTTP/1.1" (an upgraded connection) or "HTTP/2" (RFC 8441, a stream).
     After the close: `close_code` and `close_reason` (1006 when the connection
     ended without a close frame).
     """
 
     def __init__(self, url: str, engine: Any, close_timeout: float | None) -> None:
         self.url = url
+        self.http_version = "HTTP/1.1"
         self.subprotocol: str | None = None
         self.headers: list[tuple[str, str]] = []
         self.extensions: list[str] = []
@@ -508,7 +510,8 @@ def connect(url: str, *, subprotocols: Iterable[str] | None = None, headers: Any
             origin: str | None = None, compression: str | None = "deflate",
             verify: bool | str | os.PathLike[str] | ssl.SSLContext = True,
             cert: str | tuple[str, str] | None = None, open_timeout: float | None = 10,
-            close_timeout: float | None = 10, max_size: int | None = 2**20) -> _Connecting:
+            close_timeout: float | None = 10, max_size: int | None = 2**20,
+            http2: bool = False) -> _Connecting:
     """Open a WebSocket to a ws:// or wss:// URL.
 
     subprotocols: offered in order of preference; the chosen one is `ws.subprotocol`.
@@ -519,6 +522,9 @@ def connect(url: str, *, subprotocols: Iterable[str] | None = None, headers: Any
     open_timeout: seconds for the connection and the handshake together (702 beyond).
     close_timeout: seconds to wait for the server's close before dropping the connection.
     max_size: the largest message accepted (the connection closes with 1009 beyond it).
+    http2: open the WebSocket on an HTTP/2 stream (RFC 8441 extended CONNECT): for
+        wss://, when the server picks h2 by ALPN and allows it, else over HTTP/1.1 as
+        usual; for ws://, by h2c prior knowledge, and 716 if the server cannot.
 
     Use as `async with connect(url) as ws:` (closed with 1000 on leaving, 1011 on an
     exception) or `ws = await connect(url)` (then `await ws.close()`).
@@ -532,12 +538,24 @@ def connect(url: str, *, subprotocols: Iterable[str] | None = None, headers: Any
     extra = _field_pairs(headers)
     offered = list(subprotocols) if subprotocols is not None else None
     context = client_context(verify, cert, http2=False) if uri.secure else None
+    h2_context = client_context(verify, cert, http2=True) if uri.secure and http2 else None
 
     async def open_websocket() -> WebSocket:
-        engine = _client_engine(uri, origin, offered, compression, max_size)
         try:
-            return await asyncio.wait_for(
-                _open(url, uri, engine, extra, context, close_timeout), open_timeout)
+            async with asyncio.timeout(open_timeout):
+                if http2:
+                    from qactuar.client.websocket_h2 import NoExtendedConnect
+
+                    engine = _client_engine(uri, origin, offered, compression, max_size,
+                                            State.OPEN)
+                    try:
+                        return await _open_h2(url, uri, engine, extra, h2_context,
+                                              close_timeout)
+                    except NoExtendedConnect:
+                        if not uri.secure:
+                            raise
+                engine = _client_engine(uri, origin, offered, compression, max_size)
+                return await _open(url, uri, engine, extra, context, close_timeout)
         except TimeoutError:
             raise errors.ConnectTimeout(
                 f"{url}: no WebSocket within {open_timeout}s (connect and handshake)") from None
@@ -546,14 +564,48 @@ def connect(url: str, *, subprotocols: Iterable[str] | None = None, headers: Any
 
 
 def _client_engine(uri: Any, origin: str | None, subprotocols: list[str] | None,
-                   compression: str | None, max_size: int | None) -> Any:
+                   compression: str | None, max_size: int | None,
+                   state: State = State.CONNECTING) -> Any:
     from websockets.client import ClientProtocol
 
     extensions = [ClientPerMessageDeflateFactory(client_max_window_bits=True)] \
         if compression == "deflate" else None
     return ClientProtocol(uri, origin=origin, extensions=extensions,  # type: ignore[arg-type]
                           subprotocols=subprotocols,  # type: ignore[arg-type]
-                          max_size=max_size, logger=_frame_logger)
+                          state=state, max_size=max_size, logger=_frame_logger)
+
+
+async def _open_h2(url: str, uri: Any, engine: Any, extra: list[tuple[str, str]],
+                   context: ssl.SSLContext | None, close_timeout: float | None) -> WebSocket:
+    """The WebSocket on a stream of its own HTTP/2 connection (websocket_h2.py)."""
+    from qactuar.client.websocket_h2 import H2Carrier, NoExtendedConnect, open_stream
+
+    loop = asyncio.get_running_loop()
+    where = f"{uri.host}:{uri.port}"
+    carrier = H2Carrier(where)
+    try:
+        await loop.create_connection(lambda: carrier, uri.host, uri.port, ssl=context,
+                                     server_hostname=uri.host if context else None)
+    except (OSError, ssl.SSLError) as error:
+        raise _connect_error(error, where) from None
+    try:
+        if context is not None:
+            ssl_object = carrier.transport.get_extra_info("ssl_object")  # type: ignore[union-attr]
+            if ssl_object is None or ssl_object.selected_alpn_protocol() != "h2":
+                raise NoExtendedConnect(f"{url}: the server did not choose HTTP/2 (ALPN)")
+        headers = await open_stream(carrier, uri, engine, extra, url)
+    except BaseException:
+        if carrier.transport is not None:
+            carrier.transport.abort()
+        raise
+    websocket = WebSocket(url, engine, close_timeout)
+    websocket.http_version = "HTTP/2"
+    websocket._handshake.set_result(None)  # type: ignore[arg-type]
+    websocket.headers = headers
+    websocket.subprotocol = engine.subprotocol
+    websocket.extensions = [extension.name for extension in engine.extensions]
+    carrier.attach(websocket)
+    return websocket
 
 
 async def _open(url: str, uri: Any, engine: Any, extra: list[tuple[str, str]],
