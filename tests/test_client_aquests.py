@@ -658,7 +658,11 @@ def test_wss_and_ws_auth(tls_server: ServerProcess, tls_files: dict[str, Path]) 
     aquests.configure(verify=str(tls_files["ca"]))
     url = f"wss://{tls_server.host}:{tls_server.port}/websocket/echo"
     response = fetch_one(aquests.ws, url, "Hello World", auth=("user", "secret"))
-    assert (response.status_code, response.data) == (200, "Hello World")
+    # wss:// takes HTTP/2 (RFC 8441) where the server offers it, unless force_http1.
+    assert (response.status_code, response.data, response.version) == (200, "Hello World",
+                                                                        "2.0")
+    aquests.configure(verify=str(tls_files["ca"]), force_http1=True)
+    assert fetch_one(aquests.ws, url, "again").version == "1.1"
     assert aquests_module._ws_authorization(("token-1",)) == "Bearer token-1"
     assert aquests_module._ws_authorization(("user", "secret")) == "Basic dXNlcjpzZWNyZXQ="
 

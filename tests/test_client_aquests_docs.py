@@ -32,12 +32,12 @@ def run_block(block: str, server: ServerProcess, monkeypatch: pytest.MonkeyPatch
 def test_every_python_example_runs(server: ServerProcess, monkeypatch: pytest.MonkeyPatch,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     blocks = code_blocks(PAGE, "python")
-    assert len(blocks) == 7
+    assert len(blocks) == 8
     outputs = []
     for block in blocks:
         run_block(block, server, monkeypatch)
         outputs.append(capsys.readouterr().out.splitlines())
-    quickstart, many, families, response, validators, ws_calls, ws_client = outputs
+    quickstart, many, families, response, validators, ws_calls, ws_client, ws_h2 = outputs
 
     # The quickstart prints the line the page shows right after it.
     assert quickstart == code_blocks(PAGE, "text")[0].splitlines()
@@ -55,6 +55,7 @@ def test_every_python_example_runs(server: ServerProcess, monkeypatch: pytest.Mo
                                 "200 2 b'Hello World'"]
     assert ws_client == ["['permessage-deflate']", "hello", "b'\\x00\\x01'", "fragmented",
                          "True", "1000", "4000 go away 710"]
+    assert ws_h2 == ["HTTP/2 hello over one stream"]
 
 
 def test_the_7xx_table_is_the_engines() -> None:

@@ -412,8 +412,9 @@ def test_put_example_is_not_valid_python(run_example) -> None:
 
 def test_websocket_examples(run_example, capsys) -> None:
     run_example(WEBSOCKET)
+    # wss:// opens the WebSocket on an HTTP/2 stream (RFC 8441) where the server offers it.
     assert sorted(lines(capsys)) == ["REQID 0. HTTP/1.1 200 OK 11 bytes received",
-                                     "REQID 1. HTTP/1.1 200 OK 11 bytes received"]
+                                     "REQID 1. HTTP/2.0 200 OK 11 bytes received"]
     got = []
     namespace = run_example(WEBSOCKET_OPCODE.replace("aquests.fetchall ()", ""))
     namespace["aquests"].configure(callback=got.append)

@@ -718,12 +718,17 @@ async def _websocket_exchange(request: QueuedRequest) -> AquestsResponse:
     sent = _sent_request(request)
     logger_ = session.logger
     try:
+        # wss:// offers HTTP/2 by ALPN (RFC 8441) and falls back to HTTP/1.1; ws:// stays
+        # HTTP/1.1 (h2c prior knowledge would fail on servers without it).
+        http2 = request.name == "wss" and not session.force_http1
         async with websocket.connect(request.url, headers=request.headers,
                                      open_timeout=seconds, close_timeout=seconds,
-                                     verify=session.verify, cert=session.cert) as channel:
+                                     verify=session.verify, cert=session.cert,
+                                     http2=http2) as channel:
             answer = await asyncio.wait_for(_ws_send_and_receive(channel, request.message),
                                             seconds)
             headers = channel.headers
+            version = _version(channel.http_version)
     except websocket.WebSocketRefused as refused:
         if refused.status < 400:  # not a refusal, just no switch: 716
             return AquestsResponse.failed(request.meta, sent, refused, logger_)
@@ -740,7 +745,7 @@ async def _websocket_exchange(request: QueuedRequest) -> AquestsResponse:
         return AquestsResponse.failed(request.meta, sent, failure, logger_)
     except ClientError as error:
         return AquestsResponse.failed(request.meta, sent, error, logger_)
-    return AquestsResponse(request.meta, sent, status_code=200, reason="OK", version="1.1",
+    return AquestsResponse(request.meta, sent, status_code=200, reason="OK", version=version,
                            header_pairs=headers, opcode=answer.opcode, message=answer.data,
                            logger=logger_)
 
