@@ -357,8 +357,28 @@ def test_configure_refuses_what_it_cannot_honour() -> None:
     aquests.configure(dns=[])  # the README's default is accepted
 
 
+def test_xmlrpc_stub(server: ServerProcess) -> None:
+    got = Collected()
+    aquests.configure(callback=got)
+    stub = aquests.rpc(f"{server.url}/rpc", meta={"job": "rpc"})
+    stub.package_releases("roundup")
+    stub.add(2, 3)
+    stub.no.such.method(1)
+    aquests.rpc(f"{server.url}/rpc-auth", auth=("user", "secret")).get_prime_number_gt(10000)
+    aquests.rpc(f"{server.url}/rpc-auth").add(1, 1)  # no credentials: the 401
+    aquests.fetchall()
+    releases, added, fault, prime, refused = got.by_id()
+    assert (releases.data, added.data, prime.data) == (["1.5.1"], 5, 10007)
+    assert releases.meta["req_method"] == "rpc" and releases.meta["job"] == "rpc"
+    assert b"<methodName>package_releases</methodName>" in releases.request.payload
+    assert releases.request.headers["content-type"] == "text/xml"
+    assert type(fault.data).__name__ == "Fault" and "no method no.such.method" in str(
+        fault.data)
+    assert (refused.status_code, refused.data) == (401, b"who are you?")
+
+
 def test_not_provided_parts_say_what_to_use() -> None:
-    for name, hint in (("rpc", "postxml"), ("grpc", "grpcio"), ("postgresql", "asyncpg"),
+    for name, hint in (("jsonrpc", "postjson"), ("grpc", "grpcio"), ("postgresql", "asyncpg"),
                        ("mongodb", "motor"), ("redis", "redis-py"), ("sqlite3", "sqlite3")):
         with pytest.raises(NotImplementedError, match=hint):
             getattr(aquests, name)("127.0.0.1:1")

@@ -32,12 +32,13 @@ def run_block(block: str, server: ServerProcess, monkeypatch: pytest.MonkeyPatch
 def test_every_python_example_runs(server: ServerProcess, monkeypatch: pytest.MonkeyPatch,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     blocks = code_blocks(PAGE, "python")
-    assert len(blocks) == 8
+    assert len(blocks) == 9
     outputs = []
     for block in blocks:
         run_block(block, server, monkeypatch)
         outputs.append(capsys.readouterr().out.splitlines())
-    quickstart, many, families, response, validators, ws_calls, ws_client, ws_h2 = outputs
+    (quickstart, many, families, rpc, response, validators, ws_calls, ws_client,
+     ws_h2) = outputs
 
     # The quickstart prints the line the page shows right after it.
     assert quickstart == code_blocks(PAGE, "text")[0].splitlines()
@@ -47,6 +48,7 @@ def test_every_python_example_runs(server: ServerProcess, monkeypatch: pytest.Mo
         "1 b 200 POST author=James%20Milton",
         "basic: 200",
     ]
+    assert sorted(rpc) == ["10007", "5"]
     assert response == ["200 1.1 application/json", "('application/json', {})",
                         "{'hello': 'world'} application/json"]
     assert sorted(validators) == ["200 OK", "718 Unacceptable Content Type",

@@ -219,6 +219,12 @@ stub.prelease_urls('roundup', '1.4.10')
 aquests.fetchall ()
 '''
 
+AUTHORIZATION = '''
+stub = aquests.rpc (url, auth = (username, password))
+stub.get_prime_number_gt (10000)
+aquests.fetchall ()
+'''
+
 MIXED_DBO = '''
 dbo = aquests.mongodb ("127.0.0.1:27017", "test_database")
 aquests.configure (20)
@@ -423,8 +429,28 @@ def test_websocket_examples(run_example, capsys) -> None:
         (200, 2, (2, b"Hello World"))]
 
 
-def test_rpc_and_database_examples_are_refused_clearly(run_example) -> None:
-    with pytest.raises(NotImplementedError, match="XML-RPC"):
-        run_example(XMLRPC)
+def test_xmlrpc_examples(run_example, servers, capsys) -> None:
+    run_example(XMLRPC)
+    printed = lines(capsys)
+    assert [re.sub(r"\d+ bytes", "N bytes", line) for line in printed] == [
+        "REQID 0. HTTP/1.1 200 OK N bytes received", "REQID 1. HTTP/1.1 200 OK N bytes received"]
+    got = []
+    namespace = run_example(XMLRPC.replace("aquests.fetchall ()", ""))
+    namespace["aquests"].configure(callback=got.append)
+    namespace["aquests"].fetchall()
+    releases, fault = sorted(got, key=lambda response: response.meta["req_id"])
+    # The README's output: ['1.5.1'] and <class 'xmlrpc.client.Fault'> <Fault 1:...>
+    assert releases.data == ["1.5.1"]
+    assert str(type(fault.data)) == "<class 'xmlrpc.client.Fault'>"
+    assert repr(fault.data).startswith("<Fault 1:")
+    # The Authorization example names its URL and credentials; they are given here.
+    run_example(AUTHORIZATION, namespace={
+        "url": f"http://127.0.0.1:{servers['plain'].port}/rpc-auth",
+        "username": "user", "password": "secret"})
+    assert [re.sub(r"\d+ bytes", "N bytes", line) for line in lines(capsys)] == [
+        "REQID 0. HTTP/1.1 200 OK N bytes received"]
+
+
+def test_database_examples_are_refused_clearly(run_example) -> None:
     with pytest.raises(NotImplementedError, match="motor or pymongo"):
         run_example(MIXED_DBO)

@@ -61,11 +61,10 @@ __all__ = [
     "OPCODE_BINARY", "OPCODE_CLOSE", "OPCODE_CONTINUATION", "OPCODE_PING", "OPCODE_PONG",
     "OPCODE_TEXT", "AquestsResponse", "ResponseError", "configure", "countfin", "countreq",
     "delete", "deletejson", "deletexml", "fetchall", "get", "getjson", "getxml", "grpc",
-    "head", "mongodb", "options", "patch", "patchform", "patchjson", "patchnvp", "patchxml",
-    "post", "postform", "postgresql", "postjson", "postnvp", "postxml", "put", "putform",
-    "putjson", "putnvp", "putxml", "qsize", "redis", "result", "rpc", "sqlite3", "trace",
-    "upload",
-    "ws", "wss",
+    "head", "jsonrpc", "mongodb", "options", "patch", "patchform", "patchjson", "patchnvp",
+    "patchxml", "post", "postform", "postgresql", "postjson", "postnvp", "postxml", "put",
+    "putform", "putjson", "putnvp", "putxml", "qsize", "redis", "result", "rpc", "sqlite3",
+    "trace", "upload", "ws", "wss",
 ]
 
 
@@ -350,7 +349,57 @@ def _not_provided(name: str, instead: str) -> Callable[..., Any]:
     return refuse
 
 
-rpc = _not_provided("rpc", "XML-RPC calls are not implemented; post the XML with postxml()")
+class _RPCMethod:
+    """`stub.method(*params)` queues one XML-RPC call; `stub.a.b` names method "a.b"."""
+
+    def __init__(self, stub: _RPCStub, name: str) -> None:
+        self._stub = stub
+        self._name = name
+
+    def __getattr__(self, name: str) -> _RPCMethod:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _RPCMethod(self._stub, f"{self._name}.{name}")
+
+    def __call__(self, *params: Any) -> None:
+        import xmlrpc.client
+
+        stub = self._stub
+        body = xmlrpc.client.dumps(params, self._name, allow_none=True).encode()
+        headers = [*header_pairs(stub.headers), ("Content-Type", "text/xml")]
+        request = build_http("rpc", "POST", stub.url, body, headers, stub.auth,
+                             stub.callback, _meta(stub.meta))
+        request.rpc_method = self._name
+        _enqueue(request)
+
+
+class _RPCStub:
+    """What `rpc(url)` returns: each method call on it is one queued XML-RPC request."""
+
+    def __init__(self, url: str, headers: Any, auth: Any, callback: Any, meta: Any) -> None:
+        self.url = url
+        self.headers = headers
+        self.auth = auth
+        self.callback = callback
+        self.meta = meta
+
+    def __getattr__(self, name: str) -> _RPCMethod:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _RPCMethod(self, name)
+
+
+def rpc(url: str, headers: Any = None, auth: Any = None,
+        callback: Callable[[AquestsResponse], Any] | None = None,
+        meta: dict[str, Any] | None = None) -> _RPCStub:
+    """An XML-RPC stub: `rpc(url).method(*params)` queues a call; the response's `data`
+    is the result (or the `xmlrpc.client.Fault` the server answered)."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ValueError(f"rpc(): the URL must be absolute, not {url!r}")
+    return _RPCStub(url, headers, auth, callback, meta)
+
+
+jsonrpc = _not_provided("jsonrpc", "post the JSON-RPC request with postjson()")
 grpc = _not_provided("grpc", "use grpcio's aio client")
 postgresql = _not_provided("postgresql", "use asyncpg or psycopg")
 mongodb = _not_provided("mongodb", "use motor or pymongo")
@@ -703,10 +752,26 @@ def _http_response(request: QueuedRequest, answer: Any, body: bytes,
         if field:
             cookies = dict(part.split("=", 1) for part in field.decode("latin-1").split("; ")
                            if "=" in part)
-    return AquestsResponse(request.meta, record, status_code=answer.status_code,
-                           reason=answer.reason, version=_version(answer.http_version),
-                           body=body, header_pairs=answer.headers.items(), url=answer.url,
-                           history=history, cookies=cookies, logger=logger_)
+    response = AquestsResponse(request.meta, record, status_code=answer.status_code,
+                               reason=answer.reason, version=_version(answer.http_version),
+                               body=body, header_pairs=answer.headers.items(), url=answer.url,
+                               history=history, cookies=cookies, logger=logger_)
+    if request.rpc_method is not None and answer.status_code == 200:
+        response.set_data(_rpc_result(body))
+    return response
+
+
+def _rpc_result(body: bytes) -> Any:
+    """An XML-RPC answer: its one value (or tuple), or the Fault it carries."""
+    import xmlrpc.client
+
+    try:
+        values, _ = xmlrpc.client.loads(body)
+    except xmlrpc.client.Fault as fault:
+        return fault
+    except Exception as error:  # not XML-RPC: say so rather than hand back bytes
+        return ValueError(f"not an XML-RPC answer: {error}")
+    return values[0] if len(values) == 1 else values
 
 
 async def _websocket_exchange(request: QueuedRequest) -> AquestsResponse:

@@ -49,6 +49,7 @@ class QueuedRequest:
     accept: str | None = None  # the request's Accept, checked against the answer (718)
     max_length: int | None = None  # Accept-Content-Length (719)
     message: tuple[int, Any] | None = None  # ws(): (opcode, data), None to only receive
+    rpc_method: str | None = None  # rpc(): the XML-RPC method called
 
 
 def header_pairs(headers: Any) -> list[tuple[str, str]]:

@@ -212,6 +212,11 @@ class AquestsResponse:
                 self._data = self._body
         return self._data
 
+    def set_data(self, value: Any) -> None:
+        """Set what `data` gives (an RPC result) instead of the body."""
+        self._data = value
+        self._data_ready = True
+
     # -- errors -----------------------------------------------------------------------
     def raise_for_status(self) -> None:
         """Raise for a 7xx failure (its ClientError) or a 4xx/5xx answer (ResponseError)."""

@@ -18,6 +18,9 @@ HTTP paths:
   /set-cookie?k=v...    sets each cookie; /cookies shows the Cookie field as JSON
   /basic                401 unless Basic user:secret; /bearer 401 unless Bearer token-1
   /digest               401 with a Digest challenge unless a valid Digest user:secret (MD5)
+  /rpc                  XML-RPC: package_releases(name) -> ["1.5.1"], get_prime_number_gt(n),
+                        add(a, b); other methods answer Fault 1; /rpc-auth the same behind
+                        Basic user:secret
 WebSocket paths:
   /websocket/echo       echoes every message
   /websocket/close      closes with 4000 "go away" before sending anything
@@ -31,6 +34,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import xmlrpc.client
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl
 
@@ -133,6 +137,12 @@ async def _http(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/cookies":
         await _respond(send, 200, json.dumps(_field(scope, b"cookie")).encode(),
                        b"application/json")
+    elif path in ("/rpc", "/rpc-auth"):
+        expected = "Basic " + base64.b64encode(b"user:secret").decode()
+        if path == "/rpc-auth" and _field(scope, b"authorization") != expected:
+            await _guarded(send, False, 'Basic realm="rpc"')
+        else:
+            await _respond(send, 200, _xmlrpc(body), b"text/xml")
     elif path == "/basic":
         expected = "Basic " + base64.b64encode(b"user:secret").decode()
         await _guarded(send, _field(scope, b"authorization") == expected, 'Basic realm="t"')
@@ -145,6 +155,20 @@ async def _http(scope: dict[str, Any], receive: Any, send: Any) -> None:
                                  'algorithm=MD5')
     else:
         await _respond(send, 404, b"not found")
+
+
+def _xmlrpc(body: bytes) -> bytes:
+    params, method = xmlrpc.client.loads(body)
+    if method == "package_releases":
+        return xmlrpc.client.dumps((["1.5.1"],), methodresponse=True).encode()
+    if method == "get_prime_number_gt":
+        n = params[0] + 1
+        while any(n % d == 0 for d in range(2, int(n ** 0.5) + 1)):
+            n += 1
+        return xmlrpc.client.dumps((n,), methodresponse=True).encode()
+    if method == "add":
+        return xmlrpc.client.dumps((params[0] + params[1],), methodresponse=True).encode()
+    return xmlrpc.client.dumps(xmlrpc.client.Fault(1, f"no method {method}")).encode()
 
 
 _inside = {"now": 0, "most": 0}
