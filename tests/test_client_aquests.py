@@ -241,11 +241,12 @@ def test_requests_queued_by_callbacks_run_in_the_same_fetchall(server: ServerPro
 
 
 def test_workers_is_the_number_of_requests_in_flight(server: ServerProcess) -> None:
-    for workers in (1, 3):
+    # Each request waits (up to `wait`) for 3 to be inside the server at once.
+    for workers, wait in ((1, 0.2), (3, 5)):
         got = Collected()
         aquests.configure(workers, callback=got)
         for _ in range(3):
-            aquests.get(f"{server.url}/inflight?n=3")
+            aquests.get(f"{server.url}/inflight?n=3&wait={wait}")
         aquests.fetchall()
         assert [r.content for r in got] == [str(workers).encode()] * 3
 
@@ -273,7 +274,7 @@ def test_http2_constreams_multiplexes_one_connection(tls_server: ServerProcess,
     got = Collected()
     aquests.configure(1, callback=got, http2_constreams=4, verify=str(tls_files["ca"]))
     for _ in range(4):
-        aquests.get(f"{tls_server.url}/inflight?n=4")
+        aquests.get(f"{tls_server.url}/inflight?n=4&wait=5")
     aquests.get(f"{tls_server.url}/echo")
     aquests.fetchall()
     assert sorted(r.content for r in got)[:4] == [b"4"] * 4

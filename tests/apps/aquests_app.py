@@ -13,8 +13,8 @@ HTTP paths:
   /status/<code>        an empty answer with that status
   /redirect?n=N         N redirects (301, then 302, ...) ending at /json; /loop redirects
                         to itself; /moved: 301 to /found, 302 to / (the README's history)
-  /inflight?n=N         waits (0.5 s at most) until N requests are inside it; answers the
-                        most it saw at once
+  /inflight?n=N&wait=S  waits (S seconds at most, default 0.5) until N requests are inside
+                        it; answers the most it saw at once
   /set-cookie?k=v...    sets each cookie; /cookies shows the Cookie field as JSON
   /basic                401 unless Basic user:secret; /bearer 401 unless Bearer token-1
   /digest               401 with a Digest challenge unless a valid Digest user:secret (MD5)
@@ -127,7 +127,7 @@ async def _http(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/found":
         await _respond(send, 302, b"", None, [(b"location", b"/")])
     elif path == "/inflight":
-        await _inflight(send, int(query.get("n", "1")))
+        await _inflight(send, int(query.get("n", "1")), float(query.get("wait", "0.5")))
     elif path == "/loop":
         await _respond(send, 302, b"", None, [(b"location", b"/loop")])
     elif path == "/set-cookie":
@@ -174,11 +174,11 @@ def _xmlrpc(body: bytes) -> bytes:
 _inside = {"now": 0, "most": 0}
 
 
-async def _inflight(send: Any, wanted: int) -> None:
+async def _inflight(send: Any, wanted: int, wait: float) -> None:
     _inside["now"] += 1
     _inside["most"] = max(_inside["most"], _inside["now"])
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 0.5
+    deadline = loop.time() + wait
     seen = _inside["now"]
     while _inside["now"] < wanted and loop.time() < deadline:
         await asyncio.sleep(0.01)
