@@ -24,6 +24,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -275,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-cpu", type=int, default=1)
     parser.add_argument("--client-cpu", type=int, default=0)
     parser.add_argument("--profile", action="store_true",
-                        help="also write a cProfile of qactuar.client per configuration")
+                        help="also write a cProfile of qactuar.client per configuration "
+                             "(to the temporary directory)")
     parser.add_argument("--output", default=str(RESULTS_DIR / "client-latest.md"))
     # A child measurement (internal).
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -304,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
                             continue
                         profile = None
                         if args.profile and client == "qactuar" and round_number == 1:
-                            profile = str(RESULTS_DIR / f"client-{protocol}-{tasks}.prof")
+                            profile = os.path.join(tempfile.gettempdir(),
+                                                   f"qactuar-client-{protocol}-{tasks}.prof")
+                            print(f"  cProfile of this run: {profile}", file=sys.stderr)
                         result = run_child(client, protocol, tasks, url, args.client_cpu,
                                            profile)
                         if result is None:
