@@ -536,3 +536,30 @@ def test_close_frame_payload_is_well_formed() -> None:
     _, _, opcode, payload = peer.finish()
     # The client echoes the close code (RFC 6455 5.5.1).
     assert (opcode, payload[:2]) == (CLOSE, struct.pack("!H", 4321))
+
+
+def test_a_peer_that_never_closes_is_dropped_after_the_close_timeout() -> None:
+    stop = threading.Event()
+
+    def script(conn: socket.socket, reader: _SocketReader) -> Any:
+        conn.sendall(server_frame(TEXT, b"\xff"))
+        answer = read_client_frame(reader)  # the client's close (1007)
+        stop.wait(10)  # never echo it, never close
+        return answer
+
+    peer = RawPeer(script)
+
+    async def main() -> int | None:
+        ws = await connect(peer.url, close_timeout=0.3)
+        with pytest.raises(WebSocketClosed):
+            await ws.recv()
+        await ws.close()  # already closed: returns at once
+        return ws.close_code
+
+    try:
+        # Well before the peer gives up (10 s): only the close timeout can end it.
+        assert asyncio.run(asyncio.wait_for(main(), 5)) == 1007
+    finally:
+        stop.set()
+    _, _, opcode, payload = peer.finish()
+    assert (opcode, payload[:2]) == (CLOSE, struct.pack("!H", 1007))

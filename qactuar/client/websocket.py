@@ -162,6 +162,7 @@ class WebSocket(asyncio.Protocol):
         self._parts: list[bytes] = []
         self._text_decoder: codecs.IncrementalDecoder | None = None
         self._failed = False  # this side failed the connection (engine.fail)
+        self._drop_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------
 
@@ -192,6 +193,8 @@ class WebSocket(asyncio.Protocol):
                 f"{self.url}: the server closed the connection during the handshake"))
         if not self._lost.done():
             self._lost.set_result(None)
+        if self._drop_timer is not None:
+            self._drop_timer.cancel()
         for future, _ in self._pings.values():
             if not future.done():
                 future.set_exception(self._closed_error())
@@ -274,6 +277,11 @@ class WebSocket(asyncio.Protocol):
                 transport.write(data)
         if self._engine.state is State.CLOSED and transport is not None:
             transport.close()
+        elif self._drop_timer is None and transport is not None and \
+                self._engine.close_expected() and self._close_timeout is not None:
+            # A close frame went out: the server should end the connection; if it does
+            # not within the close timeout, drop it (nothing then waits forever).
+            self._drop_timer = self._loop.call_later(self._close_timeout, transport.abort)
 
     # -- the caller's side ------------------------------------------------------
 
