@@ -236,7 +236,7 @@ def test_requests_queued_by_callbacks_run_in_the_same_fetchall(server: ServerPro
         state["queued"] += 1
     aquests.fetchall()
     assert statuses == [200] * limit
-    assert aquests.countfin() == aquests.result.tasks == limit
+    assert aquests.countreq() == aquests.countfin() == aquests.result.tasks == limit
     assert aquests.result.statuses == {200: limit}
 
 
