@@ -541,12 +541,22 @@ def test_718_unacceptable_type(server: ServerProcess) -> None:
     failed(zero_q_only, 718)
 
 
-def test_718_leaves_an_empty_answer_alone(server: ServerProcess) -> None:
-    # Needs the engine's stream() to return for a 204 (CLIENT_CONTRACT.md, request 9).
+def test_validators_leave_an_empty_answer_alone(server: ServerProcess) -> None:
+    aquests.configure(timeout=1)  # fail, not hang, if the answer never comes
+    empty = fetch_one(aquests.deletejson, f"{server.url}/status/204")
+    assert empty.status_code == 204  # no body, no type: nothing to refuse
+    headless = fetch_one(aquests.head, f"{server.url}/sized?n=9000",
+                         headers={"Accept-Content-Length": 100})
+    assert headless.status_code == 719  # HEAD: the announced length is checked
+
+
+def test_719_cap_on_an_empty_answer(server: ServerProcess) -> None:
+    # A size cap streams the answer: needs the engine's stream() to return for a 204
+    # (CLIENT_CONTRACT.md, request 9).
     aquests.configure(timeout=1)  # fail, not hang, if the answer never comes
     empty = fetch_one(aquests.get, f"{server.url}/status/204",
-                      headers={"Accept": "application/json"})
-    assert empty.status_code == 204  # no body, no type: nothing to refuse
+                      headers={"Accept-Content-Length": 100})
+    assert empty.status_code == 204
 
 
 def test_719_too_large(server: ServerProcess) -> None:

@@ -670,8 +670,12 @@ async def _http_exchange(client: Any, request: QueuedRequest) -> AquestsResponse
         kwargs["content"] = request.content
     logger_ = _session.logger
     try:
-        if request.accept is None and request.max_length is None:
+        if request.max_length is None or request.method == "HEAD":
+            # Only a size cap needs the body streamed (to stop reading at the cap); the
+            # Accept check (718) is made on the whole answer, which costs less per request.
             answer = await client.request(request.method, request.url, **kwargs)
+            if request.accept is not None or request.max_length is not None:
+                _check_head(request, answer)
             body = answer.content
         else:
             stream = client.stream(request.method, request.url, **kwargs)
