@@ -24,7 +24,9 @@ from qactuar.client import (
     ClientError,
     ConnectError,
     ConnectionClosed,
+    ConnectTimeout,
     HTTP2ConnectionError,
+    InvalidURL,
     Limits,
     NameResolutionError,
     NoResponse,
@@ -37,6 +39,7 @@ from qactuar.client import (
     StreamReset,
     Timeout,
     TotalTimeout,
+    UnexpectedError,
     WriteTimeout,
 )
 
@@ -254,12 +257,15 @@ def test_write_timeout_is_702() -> None:
 def test_closed_client_is_705_and_in_flight_requests_712() -> None:
     async def main() -> tuple[ClientError, ClientError]:
         async with RawServer(stalls) as server:
-            client = Client()
+            client = Client(limits=Limits(max_connections_per_origin=1))
             pending = asyncio.ensure_future(client.get(f"{server.url}/slow"))
+            queued = asyncio.ensure_future(client.get(f"{server.url}/queued"))
             await asyncio.sleep(0.1)
             await client.aclose()
             with pytest.raises(ShutdownError) as in_flight:
                 await pending
+            with pytest.raises(ShutdownError):
+                await queued  # it was waiting for the pool
             with pytest.raises(ClientClosed) as closed:
                 await client.get(f"{server.url}/after")
             return in_flight.value, closed.value
@@ -394,3 +400,87 @@ def test_keep_alive_closed_by_the_server_is_retried_once() -> None:
             return texts
 
     assert run(main()) == ["ok", "ok", "ok"]
+
+
+def test_connect_timeout_covers_a_stalled_tls_handshake() -> None:
+    async def silent(reader, writer) -> None:
+        await reader.read()  # takes the ClientHello, never answers it
+
+    async def main() -> ClientError:
+        async with RawServer(silent) as server, \
+                Client(timeout=Timeout(connect=0.3), verify=False) as client:
+            with pytest.raises(ConnectTimeout) as caught:
+                await client.get(f"https://127.0.0.1:{server.port}/")
+            return caught.value
+
+    error = run(main())
+    assert error.code == 702 and "0.3" in str(error)
+
+
+def test_retries_after_a_connection_failure_for_idempotent_methods_only() -> None:
+    async def main() -> tuple[str, ClientError]:
+        async with RawServer(misbehaving_once(closes_without_answer)) as server, \
+                Client(retries=1) as client:
+            retried = await client.get(f"{server.url}/")
+        async with RawServer(misbehaving_once(closes_without_answer)) as server, \
+                Client(retries=1) as client:
+            with pytest.raises(NoResponse) as caught:
+                await client.post(f"{server.url}/", content=b"not idempotent")
+        return retried.text, caught.value
+
+    text, error = run(main())
+    assert text == "ok" and error.code == 708
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody until the close",
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until the close",
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n"
+    b"body until the close",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n10\r\n until the close"
+    b"\r\n0\r\nX-Trailer: t\r\n\r\n",
+])
+def test_unusual_but_valid_answers(answer: bytes) -> None:
+    async def peer(reader, writer) -> None:
+        await read_head(reader)
+        writer.write(answer)
+        await writer.drain()
+
+    async def main() -> tuple[str, str, str]:
+        async with RawServer(peer) as server, Client() as client:
+            first = await client.get(f"{server.url}/")
+            second = await client.get(f"{server.url}/")  # on a new connection if closed
+            return first.text, second.text, first.http_version
+
+    first, second, version = run(main())
+    assert first == second == "body until the close"
+    assert version == ("HTTP/1.0" if answer.startswith(b"HTTP/1.0") else "HTTP/1.1")
+
+
+def test_701_for_a_bad_url_and_for_a_body_iterator_that_raises() -> None:
+    async def failing_body():
+        yield b"first chunk"
+        raise ValueError("the caller's generator broke")
+
+    async def main() -> tuple[ClientError, ClientError, str]:
+        async with RawServer(answer_ok_forever) as server, Client() as client:
+            with pytest.raises(InvalidURL) as bad_url:
+                await client.get("ftp://example.test/file")
+            with pytest.raises(UnexpectedError) as broken_body:
+                await client.post(f"{server.url}/", content=failing_body())
+            after = await client.get(f"{server.url}/")
+            return bad_url.value, broken_body.value, after.text
+
+    bad_url, broken_body, after = run(main())
+    assert bad_url.code == 701 and "scheme" in str(bad_url)
+    assert broken_body.code == 701 and "generator broke" in str(broken_body)
+    assert isinstance(broken_body.__cause__, ValueError)
+    assert after == "ok"
+
+
+def test_h2_frame_over_our_size_limit_is_707() -> None:
+    def oversized(conn: h2.connection.H2Connection, stream_id: int) -> None:
+        frame = (20000).to_bytes(3, "big") + b"\x00\x01" + stream_id.to_bytes(4, "big")
+        conn._data_to_send += frame + b"x" * 20000  # past the 16384 we allow
+
+    h2_fails_then_recovers(oversized, ProtocolError, 707)

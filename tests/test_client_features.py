@@ -286,3 +286,44 @@ def test_raise_for_status(client_app_server) -> None:
     with pytest.raises(HTTPStatusError) as caught:
         response.raise_for_status()
     assert caught.value.code == 401
+
+
+def test_cookie_jar_domain_and_host_only_rules() -> None:
+    from qactuar.client.api import OutgoingRequest
+    from qactuar.client.cookies import CookieJar
+    from qactuar.client.urls import parse_url
+
+    def response_setting(url: str, *lines: str) -> Response:
+        response = Response()
+        response.raw_headers = [(b"Set-Cookie", line.encode()) for line in lines]
+        response.request = OutgoingRequest("GET", parse_url(url), [], None, None)
+        return response
+
+    jar = CookieJar()
+    jar.extract(response_setting("http://a.example.test/app/login",
+                                 "shared=1; Domain=example.test; Path=/",
+                                 "hostonly=2",
+                                 "elsewhere=3; Domain=other.test",
+                                 "secure=4; Secure; Path=/"))
+
+    def sent(url: str) -> bytes | None:
+        return jar.header_for(parse_url(url))
+
+    assert sent("http://a.example.test/app/x") == b"hostonly=2; shared=1"
+    assert sent("http://b.example.test/app/x") == b"shared=1"  # not the host-only one
+    assert sent("http://a.example.test/") == b"shared=1"  # hostonly's default path is /app
+    assert sent("http://other.test/") is None  # a site may not set another's cookies
+    assert sent("https://a.example.test/app") == b"hostonly=2; shared=1; secure=4"
+    assert sent("http://example.test.evil/") is None
+
+
+def test_unanswerable_digest_challenge_through_the_client_is_706(client_app_server) -> None:
+    async def call(client, url):
+        try:
+            await client.get(f"{url}/digest?algorithm=MD5&qop=auth-int", auth=("user", "x"))
+        except AuthError as error:
+            return error
+        return None
+
+    (error,) = fetch(client_app_server, call)
+    assert error is not None and error.code == 706 and "auth-int" in str(error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 
 import pytest
 from client_helpers import client_app_server, run
@@ -125,6 +126,20 @@ def test_pipelining_sends_before_answers(basic_server: ServerProcess) -> None:
     assert served == 30
 
 
+def test_pipelining_with_head_requests_among_them(basic_server: ServerProcess) -> None:
+    async def main() -> list[tuple[int, bytes]]:
+        limits = Limits(max_connections_per_origin=1, pipelining=4)
+        async with Client(http2=False, limits=limits) as client:
+            answers = await asyncio.gather(*[
+                client.request("HEAD" if i % 3 == 0 else "GET", f"{basic_server.url}/sized?n=5")
+                for i in range(24)])
+            return [(a.status_code, a.content) for a in answers]
+
+    answers = run(main())
+    assert answers == [(200, b"" if i % 3 == 0 else answers[1][1]) for i in range(24)]
+    assert len(answers[1][1]) == 5
+
+
 def test_streamed_response_and_streamed_request(client_app_server: ServerProcess,
                                                 http2) -> None:
     async def body():
@@ -218,3 +233,40 @@ def test_idle_connections_close_after_keepalive_expiry(basic_server: ServerProce
             return before, after, again.text
 
     assert run(main()) == (1, 0, "Hello, world!")
+
+
+class _ImportRecorder:
+    """A meta-path finder that only records: it sees every import not already done."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def find_spec(self, name, path=None, target=None):
+        self.names.append(name)
+        return None
+
+
+def test_no_import_on_the_request_path(client_app_server: ServerProcess, http2) -> None:
+    recorder = _ImportRecorder()
+
+    async def requests(client: Client) -> None:
+        url = client_app_server.url
+        await client.get(f"{url}/method", params={"a": "1"}, headers={"x": "y"})
+        await client.post(f"{url}/method", json={"a": 1})
+        await client.get(f"{url}/gzip")
+        await client.get(f"{url}/set-cookie?name=a&value=b&then=/cookies")
+        async with client.stream("GET", f"{url}/big?mb=1") as response:
+            await response.aread()
+
+    async def main() -> None:
+        async with Client(http2=http2) as client:
+            await requests(client)  # the first round may import (h2 on its first connection)
+            sys.meta_path.insert(0, recorder)
+            try:
+                for _ in range(5):
+                    await requests(client)
+            finally:
+                sys.meta_path.remove(recorder)
+
+    run(main())
+    assert recorder.names == []

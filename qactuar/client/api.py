@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json as jsonlib
 from collections.abc import AsyncIterable, Coroutine
+from time import perf_counter
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,9 +30,11 @@ from qactuar.client.errors import (
 from qactuar.client.exchange import Exchange
 from qactuar.client.http1 import request_head
 from qactuar.client.models import Headers, Request, Response
+from qactuar.client.multipart import encode_multipart
 from qactuar.client.pool import Pool
 from qactuar.client.proxy import Proxy
 from qactuar.client.settings import Limits, Timeout
+from qactuar.client.tls import client_context
 from qactuar.client.urls import URL, Origin, add_params, parse_url
 
 __version__ = "0.1"
@@ -59,8 +62,6 @@ class _Settings:
 
     def tls_context(self) -> Any:
         if self._tls is None:
-            from qactuar.client.tls import client_context
-
             self._tls = client_context(self.verify, self.cert, bool(self.http2))
         return self._tls
 
@@ -278,8 +279,6 @@ class Client:
             else:
                 raise TypeError("content must be bytes, str or an async iterable of bytes")
         elif files is not None:
-            from qactuar.client.multipart import encode_multipart
-
             content_type, body, body_stream = encode_multipart(data, files)
         elif json is not None:
             body = jsonlib.dumps(json, separators=(",", ":")).encode()
@@ -392,7 +391,7 @@ class Client:
             future = loop.create_future()
             exchange = Exchange(response, future, request.method == "HEAD", timeouts.read,
                                 streaming)
-            started = loop.time()
+            started = perf_counter()  # the loop's clock counts milliseconds: too coarse here
             try:
                 if connection.is_http2:
                     response.http_version = "HTTP/2"
@@ -435,7 +434,7 @@ class Client:
                 if isinstance(error, asyncio.CancelledError):
                     raise
                 raise UnexpectedError(f"{type(error).__name__}: {error}") from error
-            response.elapsed = loop.time() - started
+            response.elapsed = perf_counter() - started
             return response
         raise AssertionError("unreachable: the last attempt returns or raises")
 

@@ -112,6 +112,7 @@ async def _open(pool: Any, settings: Any) -> Any:
     use_h2 = (negotiated_http2(transport) if context is not None
               else settings.http2 == "prior-knowledge")
     if use_h2:
+        # Imported with the first HTTP/2 connection (not per request): h2-free until then.
         from qactuar.client.http2 import HTTP2Connection
 
         connection: Any = HTTP2Connection(pool, settings.limits)

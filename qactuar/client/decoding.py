@@ -54,6 +54,7 @@ class Decoder:
 
     def __init__(self, content_encoding: str) -> None:
         codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+        self._codings = ", ".join(codings)
         # Applied in the order listed, so undone in the reverse order.
         self._decoders = [_decoder_for(c) for c in reversed(codings) if c != "identity"]
 
@@ -62,7 +63,7 @@ class Decoder:
             for decoder in self._decoders:
                 data = decoder.decompress(data)  # type: ignore[attr-defined]
         except zlib.error as error:
-            raise DecodingError(f"the body is not valid {self._name()} data: {error}") from None
+            raise DecodingError(f"the body is not valid {self._codings} data: {error}") from None
         return data
 
     def flush(self) -> bytes:
@@ -71,11 +72,8 @@ class Decoder:
             for decoder in self._decoders:
                 data = decoder.decompress(data) + decoder.flush()  # type: ignore[attr-defined]
         except zlib.error as error:
-            raise DecodingError(f"the body is not valid {self._name()} data: {error}") from None
+            raise DecodingError(f"the body is not valid {self._codings} data: {error}") from None
         return data
-
-    def _name(self) -> str:
-        return "compressed"
 
 
 def decode_all(content_encoding: str, data: bytes) -> bytes:

@@ -70,6 +70,8 @@ class HTTP1Connection(asyncio.Protocol):
         self.reading_paused = False
         self.sending_body = False
         self.absolute_form = False  # plain http through a proxy: the target is the whole URL
+        self.held_slots = 0  # request slots held back while a blocking exchange is in flight
+        self.blockers = 0  # exchanges in flight that nothing may be pipelined behind
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -232,14 +234,20 @@ class HTTP1Connection(asyncio.Protocol):
         self.completed = exchange
 
     # -- sending ----------------------------------------------------------------------
-    def send(self, exchange: Exchange, head: bytes, body: bytes | None) -> None:
-        """Write a request whose body is bytes (or absent); the pool reserved a slot."""
+    def send(self, exchange: Exchange, head: bytes, body: bytes | None) -> float:
+        """Write a request whose body is bytes (or absent); the pool reserved a slot.
+        Returns the loop time it was sent at."""
+        now = self.loop.time()
         if self.pending:
             exchange.reused = True
         else:
             exchange.reused = self.served > 0
-            self.last_read = self.loop.time()  # the silence the read timeout measures starts
+            self.last_read = now  # the silence the read timeout measures starts
         self.pending.append(exchange)
+        if exchange.head_only and self.pipelining > 1:
+            # Nothing is pipelined behind a HEAD: its answer's end is found by resetting
+            # the parser, which would lose the bytes of answers behind it.
+            self._block_pipelining(exchange)
         if body:
             if len(body) < 65536:
                 self.transport.write(head + body)
@@ -247,7 +255,9 @@ class HTTP1Connection(asyncio.Protocol):
                 self.transport.writelines((head, body))
         else:
             self.transport.write(head)
-        self._arm_timer(exchange.read_timeout)
+        if exchange.read_timeout is not None:
+            self._arm_timer(exchange.read_timeout, now)
+        return now
 
     async def send_streamed(self, exchange: Exchange, head: bytes,
                             body: AsyncIterable[bytes], chunked: bool,
@@ -257,7 +267,7 @@ class HTTP1Connection(asyncio.Protocol):
         self.last_read = self.loop.time()
         self.pending.append(exchange)
         self.sending_body = True
-        self.free = 0  # nothing is pipelined behind a body of unknown length
+        self._block_pipelining(exchange)  # nothing goes out behind a body being streamed
         transport = self.transport
         transport.write(head)
         try:
@@ -278,7 +288,7 @@ class HTTP1Connection(asyncio.Protocol):
                 if chunked and not self.closed:
                     transport.write(b"0\r\n\r\n")
                 self.sending_body = False
-                self._arm_timer(exchange.read_timeout)
+                self._arm_timer(exchange.read_timeout, self.loop.time())
                 return
         except BaseException:
             self.keep_alive = False
@@ -288,7 +298,7 @@ class HTTP1Connection(asyncio.Protocol):
         # as a request, so this connection ends with this exchange.
         self.keep_alive = False
         self.sending_body = False
-        self._arm_timer(exchange.read_timeout)
+        self._arm_timer(exchange.read_timeout, self.loop.time())
 
     async def _drain(self, write_timeout: float | None) -> None:
         waiter = self.drain_waiter = self.loop.create_future()
@@ -305,10 +315,10 @@ class HTTP1Connection(asyncio.Protocol):
             raise ConnectionClosed("the connection closed while the request body was sent")
 
     # -- timeouts ---------------------------------------------------------------------
-    def _arm_timer(self, read_timeout: float | None) -> None:
+    def _arm_timer(self, read_timeout: float | None, now: float) -> None:
         if read_timeout is None:
             return
-        due = self.loop.time() + read_timeout
+        due = now + read_timeout
         if self.timer is None or due < self.timer_due:
             if self.timer is not None:
                 self.timer.cancel()
@@ -342,9 +352,20 @@ class HTTP1Connection(asyncio.Protocol):
         if not self.keep_alive:
             self.close()
             return
-        if not self.sending_body:
-            self.free += 1
-            self.pool.slot_freed(self)
+        if exchange.blocks:
+            self.blockers -= 1
+        if self.blockers or self.sending_body:
+            self.held_slots += 1  # released once nothing blocks pipelining
+            return
+        self.free += 1 + self.held_slots
+        self.held_slots = 0
+        self.pool.slot_freed(self)
+
+    def _block_pipelining(self, exchange: Exchange) -> None:
+        exchange.blocks = True
+        self.blockers += 1
+        self.held_slots += self.free
+        self.free = 0
 
     def _finish_head_only(self) -> None:
         exchange = self.current

@@ -156,6 +156,8 @@ class HTTP2Connection(asyncio.Protocol):
                 stream_id &= MAX_STREAM_ID
                 if not self.settings_seen and kind != SETTINGS:
                     raise _ConnectionFault(0x1, "the server did not start with SETTINGS")
+                if self.continuation is not None and kind != CONTINUATION:
+                    raise _ConnectionFault(0x1, "a frame inside a header block")
                 if kind == DATA:
                     self._on_data(stream_id, flags, payload, now)
                 elif kind in (HEADERS, CONTINUATION):
@@ -173,14 +175,12 @@ class HTTP2Connection(asyncio.Protocol):
                     self._on_goaway(payload)
                 elif kind == PUSH_PROMISE:
                     raise _ConnectionFault(0x1, "PUSH_PROMISE although push is disabled")
-                elif self.continuation is not None:
-                    raise _ConnectionFault(0x1, "a frame inside a header block")
         except _ConnectionFault as fault:
             self._fault(fault.code, fault.reason)
             return
         except ClientError as error:
             self._fail_all(error)
-            self._send_goaway(0x1)
+            self.close()
             return
         self.buffer = buffer[position:] if position < size else b""
 
@@ -401,8 +401,9 @@ class HTTP2Connection(asyncio.Protocol):
             self.pool.discard(self)
 
     # -- frames out -------------------------------------------------------------------
-    def send(self, exchange: Exchange, request: Any) -> None:
-        """Open a stream for a request whose body is bytes or absent; the pool reserved it."""
+    def send(self, exchange: Exchange, request: Any) -> float:
+        """Open a stream for a request whose body is bytes or absent; the pool reserved it.
+        Returns the loop time it was sent at."""
         stream_id = self._open_stream(exchange)
         body = request.content
         block = self._header_block(request)
@@ -414,7 +415,9 @@ class HTTP2Connection(asyncio.Protocol):
             outgoing.chunks.append(memoryview(body))
             outgoing.end = True
             self._flush()
-        self._arm_timer(exchange.read_timeout)
+        now = self.last_read if len(self.streams) == 1 else self.loop.time()
+        self._arm_timer(exchange.read_timeout, now)
+        return now
 
     async def send_streamed(self, exchange: Exchange, request: Any,
                             write_timeout: float | None) -> None:
@@ -438,7 +441,7 @@ class HTTP2Connection(asyncio.Protocol):
             return
         outgoing.end = True
         self._flush()
-        self._arm_timer(exchange.read_timeout)
+        self._arm_timer(exchange.read_timeout, self.loop.time())
 
     async def _wait_sent(self, outgoing: _Outgoing, write_timeout: float | None) -> None:
         waiter = self.loop.create_future()
@@ -607,10 +610,10 @@ class HTTP2Connection(asyncio.Protocol):
                     failure.reused = exchange.reused
             exchange.fail(failure)
 
-    def _arm_timer(self, read_timeout: float | None) -> None:
+    def _arm_timer(self, read_timeout: float | None, now: float) -> None:
         if read_timeout is None:
             return
-        due = self.loop.time() + read_timeout
+        due = now + read_timeout
         if self.timer is None or due < self.timer_due:
             if self.timer is not None:
                 self.timer.cancel()

@@ -13,6 +13,8 @@ import json as jsonlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from qactuar.client.cookies import parse_set_cookie
+from qactuar.client.decoding import Decoder, decode_all
 from qactuar.client.errors import ClientError, HTTPStatusError
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -176,8 +178,6 @@ class Response:
         """The cookies this response set (name -> value)."""
         if self.set_cookies is not None:
             return self.set_cookies
-        from qactuar.client.cookies import parse_set_cookie  # only for callers who ask
-
         found = {}
         for line in self.headers.get_list("set-cookie"):
             cookie = parse_set_cookie(line)
@@ -197,8 +197,6 @@ class Response:
             content = self._body or b""
             if self.coding is not None and content:
                 encoding = self.headers.get("content-encoding") or ""
-                from qactuar.client.decoding import decode_all
-
                 content = decode_all(encoding, content)
             self._content = content
         return content
@@ -230,8 +228,6 @@ class Response:
         decoder = None
         encoding = self.headers.get("content-encoding")
         if encoding:
-            from qactuar.client.decoding import Decoder
-
             decoder = Decoder(encoding)
         async for chunk in stream:
             if decoder is not None:

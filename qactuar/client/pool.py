@@ -19,7 +19,7 @@ from collections import deque
 from typing import Any
 
 from qactuar.client.connect import open_connection
-from qactuar.client.errors import PoolTimeout
+from qactuar.client.errors import PoolTimeout, ShutdownError
 from qactuar.client.urls import Origin
 
 
@@ -42,6 +42,7 @@ class Pool:
         self.limit = settings.limits.max_connections_per_origin
         self.expiry = settings.limits.keepalive_expiry
         self.sweeper: asyncio.TimerHandle | None = None
+        self.closed = False
         self.absolute_form = settings.proxy is not None and settings.proxy.kind == "http" \
             and not origin.is_tls
 
@@ -94,6 +95,9 @@ class Pool:
             raise
         self.opening -= 1
         self.http2 = connection.is_http2
+        if self.closed:  # the Client closed while this connection was being opened
+            connection.close()
+            raise ShutdownError("the Client was closed while the request was in flight")
         if connection.closed:
             self._wake(1)
             return await self._acquire_slow(self.settings.timeout.pool)
@@ -116,9 +120,9 @@ class Pool:
 
     # -- called by connections --------------------------------------------------------
     def slot_freed(self, connection: Any) -> None:
-        """A request slot of `connection` became free."""
+        """Request slots of `connection` became free."""
         if self.waiters:
-            self._wake(1)
+            self._wake(connection.free)
 
     def discard(self, connection: Any) -> None:
         """`connection` closed: it serves no more requests."""
@@ -146,9 +150,11 @@ class Pool:
         for connection in list(self.connections):
             connection.shut_down()
         self.connections.clear()
+        self.closed = True
         for waiter in self.waiters:
             if not waiter.done():
-                waiter.cancel()
+                waiter.set_exception(ShutdownError("the Client was closed while the request "
+                                                   "waited for a connection"))
         self.waiters.clear()
 
 
