@@ -80,6 +80,8 @@ class H2Carrier(asyncio.Protocol):
             events = self.conn.receive_data(data)
         except h2.exceptions.ProtocolError as error:
             self._fail(NoExtendedConnect(f"{self.where}: not an HTTP/2 server ({error})"))
+            if self.transport is not None:
+                self.transport.close()  # unusable: the WebSocket, if any, sees it end
             return
         for event in events:
             self._event(event)
