@@ -5,6 +5,7 @@ knowledge for ws://, ALPN for wss:// (and the fall back to HTTP/1.1 without it).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,7 +114,8 @@ def test_subprotocol_headers_and_refusal(server: ServerProcess) -> None:
         716, 401, "Unauthorized", b"no entry")
 
 
-def test_h2c_to_a_server_without_http2_is_716(start_server) -> None:
+def test_h2c_to_a_server_without_http2_is_716(start_server,
+                                              caplog: pytest.LogCaptureFixture) -> None:
     http1_only = start_server("apps.ws_app:app", "--http2", "off")
 
     async def main() -> errors.ClientError:
@@ -122,6 +124,9 @@ def test_h2c_to_a_server_without_http2_is_716(start_server) -> None:
         return failed.value
 
     assert run(main()).code == 716
+    gc.collect()  # a failed future nobody awaited would be reported now
+    assert not [record for record in caplog.records
+                if "never retrieved" in record.getMessage()]
 
 
 def test_wss_uses_h2_by_alpn_and_falls_back_to_http1(start_server,

@@ -152,6 +152,9 @@ class WebSocket(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._handshake: asyncio.Future[HandshakeResponse] = self._loop.create_future()
+        # A handshake failure nobody awaits any more (the opening timed out) is not news.
+        self._handshake.add_done_callback(
+            lambda future: future.cancelled() or future.exception())
         self._lost: asyncio.Future[None] = self._loop.create_future()
         self._received: deque[Message] = deque()
         self._waiter: asyncio.Future[None] | None = None

@@ -68,6 +68,9 @@ class H2Carrier(asyncio.Protocol):
         self.stream_id = 0
         self.stream: StreamTransport | None = None
         self.websocket: Any = None
+        for future in (self.settings, self.answer):
+            # A failure nobody awaits any more (the opening gave up) is not news.
+            future.add_done_callback(_mark_retrieved)
 
     # -- asyncio.Protocol -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -149,6 +152,11 @@ class H2Carrier(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+def _mark_retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class StreamTransport(asyncio.Transport):
