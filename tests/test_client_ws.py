@@ -359,7 +359,22 @@ def test_a_non_http_answer_is_a_handshake_error() -> None:
             await connect(peer.url)
         return failed.value
 
-    assert run(main()).code in (715, 716)
+    assert run(main()).code == 715  # as for an HTTP answer with a bad status line
+    peer.finish()
+
+
+def test_a_wrong_accept_key_is_716() -> None:
+    answer = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Accept: wrong\r\n\r\n")
+    peer = RawPeer(lambda conn, reader: None, answer=answer)
+
+    async def main() -> errors.ClientError:
+        with pytest.raises(errors.ClientError) as failed:
+            await connect(peer.url)
+        return failed.value
+
+    failure = run(main())
+    assert failure.code == 716 and "Sec-WebSocket-Accept" in str(failure)
     peer.finish()
 
 
@@ -563,3 +578,21 @@ def test_a_peer_that_never_closes_is_dropped_after_the_close_timeout() -> None:
         stop.set()
     _, _, opcode, payload = peer.finish()
     assert (opcode, payload[:2]) == (CLOSE, struct.pack("!H", 1007))
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 abc\x1b[2J\r\n\r\n",  # a bad status line carrying a terminal escape
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: \x1b[2J\r\n\r\n",
+])
+def test_the_servers_words_are_escaped_in_errors(answer: bytes) -> None:
+    peer = RawPeer(lambda conn, reader: None, answer=answer)
+
+    async def main() -> str:
+        with pytest.raises(errors.ClientError) as failed:
+            await connect(peer.url)
+        return str(failed.value)
+
+    message = run(main())
+    peer.finish()
+    assert "\x1b" not in message and "\\x1b" in message

@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, NamedTuple
 
-from websockets.exceptions import InvalidHandshake, InvalidStatus, ProtocolError
+from websockets.exceptions import InvalidHandshake, InvalidMessage, InvalidStatus, ProtocolError
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response as HandshakeResponse
@@ -653,8 +653,19 @@ def _handshake_error(url: str, error: Exception) -> errors.ClientError:
         answer = error.response
         return WebSocketRefused(
             f"{url}: the server refused the WebSocket: {answer.status_code} "
-            f"{answer.reason_phrase}", status=answer.status_code, reason=answer.reason_phrase,
+            f"{_printable(answer.reason_phrase)}", status=answer.status_code,
+            reason=answer.reason_phrase,
             headers=list(answer.headers.raw_items()), body=bytes(answer.body or b""))
+    if isinstance(error, InvalidMessage):  # not an HTTP answer at all: as for HTTP, 715
+        cause = f" ({_printable(str(error.__cause__))})" if error.__cause__ else ""
+        return errors.ResponseHeaderError(f"{url}: malformed handshake answer: {error}{cause}")
     if isinstance(error, InvalidHandshake):
-        return errors.ProtocolSwitchError(f"{url}: invalid WebSocket handshake answer: {error}")
-    return errors.ResponseHeaderError(f"{url}: invalid WebSocket handshake answer: {error}")
+        return errors.ProtocolSwitchError(
+            f"{url}: invalid WebSocket handshake answer: {_printable(str(error))}")
+    return errors.ResponseHeaderError(
+        f"{url}: invalid WebSocket handshake answer: {_printable(str(error))}")
+
+
+def _printable(text: str) -> str:
+    """The server's words with control characters escaped (they end up on a terminal)."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
