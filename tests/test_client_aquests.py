@@ -708,3 +708,15 @@ def test_wss_and_ws_auth(tls_server: ServerProcess, tls_files: dict[str, Path]) 
 def test_results_are_json_serialisable_views(server: ServerProcess) -> None:
     response = fetch_one(aquests.getjson, f"{server.url}/echo", {"a": "1"})
     assert json.loads(response.text)["query"] == "a=1"
+
+
+def test_the_default_line_escapes_the_servers_words(capsys: pytest.CaptureFixture[str]) -> None:
+    raw = RawHTTPServer(b"HTTP/1.1 200 O\x1b[2JK\r\nContent-Length: 2\r\n\r\nhi")
+    try:
+        aquests.get(raw.url)
+        aquests.fetchall()
+    finally:
+        raw.close()
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert out == "REQID 0. HTTP/1.1 200 O\\x1b[2JK 2 bytes received\n"

@@ -48,6 +48,7 @@ from qactuar.client.aquests_response import (
     AquestsResponse,
     HeaderDict,
     ResponseError,
+    printable,
 )
 from qactuar.client.errors import (
     ClientError,
@@ -643,13 +644,16 @@ def _message_bytes(data: Any) -> bytes:
 def _print_response(response: AquestsResponse) -> None:
     """aquests' default callback: one line per response."""
     req_id = response.meta["req_id"]
+    # The reason and messages may carry the server's words: no raw control characters
+    # (terminal escapes) reach the screen.
+    reason = printable(response.reason)
     if response.error is not None:
-        _log(f"REQID {req_id}. {response.status_code} {response.reason}: "
-             f"{response.error.message}")
+        _log(f"REQID {req_id}. {response.status_code} {reason}: "
+             f"{printable(response.error.message)}")
         return
     size = len(response._body) if response.opcode is None else \
         len(_message_bytes(response.data))
-    _log(f"REQID {req_id}. HTTP/{response.version} {response.status_code} {response.reason} "
+    _log(f"REQID {req_id}. HTTP/{response.version} {response.status_code} {reason} "
          f"{size} bytes received")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from qactuar.client.errors import CODES, ClientError
 
-__all__ = ["AquestsRequest", "AquestsResponse", "HeaderDict", "ResponseError"]
+__all__ = ["AquestsRequest", "AquestsResponse", "HeaderDict", "ResponseError", "printable"]
 
 
 class ResponseError(Exception):
@@ -75,6 +75,13 @@ class AquestsRequest:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.url}>"
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped as \\xNN (for a terminal)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def _split_attributes(value: str) -> tuple[str, dict[str, str | None]]:
