@@ -470,10 +470,18 @@ def test_cookies_are_kept_for_the_session_when_enabled(server: ServerProcess) ->
     later = fetch_one(aquests.get, f"{server.url}/cookies")  # the next fetchall keeps them
     assert later.data == "session=abc; theme=dark"
 
+    later.set_cookie("added", "by-hand")
+    assert (later.get_cookie("added"), later.get_cookie("session")) == ("by-hand", "abc")
+    assert later.get_cookie("missing") is None
+    assert fetch_one(aquests.get, f"{server.url}/cookies").data == (
+        "session=abc; theme=dark; added=by-hand")
+
     aquests.configure(cookie=False)
     setter, asker = run_pair()
     assert setter.cookies == {"session": "abc", "theme": "dark"}  # what it set
     assert asker.data is None
+    with pytest.raises(RuntimeError, match="cookie=True"):
+        setter.set_cookie("a", "b")
 
 
 @pytest.mark.parametrize(("path", "auth", "status"), [

@@ -763,7 +763,7 @@ def _http_response(request: QueuedRequest, answer: Any, body: bytes,
     response = AquestsResponse(request.meta, record, status_code=answer.status_code,
                                reason=answer.reason, version=_version(answer.http_version),
                                body=body, header_pairs=answer.headers.items(), url=answer.url,
-                               history=history, cookies=cookies, logger=logger_)
+                               history=history, cookies=cookies, logger=logger_, jar=jar)
     if request.rpc_method is not None and answer.status_code == 200:
         response.set_data(_rpc_result(body))
     return response

@@ -114,7 +114,8 @@ class AquestsResponse:
                  header_pairs: list[tuple[str, str]] | None = None, url: str | None = None,
                  history: list[AquestsResponse] | None = None, error: ClientError | None = None,
                  opcode: int | None = None, message: Any = None,
-                 cookies: dict[str, str] | None = None, logger: Any = None) -> None:
+                 cookies: dict[str, str] | None = None, logger: Any = None,
+                 jar: Any = None) -> None:
         self.meta = meta
         self.request = request
         self.status_code = status_code
@@ -125,6 +126,7 @@ class AquestsResponse:
         self.error = error
         self.opcode = opcode
         self.logger = logger
+        self.jar = jar  # the session's CookieJar when configure(cookie=True)
         self._body = body
         self._message = message
         self._pairs = header_pairs or []
@@ -176,6 +178,29 @@ class AquestsResponse:
         """The cookies of this response's site held by the session (configure(cookie=True)),
         else those this response set."""
         return dict(self._cookies or {})
+
+    def _jar(self) -> Any:
+        if self.jar is None:
+            raise RuntimeError("the session keeps no cookies: configure(cookie=True)")
+        return self.jar
+
+    def set_cookie(self, key: str, val: str, domain: str | None = None,
+                   path: str = "/") -> None:
+        """Add a cookie to the session's jar, for `domain` (default: this URL's host)."""
+        from qactuar.client.urls import parse_url
+
+        host = parse_url(self.url).origin.host
+        self._jar().set(key, val, domain or host, path)
+
+    def get_cookie(self, key: str) -> str | None:
+        """The value of the session's cookie `key` for this URL, or None."""
+        from qactuar.client.urls import parse_url
+
+        field = self._jar().header_for(parse_url(self.url))
+        if not field:
+            return None
+        pairs = (part.split("=", 1) for part in field.decode("latin-1").split("; "))
+        return dict(pair for pair in pairs if len(pair) == 2).get(key)
 
     # -- the body ---------------------------------------------------------------------
     @property
