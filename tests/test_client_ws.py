@@ -213,7 +213,7 @@ def test_ping_waits_for_the_pong(ws_server: ServerProcess) -> None:
             return [first, second, reply]
 
     first, second, reply = run(main())
-    assert isinstance(first, float) and first >= 0
+    assert isinstance(first, float) and first > 0  # perf_counter: never a 0 step
     assert isinstance(second, float) and second >= 0
     assert reply == "after pings"
 

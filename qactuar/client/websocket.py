@@ -26,6 +26,7 @@ import logging
 import os
 import socket
 import ssl
+import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, NamedTuple
@@ -228,7 +229,7 @@ class WebSocket(asyncio.Protocol):
         elif opcode is Opcode.PONG:
             waiting = self._pings.pop(bytes(frame.data), None)
             if waiting is not None and not waiting[0].done():
-                waiting[0].set_result(self._loop.time() - waiting[1])
+                waiting[0].set_result(time.perf_counter() - waiting[1])
             self._queue(Message(PONG, bytes(frame.data)))
         elif opcode is Opcode.PING:
             self._queue(Message(PING, bytes(frame.data)))  # the engine answered it
@@ -441,7 +442,8 @@ class WebSocket(asyncio.Protocol):
         while payload in self._pings:
             payload = os.urandom(4)
         future: asyncio.Future[float] = self._loop.create_future()
-        self._pings[payload] = (future, self._loop.time())
+        # perf_counter: uvloop's loop clock has millisecond steps.
+        self._pings[payload] = (future, time.perf_counter())
         self._engine.send_ping(payload)
         self._flush()
         try:
