@@ -351,8 +351,13 @@ def test_silent_server_is_a_702_timeout() -> None:
         peer.finish()
 
 
-def test_a_non_http_answer_is_a_handshake_error() -> None:
-    peer = RawPeer(lambda conn, reader: None, answer=b"SSH-2.0-OpenSSH\r\n\r\n")
+@pytest.mark.parametrize("answer", [
+    b"SSH-2.0-OpenSSH\r\n\r\n",  # not HTTP
+    b"HTTP/1.1 101 Switching Protocols\r\n" + b"X-Big: " + b"b" * 20_000 + b"\r\n\r\n",
+    b"HTTP/1.1 101 Switching Protocols\r\n" + b"X-Many: 1\r\n" * 500 + b"\r\n",
+])
+def test_a_non_http_answer_is_a_handshake_error(answer: bytes) -> None:
+    peer = RawPeer(lambda conn, reader: None, answer=answer)
 
     async def main() -> errors.ClientError:
         with pytest.raises(errors.ClientError) as failed:
