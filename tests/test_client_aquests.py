@@ -18,6 +18,7 @@ import trustme
 import qactuar.client.aquests as aquests_module
 from conftest import ServerProcess
 from qactuar import client as aquests
+from qactuar.client.aquests_response import AquestsRequest, AquestsResponse, HeaderDict
 from qactuar.client.errors import ClientError
 
 
@@ -432,9 +433,8 @@ def test_response_attributes(server: ServerProcess) -> None:
 
 
 def test_raise_for_status_on_4xx() -> None:
-    response = aquests_module.AquestsResponse(
-        {}, aquests_module.AquestsRequest("GET", "http://x/", aquests_module.HeaderDict(),
-                                          None), status_code=404, reason="Not Found")
+    response = AquestsResponse({}, AquestsRequest("GET", "http://x/", HeaderDict(), None),
+                               status_code=404, reason="Not Found")
     with pytest.raises(aquests.ResponseError, match="404 Not Found") as raised:
         response.raise_for_status()
     assert raised.value.status_code == 404
