@@ -32,6 +32,7 @@ from qactuar.client.errors import (
 
 
 def sent_request(request: QueuedRequest) -> AquestsRequest:
+    """`response.request` of an answer the engine could not give (what was queued)."""
     return AquestsRequest(request.method, request.url, HeaderDict(request.headers),
                           request.content)
 
