@@ -38,7 +38,7 @@ BODY = b"Hello, world!"
 CLIENTS = ["qactuar", "bare", "aiohttp", "httpx", "niquests"]
 # Which protocols each client speaks here (h2: HTTP/2 with prior knowledge, no TLS).
 PROTOCOLS = {"qactuar": ["h1", "h2"], "bare": ["h1"], "aiohttp": ["h1"],
-             "httpx": ["h1", "h2"], "niquests": ["h1"]}
+             "httpx": ["h1", "h2"], "niquests": ["h1", "h2"]}
 
 
 # -- the clients, each: async make(url, protocol, tasks) -> (get coroutine fn, close fn) ---
@@ -88,7 +88,10 @@ async def make_aiohttp(protocol: str, tasks: int) -> tuple[Any, Any]:
 async def make_niquests(protocol: str, tasks: int) -> tuple[Any, Any]:
     import niquests
 
-    session = niquests.AsyncSession(pool_connections=10, pool_maxsize=100)
+    # disable_http1 on plain http: HTTP/2 with prior knowledge (h2c).
+    session = niquests.AsyncSession(pool_connections=10, pool_maxsize=100,
+                                    disable_http1=protocol == "h2",
+                                    disable_http2=protocol == "h1")
 
     async def get(url: str) -> bytes:
         response = await session.get(url)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 import pytest
 from client_helpers import OK_RESPONSE, RawServer, abort, answer_ok_forever, read_head, run
 
@@ -484,3 +485,56 @@ def test_h2_frame_over_our_size_limit_is_707() -> None:
         conn._data_to_send += frame + b"x" * 20000  # past the 16384 we allow
 
     h2_fails_then_recovers(oversized, ProtocolError, 707)
+
+
+def test_h2_read_timeout_is_per_stream() -> None:
+    """A stream the server never answers times out alone; the others on its connection
+    are answered and the connection stays in the pool."""
+
+    def on_request(conn, stream_id, count) -> None:
+        if count != 1:  # the first request is never answered
+            answer_ok(conn, stream_id)
+
+    async def main() -> tuple[ClientError, list[str], int]:
+        async with RawServer(h2_peer(on_request)) as server, \
+                Client(http2="prior-knowledge", timeout=Timeout(read=0.3)) as client:
+            stalled = asyncio.ensure_future(client.get(f"{server.url}/never"))
+            await asyncio.sleep(0.05)
+            texts = []
+            for _ in range(8):  # keeps the connection busy past the stalled stream's limit
+                texts.append((await client.get(f"{server.url}/fine")).text)
+                await asyncio.sleep(0.05)
+            with pytest.raises(ReadTimeout) as caught:
+                await stalled
+            pool = next(iter(client._pools.values()))
+            return caught.value, texts, len(pool.connections)
+
+    error, texts, connections = run(main())
+    assert error.code == 702 and "stream 1" in str(error)
+    assert texts == ["ok"] * 8 and connections == 1
+
+
+def test_h2_body_without_flow_control_window_is_a_702_write_timeout() -> None:
+    async def no_window(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        writer.write(conn.data_to_send())
+        while data := await reader.read(65536):
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived) and \
+                        dict(event.headers).get(b":method") == b"GET":
+                    answer_ok(conn, event.stream_id)
+            writer.write(conn.data_to_send())
+            await writer.drain()
+
+    async def main() -> tuple[ClientError, str]:
+        async with RawServer(no_window) as server, \
+                Client(http2="prior-knowledge", timeout=Timeout(write=0.3)) as client:
+            with pytest.raises(WriteTimeout) as caught:
+                await client.post(f"{server.url}/upload", content=b"never sent")
+            return caught.value, (await client.get(f"{server.url}/after")).text
+
+    error, after = run(main())
+    assert error.code == 702 and "flow-control window" in str(error)
+    assert after == "ok"

@@ -383,7 +383,7 @@ class Client:
         if pool is None:
             pool = self._pools[parsed.origin] = Pool(self._settings, parsed.origin, self._loop)
         for attempt in range(3):
-            connection = await pool.acquire(timeouts.pool)
+            connection = pool.take() or await pool.acquire(timeouts.pool)
             response = Response()
             response.request = request
             response.url = request.url
@@ -396,7 +396,7 @@ class Client:
                 if connection.is_http2:
                     response.http_version = "HTTP/2"
                     if request.body_stream is None:
-                        connection.send(exchange, request)
+                        connection.send(exchange, request, timeouts.write)
                     else:
                         await connection.send_streamed(exchange, request, timeouts.write)
                 else:

@@ -23,8 +23,8 @@ STREAM_LOW_WATER = 128 * 1024
 class Exchange:
     """A request in flight on one connection."""
 
-    __slots__ = ("blocks", "chunks", "future", "head_only", "read_timeout", "received",
-                 "response",
+    __slots__ = ("activity", "blocks", "chunks", "future", "head_only", "read_timeout",
+                 "received", "response",
                  "reused", "stream", "stream_id", "until_close")
 
     def __init__(self, response: Response, future: asyncio.Future[Any], head_only: bool,
@@ -40,6 +40,7 @@ class Exchange:
         self.until_close = False  # HTTP/1.x body delimited by the connection's close
         self.stream_id = 0
         self.blocks = False  # nothing may be pipelined behind it (HTTP/1.1)
+        self.activity = 0.0  # loop time of its last frame (HTTP/2: per-stream read timeout)
 
     def deliver_head(self) -> None:
         """A streamed response's head is complete: the caller may start reading."""

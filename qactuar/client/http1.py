@@ -52,6 +52,8 @@ class HTTP1Connection(asyncio.Protocol):
         self.parser = HttpResponseParser(self)
         self.pending: deque[Exchange] = deque()  # sent, answer not complete, in order
         self.current: Exchange | None = None  # the exchange whose answer is being parsed
+        self.response: Any = None  # its Response, and the list its header fields go to
+        self.fields: list[tuple[bytes, bytes]] = []
         self.completed: Exchange | None = None  # complete, delivered once feed_data returns
         self.pipelining = pipelining
         self.free = 0  # requests this connection can take now (the pool reserves them)
@@ -111,7 +113,7 @@ class HTTP1Connection(asyncio.Protocol):
                 # Counted after parsing, so the chunk that began the head counts too.
                 self.head_bytes += len(data)
                 if self.head_bytes > self.max_header_size:
-                        self._fail_all(ResponseHeaderError(
+                    self._fail_all(ResponseHeaderError(
                         f"response head larger than {self.max_header_size} bytes"))
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -157,17 +159,18 @@ class HTTP1Connection(asyncio.Protocol):
             # A pipelined answer follows the one just completed: deliver that one now.
             self.completed = None
             self._complete(completed)
-        self.current = self.pending[0]
-        self.current.received = True
+        self.current = current = self.pending[0]
+        current.received = True
+        self.response = current.response
+        self.fields = current.response.raw_headers
         self.headers_done = False
         self.head_bytes = 0
 
     def on_status(self, status: bytes) -> None:
-        response = self.current.response  # type: ignore[union-attr]
-        response.reason += status.decode("latin-1")
+        self.response.reason += status.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.current.response.raw_headers.append((name, value))  # type: ignore[union-attr]
+        self.fields.append((name, value))
 
     def on_headers_complete(self) -> None:
         exchange = self.current
@@ -179,7 +182,7 @@ class HTTP1Connection(asyncio.Protocol):
             if status == 101:
                 raise ProtocolError("the server switched protocols, which was not asked for")
             # An interim answer (100 Continue, 103 Early Hints): the real one follows.
-            response.raw_headers = []
+            response.raw_headers = self.fields = []
             response.reason = ""
             return
         # One pass over the fields: the body's framing, and what the response needs to

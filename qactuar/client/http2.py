@@ -76,13 +76,17 @@ def _frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes
 class _Outgoing:
     """A request body still to be sent on one stream, within the flow-control windows."""
 
-    __slots__ = ("chunks", "end", "waiter", "window")
+    __slots__ = ("chunks", "end", "progress", "waiter", "window", "write_timeout")
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, now: float, write_timeout: float | None = None) -> None:
         self.chunks: deque[memoryview] = deque()
         self.end = False  # END_STREAM once the chunks are sent
         self.window = window
         self.waiter: asyncio.Future[None] | None = None
+        self.progress = now  # loop time data last went out (or the body began)
+        # For a body in memory: how long it may wait for window (a streamed body's
+        # sender waits with its own timeout).
+        self.write_timeout = write_timeout
 
 
 class HTTP2Connection(asyncio.Protocol):
@@ -226,6 +230,7 @@ class HTTP2Connection(asyncio.Protocol):
         if exchange is None:
             return  # a stream we reset or finished: its data is dropped
         exchange.received = True
+        exchange.activity = now
         stream = exchange.stream
         if stream is None:
             if payload:
@@ -275,6 +280,7 @@ class HTTP2Connection(asyncio.Protocol):
         if exchange is None:
             return  # decoded all the same: the HPACK table is shared by every stream
         exchange.received = True
+        exchange.activity = now
         response = exchange.response
         if response.status_code:  # trailers: kept as fields of the response
             response.raw_headers.extend(field for field in fields if field[0][:1] != b":")
@@ -401,7 +407,7 @@ class HTTP2Connection(asyncio.Protocol):
             self.pool.discard(self)
 
     # -- frames out -------------------------------------------------------------------
-    def send(self, exchange: Exchange, request: Any) -> float:
+    def send(self, exchange: Exchange, request: Any, write_timeout: float | None = None) -> float:
         """Open a stream for a request whose body is bytes or absent; the pool reserved it.
         Returns the loop time it was sent at."""
         stream_id = self._open_stream(exchange)
@@ -411,20 +417,23 @@ class HTTP2Connection(asyncio.Protocol):
             self._write_headers(stream_id, block, True)
         else:
             self._write_headers(stream_id, block, False)
-            outgoing = self.outgoing[stream_id] = _Outgoing(self.peer_initial_window)
+            outgoing = self.outgoing[stream_id] = _Outgoing(
+                self.peer_initial_window, exchange.activity, write_timeout)
             outgoing.chunks.append(memoryview(body))
             outgoing.end = True
             self._flush()
-        now = self.last_read if len(self.streams) == 1 else self.loop.time()
-        self._arm_timer(exchange.read_timeout, now)
-        return now
+            if stream_id in self.outgoing and write_timeout is not None:
+                self._arm_timer(write_timeout, exchange.activity)  # waiting for window
+        self._arm_timer(exchange.read_timeout, exchange.activity)
+        return exchange.activity
 
     async def send_streamed(self, exchange: Exchange, request: Any,
                             write_timeout: float | None) -> None:
         """Open a stream whose body comes from an async iterable."""
         stream_id = self._open_stream(exchange)
         self._write_headers(stream_id, self._header_block(request), False)
-        outgoing = self.outgoing[stream_id] = _Outgoing(self.peer_initial_window)
+        outgoing = self.outgoing[stream_id] = _Outgoing(self.peer_initial_window,
+                                                        self.loop.time())
         body: AsyncIterable[bytes] = request.body_stream
         async for chunk in body:
             if self.closed or stream_id not in self.streams:
@@ -467,9 +476,11 @@ class HTTP2Connection(asyncio.Protocol):
         exchange.stream_id = stream_id
         if self.streams:
             exchange.reused = True
+            exchange.activity = self.loop.time()
         else:
             exchange.reused = self.served > 0
-            self.last_read = self.loop.time()  # the silence the read timeout measures starts
+            # The silence the read timeout measures starts now.
+            exchange.activity = self.last_read = self.loop.time()
         self.streams[stream_id] = exchange
         return stream_id
 
@@ -506,9 +517,12 @@ class HTTP2Connection(asyncio.Protocol):
     def _flush(self) -> None:
         """Send what request bodies the windows allow."""
         frames = []
+        now = 0.0
         for stream_id, outgoing in list(self.outgoing.items()):
             chunks = outgoing.chunks
             ended = False
+            if chunks and self.send_window > 0 and outgoing.window > 0:
+                outgoing.progress = now = now or self.loop.time()
             while chunks and self.send_window > 0 and outgoing.window > 0:
                 chunk = chunks[0]
                 size = min(len(chunk), self.send_window, outgoing.window, self.peer_max_frame)
@@ -621,23 +635,44 @@ class HTTP2Connection(asyncio.Protocol):
             self.timer = self.loop.call_at(due, self._check_read)
 
     def _check_read(self) -> None:
+        """Fail the streams silent for longer than their read timeout (each reset alone),
+        then wait for the next one that could be."""
         self.timer = None
         if self.closed or not self.streams:
             return
-        limits = [e.read_timeout for e in self.streams.values() if e.read_timeout is not None]
-        if not limits:
-            return
-        limit = min(limits)
         now = self.loop.time()
-        reading = any(e.stream is not None and e.stream.buffered for e in self.streams.values())
-        idle_until = now + limit if (reading or self.outgoing) else self.last_read + limit
-        if now >= idle_until:
-            self._fail_all(ReadTimeout(f"no data from the server for {limit}s"))
-            self._send_goaway(0x0)
-            self.close()
-            return
-        self.timer_due = idle_until
-        self.timer = self.loop.call_at(idle_until, self._check_read)
+        next_due = None
+        for stream_id, exchange in list(self.streams.items()):
+            limit = exchange.read_timeout
+            if limit is None:
+                limit = float("inf")
+            stream = exchange.stream
+            outgoing = self.outgoing.get(stream_id)
+            if outgoing is not None and outgoing.write_timeout is not None:
+                # A body in memory waiting for flow-control window: the write timeout.
+                due = outgoing.progress + outgoing.write_timeout
+                if now >= due:
+                    self._reset(stream_id, 0x8)
+                    self._finish_stream(stream_id)
+                    exchange.fail(WriteTimeout(
+                        f"the server granted no flow-control window for "
+                        f"{outgoing.write_timeout}s (stream {stream_id})"))
+                    continue
+                if next_due is None or due < next_due:
+                    next_due = due
+            if (stream is not None and stream.buffered) or outgoing is not None:
+                exchange.activity = now  # our reader or our body is behind, not the server
+            due = exchange.activity + limit
+            if now >= due:
+                self._reset(stream_id, 0x8)
+                self._finish_stream(stream_id)
+                exchange.fail(ReadTimeout(f"no data from the server for {limit}s "
+                                          f"(stream {stream_id})"))
+            elif due != float("inf") and (next_due is None or due < next_due):
+                next_due = due
+        if next_due is not None and not self.closed:
+            self.timer_due = next_due
+            self.timer = self.loop.call_at(next_due, self._check_read)
 
     @property
     def idle(self) -> bool:

@@ -46,15 +46,18 @@ class Pool:
         self.absolute_form = settings.proxy is not None and settings.proxy.kind == "http" \
             and not origin.is_tls
 
-    async def acquire(self, pool_timeout: float | None) -> Any:
-        """A connection with one request slot reserved for the caller."""
+    def take(self) -> Any:
+        """A connection with one request slot reserved for the caller, if one is free
+        now (no coroutine: the common case costs a loop over a short list)."""
         for connection in reversed(self.connections):
             if connection.free > 0:
                 connection.free -= 1
                 return connection
-        return await self._acquire_slow(pool_timeout)
+        return None
 
-    async def _acquire_slow(self, pool_timeout: float | None) -> Any:
+    async def acquire(self, pool_timeout: float | None) -> Any:
+        """A connection with one request slot reserved for the caller; opens one or
+        waits for one (at most `pool_timeout` seconds) when none is free."""
         deadline = None if pool_timeout is None else self.loop.time() + pool_timeout
         while True:
             for connection in reversed(self.connections):
@@ -100,7 +103,7 @@ class Pool:
             raise ShutdownError("the Client was closed while the request was in flight")
         if connection.closed:
             self._wake(1)
-            return await self._acquire_slow(self.settings.timeout.pool)
+            return await self.acquire(self.settings.timeout.pool)
         self.connections.append(connection)
         connection.free -= 1
         if self.sweeper is None:
