@@ -59,3 +59,7 @@ __all__ = [
     "StreamReset", "TLSError", "Timeout", "TotalTimeout", "UnacceptableContentType",
     "UnexpectedError", "WriteTimeout",
 ]
+
+# The aquests module interface (`from qactuar import client as aquests`): configure(),
+# get()/post()/..., ws(), fetchall().  Owned by qactuar/client/aquests.py.
+from qactuar.client.aquests import *  # noqa: F403
