@@ -7,10 +7,10 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from docs_examples import DOCS_DIR, code_blocks
 
 import qactuar.client.aquests as aquests_module
 from conftest import ServerProcess
+from docs_examples import DOCS_DIR, code_blocks
 from qactuar.client import CODES
 
 PAGE = "client-aquests.md"

@@ -16,8 +16,8 @@ import h2.connection
 import h2.events
 import h2.settings
 import pytest
-from client_helpers import OK_RESPONSE, RawServer, abort, answer_ok_forever, read_head, run
 
+from client_helpers import OK_RESPONSE, RawServer, abort, answer_ok_forever, read_head, run
 from qactuar.client import (
     CODES,
     Client,

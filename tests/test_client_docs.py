@@ -7,8 +7,8 @@ address of the server it started (tests/apps/client_app.py).
 from __future__ import annotations
 
 import pytest
-from client_helpers import client_app_server
 
+from client_helpers import client_app_server
 from conftest import ServerProcess
 from docs_examples import code_blocks
 

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from client_helpers import client_app_server, run
 
+from client_helpers import client_app_server, run
 from conftest import ServerProcess
 from qactuar.client import (
     AuthError,

@@ -8,8 +8,8 @@ import json
 import sys
 
 import pytest
-from client_helpers import client_app_server, run
 
+from client_helpers import client_app_server, run
 from conftest import ServerProcess
 from qactuar.client import Client, Limits, Response
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from client_helpers import client_app_server, run
 
+from client_helpers import client_app_server, run
 from conftest import ServerProcess
 from qactuar.client import Client
 

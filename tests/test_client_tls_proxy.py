@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import trustme
-from client_helpers import run
 
+from client_helpers import run
 from conftest import ServerProcess
 from qactuar.client import Client, ProxyError, TLSError
 
