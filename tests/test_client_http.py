@@ -270,3 +270,20 @@ def test_no_import_on_the_request_path(client_app_server: ServerProcess, http2) 
 
     run(main())
     assert recorder.names == []
+
+
+def test_stream_of_answers_without_a_body(client_app_server: ServerProcess,
+                                          basic_server: ServerProcess, http2) -> None:
+    async def main() -> list[tuple[int, bytes]]:
+        async with Client(http2=http2, timeout=5) as client:
+            answers = []
+            for method, url in (("GET", f"{basic_server.url}/status/204"),
+                                ("GET", f"{basic_server.url}/status/304"),
+                                ("HEAD", f"{client_app_server.url}/method")):
+                async with client.stream(method, url) as response:
+                    answers.append((response.status_code, await response.aread()))
+            after = await client.get(f"{client_app_server.url}/method")
+            answers.append((after.status_code, b""))
+            return answers
+
+    assert run(main()) == [(204, b""), (304, b""), (200, b""), (200, b"")]

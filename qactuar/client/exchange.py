@@ -53,6 +53,9 @@ class Exchange:
         """The whole response arrived."""
         stream = self.stream
         if stream is not None:
+            # An answer without a body (HEAD, 204, 304) ends with its head: the caller of
+            # stream() gets it now, with nothing to read.
+            self.deliver_head()
             stream.finish()
             return
         chunks = self.chunks
