@@ -559,8 +559,8 @@ def test_validators_leave_an_empty_answer_alone(server: ServerProcess) -> None:
 
 
 def test_719_cap_on_an_empty_answer(server: ServerProcess) -> None:
-    # A size cap streams the answer: needs the engine's stream() to return for a 204
-    # (CLIENT_CONTRACT.md, request 9).
+    # A size cap streams the answer: the engine's stream() returns for a 204 too (it did
+    # not before client commit f9f214c; CLIENT_CONTRACT.md, request 9).
     aquests.configure(timeout=1)  # fail, not hang, if the answer never comes
     empty = fetch_one(aquests.get, f"{server.url}/status/204",
                       headers={"Accept-Content-Length": 100})
