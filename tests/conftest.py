@@ -100,36 +100,21 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-class ServerProcess:
-    """A running `qactuar` process and everything it has printed so far."""
+class CollectedProcess:
+    """A child process whose output (stdout and stderr together) is collected line by
+    line as it comes, so a test can wait for a line with a deadline."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None,
-                 cwd: str | Path | None = None, start_timeout: float = 15,
-                 command: list[str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
-        """Run `python -m qactuar ARGS`, or `command` (e.g. a script calling run())."""
-        full_env = child_env(**(env or {}))
-        self.args = args
+    def __init__(self, command: list[str], env: dict[str, str] | None = None,
+                 cwd: str | Path | None = None, pass_fds: tuple[int, ...] = ()) -> None:
         self.proc = subprocess.Popen(
-            command or [sys.executable, "-m", "qactuar", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env,
-            cwd=str(cwd or TESTS_DIR), text=True, errors="replace", pass_fds=pass_fds,
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=child_env(**(env or {})), cwd=str(cwd or TESTS_DIR), text=True,
+            errors="replace", pass_fds=pass_fds,
         )
         self._lines: list[str] = []
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.scheme = "http"
-        self.host = "127.0.0.1"
-        self.port = 0
-        try:
-            match = self.wait_for_log(LISTENING, timeout=start_timeout, fail_on_exit=True)
-        except AssertionError:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-        self.scheme, host, port = match.group(1), match.group(2), match.group(3)
-        self.host = host.strip("[]")
-        self.port = int(port)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -170,6 +155,31 @@ class ServerProcess:
                         f"no log line matching {regex.pattern!r} within {timeout}s; "
                         f"output so far:\n" + "\n".join(self._lines))
                 self._cond.wait(min(remaining, 0.1))
+
+
+
+class ServerProcess(CollectedProcess):
+    """A running `qactuar` process and everything it has printed so far."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None,
+                 cwd: str | Path | None = None, start_timeout: float = 15,
+                 command: list[str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
+        """Run `python -m qactuar ARGS`, or `command` (e.g. a script calling run())."""
+        super().__init__(command or [sys.executable, "-m", "qactuar", *args], env, cwd,
+                         pass_fds)
+        self.args = args
+        self.scheme = "http"
+        self.host = "127.0.0.1"
+        self.port = 0
+        try:
+            match = self.wait_for_log(LISTENING, timeout=start_timeout, fail_on_exit=True)
+        except AssertionError:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        self.scheme, host, port = match.group(1), match.group(2), match.group(3)
+        self.host = host.strip("[]")
+        self.port = int(port)
 
     @property
     def url(self) -> str:

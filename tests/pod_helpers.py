@@ -7,11 +7,9 @@ import re
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
-from conftest import TESTS_DIR, child_env
+from conftest import TESTS_DIR, CollectedProcess, child_env
 
 
 def index_of(output: str, text: str) -> int:
@@ -29,49 +27,17 @@ def script_env(**extra: str) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(entry for entry in path if entry), **extra}
 
 
-class PodProcess:
+class PodProcess(CollectedProcess):
     """`python -m qactuar pod run ARGS`, its output collected as it comes."""
 
     def __init__(self, *args: str, cwd: Path = TESTS_DIR, env: dict[str, str] | None = None,
                  command: list[str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            command or [sys.executable, "-m", "qactuar", "pod", "run", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=child_env(**(env or {})),
-            cwd=str(cwd), text=True, errors="replace")
-        self._lines: list[str] = []
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self._cond:
-                self._lines.append(line.rstrip("\n"))
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    @property
-    def output(self) -> str:
-        with self._cond:
-            return "\n".join(self._lines)
+        super().__init__(command or [sys.executable, "-m", "qactuar", "pod", "run", *args],
+                         env, cwd)
 
     def wait_for(self, pattern: str, timeout: float = 10) -> re.Match[str]:
         """The first line matching `pattern`; fails after `timeout` or if the process ended."""
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for line in self._lines:
-                    match = regex.search(line)
-                    if match:
-                        return match
-                ended = self.proc.poll() is not None and not self._reader.is_alive()
-                if ended or time.monotonic() > deadline:
-                    raise AssertionError(f"no line matching {pattern!r} within {timeout}s:\n"
-                                         + "\n".join(self._lines))
-                self._cond.wait(0.05)
+        return self.wait_for_log(pattern, timeout, fail_on_exit=True)
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
         self.proc.send_signal(signum)
