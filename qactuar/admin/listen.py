@@ -16,6 +16,7 @@ import stat
 import weakref
 
 from qactuar.config import Config, ConfigError
+from qactuar.sockets import bind_all, close_all
 
 
 def is_loopback(host: str) -> bool:
@@ -26,6 +27,17 @@ def is_loopback(host: str) -> bool:
         return False
     return bool(infos) and all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback
                                for info in infos)
+
+
+def bind_with_admin(config: Config) -> tuple[list[socket.socket], list[socket.socket]]:
+    """The serving sockets and the admin plane's, both bound before a supervisor forks;
+    when the admin's cannot be bound, the serving ones are closed again."""
+    sockets = bind_all(config)
+    try:
+        return sockets, bind_admin(config)
+    except BaseException:
+        close_all(sockets)
+        raise
 
 
 def bind_admin(config: Config) -> list[socket.socket]:

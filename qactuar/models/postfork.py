@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from qactuar.admin.listen import bind_admin
+from qactuar.admin.listen import bind_with_admin
 from qactuar.asgi.router import Mount, Router
 from qactuar.config import Config
 from qactuar.logs import child_logger, server_logger
@@ -43,7 +43,7 @@ from qactuar.protocols.handover import ProtocolFactory
 from qactuar.protocols.http1 import HTTP1Protocol
 from qactuar.protocols.http2 import H2Protocol
 from qactuar.server_state import ServerObserver, ServerState
-from qactuar.sockets import bind_all, close_all, describe, tls_context
+from qactuar.sockets import close_all, describe, tls_context
 from qactuar.supervisor import (
     CHILD_STOP_SIGNALS,
     REQUEST_STARTED,
@@ -85,12 +85,7 @@ CRASHED = _error_response(500, "Internal Server Error: the process serving this 
 def run_postfork_model(config: Config, mounts: list[Mount]) -> int:
     new_loop = loop_factory(config.LOOP)
     ssl_context = tls_context(config)
-    sockets = bind_all(config)
-    try:
-        admin_sockets = bind_admin(config)
-    except BaseException:
-        close_all(sockets)
-        raise
+    sockets, admin_sockets = bind_with_admin(config)
     try:
         return PostforkParent(config, mounts, sockets, ssl_context, new_loop,
                               admin_sockets).run()

@@ -21,14 +21,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from qactuar.admin.listen import bind_admin
+from qactuar.admin.listen import bind_with_admin
 from qactuar.asgi.router import Mount
 from qactuar.config import Config
 from qactuar.logs import child_logger, server_logger
 from qactuar.models.aio import ProcessRole, loop_factory, serve
 from qactuar.pod.placement import EXIT_BEAN_FAILED, PreforkPodPlan
 from qactuar.server_state import ServerObserver, ServerState
-from qactuar.sockets import bind_all, close_all, describe, tls_context
+from qactuar.sockets import close_all, describe, tls_context
 from qactuar.supervisor import (
     CHILD_STOP_SIGNALS,
     EXIT_STARTUP_FAILED,
@@ -75,12 +75,7 @@ class RequestQuota(ServerObserver):
 def run_prefork_model(config: Config, mounts: list[Mount]) -> int:
     new_loop = loop_factory(config.LOOP)
     ssl_context = tls_context(config)
-    sockets = bind_all(config)
-    try:
-        admin_sockets = bind_admin(config)
-    except BaseException:
-        close_all(sockets)
-        raise
+    sockets, admin_sockets = bind_with_admin(config)
     try:
         return PreforkSupervisor(config, mounts, sockets, ssl_context, new_loop,
                                  admin_sockets).run()
