@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_admin import MODELS, AdminServer
 
 from conftest import ServerProcess, assert_one_line_error, child_env, run_qactuar, wait_until
-from test_admin import MODELS, AdminServer
 
 BEANS = [{"core": "apps.pod_admin_beans.waiter", "label": "waiter"},
          {"core": "apps.pod_admin_beans.broken", "label": "broken"}]
@@ -199,3 +199,26 @@ def test_ctl_pod_commands(pod_server: Any, tmp_path: Path) -> None:
         == "cancelled"
     missing = ctl("cancel", "ghost")
     assert missing.returncode == 1 and "404" in missing.stderr and "'ghost'" in missing.stderr
+
+
+def test_postfork_parent_beans_run_in_their_own_thread_loop(pod_server: Any,
+                                                             tmp_path: Path) -> None:
+    """The parent's pod runs in a thread with its own loop: every question crosses over."""
+    server = pod_server("postfork")
+    wait_until(lambda: beans_labelled(pod_view(server), "waiter")[0]["stack"] != [],
+               what="the parent's waiter bean", seen=lambda: pod_view(server))
+    (parent,) = pod_view(server)
+    assert parent["pid"] == server.process.proc.pid and parent["pod"] is True
+    ticks = tmp_path / "ticks"
+    added = act(server, "/pod", {"core": "apps.pod_admin_beans.ticker", "label": "ticker",
+                                 "path": str(ticks)})
+    assert added.status_code == 200, added.text
+    wait_until(lambda: ticks.exists() and f"start {parent['pid']}" in ticks.read_text(),
+               what="the added bean to run in the parent")
+    restarted = act(server, "/pod/restart", {"label": "ticker"}, pid=parent["pid"])
+    assert restarted.json()["processes"][0]["beans"][0]["restarts"] == 1
+    wait_until(lambda: ticks.read_text().count("start") == 2, what="the second run")
+    cancelled = act(server, "/pod/cancel", {"label": "ticker"})
+    assert cancelled.json()["processes"][0]["beans"][0]["state"] == "cancelled"
+    assert act(server, "/pod/cancel", {"label": "ghost"}).status_code == 404
+    assert act(server, "/pod", {"core": "apps.pod_admin_beans.nope"}).status_code == 400
