@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from qactuar.admin.app import HTTPError
 from qactuar.config import ConfigError
+from qactuar.pod.bean import describe_core
 from qactuar.pod.context import PodContext, UnknownBean, current_pod
 
 T = TypeVar("T")
@@ -32,7 +33,7 @@ def describe_bean(bean: Any) -> dict[str, Any]:
         stack = [f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
                  for frame in task.get_stack(limit=STACK_LIMIT)]
     spec = bean.spec
-    return {"id": bean.id, "label": bean.label, "core": spec.path or spec.name,
+    return {"id": bean.id, "label": bean.label, "core": spec.path or describe_core(spec.core),
             "form": spec.form, "state": bean.state, "restarts": bean.restarts,
             "restart": spec.restart, "placement": spec.placement,
             "last_error": bean.last_error, "traceback": bean.last_traceback,
