@@ -61,5 +61,7 @@ def test_every_admin_example_runs(tmp_path: Path) -> None:
         assert "Hello from the admin docs" in joined  # the app mounted at /api answered
         assert "prefork model" in joined  # qactuar ctl status
         process.wait_for_log(r"admin: apps unmount /api")
+        process.wait_for_log(r"admin: pod cancel label 'fast' in pid \d+, \d+ \(by ")
+        process.wait_for_log(r"admin: pod restart label 'slow' in pid \d+, \d+ \(by ")
     finally:
         assert process.stop() == 0

@@ -51,6 +51,9 @@ class Controller(Protocol):
     async def list_apps(self) -> list[dict[str, Any]]: ...
     async def mount_app(self, request: dict[str, str], who: str) -> dict[str, Any]: ...
     async def unmount_app(self, route: str, who: str) -> dict[str, Any]: ...
+    async def pod(self, pid: int | None) -> dict[str, Any]: ...
+    async def pod_action(self, action: str, body: dict[str, Any], pid: int | None,
+                         who: str) -> dict[str, Any]: ...
 
 
 Request = dict[str, Any]
@@ -91,6 +94,10 @@ class AdminApp:
             ("GET", "/apps"): self._list_apps,
             ("POST", "/apps"): self._mount_app,
             ("DELETE", "/apps"): self._unmount_app,
+            ("GET", "/pod"): self._pod,
+            ("POST", "/pod"): self._pod_add,
+            ("POST", "/pod/cancel"): self._pod_cancel,
+            ("POST", "/pod/restart"): self._pod_restart,
         }
 
     # -- the ASGI entry ------------------------------------------------------------
@@ -218,15 +225,31 @@ class AdminApp:
         return 200, result, []
 
     async def _tasks(self, request: Request) -> tuple[int, Any, list[Any]]:
-        query = parse_qs(request["scope"]["query_string"].decode("latin-1"))
-        pid = None
-        if "pid" in query:
-            try:
-                pid = int(query["pid"][0])
-            except ValueError:
-                raise HTTPError(400, f"pid must be a number, not {query['pid'][0]!r}") from None
-        return 200, await self.controller.tasks(pid), []
+        return 200, await self.controller.tasks(_pid_asked(request)), []
 
+    async def _pod(self, request: Request) -> tuple[int, Any, list[Any]]:
+        return 200, await self.controller.pod(_pid_asked(request)), []
+
+    async def _pod_add(self, request: Request) -> tuple[int, Any, list[Any]]:
+        return await self._pod_action("add", request)
+
+    async def _pod_cancel(self, request: Request) -> tuple[int, Any, list[Any]]:
+        return await self._pod_action("cancel", request)
+
+    async def _pod_restart(self, request: Request) -> tuple[int, Any, list[Any]]:
+        return await self._pod_action("restart", request)
+
+    async def _pod_action(self, action: str, request: Request) -> tuple[int, Any, list[Any]]:
+        from qactuar.admin.pod_view import check_action  # pod_view imports this module
+
+        body = _json_object(request["body"])
+        pid = _pid_asked(request)
+        if "pid" in body:
+            if not isinstance(body["pid"], int) or isinstance(body["pid"], bool):
+                raise HTTPError(400, f"pid must be a number, not {body['pid']!r}")
+            pid = body["pid"]
+        checked = check_action(action, body)
+        return 200, await self.controller.pod_action(action, checked, pid, request["who"]), []
 
     async def _list_apps(self, request: Request) -> tuple[int, Any, list[Any]]:
         return 200, {"apps": await self.controller.list_apps()}, []
@@ -243,6 +266,17 @@ class AdminApp:
             raise HTTPError(400, "give the route to unmount: DELETE /apps?route=/api")
         route = normalise_prefix(query["route"][0])
         return 200, await self.controller.unmount_app(route, request["who"]), []
+
+
+def _pid_asked(request: Request) -> int | None:
+    """The `?pid=N` of a request, if any."""
+    query = parse_qs(request["scope"]["query_string"].decode("latin-1"))
+    if "pid" not in query:
+        return None
+    try:
+        return int(query["pid"][0])
+    except ValueError:
+        raise HTTPError(400, f"pid must be a number, not {query['pid'][0]!r}") from None
 
 
 def log_change(who: str, what: str) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from qactuar.admin.app import HTTPError
 from qactuar.admin.apps import ProcessApps
+from qactuar.admin.pod_view import local_pod_action, local_pod_report
 from qactuar.admin.stats import requests_served
 from qactuar.limits import Limits
 from qactuar.logs import server_logger
@@ -122,6 +123,13 @@ class WorkerAgent:
             return process_report(self.state, self.role, self.started)
         if op == "tasks":
             return {"pid": os.getpid(), "tasks": task_stacks()}
+        if op == "pod":
+            return await local_pod_report()
+        if op == "pod_action":
+            try:
+                return await local_pod_action(request["action"], request["body"])
+            except HTTPError as exc:
+                return {"pid": os.getpid(), "error": exc.reason, "status": exc.status}
         if op == "config":
             apply_live_settings(self.state, request["changes"])
             return {"pid": os.getpid(), "applied": sorted(request["changes"])}

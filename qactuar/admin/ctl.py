@@ -291,3 +291,65 @@ def apps_unmount(client: AdminClient, route: str) -> None:
     from urllib.parse import quote
 
     _print(client.request("DELETE", "/apps?route=" + quote(route)))
+
+
+@ctl_command.group()
+def pod() -> None:
+    """The pod's beans: list, add, cancel, restart (GET/POST /pod)."""
+
+
+def _pod_path(path: str, pid: int | None) -> str:
+    return path + (f"?pid={pid}" if pid else "")
+
+
+def _bean_target(bean: str) -> dict[str, Any]:
+    """A bean named on the command line: a number is an id, anything else a label."""
+    return {"id": int(bean)} if bean.isdigit() else {"label": bean}
+
+
+@pod.command("list")
+@click.option("--pid", type=int, help="Only this process (default: every process with beans).")
+@click.pass_obj
+def pod_list(client: AdminClient, pid: int | None) -> None:
+    """Every bean with its state, restarts, last error and current stack."""
+    _print(client.request("GET", _pod_path("/pod", pid)))
+
+
+@pod.command("add")
+@click.argument("bean")
+@click.option("--label", help="The bean's label.")
+@click.option("--pid", type=int, help="Only this process (default: see docs/admin.md).")
+@click.pass_obj
+def pod_add(client: AdminClient, bean: str, label: str | None, pid: int | None) -> None:
+    """Start BEAN, given as on `qactuar pod run`: pkg.mod.func[:k1=v1,k2=v2]."""
+    from qactuar.pod.config import parse_bean_argument
+
+    try:
+        body = parse_bean_argument(bean)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if label:
+        body["label"] = label
+    try:
+        json.dumps(body)
+    except (TypeError, ValueError) as exc:
+        _fail(f"bean {bean!r}: a keyword value cannot be sent as JSON: {exc}")
+    _print(client.request("POST", _pod_path("/pod", pid), body))
+
+
+@pod.command("cancel")
+@click.argument("bean")
+@click.option("--pid", type=int, help="Only this process (needed for an id in prefork).")
+@click.pass_obj
+def pod_cancel(client: AdminClient, bean: str, pid: int | None) -> None:
+    """Cancel the beans with this id (a number) or label; they are not restarted."""
+    _print(client.request("POST", _pod_path("/pod/cancel", pid), _bean_target(bean)))
+
+
+@pod.command("restart")
+@click.argument("bean")
+@click.option("--pid", type=int, help="Only this process (needed for an id in prefork).")
+@click.pass_obj
+def pod_restart(client: AdminClient, bean: str, pid: int | None) -> None:
+    """Cancel the beans with this id (a number) or label and start them again."""
+    _print(client.request("POST", _pod_path("/pod/restart", pid), _bean_target(bean)))

@@ -34,6 +34,7 @@ from qactuar.admin.channel import (
 from qactuar.admin.dashboard import page
 from qactuar.admin.listen import describe_admin
 from qactuar.admin.metrics import render
+from qactuar.admin.pod_view import local_pod_action, local_pod_report
 from qactuar.admin.procinfo import Sampler
 from qactuar.admin.settings import plan_change
 from qactuar.admin.stats import (
@@ -175,6 +176,21 @@ class AdminPlane:
             raise HTTPError(404, f"no process with pid {pid} in this server")
         return {"pid": os.getpid(), "tasks": task_stacks()}
 
+    # -- the pod (qactuar/admin/pod_view.py) ------------------------------------------
+
+    async def pod(self, pid: int | None) -> dict[str, Any]:
+        if pid not in (None, os.getpid()):
+            raise HTTPError(404, f"no process with pid {pid} in this server")
+        return {"processes": [{"role": "server", **await local_pod_report()}]}
+
+    async def pod_action(self, action: str, body: dict[str, Any], pid: int | None,
+                         who: str) -> dict[str, Any]:
+        if pid not in (None, os.getpid()):
+            raise HTTPError(404, f"no process with pid {pid} in this server")
+        result = await local_pod_action(action, body)
+        log_change(who, describe_pod_action(action, body, [os.getpid()]))
+        return {"processes": [result]}
+
     # -- apps (qactuar/admin/apps.py) ------------------------------------------------
 
     def current_mounts(self) -> list[Mount]:
@@ -283,6 +299,17 @@ class InProcessPlane(AdminPlane):
         if change.live:
             log_change(who, f"config set {describe_change(change.live)}")
         return {"applied": sorted(change.live), "reloaded": False}
+
+
+def describe_pod_action(action: str, body: dict[str, Any], pids: list[int]) -> str:
+    """The log line of a pod action: what, on which bean, in which processes."""
+    if action == "add":
+        what = f"pod add {body['core']}" + (f" label {body['label']!r}" if "label" in body
+                                            else "")
+    else:
+        target = f"id {body['id']}" if "id" in body else f"label {body['label']!r}"
+        what = f"pod {action} {target}"
+    return f"{what} in pid {', '.join(str(pid) for pid in pids)}"
 
 
 def describe_change(changes: dict[str, Any]) -> str:

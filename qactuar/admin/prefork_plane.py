@@ -11,7 +11,8 @@ from typing import Any
 from qactuar.admin.app import HTTPError, log_change
 from qactuar.admin.apps import import_fresh, new_mount, replaced
 from qactuar.admin.channel import WorkerAgent, WorkerLink
-from qactuar.admin.plane import AdminPlane, describe_change
+from qactuar.admin.plane import AdminPlane, describe_change, describe_pod_action
+from qactuar.admin.pod_view import local_pod_action, local_pod_report
 from qactuar.admin.settings import plan_change
 from qactuar.admin.stats import add_snapshots
 from qactuar.admin.supervisor_loop import SupervisorLoop
@@ -212,3 +213,76 @@ class PreforkPlane(AdminPlane):
         if answer is None:
             raise HTTPError(504, f"worker pid {pid} did not answer")
         return {"pid": pid, "tasks": answer["tasks"]}
+
+    # -- the pod: the supervisor's beans and each worker's -----------------------------
+
+    async def pod(self, pid: int | None) -> dict[str, Any]:
+        pids = self._pod_pids(pid)
+        reports = await asyncio.gather(*(self._pod_ask(p, "pod") for p in pids))
+        processes = []
+        for process, report in zip(pids, reports, strict=True):
+            role = "supervisor" if process == os.getpid() else "worker"
+            if report is None:
+                report = {"pid": process, "pod": None, "beans": [], "answered": False}
+            processes.append({"role": role, **{k: v for k, v in report.items() if k != "id"}})
+        return {"processes": processes}
+
+    def _pod_pids(self, pid: int | None) -> list[int]:
+        if pid is None:
+            return [os.getpid(), *(w.pid for w in self.supervisor.workers.values()
+                                   if not w.stopping)]
+        if pid != os.getpid() and pid not in self.links:
+            raise HTTPError(404, f"no process with pid {pid} in this server")
+        return [pid]
+
+    async def _pod_ask(self, pid: int, op: str, **arguments: Any) -> dict[str, Any] | None:
+        if pid == os.getpid():
+            try:
+                if op == "pod":
+                    return await local_pod_report()
+                return await local_pod_action(arguments["action"], arguments["body"])
+            except HTTPError as exc:
+                return {"pid": pid, "error": exc.reason, "status": exc.status}
+        return await self._ask(pid, op, timeout=10.0, **arguments)
+
+    async def pod_action(self, action: str, body: dict[str, Any], pid: int | None,
+                         who: str) -> dict[str, Any]:
+        """The rule: with a pid, that process (the supervisor or one worker).  Without:
+        `add` goes to every worker, or to the supervisor for `placement: supervisor`;
+        `cancel`/`restart` by label go to every process that has a bean with that label
+        (404 if none has); by id they need a pid (ids are per process)."""
+        if pid is not None:
+            pids = self._pod_pids(pid)
+        elif action == "add":
+            pids = ([os.getpid()] if body.get("placement") == "supervisor" else
+                    [w.pid for w in self.supervisor.workers.values() if not w.stopping])
+        elif "id" in body:
+            raise HTTPError(400, "bean ids are per process in prefork: give the pid too "
+                                 "(see GET /pod), or use the label")
+        else:
+            pids = self._pod_pids(None)
+        answers = await asyncio.gather(*(self._pod_ask(p, "pod_action", action=action,
+                                                       body=body) for p in pids))
+        done, errors = [], []
+        for process, answer in zip(pids, answers, strict=True):
+            if answer is None:
+                errors.append((504, f"pid {process} did not answer"))
+            elif "error" in answer:
+                errors.append((answer.get("status", 500), answer["error"]))
+            else:
+                done.append({k: v for k, v in answer.items() if k != "id"})
+        if pid is None and action != "add":
+            # By label over every process: those without that label are not a failure.
+            missing = [e for e in errors if e[0] in (404, 409)]
+            errors = [e for e in errors if e[0] not in (404, 409)]
+            if not done and not errors and missing:
+                errors = [e for e in missing if e[0] == 404][:1] or missing[:1]
+        if done:
+            log_change(who, describe_pod_action(action, body, [d["pid"] for d in done]))
+        if errors:
+            status, reason = errors[0]
+            if done:
+                reason = (f"{len(errors)} of {len(pids)} process(es) failed, the others did "
+                          f"it: {reason}")
+            raise HTTPError(status if not done else 500, reason)
+        return {"processes": done}

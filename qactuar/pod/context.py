@@ -166,6 +166,16 @@ class PodContext:
         """Cancel the beans with this id or label, wait for them, forget them."""
         return await self.pod.remove_beans(bid_or_label)
 
+    async def cancel_bean(self, bid_or_label: int | str) -> list[Bean]:
+        """Cancel the beans with this id or label and wait for them; they stay listed
+        (state `cancelled`) and are not restarted."""
+        return await self.pod.cancel_beans(bid_or_label)
+
+    async def restart_bean(self, bid_or_label: int | str) -> list[Bean]:
+        """Cancel the beans with this id or label and start them again (their `restarts`
+        count goes up by one; ValueError for a coroutine-object bean, which runs once)."""
+        return await self.pod.restart_beans(bid_or_label)
+
     def __repr__(self) -> str:
         return f"<PodContext {len(self.pod.beans)} bean(s)>"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import traceback
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -52,6 +53,7 @@ class Bean:
         self.instance: Any = None
         self.state = "pending"
         self.last_error: str | None = None
+        self.last_traceback: str | None = None  # the traceback text of `last_error`
         self.removed = False
         self.cancel_asked = False  # the pod cancelled its task (a stop, remove or cancel)
         self.ready_event = asyncio.Event()
@@ -271,6 +273,45 @@ class Pod:
             self.logger.info("Bean %s removed", bean.name)
         return beans
 
+    async def cancel_beans(self, bid_or_label: int | str) -> list[Bean]:
+        """Cancel the beans with this id or label (kept, not restarted) and wait for them."""
+        beans = self.get_beans(bid_or_label)
+        for bean in beans:
+            self.cancel_bean(bean)
+        await self._wait_cancelled(beans)
+        return beans
+
+    async def restart_beans(self, bid_or_label: int | str) -> list[Bean]:
+        """Cancel the beans with this id or label and run them again (counted as a restart,
+        outside the restart limit: it was asked for)."""
+        if self.stopping:
+            raise RuntimeError("the pod is stopping: no restarts")
+        beans = self.get_beans(bid_or_label)
+        for bean in beans:
+            if bean.spec.form == "coroutine":
+                raise ValueError(f"bean {bean.name} is a coroutine object: it runs once and "
+                                 "cannot be restarted")
+        for bean in beans:
+            self.cancel_bean(bean)
+        await self._wait_cancelled(beans)
+        for bean in beans:
+            bean.done_event = asyncio.Event()
+            bean.cancel_asked = False
+            bean.tracker.count += 1
+            self.logger.info("Bean %s restarted on request (restart %d)", bean.name,
+                             bean.tracker.count)
+            self._launch(bean)
+        return beans
+
+    async def _wait_cancelled(self, beans: list[Bean]) -> None:
+        tasks = {b.task for b in beans if b.task is not None and not b.task.done()}
+        if tasks:
+            await asyncio.wait(tasks, timeout=CANCEL_GRACE)
+        for bean in beans:
+            if bean.task is not None and not bean.task.done():
+                self._abandon(bean)
+                self._finish(bean, CANCELLED)
+
     def cancel_bean(self, bean: Bean) -> None:
         if bean.restart_handle is not None:
             bean.restart_handle.cancel()
@@ -295,6 +336,7 @@ class Pod:
             outcome = RAISED
             exc = _outcome_error(task)
             bean.last_error = f"{type(exc).__name__}: {exc}"
+            bean.last_traceback = "".join(traceback.format_exception(exc))
             exception_logger.error("Bean %s raised %s", bean.name, bean.last_error,
                                    exc_info=exc)
         else:
