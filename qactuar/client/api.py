@@ -238,7 +238,26 @@ class Client:
             jar = self.cookies
             if auth_object is None and not self.retries and not jar:
                 # The common case: one exchange, then a look at whether it needs more.
-                response = await self._send_single(request, timeouts, streaming)
+                # When a kept-alive HTTP/1.1 connection is free, the request goes out
+                # here and its future is awaited in this frame (no coroutine between).
+                exchange = self._send_now(request, timeouts, streaming)
+                if exchange is None:
+                    response = await self._send_single(request, timeouts, streaming)
+                else:
+                    try:
+                        response = await exchange.future
+                    except ClientError as error:
+                        if not (error.reused and request.replayable):
+                            raise
+                        # A stale keep-alive, never processed: the usual attempts follow.
+                        response = await self._send_single(request, timeouts, streaming, 1)
+                    except (asyncio.CancelledError, Exception) as error:
+                        exchange.connection.forget(exchange)
+                        if isinstance(error, asyncio.CancelledError):
+                            raise
+                        raise UnexpectedError(f"{type(error).__name__}: {error}") from error
+                    else:
+                        response.elapsed = perf_counter() - exchange.started
                 if not (response.has_cookies or (
                         follow and response.status_code in redirects.REDIRECT_STATUSES)):
                     return response
@@ -374,15 +393,47 @@ class Client:
                 response.history = history
             return response
 
+    def _send_now(self, request: OutgoingRequest, timeouts: Timeout,
+                  streaming: bool) -> Exchange | None:
+        """Send `request` at once when an HTTP/1.1 connection of its pool is free and its
+        head is cached (the plain GET of a loop): the Exchange, with its connection and
+        start time noted, whose future the caller awaits.  None when that does not apply
+        (no slot free, HTTP/2, a body or fields of its own): `_send_single` does it then."""
+        key = request.cache_key
+        if key is None or request.body_stream is not None:
+            return None
+        head = self._settings.heads.get(key)
+        if head is None:
+            return None
+        pool = self._pools.get(request.parsed.origin)
+        if pool is None or pool.http2 is not False:
+            return None
+        connection = pool.take()
+        if connection is None:
+            return None
+        if connection.is_http2 or connection.absolute_form:
+            connection.free += 1  # give the slot back: _send_single takes it again
+            return None
+        response = Response()
+        response.request = request
+        response.url = request.url
+        exchange = Exchange(response, self._loop.create_future(),  # type: ignore[union-attr]
+                            request.method == "HEAD", timeouts.read, streaming)
+        exchange.connection = connection
+        exchange.started = perf_counter()
+        connection.send(exchange, head, request.content)
+        return exchange
+
     async def _send_single(self, request: OutgoingRequest, timeouts: Timeout,
-                           streaming: bool) -> Response:
+                           streaming: bool, first_attempt: int = 0) -> Response:
         """One exchange on a pooled connection; once more on a new one when a kept-alive
-        connection turns out closed before it answered."""
+        connection turns out closed before it answered (up to three attempts in all,
+        `first_attempt` of them already made)."""
         parsed = request.parsed
         pool = self._pools.get(parsed.origin)
         if pool is None:
             pool = self._pools[parsed.origin] = Pool(self._settings, parsed.origin, self._loop)
-        for attempt in range(3):
+        for attempt in range(first_attempt, 3):
             connection = pool.take() or await pool.acquire(timeouts.pool)
             response = Response()
             response.request = request
