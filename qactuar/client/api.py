@@ -157,7 +157,9 @@ class Client:
     # -- the verbs (each returns the request's coroutine: one frame less per request) ----
     def get(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
         """`await client.get(url, ...)`: see `request` for the keyword arguments."""
-        return self._request("GET", url, **kwargs)
+        if kwargs:
+            return self._request("GET", url, **kwargs)
+        return self._request("GET", url)
 
     def head(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
         """`await client.head(url, ...)`: see `request` for the keyword arguments."""
@@ -236,7 +238,8 @@ class Client:
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
         if timeouts.total is None:
             jar = self.cookies
-            if auth_object is None and not self.retries and not jar:
+            # (The jar's dict is looked at directly: CookieJar.__bool__ is a Python call.)
+            if auth_object is None and not self.retries and (jar is None or not jar._cookies):
                 # The common case: one exchange, then a look at whether it needs more.
                 # When a kept-alive HTTP/1.1 connection is free, the request goes out
                 # here and its future is awaited in this frame (no coroutine between).
