@@ -69,7 +69,7 @@ class _Settings:
 class OutgoingRequest(Request):
     """A Request plus what the engine needs to send it again (redirects, auth, retries)."""
 
-    __slots__ = ("body_stream", "cache_key", "fields", "parsed")
+    __slots__ = ("body_stream", "cache_key", "fields", "head", "parsed")
 
     def __init__(self, method: str, parsed: URL, fields: list[tuple[bytes, bytes]],
                  content: bytes | None, body_stream: AsyncIterable[bytes] | None,
@@ -77,6 +77,7 @@ class OutgoingRequest(Request):
         # cache_key: set when the fields are the Client's defaults, so the encoded head
         # (HTTP/1.1) or header block (HTTP/2) of an identical request can be reused.
         self.cache_key = cache_key
+        self.head: bytes | None = None  # its HTTP/1.1 head once sent, when cache_key is set
         self.method = method
         self.parsed = parsed
         self.url = parsed.url
@@ -402,18 +403,20 @@ class Client:
         head is cached (the plain GET of a loop): the Exchange, with its connection and
         start time noted, whose future the caller awaits.  None when that does not apply
         (no slot free, HTTP/2, a body or fields of its own): `_send_single` does it then."""
-        key = request.cache_key
-        if key is None or request.body_stream is not None:
-            return None
-        head = self._settings.heads.get(key)
+        head = request.head  # set once sent by _send_single: default fields, no stream
         if head is None:
             return None
         pool = self._pools.get(request.parsed.origin)
         if pool is None or pool.http2 is not False:
             return None
-        connection = pool.take()
-        if connection is None:
-            return None
+        connections = pool.connections
+        if connections and connections[-1].free > 0:
+            connection = connections[-1]  # Pool.take's first look, without the call
+            connection.free -= 1
+        else:
+            connection = pool.take()
+            if connection is None:
+                return None
         if connection.is_http2 or connection.absolute_form:
             connection.free += 1  # give the slot back: _send_single takes it again
             return None
@@ -469,6 +472,7 @@ class Client:
                                 if len(heads) >= 1024:
                                     heads.clear()
                                 heads[key] = head
+                            request.head = head
                         connection.send(exchange, head, request.content)
                     else:
                         fields = request.fields

@@ -33,6 +33,9 @@ from qactuar.client.exchange import STREAM_LOW_WATER, BodyStream, Exchange
 from qactuar.client.models import Response
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+# Lengths of the field names on_headers_complete looks at: content-length (14),
+# transfer-encoding (17), content-encoding (16), set-cookie (10).
+_NOTED_NAME_LENGTHS = frozenset({14, 17, 16, 10})
 
 
 class _StopBody(Exception):
@@ -207,8 +210,7 @@ class HTTP1Connection(asyncio.Protocol):
         # know without building its Headers (coding, cookies).
         delimited = False
         for name, value in response.raw_headers:
-            length = len(name)
-            if length == 14 or length == 17 or length == 16 or length == 10:
+            if len(name) in _NOTED_NAME_LENGTHS:
                 name = name.lower()
                 if name == b"content-length" or name == b"transfer-encoding":
                     delimited = True
