@@ -432,7 +432,8 @@ class HTTP1Connection(asyncio.Protocol):
                                             "answering")
             error.reused = current.reused
             return error
-        if self.current is not None and not self.headers_done:
+        if self.current is None or not self.headers_done:
+            # (current is None here when the bytes of its head so far made no callback.)
             return ConnectionClosed(f"the server {how} the connection in the response head")
         return ConnectionClosed(f"the server {how} the connection before the response body "
                                 "ended")
