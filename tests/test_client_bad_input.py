@@ -140,6 +140,12 @@ async def closes_without_answer(reader, writer) -> None:
     await read_head(reader)
 
 
+async def closes_mid_status_line(reader, writer) -> None:
+    await read_head(reader)
+    writer.write(b"HTTP/1.1 2")  # no parser callback yet: still an answer begun
+    await writer.drain()
+
+
 async def stalls(reader, writer) -> None:
     await read_head(reader)
     await reader.read()  # never answers
@@ -185,6 +191,11 @@ def test_reset_mid_body_is_700() -> None:
 
 def test_close_without_answer_is_708() -> None:
     fails_then_recovers(closes_without_answer, NoResponse, 708)
+
+
+def test_close_mid_status_line_is_700_in_the_head() -> None:
+    error = fails_then_recovers(closes_mid_status_line, ConnectionClosed, 700)
+    assert "response head" in str(error)
 
 
 def test_stalled_server_is_a_702_read_timeout() -> None:
@@ -436,6 +447,9 @@ def test_retries_after_a_connection_failure_for_idempotent_methods_only() -> Non
 @pytest.mark.parametrize("answer", [
     b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody until the close",
     b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until the close",
+    # No reason phrase (no on_status callback), then no header field either.
+    b"HTTP/1.1 200\r\nContent-Length: 20\r\n\r\nbody until the close",
+    b"HTTP/1.0 200\r\n\r\nbody until the close",
     b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n"
     b"body until the close",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n10\r\n until the close"

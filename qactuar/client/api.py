@@ -69,7 +69,7 @@ class _Settings:
 class OutgoingRequest(Request):
     """A Request plus what the engine needs to send it again (redirects, auth, retries)."""
 
-    __slots__ = ("body_stream", "cache_key", "fields", "parsed")
+    __slots__ = ("body_stream", "cache_key", "fields", "head", "parsed")
 
     def __init__(self, method: str, parsed: URL, fields: list[tuple[bytes, bytes]],
                  content: bytes | None, body_stream: AsyncIterable[bytes] | None,
@@ -77,6 +77,7 @@ class OutgoingRequest(Request):
         # cache_key: set when the fields are the Client's defaults, so the encoded head
         # (HTTP/1.1) or header block (HTTP/2) of an identical request can be reused.
         self.cache_key = cache_key
+        self.head: bytes | None = None  # its HTTP/1.1 head once sent, when cache_key is set
         self.method = method
         self.parsed = parsed
         self.url = parsed.url
@@ -157,7 +158,9 @@ class Client:
     # -- the verbs (each returns the request's coroutine: one frame less per request) ----
     def get(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
         """`await client.get(url, ...)`: see `request` for the keyword arguments."""
-        return self._request("GET", url, **kwargs)
+        if kwargs:
+            return self._request("GET", url, **kwargs)
+        return self._request("GET", url)
 
     def head(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
         """`await client.head(url, ...)`: see `request` for the keyword arguments."""
@@ -236,9 +239,29 @@ class Client:
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
         if timeouts.total is None:
             jar = self.cookies
-            if auth_object is None and not self.retries and not jar:
+            # (The jar's dict is looked at directly: CookieJar.__bool__ is a Python call.)
+            if auth_object is None and not self.retries and (jar is None or not jar._cookies):
                 # The common case: one exchange, then a look at whether it needs more.
-                response = await self._send_single(request, timeouts, streaming)
+                # When a kept-alive HTTP/1.1 connection is free, the request goes out
+                # here and its future is awaited in this frame (no coroutine between).
+                exchange = self._send_now(request, timeouts, streaming)
+                if exchange is None:
+                    response = await self._send_single(request, timeouts, streaming)
+                else:
+                    try:
+                        response = await exchange.future
+                    except ClientError as error:
+                        if not (error.reused and request.replayable):
+                            raise
+                        # A stale keep-alive, never processed: the usual attempts follow.
+                        response = await self._send_single(request, timeouts, streaming, 1)
+                    except (asyncio.CancelledError, Exception) as error:
+                        exchange.connection.forget(exchange)
+                        if isinstance(error, asyncio.CancelledError):
+                            raise
+                        raise UnexpectedError(f"{type(error).__name__}: {error}") from error
+                    else:
+                        response.elapsed = perf_counter() - exchange.started
                 if not (response.has_cookies or (
                         follow and response.status_code in redirects.REDIRECT_STATUSES)):
                     return response
@@ -374,15 +397,49 @@ class Client:
                 response.history = history
             return response
 
+    def _send_now(self, request: OutgoingRequest, timeouts: Timeout,
+                  streaming: bool) -> Exchange | None:
+        """Send `request` at once when an HTTP/1.1 connection of its pool is free and its
+        head is cached (the plain GET of a loop): the Exchange, with its connection and
+        start time noted, whose future the caller awaits.  None when that does not apply
+        (no slot free, HTTP/2, a body or fields of its own): `_send_single` does it then."""
+        head = request.head  # set once sent by _send_single: default fields, no stream
+        if head is None:
+            return None
+        pool = self._pools.get(request.parsed.origin)
+        if pool is None or pool.http2 is not False:
+            return None
+        connections = pool.connections
+        if connections and connections[-1].free > 0:
+            connection = connections[-1]  # Pool.take's first look, without the call
+            connection.free -= 1
+        else:
+            connection = pool.take()
+            if connection is None:
+                return None
+        if connection.is_http2 or connection.absolute_form:
+            connection.free += 1  # give the slot back: _send_single takes it again
+            return None
+        response = Response()
+        response.request = request
+        response.url = request.url
+        exchange = Exchange(response, self._loop.create_future(),  # type: ignore[union-attr]
+                            request.method == "HEAD", timeouts.read, streaming)
+        exchange.connection = connection
+        exchange.started = perf_counter()
+        connection.send(exchange, head, request.content)
+        return exchange
+
     async def _send_single(self, request: OutgoingRequest, timeouts: Timeout,
-                           streaming: bool) -> Response:
+                           streaming: bool, first_attempt: int = 0) -> Response:
         """One exchange on a pooled connection; once more on a new one when a kept-alive
-        connection turns out closed before it answered."""
+        connection turns out closed before it answered (up to three attempts in all,
+        `first_attempt` of them already made)."""
         parsed = request.parsed
         pool = self._pools.get(parsed.origin)
         if pool is None:
             pool = self._pools[parsed.origin] = Pool(self._settings, parsed.origin, self._loop)
-        for attempt in range(3):
+        for attempt in range(first_attempt, 3):
             connection = pool.take() or await pool.acquire(timeouts.pool)
             response = Response()
             response.request = request
@@ -415,6 +472,7 @@ class Client:
                                 if len(heads) >= 1024:
                                     heads.clear()
                                 heads[key] = head
+                            request.head = head
                         connection.send(exchange, head, request.content)
                     else:
                         fields = request.fields

@@ -23,9 +23,22 @@ STREAM_LOW_WATER = 128 * 1024
 class Exchange:
     """A request in flight on one connection."""
 
-    __slots__ = ("activity", "blocks", "chunks", "future", "head_only", "read_timeout",
-                 "received", "response",
-                 "reused", "stream", "stream_id", "until_close")
+    __slots__ = (
+        "activity",
+        "blocks",
+        "chunks",
+        "connection",
+        "future",
+        "head_only",
+        "read_timeout",
+        "received",
+        "response",
+        "reused",
+        "started",
+        "stream",
+        "stream_id",
+        "until_close",
+    )
 
     def __init__(self, response: Response, future: asyncio.Future[Any], head_only: bool,
                  read_timeout: float | None, streaming: bool) -> None:
@@ -41,6 +54,9 @@ class Exchange:
         self.stream_id = 0
         self.blocks = False  # nothing may be pipelined behind it (HTTP/1.1)
         self.activity = 0.0  # loop time of its last frame (HTTP/2: per-stream read timeout)
+        # Set only by Client._send_now: the connection it went out on, perf_counter() then.
+        self.connection: Any = None
+        self.started = 0.0
 
     def deliver_head(self) -> None:
         """A streamed response's head is complete: the caller may start reading."""

@@ -33,6 +33,9 @@ from qactuar.client.exchange import STREAM_LOW_WATER, BodyStream, Exchange
 from qactuar.client.models import Response
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+# Lengths of the field names on_headers_complete looks at: content-length (14),
+# transfer-encoding (17), content-encoding (16), set-cookie (10).
+_NOTED_NAME_LENGTHS = frozenset({14, 17, 16, 10})
 
 
 class _StopBody(Exception):
@@ -84,10 +87,14 @@ class HTTP1Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_read = self.loop.time()
         self.chunk_size = len(data)
-        if self.headers_done and self.current is None and not self.pending:
-            # Bytes nobody asked for: this connection can no longer be trusted.
-            self.close()
-            return
+        if self.current is None:
+            pending = self.pending
+            if pending:
+                pending[0].received = True  # the first byte of its answer (see _begin)
+            elif self.headers_done:
+                # Bytes nobody asked for: this connection can no longer be trusted.
+                self.close()
+                return
         try:
             self.parser.feed_data(data)
         except _StopBody:
@@ -150,7 +157,10 @@ class HTTP1Connection(asyncio.Protocol):
                 waiter.set_result(None)
 
     # -- httptools callbacks ----------------------------------------------------------
-    def on_message_begin(self) -> None:
+    # No on_message_begin (a callback per response saved): the first callback of an
+    # answer's head (on_status, or on_header / on_headers_complete when the status line
+    # has no reason) finds `current` unset and calls _begin.
+    def _begin(self) -> None:
         if not self.pending:
             raise ProtocolError("the response went on past its end (Content-Length or "
                                 "chunks) or an answer came that nobody asked for")
@@ -167,14 +177,25 @@ class HTTP1Connection(asyncio.Protocol):
         self.head_bytes = 0
 
     def on_status(self, status: bytes) -> None:
-        self.response.reason += status.decode("latin-1")
+        if self.current is None:
+            self._begin()
+        response = self.response
+        if response.reason:  # the reason arrived in pieces
+            response.reason += status.decode("latin-1")
+        else:
+            response.reason = status.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.current is None:
+            self._begin()
         self.fields.append((name, value))
 
     def on_headers_complete(self) -> None:
         exchange = self.current
-        assert exchange is not None
+        if exchange is None:
+            self._begin()
+            exchange = self.current
+            assert exchange is not None
         parser = self.parser
         status = parser.get_status_code()
         response = exchange.response
@@ -189,8 +210,7 @@ class HTTP1Connection(asyncio.Protocol):
         # know without building its Headers (coding, cookies).
         delimited = False
         for name, value in response.raw_headers:
-            length = len(name)
-            if length == 14 or length == 17 or length == 16 or length == 10:
+            if len(name) in _NOTED_NAME_LENGTHS:
                 name = name.lower()
                 if name == b"content-length" or name == b"transfer-encoding":
                     delimited = True
@@ -258,8 +278,10 @@ class HTTP1Connection(asyncio.Protocol):
                 self.transport.writelines((head, body))
         else:
             self.transport.write(head)
-        if exchange.read_timeout is not None:
-            self._arm_timer(exchange.read_timeout, now)
+        read_timeout = exchange.read_timeout
+        if read_timeout is not None and (
+                self.timer is None or now + read_timeout < self.timer_due):
+            self._arm_timer(read_timeout, now)  # (a timer due soon enough stays: no call)
         return now
 
     async def send_streamed(self, exchange: Exchange, head: bytes,
@@ -349,7 +371,15 @@ class HTTP1Connection(asyncio.Protocol):
     # -- completion and failure -------------------------------------------------------
     def _complete(self, exchange: Exchange) -> None:
         self.served += 1
-        exchange.finish()
+        future = exchange.future
+        if exchange.stream is None and not future.done():
+            # Exchange.finish's common case, inlined (one call less per request).
+            chunks = exchange.chunks
+            response = exchange.response
+            response._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            future.set_result(response)
+        else:
+            exchange.finish()
         if self.closed:
             return
         if not self.keep_alive:
@@ -362,7 +392,8 @@ class HTTP1Connection(asyncio.Protocol):
             return
         self.free += 1 + self.held_slots
         self.held_slots = 0
-        self.pool.slot_freed(self)
+        if self.pool.waiters:
+            self.pool.slot_freed(self)
 
     def _block_pipelining(self, exchange: Exchange) -> None:
         exchange.blocks = True
@@ -401,7 +432,8 @@ class HTTP1Connection(asyncio.Protocol):
                                             "answering")
             error.reused = current.reused
             return error
-        if self.current is not None and not self.headers_done:
+        if self.current is None or not self.headers_done:
+            # (current is None here when the bytes of its head so far made no callback.)
             return ConnectionClosed(f"the server {how} the connection in the response head")
         return ConnectionClosed(f"the server {how} the connection before the response body "
                                 "ended")
