@@ -10,6 +10,7 @@ This module never forks and never binds.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -134,6 +135,9 @@ async def _serve(config: Config, mounts: list[Mount], sockets: list[socket.socke
     if status is not None:
         return status
 
+    # Start-up (imports, lifespan, beans) leaves reference cycles behind; collect them
+    # once now, so the first collector pause does not land on a request.
+    gc.collect()
     loop_name = loop_label(loop)
     for sock in sockets:
         # backlog: create_server calls listen() again, by default with 100.
