@@ -31,6 +31,7 @@ from qactuar.client.errors import (
 )
 from qactuar.client.exchange import STREAM_LOW_WATER, BodyStream, Exchange
 from qactuar.client.models import Response
+from qactuar.client.read_timer import ReadTimer
 
 _NO_BODY_STATUSES = frozenset({204, 304})
 # Lengths of the field names on_headers_complete looks at: content-length (14),
@@ -42,7 +43,7 @@ class _StopBody(Exception):
     """Raised from the parser's callback to stop parsing a HEAD response's body."""
 
 
-class HTTP1Connection(asyncio.Protocol):
+class HTTP1Connection(ReadTimer, asyncio.Protocol):
     """One HTTP/1.1 connection of a pool."""
 
     is_http2 = False
@@ -340,16 +341,6 @@ class HTTP1Connection(asyncio.Protocol):
             raise ConnectionClosed("the connection closed while the request body was sent")
 
     # -- timeouts ---------------------------------------------------------------------
-    def _arm_timer(self, read_timeout: float | None, now: float) -> None:
-        if read_timeout is None:
-            return
-        due = now + read_timeout
-        if self.timer is None or due < self.timer_due:
-            if self.timer is not None:
-                self.timer.cancel()
-            self.timer_due = due
-            self.timer = self.loop.call_at(due, self._check_read)
-
     def _check_read(self) -> None:
         self.timer = None
         if self.closed or not self.pending:

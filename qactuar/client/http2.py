@@ -42,6 +42,7 @@ from qactuar.client.errors import (
     WriteTimeout,
 )
 from qactuar.client.exchange import Exchange
+from qactuar.client.read_timer import ReadTimer
 from qactuar.protocols.hpack_codec import BlockCachingDecoder, field_forms
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -89,7 +90,7 @@ class _Outgoing:
         self.write_timeout = write_timeout
 
 
-class HTTP2Connection(asyncio.Protocol):
+class HTTP2Connection(ReadTimer, asyncio.Protocol):
     """One HTTP/2 connection of a pool."""
 
     is_http2 = True
@@ -623,16 +624,6 @@ class HTTP2Connection(asyncio.Protocol):
                     failure = HTTP2ConnectionError(f"{reason} before answering")
                     failure.reused = exchange.reused
             exchange.fail(failure)
-
-    def _arm_timer(self, read_timeout: float | None, now: float) -> None:
-        if read_timeout is None:
-            return
-        due = now + read_timeout
-        if self.timer is None or due < self.timer_due:
-            if self.timer is not None:
-                self.timer.cancel()
-            self.timer_due = due
-            self.timer = self.loop.call_at(due, self._check_read)
 
     def _check_read(self) -> None:
         """Fail the streams silent for longer than their read timeout (each reset alone),
