@@ -83,6 +83,20 @@ def run_qactuar(*args: str, env: dict[str, str] | None = None,
     return run_to_exit([sys.executable, "-m", "qactuar", *args], env, timeout=timeout)
 
 
+def write_tls_files(folder: Path) -> dict[str, Path]:
+    """A fresh CA and a server certificate for 127.0.0.1 and localhost, written into
+    `folder` as cert.pem (key and chain), key.pem and ca.pem."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    paths = {name: folder / f"{name}.pem" for name in ("cert", "key", "ca")}
+    cert.private_key_and_cert_chain_pem.write_to_path(str(paths["cert"]))
+    cert.private_key_pem.write_to_path(str(paths["key"]))
+    ca.cert_pem.write_to_path(str(paths["ca"]))
+    return paths
+
+
 def run_failing_server(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run a server that must not come up, with `env` added; it gets a free port in case
     it does."""

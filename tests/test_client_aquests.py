@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
 import qactuar.client.aquests as aquests_module
-from conftest import ServerProcess
+from conftest import ServerProcess, write_tls_files
 from qactuar import client as aquests
 from qactuar.client.aquests_response import AquestsRequest, AquestsResponse, HeaderDict
 from qactuar.client.errors import ClientError
@@ -24,13 +23,7 @@ from qactuar.client.errors import ClientError
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    folder = tmp_path_factory.mktemp("aquests-tls")
-    cert.private_key_and_cert_chain_pem.write_to_path(str(folder / "cert.pem"))
-    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
-    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
-    return {"cert": folder / "cert.pem", "key": folder / "key.pem", "ca": folder / "ca.pem"}
+    return write_tls_files(tmp_path_factory.mktemp("aquests-tls"))
 
 
 @pytest.fixture(scope="module")

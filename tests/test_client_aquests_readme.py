@@ -18,10 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
 import qactuar.client.aquests as aquests_module
-from conftest import ServerProcess
+from conftest import ServerProcess, write_tls_files
 
 QUICKSTART = '''
 import aquests
@@ -237,13 +236,7 @@ aquests.fetchall ()
 
 @pytest.fixture(scope="module")
 def tls_ca(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    folder = tmp_path_factory.mktemp("readme-tls")
-    cert.private_key_and_cert_chain_pem.write_to_path(str(folder / "cert.pem"))
-    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
-    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
-    return {"cert": folder / "cert.pem", "key": folder / "key.pem", "ca": folder / "ca.pem"}
+    return write_tls_files(tmp_path_factory.mktemp("readme-tls"))
 
 
 @pytest.fixture(scope="module")

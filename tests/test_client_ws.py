@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
-from conftest import ServerProcess, _SocketReader, file_lines, wait_until
+from conftest import ServerProcess, _SocketReader, file_lines, wait_until, write_tls_files
 from qactuar.client import errors
 from qactuar.client.websocket import (
     CLOSE,
@@ -385,13 +384,8 @@ def test_a_wrong_accept_key_is_716() -> None:
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    folder = tmp_path_factory.mktemp("ws-tls")
-    cert.private_key_and_cert_chain_pem.write_to_path(str(folder / "cert.pem"))
-    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
-    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
-    return folder / "cert.pem", folder / "key.pem", folder / "ca.pem"
+    paths = write_tls_files(tmp_path_factory.mktemp("ws-tls"))
+    return paths["cert"], paths["key"], paths["ca"]
 
 
 def test_wss_verifies_the_certificate(tls_files: tuple[Path, Path, Path]) -> None:

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
-from conftest import ServerProcess, file_lines, wait_until
+from conftest import ServerProcess, file_lines, wait_until, write_tls_files
 from qactuar.client import errors
 from qactuar.client.websocket import (
     CLOSE,
@@ -44,13 +43,7 @@ def server(events_file: Path) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    folder = tmp_path_factory.mktemp("ws-h2-tls")
-    cert.private_key_and_cert_chain_pem.write_to_path(str(folder / "cert.pem"))
-    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
-    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
-    return {"cert": folder / "cert.pem", "key": folder / "key.pem", "ca": folder / "ca.pem"}
+    return write_tls_files(tmp_path_factory.mktemp("ws-h2-tls"))
 
 
 def url(server: ServerProcess, path: str, scheme: str = "ws") -> str:
