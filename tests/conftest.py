@@ -19,6 +19,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from qactuar._build import COMPILED_MODULES, PURE_PYTHON_ENV_VAR, flag_is_set
@@ -95,6 +96,19 @@ def write_tls_files(folder: Path) -> dict[str, Path]:
     cert.private_key_pem.write_to_path(str(paths["key"]))
     ca.cert_pem.write_to_path(str(paths["ca"]))
     return paths
+
+
+def assert_hello_example_serves(example: str, folder: Path) -> None:
+    """The docs' and README's `qactuar.run(app=app)` hello example, run as written but on
+    a free port, answers "Hello, world!" and exits 0 on SIGTERM."""
+    script = folder / "hello.py"
+    script.write_text(example.replace("qactuar.run(app=app)",
+                                      "qactuar.run(app=app, host='127.0.0.1', port=0)"))
+    server = ServerProcess([], cwd=folder, command=[sys.executable, str(script)])
+    try:
+        assert httpx.get(f"{server.url}/", timeout=5).text == "Hello, world!"
+    finally:
+        assert server.stop() == 0
 
 
 def run_failing_server(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -18,7 +18,7 @@ from typing import Any
 import click
 import httpx
 
-from conftest import TESTS_DIR, ServerProcess, child_env
+from conftest import TESTS_DIR, assert_hello_example_serves, child_env
 from docs_commands import app_module, lines_of, run_line, serve_line, talk_until
 from docs_examples import DOCS_DIR, code_blocks
 from qactuar.cli import command
@@ -111,14 +111,7 @@ def test_getting_started_errors_are_the_lines_shown(tmp_path: Path) -> None:
 
 def test_getting_started_programmatic_example_serves(tmp_path: Path) -> None:
     (example,) = code_blocks("index.md", "python")
-    script = tmp_path / "example.py"
-    script.write_text(example.replace("qactuar.run(app=app)",
-                                      "qactuar.run(app=app, host='127.0.0.1', port=0)"))
-    server = ServerProcess([], cwd=tmp_path, command=[sys.executable, str(script)])
-    try:
-        assert httpx.get(f"{server.url}/", timeout=5).text == "Hello, world!"
-    finally:
-        assert server.stop() == 0
+    assert_hello_example_serves(example, tmp_path)
     # The commented alternative is valid too.
     match = re.search(r"conf=(qactuar\.Config\(.*\))\)$", example, flags=re.M)
     assert match is not None

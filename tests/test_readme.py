@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import TESTS_DIR, ServerProcess
+from conftest import TESTS_DIR, ServerProcess, assert_hello_example_serves
 
 ROOT = TESTS_DIR.parent
 README = (ROOT / "README.md").read_text()
@@ -44,15 +44,7 @@ def test_the_setup_block_says_to_make_a_virtual_environment_as_ci_does() -> None
 
 def test_the_example_serves(tmp_path: Path) -> None:
     (example,) = _blocks("python")
-    script = tmp_path / "hello.py"
-    # The example as written, but on a free port so tests never collide.
-    script.write_text(example.replace("qactuar.run(app=app)",
-                                      "qactuar.run(app=app, host='127.0.0.1', port=0)"))
-    server = ServerProcess([], cwd=tmp_path, command=[sys.executable, str(script)])
-    try:
-        assert httpx.get(f"{server.url}/", timeout=5).text == "Hello, world!"
-    finally:
-        assert server.stop() == 0
+    assert_hello_example_serves(example, tmp_path)
 
 
 def test_the_example_serves_as_module_attr_too(tmp_path: Path) -> None:
