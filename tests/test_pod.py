@@ -19,7 +19,7 @@ import pytest
 
 from conftest import assert_one_line_error, child_env
 from pod_helpers import PodProcess, index_of, run_pod, script_env
-from qactuar.pod.pod import CANCEL_GRACE, EXIT_BEAN_FAILED
+from qactuar.pod.pod import CANCEL_GRACE, EXIT_BEAN_FAILED, EXIT_BEAN_RAISED
 
 BEANS = "apps.pod_beans"
 
@@ -244,7 +244,9 @@ def test_a_cancelled_error_the_pod_did_not_cause_is_a_failure(tmp_path: Path) ->
 def test_no_restart_when_the_policy_says_so(tmp_path: Path, bean: str, policy: str) -> None:
     runs = tmp_path / "runs"
     result = run_pod(f"{BEANS}.{bean}:path='{runs}',restart='{policy}'")
-    assert result.returncode == 0, result.stdout + result.stderr
+    # A temporary bean's exception is not restarted but is the run's outcome: exit 1.
+    expected = EXIT_BEAN_RAISED if bean == "crash" else 0
+    assert result.returncode == expected, result.stdout + result.stderr
     assert len(runs.read_text().splitlines()) == 1
     assert "restarting" not in result.stdout
     if bean == "crash":  # not restarted, but never swallowed

@@ -32,6 +32,9 @@ from qactuar.pod.context import (
 from qactuar.pod.supervision import CANCELLED, RAISED, RETURNED, RestartTracker
 
 EXIT_BEAN_FAILED = 4
+# The beans all ended on their own and one's last run raised (a temporary bean's
+# exception, say): a script's job failed, so the exit status says so.
+EXIT_BEAN_RAISED = 1
 CANCEL_GRACE = 1.0
 # When a failed bean stops the pod and STOP_WAIT_TIME is None (wait for ever),
 # the other beans still get a bounded wait: nobody asked them to stop.
@@ -375,7 +378,7 @@ class Pod:
 
     async def run(self) -> int:
         """Start the beans, wait until all have finished or a stop is asked; return the
-        exit status (0, or EXIT_BEAN_FAILED)."""
+        exit status (0, EXIT_BEAN_RAISED or EXIT_BEAN_FAILED)."""
         await self.start()
         await self.wait_gates()
         while not (self._halt.is_set() or all(b.done() for b in self.beans.values())):
@@ -385,7 +388,11 @@ class Pod:
             if self.stop_wait_time is None:
                 self.stop_wait_time = FAILURE_STOP_WAIT
             await self.stop("SIGTERM")  # the other beans are asked to stop, as on SIGTERM
+        ended_on_their_own = not self._halt.is_set()
         await self.stop(None)
+        if (self.exit_status == 0 and ended_on_their_own
+                and any(b.state == "failed" for b in self.beans.values())):
+            self.exit_status = EXIT_BEAN_RAISED
         return self.exit_status
 
     def halt(self) -> None:
