@@ -35,8 +35,10 @@ def child_env(**extra: str) -> dict[str, str]:
     """
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("QACTUAR_") or k == PURE_PYTHON_ENV_VAR}
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR.parent), str(TESTS_DIR),
-                                         env.get("PYTHONPATH", "")])
+    # No empty entry: it would put the child's working directory on sys.path, and a
+    # test could then pass by importing from wherever it happened to run.
+    paths = [str(TESTS_DIR.parent), str(TESTS_DIR), *env.get("PYTHONPATH", "").split(os.pathsep)]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
