@@ -188,3 +188,37 @@ def test_dashboard_asks_for_the_token(browser: Page) -> None:
         wait_until(lambda: browser.text("#total-requests") == "1", 20, "the request counted")
     finally:
         process.stop()
+
+
+def test_dashboard_pod_panel_lists_beans_and_its_buttons_act(browser: Page) -> None:
+    beans = [{"core": "apps.pod_admin_beans.waiter", "label": "waiter"}]
+    process = ServerProcess(["admin_app:app", "--app-dir", "apps", "--port", "0", "--admin",
+                             "--admin-port", "0", "--no-access-log"],
+                            env={"QACTUAR_BEANS": json.dumps(beans),
+                                 "QACTUAR_STOP_WAIT_TIME": "0.5"})
+    server = AdminServer(process)
+    try:
+        browser.call("Page.navigate", url=server.admin_url + "/")
+        wait_until(lambda: browser.evaluate(
+            "!document.querySelector('#pod').hidden && "
+            "document.querySelectorAll('#beans tbody tr').length === 1"), 20,
+            "the pod panel with the one bean")
+        row = "document.querySelector('#beans tbody tr')"
+        assert "apps.pod_admin_beans.waiter" in browser.evaluate(f"{row}.textContent")
+        assert "running" in browser.evaluate(f"{row}.textContent")
+
+        def bean() -> dict[str, Any]:
+            (listed,) = server.admin("GET", "/pod").json()["processes"][0]["beans"]
+            return listed  # type: ignore[no-any-return]
+
+        browser.evaluate(f"{row}.querySelector('[data-action=restart]').click()")
+        wait_until(lambda: browser.text("#message").endswith("restart done"), 20,
+                   "restart done (the page says: " + browser.text("#message") + ")")
+        assert bean()["restarts"] == 1
+        browser.evaluate(f"{row}.querySelector('[data-action=cancel]').click()")
+        wait_until(lambda: browser.text("#message").endswith("cancel done"), 20, "cancel done")
+        assert bean()["state"] == "cancelled"
+        wait_until(lambda: "cancelled" in browser.evaluate(f"{row}.textContent"), 10,
+                   "the row to show the cancelled bean")
+    finally:
+        process.stop()

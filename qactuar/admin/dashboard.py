@@ -72,6 +72,10 @@ PAGE = r"""<!doctype html>
   <section><h2>Apps</h2><table id="apps"><thead><tr><th class="left">route</th>
     <th>app</th><th class="left">source</th><th></th></tr></thead><tbody></tbody></table>
   </section>
+  <section class="wide" id="pod" hidden><h2>Pod: background beans</h2><table id="beans"><thead>
+    <tr><th>pid</th><th>role</th><th>id</th><th class="left">label</th><th class="left">core</th>
+    <th class="left">state</th><th>restarts</th><th class="left">last error</th><th></th></tr>
+    </thead><tbody></tbody></table></section>
   <section><h2>Configuration</h2><pre id="config"></pre></section>
 </main>
 <script>
@@ -241,6 +245,26 @@ async function refreshApps() {
   });
 }
 
+// The pod's beans, per process; the panel stays hidden while no process runs a pod.
+async function refreshPod() {
+  const answer = await api("GET", "/pod");
+  const beans = answer.processes.flatMap((p) =>
+    p.beans.map((b) => ({...b, pid: p.pid, role: p.role})));
+  $("#pod").hidden = !answer.processes.some((p) => p.pod);
+  $("#beans tbody").innerHTML = beans.map((b, i) =>
+    `<tr><td>${b.pid}</td><td>${escapeHtml(b.role)}</td><td>${b.id}</td>` +
+    `<td class="left">${escapeHtml(b.label || "-")}</td>` +
+    `<td class="left">${escapeHtml(b.core)}</td><td class="left">${escapeHtml(b.state)}</td>` +
+    `<td>${b.restarts}</td><td class="left">${escapeHtml(b.last_error || "")}</td>` +
+    `<td><button data-bean="${i}" data-action="restart">Restart</button> ` +
+    `<button data-bean="${i}" data-action="cancel">Cancel</button></td></tr>`).join("");
+  $("#beans tbody").querySelectorAll("button").forEach((button) => {
+    const bean = beans[Number(button.dataset.bean)], action = button.dataset.action;
+    button.onclick = () => act(() => api("POST", "/pod/" + action, {id: bean.id, pid: bean.pid}),
+                               `bean ${bean.id} in pid ${bean.pid}: ${action} done`);
+  });
+}
+
 async function refreshConfig() {
   $("#config").textContent = JSON.stringify(await api("GET", "/config"), null, 1);
 }
@@ -259,6 +283,7 @@ async function act(action, done) {
     await action();
     say(done);
     await refreshApps();
+    await refreshPod();
   } catch (error) {
     say(error.message, true);
   }
@@ -280,10 +305,12 @@ function start() {
   tick();
   refreshApps().catch((error) => say(error.message, true));
   refreshConfig().catch(() => {});
+  refreshPod().catch(() => {});
 }
 start();
 setInterval(tick, 1000);
 setInterval(() => refreshConfig().catch(() => {}), 5000);
+setInterval(() => refreshPod().catch(() => {}), 2000);
 </script>
 </body>
 </html>
