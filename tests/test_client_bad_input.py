@@ -450,6 +450,11 @@ def test_retries_after_a_connection_failure_for_idempotent_methods_only() -> Non
     # No reason phrase (no on_status callback), then no header field either.
     b"HTTP/1.1 200\r\nContent-Length: 20\r\n\r\nbody until the close",
     b"HTTP/1.0 200\r\n\r\nbody until the close",
+    # Kept alive, yet HTTP/1.0: the version is not inferred from the keep-alive.
+    b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 20\r\n\r\n"
+    b"body until the close",
+    b"HTTP/1.0 200 OK\r\nProxy-Connection: keep-alive\r\nContent-Length: 20\r\n\r\n"
+    b"body until the close",
     b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n"
     b"body until the close",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n10\r\n until the close"

@@ -34,9 +34,17 @@ from qactuar.client.models import Response
 from qactuar.client.read_timer import ReadTimer
 
 _NO_BODY_STATUSES = frozenset({204, 304})
-# Lengths of the field names on_headers_complete looks at: content-length (14),
-# transfer-encoding (17), content-encoding (16), set-cookie (10).
-_NOTED_NAME_LENGTHS = frozenset({14, 17, 16, 10})
+# Lengths of the field names on_headers_complete looks at: content-encoding and
+# proxy-connection (16), set-cookie and connection (10).
+_NOTED_NAME_LENGTHS = frozenset({16, 10})
+
+
+def _delimited(fields: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a response head gives its body's length (Content-Length or chunks)."""
+    for name, _ in fields:
+        if len(name) in (14, 17) and name.lower() in (b"content-length", b"transfer-encoding"):
+            return True
+    return False
 
 
 class _StopBody(Exception):
@@ -207,18 +215,18 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
             response.raw_headers = self.fields = []
             response.reason = ""
             return
-        # One pass over the fields: the body's framing, and what the response needs to
-        # know without building its Headers (coding, cookies).
-        delimited = False
+        # One pass over the fields for what the response needs to know without building
+        # its Headers (coding, cookies) and for a Connection field (see below).
+        connection_field = False
         for name, value in response.raw_headers:
             if len(name) in _NOTED_NAME_LENGTHS:
                 name = name.lower()
-                if name == b"content-length" or name == b"transfer-encoding":
-                    delimited = True
-                elif name == b"content-encoding":
+                if name == b"content-encoding":
                     response.coding = value
                 elif name == b"set-cookie":
                     response.has_cookies = True
+                elif name == b"connection" or name == b"proxy-connection":
+                    connection_field = True
         if self.head_bytes + self.chunk_size > self.max_header_size and sum(
                 len(name) + len(value) for name, value in response.raw_headers
         ) > self.max_header_size:
@@ -226,17 +234,23 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
             raise ResponseHeaderError(f"response head larger than {self.max_header_size} bytes")
         self.headers_done = True
         response.status_code = status
-        version = parser.get_http_version()
-        if version != "1.1":
-            response.http_version = f"HTTP/{version}"
-        self.keep_alive = self.keep_alive and parser.should_keep_alive()
+        keep_alive = parser.should_keep_alive()
+        if not keep_alive or connection_field:
+            version = parser.get_http_version()
+            if version != "1.1":
+                response.http_version = f"HTTP/{version}"
+        # else: llhttp keeps an answer of another version (1.0, 0.9, 2.0) alive only
+        # for a Connection or Proxy-Connection field, so this one is HTTP/1.1, and
+        # get_http_version's str formatting (2,300 instructions) is not needed.
+        if not keep_alive:
+            self.keep_alive = False
         if exchange.head_only or status in _NO_BODY_STATUSES:
             if exchange.head_only:
                 raise _StopBody  # httptools would wait for the body Content-Length announces
             return
-        if not delimited:
+        if not keep_alive and not _delimited(response.raw_headers):
+            # (A kept-alive answer is delimited: llhttp keeps none that ends at the close.)
             exchange.until_close = True
-            self.keep_alive = False
         if exchange.stream is not None:
             self._attach_stream(exchange.stream)
             exchange.deliver_head()
