@@ -459,6 +459,9 @@ def test_retries_after_a_connection_failure_for_idempotent_methods_only() -> Non
     b"body until the close",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n10\r\n until the close"
     b"\r\n0\r\nX-Trailer: t\r\n\r\n",
+    # A trailer field does not change how the body is decoded.
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n14\r\nbody until the close\r\n"
+    b"0\r\nContent-Encoding: gzip\r\n\r\n",
 ])
 def test_unusual_but_valid_answers(answer: bytes) -> None:
     async def peer(reader, writer) -> None:

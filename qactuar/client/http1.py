@@ -34,7 +34,7 @@ from qactuar.client.models import Response
 from qactuar.client.read_timer import ReadTimer
 
 _NO_BODY_STATUSES = frozenset({204, 304})
-# Lengths of the field names on_headers_complete looks at: content-encoding and
+# Lengths of the field names on_header notes (_note_field): content-encoding and
 # proxy-connection (16), set-cookie and connection (10).
 _NOTED_NAME_LENGTHS = frozenset({16, 10})
 
@@ -73,6 +73,7 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
         self.head_bytes = 0  # bytes received while a head is incomplete
         self.chunk_size = 0  # bytes of the data being parsed
         self.headers_done = True
+        self.connection_field = False  # the head being parsed has a (Proxy-)Connection field
         self.keep_alive = True
         self.closed = False
         self.served = 0  # requests answered on this connection
@@ -184,6 +185,7 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
         self.fields = current.response.raw_headers
         self.headers_done = False
         self.head_bytes = 0
+        self.connection_field = False
 
     def on_status(self, status: bytes) -> None:
         if self.current is None:
@@ -198,6 +200,20 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
         if self.current is None:
             self._begin()
         self.fields.append((name, value))
+        if len(name) in _NOTED_NAME_LENGTHS:
+            self._note_field(name.lower(), value)
+
+    def _note_field(self, name: bytes, value: bytes) -> None:
+        """What the response needs to know of a field without building its Headers
+        (coding, cookies), and whether a Connection field came (see on_headers_complete)."""
+        if self.headers_done:
+            return  # a trailer field
+        if name == b"content-encoding":
+            self.response.coding = value
+        elif name == b"set-cookie":
+            self.response.has_cookies = True
+        elif name == b"connection" or name == b"proxy-connection":
+            self.connection_field = True
 
     def on_headers_complete(self) -> None:
         exchange = self.current
@@ -214,19 +230,9 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
             # An interim answer (100 Continue, 103 Early Hints): the real one follows.
             response.raw_headers = self.fields = []
             response.reason = ""
+            response.coding = None
+            response.has_cookies = self.connection_field = False
             return
-        # One pass over the fields for what the response needs to know without building
-        # its Headers (coding, cookies) and for a Connection field (see below).
-        connection_field = False
-        for name, value in response.raw_headers:
-            if len(name) in _NOTED_NAME_LENGTHS:
-                name = name.lower()
-                if name == b"content-encoding":
-                    response.coding = value
-                elif name == b"set-cookie":
-                    response.has_cookies = True
-                elif name == b"connection" or name == b"proxy-connection":
-                    connection_field = True
         if self.head_bytes + self.chunk_size > self.max_header_size and sum(
                 len(name) + len(value) for name, value in response.raw_headers
         ) > self.max_header_size:
@@ -235,7 +241,7 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
         self.headers_done = True
         response.status_code = status
         keep_alive = parser.should_keep_alive()
-        if not keep_alive or connection_field:
+        if not keep_alive or self.connection_field:
             version = parser.get_http_version()
             if version != "1.1":
                 response.http_version = f"HTTP/{version}"
