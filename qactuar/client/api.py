@@ -69,7 +69,7 @@ class _Settings:
 class OutgoingRequest(Request):
     """A Request plus what the engine needs to send it again (redirects, auth, retries)."""
 
-    __slots__ = ("body_stream", "cache_key", "fields", "head", "parsed")
+    __slots__ = ("body_stream", "cache_key", "fields", "head", "parsed", "pool")
 
     def __init__(self, method: str, parsed: URL, fields: list[tuple[bytes, bytes]],
                  content: bytes | None, body_stream: AsyncIterable[bytes] | None,
@@ -78,6 +78,7 @@ class OutgoingRequest(Request):
         # (HTTP/1.1) or header block (HTTP/2) of an identical request can be reused.
         self.cache_key = cache_key
         self.head: bytes | None = None  # its HTTP/1.1 head once sent, when cache_key is set
+        self.pool: Pool | None = None  # the pool it was sent through, noted with `head`
         self.method = method
         self.parsed = parsed
         self.url = parsed.url
@@ -406,15 +407,15 @@ class Client:
         head = request.head  # set once sent by _send_single: default fields, no stream
         if head is None:
             return None
-        pool = self._pools.get(request.parsed.origin)
-        if pool is None or pool.http2 is not False:
+        pool = request.pool  # (a Client's pools live as long as it)
+        if pool.http2 is not False:  # type: ignore[union-attr]
             return None
-        connections = pool.connections
+        connections = pool.connections  # type: ignore[union-attr]
         if connections and connections[-1].free > 0:
             connection = connections[-1]  # Pool.take's first look, without the call
             connection.free -= 1
         else:
-            connection = pool.take()
+            connection = pool.take()  # type: ignore[union-attr]
             if connection is None:
                 return None
         if connection.is_http2 or connection.absolute_form:
@@ -473,6 +474,7 @@ class Client:
                                     heads.clear()
                                 heads[key] = head
                             request.head = head
+                            request.pool = pool
                         connection.send(exchange, head, request.content)
                     else:
                         fields = request.fields

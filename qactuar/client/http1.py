@@ -54,12 +54,45 @@ class _StopBody(Exception):
 class HTTP1Connection(ReadTimer, asyncio.Protocol):
     """One HTTP/1.1 connection of a pool."""
 
-    is_http2 = False
     http_version = "HTTP/1.1"
+    # Slots: a per-request hot path reads and writes these (fixed offsets, no dict).
+    __slots__ = (
+        "absolute_form",
+        "blockers",
+        "chunk_size",
+        "closed",
+        "completed",
+        "connection_field",
+        "current",
+        "drain_waiter",
+        "fields",
+        "free",
+        "head_bytes",
+        "headers_done",
+        "held_slots",
+        "is_http2",
+        "keep_alive",
+        "last_read",
+        "loop",
+        "max_header_size",
+        "parser",
+        "pending",
+        "pipelining",
+        "pool",
+        "reading_paused",
+        "response",
+        "sending_body",
+        "served",
+        "timer",
+        "timer_due",
+        "transport",
+        "write_paused",
+    )
 
     def __init__(self, pool: Any, pipelining: int = 1, max_header_size: int = 65536) -> None:
         self.pool = pool
         self.loop = pool.loop
+        self.is_http2 = False  # (a slot: read per request, faster than a class attribute)
         self.transport: Any = None
         self.parser = HttpResponseParser(self)
         self.pending: deque[Exchange] = deque()  # sent, answer not complete, in order
