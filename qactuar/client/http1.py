@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterable
+from http import HTTPStatus
 from typing import Any
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpResponseParser
@@ -34,6 +35,8 @@ from qactuar.client.models import Response
 from qactuar.client.read_timer import ReadTimer
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+# The usual reason phrases as str: a dict look-up costs less than decoding the bytes.
+_REASON_TEXT = {status.phrase.encode("latin-1"): status.phrase for status in HTTPStatus}
 # Lengths of the field names on_header notes (_note_field): content-encoding and
 # proxy-connection (16), set-cookie and connection (10).
 _NOTED_NAME_LENGTHS = frozenset({16, 10})
@@ -223,11 +226,9 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
     def on_status(self, status: bytes) -> None:
         if self.current is None:
             self._begin()
-        response = self.response
-        if response.reason:  # the reason arrived in pieces
-            response.reason += status.decode("latin-1")
-        else:
-            response.reason = status.decode("latin-1")
+            self.response.reason = _REASON_TEXT.get(status) or status.decode("latin-1")
+        else:  # the reason arrived in pieces (or follows an interim answer's)
+            self.response.reason += status.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.current is None:
