@@ -444,6 +444,26 @@ def test_retries_after_a_connection_failure_for_idempotent_methods_only() -> Non
     assert text == "ok" and error.code == 708
 
 
+def test_retries_back_off_doubling_between_attempts() -> None:
+    arrivals: list[float] = []
+
+    async def fails_twice(reader, writer) -> None:
+        arrivals.append(asyncio.get_running_loop().time())
+        if len(arrivals) <= 2:
+            await closes_without_answer(reader, writer)
+        else:
+            await answer_ok_forever(reader, writer)
+
+    async def main() -> str:
+        async with RawServer(fails_twice) as server, Client(retries=2) as client:
+            return (await client.get(f"{server.url}/")).text
+
+    assert run(main()) == "ok"
+    first_wait, second_wait = arrivals[1] - arrivals[0], arrivals[2] - arrivals[1]
+    # BACKOFF_FACTOR (0.1 s), then twice that; a little slack for the loop's clock.
+    assert first_wait >= 0.09 and second_wait >= 0.19, (first_wait, second_wait)
+
+
 @pytest.mark.parametrize("answer", [
     b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody until the close",
     b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until the close",
