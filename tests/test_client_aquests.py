@@ -542,6 +542,22 @@ def test_718_unacceptable_type(server: ServerProcess) -> None:
     failed(zero_q_only, 718)
 
 
+def test_717_unreadable_content_type() -> None:
+    raw = RawHTTPServer(b"HTTP/1.1 200 OK\r\nContent-Type: text plain\r\nContent-Length: 2"
+                        b"\r\n\r\nok")
+    try:
+        got = Collected()
+        aquests.get(raw.url, headers={"Accept": "text/*"}, callback=got)
+        aquests.get(raw.url, callback=got)  # no Accept: nothing to check the type against
+        aquests.fetchall()
+        unreadable, unchecked = got.by_id()
+    finally:
+        raw.close()
+    error = failed(unreadable, 717)
+    assert "'text plain'" in str(error)
+    assert (unchecked.status_code, unchecked.content) == (200, b"ok")
+
+
 def test_validators_leave_an_empty_answer_alone(server: ServerProcess) -> None:
     aquests.configure(timeout=1)  # fail, not hang, if the answer never comes
     empty = fetch_one(aquests.deletejson, f"{server.url}/status/204")

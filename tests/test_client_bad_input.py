@@ -444,16 +444,44 @@ def test_retries_after_a_connection_failure_for_idempotent_methods_only() -> Non
     assert text == "ok" and error.code == 708
 
 
+def test_retries_back_off_doubling_between_attempts() -> None:
+    arrivals: list[float] = []
+
+    async def fails_twice(reader, writer) -> None:
+        arrivals.append(asyncio.get_running_loop().time())
+        if len(arrivals) <= 2:
+            await closes_without_answer(reader, writer)
+        else:
+            await answer_ok_forever(reader, writer)
+
+    async def main() -> str:
+        async with RawServer(fails_twice) as server, Client(retries=2) as client:
+            return (await client.get(f"{server.url}/")).text
+
+    assert run(main()) == "ok"
+    first_wait, second_wait = arrivals[1] - arrivals[0], arrivals[2] - arrivals[1]
+    # BACKOFF_FACTOR (0.1 s), then twice that; a little slack for the loop's clock.
+    assert first_wait >= 0.09 and second_wait >= 0.19, (first_wait, second_wait)
+
+
 @pytest.mark.parametrize("answer", [
     b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody until the close",
     b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until the close",
     # No reason phrase (no on_status callback), then no header field either.
     b"HTTP/1.1 200\r\nContent-Length: 20\r\n\r\nbody until the close",
     b"HTTP/1.0 200\r\n\r\nbody until the close",
+    # Kept alive, yet HTTP/1.0: the version is not inferred from the keep-alive.
+    b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 20\r\n\r\n"
+    b"body until the close",
+    b"HTTP/1.0 200 OK\r\nProxy-Connection: keep-alive\r\nContent-Length: 20\r\n\r\n"
+    b"body until the close",
     b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n"
     b"body until the close",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n10\r\n until the close"
     b"\r\n0\r\nX-Trailer: t\r\n\r\n",
+    # A trailer field does not change how the body is decoded.
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n14\r\nbody until the close\r\n"
+    b"0\r\nContent-Encoding: gzip\r\n\r\n",
 ])
 def test_unusual_but_valid_answers(answer: bytes) -> None:
     async def peer(reader, writer) -> None:

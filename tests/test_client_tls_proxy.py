@@ -1,12 +1,17 @@
 """TLS (verification, a custom CA, client certificates, ALPN h2) against Qactuar over HTTPS,
 and proxies: an HTTP proxy (absolute form for http, CONNECT for https) and a SOCKS5 proxy,
-both small asyncio servers in the test that record what they were asked."""
+both small asyncio servers in the test that record what they were asked, and the real
+proxy daemons a user would run (tinyproxy, microsocks), each a process started by the test."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import socket
 import ssl
 import struct
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -246,3 +251,91 @@ def test_proxy_failures_are_714(http_server: ServerProcess) -> None:
     assert isinstance(refused, ProxyError) and refused.code == 714
     assert "connection refused" in str(refused)
     assert isinstance(bad_password, ProxyError) and "password" in str(bad_password)
+
+
+# -- real proxy daemons (processes started by the test) -----------------------------------
+def free_port() -> int:
+    # (The daemons take a port number, not 0: one the system just handed out.)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_daemon(command: list[str], port: int, output: Path) -> subprocess.Popen[bytes]:
+    """Start a proxy daemon and wait (with a deadline) until it accepts connections."""
+    with output.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{command[0]} exited: {output.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            time.sleep(0.02)
+    process.kill()
+    raise AssertionError(f"{command[0]} did not listen within 10 s")
+
+
+def stop_daemon(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def fetch_both(proxy_url: str, http_url: str, https_url: str, ca: Path) -> list[object]:
+    async def main() -> list[object]:
+        async with Client(proxy=proxy_url, verify=str(ca)) as client:
+            return [await client.get(http_url), await client.get(https_url)]
+
+    return run(main())
+
+
+@pytest.mark.skipif(shutil.which("tinyproxy") is None,
+                    reason="Debian's tinyproxy is not installed")
+def test_tinyproxy_forwards_http_and_tunnels_https(http_server, https_server, pki,
+                                                   tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "tinyproxy.conf"
+    # No ConnectPort line: CONNECT to any port (the test server's is not 443).
+    config.write_text(f"Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 20\n"
+                      "Allow 127.0.0.1\nLogLevel Connect\n")
+    log = tmp_path / "tinyproxy.log"
+    proxy = start_daemon(["tinyproxy", "-d", "-c", str(config)], port, log)
+    try:
+        plain, secure = fetch_both(f"http://127.0.0.1:{port}",
+                                   f"{http_server.url}/method?via=tinyproxy",
+                                   f"{https_server.url}/method", pki["ca"])
+    finally:
+        stop_daemon(proxy)
+    assert plain.json()["query"] == "via=tinyproxy"
+    assert secure.status_code == 200 and secure.http_version == "HTTP/2"  # ALPN in the tunnel
+    seen = log.read_text()
+    assert f"GET {http_server.url}/method?via=tinyproxy HTTP/1.1" in seen  # absolute form
+    assert f"CONNECT 127.0.0.1:{https_server.port} HTTP/1.1" in seen
+
+
+@pytest.mark.skipif(shutil.which("microsocks") is None,
+                    reason="Debian's microsocks is not installed")
+def test_microsocks_with_a_password(http_server, https_server, pki, tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "microsocks.log"
+    proxy = start_daemon(["microsocks", "-i", "127.0.0.1", "-p", str(port),
+                          "-u", "alice", "-P", "pw"], port, log)
+    try:
+        plain, secure = fetch_both(f"socks5://alice:pw@127.0.0.1:{port}",
+                                   f"{http_server.url}/method?via=socks",
+                                   f"{https_server.url}/method", pki["ca"])
+        refused = get(f"{http_server.url}/method", proxy=f"socks5://alice:wrong@127.0.0.1:{port}")
+    finally:
+        stop_daemon(proxy)
+    assert plain.json()["query"] == "via=socks"
+    assert secure.status_code == 200 and secure.http_version == "HTTP/2"
+    assert isinstance(refused, ProxyError) and refused.code == 714
+    seen = log.read_text()
+    assert f"connected to 127.0.0.1:{http_server.port}" in seen
+    assert f"connected to 127.0.0.1:{https_server.port}" in seen

@@ -69,7 +69,7 @@ class _Settings:
 class OutgoingRequest(Request):
     """A Request plus what the engine needs to send it again (redirects, auth, retries)."""
 
-    __slots__ = ("body_stream", "cache_key", "fields", "head", "parsed")
+    __slots__ = ("body_stream", "cache_key", "fields", "head", "parsed", "pool")
 
     def __init__(self, method: str, parsed: URL, fields: list[tuple[bytes, bytes]],
                  content: bytes | None, body_stream: AsyncIterable[bytes] | None,
@@ -78,6 +78,7 @@ class OutgoingRequest(Request):
         # (HTTP/1.1) or header block (HTTP/2) of an identical request can be reused.
         self.cache_key = cache_key
         self.head: bytes | None = None  # its HTTP/1.1 head once sent, when cache_key is set
+        self.pool: Pool | None = None  # the pool it was sent through, noted with `head`
         self.method = method
         self.parsed = parsed
         self.url = parsed.url
@@ -159,36 +160,36 @@ class Client:
     def get(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
         """`await client.get(url, ...)`: see `request` for the keyword arguments."""
         if kwargs:
-            return self._request("GET", url, **kwargs)
+            return self.request("GET", url, **kwargs)
         return self._request("GET", url)
 
     def head(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
         """`await client.head(url, ...)`: see `request` for the keyword arguments."""
-        return self._request("HEAD", url, **kwargs)
+        return self.request("HEAD", url, **kwargs)
 
     def options(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
         """`await client.options(url, ...)`: see `request` for the keyword arguments."""
-        return self._request("OPTIONS", url, **kwargs)
+        return self.request("OPTIONS", url, **kwargs)
 
     def trace(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
         """`await client.trace(url, ...)`: see `request` for the keyword arguments."""
-        return self._request("TRACE", url, **kwargs)
+        return self.request("TRACE", url, **kwargs)
 
     def delete(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
         """`await client.delete(url, ...)`: see `request` for the keyword arguments."""
-        return self._request("DELETE", url, **kwargs)
+        return self.request("DELETE", url, **kwargs)
 
     def post(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
         """`await client.post(url, ...)`: see `request` for the keyword arguments."""
-        return self._request("POST", url, **kwargs)
+        return self.request("POST", url, **kwargs)
 
     def put(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
         """`await client.put(url, ...)`: see `request` for the keyword arguments."""
-        return self._request("PUT", url, **kwargs)
+        return self.request("PUT", url, **kwargs)
 
     def patch(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
         """`await client.patch(url, ...)`: see `request` for the keyword arguments."""
-        return self._request("PATCH", url, **kwargs)
+        return self.request("PATCH", url, **kwargs)
 
     def request(self, method: str, url: str, *, params: Any = None, headers: Any = None,
                 content: Any = None, data: Any = None, json: Any = None, files: Any = None,
@@ -204,39 +205,44 @@ class Client:
         json: a value sent as JSON.  files: multipart files, see docs/client.md.
         auth, timeout, follow_redirects: this request's own, instead of the Client's.
         """
-        return self._request(method, url, params, headers, content, data, json, files, auth,
-                             timeout, follow_redirects)
+        return self._request(method, url, (params, headers, content, data, json, files, auth,
+                                           timeout, follow_redirects))
 
     def stream(self, method: str, url: str, **kwargs: Any) -> _StreamedResponse:
         """`async with client.stream(...) as response`: the body is read as it arrives."""
         return _StreamedResponse(self, method, url, kwargs)
 
     # -- the request loop ---------------------------------------------------------------
-    async def _request(self, method: str, url: str, params: Any = None, headers: Any = None,
-                       content: Any = None, data: Any = None, json: Any = None,
-                       files: Any = None, auth: Any = _KEEP, timeout: Any = _KEEP,
-                       follow_redirects: bool | None = None,
+    async def _request(self, method: str, url: str, options: tuple[Any, ...] | None = None,
                        streaming: bool = False) -> Response:
+        """`options`: request()'s keyword arguments in its order, or None when all are
+        left out (the plain `get(url)`: one test instead of nine)."""
         if self._closed:
             raise ClientClosed("the Client is closed")
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-        timeouts = self._timeout if timeout is _KEEP else Timeout.of(timeout)
-        if (params is None and headers is None and content is None and data is None
-                and json is None and files is None):
+        if options is None:
             # A request of the Client's defaults: built once per method and URL.
             request = self._plain_requests.get((method, url))
             if request is None:
-                request = self.build_request(method, url)
-                plain = self._plain_requests
-                if len(plain) >= 1024:
-                    plain.clear()
-                plain[method, url] = request
+                request = self._plain_request(method, url)
+            timeouts = self._timeout
+            auth_object = self.auth
+            follow = self.follow_redirects
         else:
-            request = self.build_request(method, url, params, headers, content, data, json,
-                                         files)
-        auth_object = self.auth if auth is _KEEP else auth_from(auth)
-        follow = self.follow_redirects if follow_redirects is None else follow_redirects
+            (params, headers, content, data, json, files, auth, timeout,
+             follow_redirects) = options
+            if (params is None and headers is None and content is None and data is None
+                    and json is None and files is None):
+                request = self._plain_requests.get((method, url))
+                if request is None:
+                    request = self._plain_request(method, url)
+            else:
+                request = self.build_request(method, url, params, headers, content, data,
+                                             json, files)
+            timeouts = self._timeout if timeout is _KEEP else Timeout.of(timeout)
+            auth_object = self.auth if auth is _KEEP else auth_from(auth)
+            follow = self.follow_redirects if follow_redirects is None else follow_redirects
         if timeouts.total is None:
             jar = self.cookies
             # (The jar's dict is looked at directly: CookieJar.__bool__ is a Python call.)
@@ -275,6 +281,15 @@ class Client:
         except TimeoutError:
             raise TotalTimeout(f"{method} {request.url} took more than {timeouts.total}s "
                                "in all") from None
+
+    def _plain_request(self, method: str, url: str) -> OutgoingRequest:
+        """A request of the Client's defaults, built and kept for the next identical one."""
+        request = self.build_request(method, url)
+        plain = self._plain_requests
+        if len(plain) >= 1024:
+            plain.clear()
+        plain[method, url] = request
+        return request
 
     def build_request(self, method: str, url: str, params: Any = None, headers: Any = None,
                       content: Any = None, data: Any = None, json: Any = None,
@@ -406,15 +421,15 @@ class Client:
         head = request.head  # set once sent by _send_single: default fields, no stream
         if head is None:
             return None
-        pool = self._pools.get(request.parsed.origin)
-        if pool is None or pool.http2 is not False:
+        pool = request.pool  # (a Client's pools live as long as it)
+        if pool.http2 is not False:  # type: ignore[union-attr]
             return None
-        connections = pool.connections
+        connections = pool.connections  # type: ignore[union-attr]
         if connections and connections[-1].free > 0:
             connection = connections[-1]  # Pool.take's first look, without the call
             connection.free -= 1
         else:
-            connection = pool.take()
+            connection = pool.take()  # type: ignore[union-attr]
             if connection is None:
                 return None
         if connection.is_http2 or connection.absolute_form:
@@ -473,6 +488,7 @@ class Client:
                                     heads.clear()
                                 heads[key] = head
                             request.head = head
+                            request.pool = pool
                         connection.send(exchange, head, request.content)
                     else:
                         fields = request.fields
@@ -516,9 +532,10 @@ class _StreamedResponse:
     async def __aenter__(self) -> Response:
         kw = self.kwargs
         self.response = await self.client._request(
-            self.method, self.url, kw.get("params"), kw.get("headers"), kw.get("content"),
-            kw.get("data"), kw.get("json"), kw.get("files"), kw.get("auth", _KEEP),
-            kw.get("timeout", _KEEP), kw.get("follow_redirects"), True)
+            self.method, self.url,
+            (kw.get("params"), kw.get("headers"), kw.get("content"), kw.get("data"),
+             kw.get("json"), kw.get("files"), kw.get("auth", _KEEP), kw.get("timeout", _KEEP),
+             kw.get("follow_redirects")), True)
         return self.response
 
     async def __aexit__(self, *exc_info: Any) -> None:

@@ -3,8 +3,8 @@ exchange, each ending as the `AquestsResponse` its callback receives.
 
 Owns what happens between taking a queued request and having its response: the
 engine call (streamed only when Accept-Content-Length must stop the body early),
-the Accept (718) and size (719) checks, the 7xx response of a failure, the
-redirect history, the session's cookies, an XML-RPC result, and `ws()`'s
+the Content-Type (717), Accept (718) and size (719) checks, the 7xx response of a
+failure, the redirect history, the session's cookies, an XML-RPC result, and `ws()`'s
 connect-send-receive.  The scheduling, callbacks and configuration are
 `aquests.py`'s; `session` is its `_Session`.
 """
@@ -12,6 +12,7 @@ connect-send-receive.  The scheduling, callbacks and configuration are
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from qactuar.client.aquests_request import (
@@ -25,10 +26,15 @@ from qactuar.client.aquests_response import AquestsRequest, AquestsResponse, Hea
 from qactuar.client.errors import (
     ClientError,
     ContentTooLarge,
+    InvalidContentType,
     ReadTimeout,
     UnacceptableContentType,
     UnexpectedError,
 )
+
+# A media type as RFC 9110 8.3.1 writes it: type "/" subtype (tokens), then parameters.
+_MEDIA_TYPE = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+/[-!#$%&'*+.^_`|~0-9A-Za-z]+[ \t]*(;.*)?",
+                         re.DOTALL)
 
 
 def sent_request(request: QueuedRequest) -> AquestsRequest:
@@ -86,6 +92,11 @@ def _check_head(request: QueuedRequest, answer: Any) -> None:
     # An empty untyped answer (204, a HEAD, an empty body) has no type to refuse.
     has_body = content_type is not None or answer.headers.get("content-length") not in ("0",
                                                                                      None)
+    if request.accept is not None and has_body and content_type is not None \
+            and not _MEDIA_TYPE.fullmatch(content_type):
+        raise InvalidContentType(f"{request.url}: the response's Content-Type "
+                                 f"{content_type!r} is not a media type, so the request's "
+                                 "Accept cannot be checked")
     if request.accept is not None and has_body and not accepts(request.accept, content_type):
         raise UnacceptableContentType(
             f"{request.url}: the response is {content_type or 'untyped'}, "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterable
+from http import HTTPStatus
 from typing import Any
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpResponseParser
@@ -34,9 +35,19 @@ from qactuar.client.models import Response
 from qactuar.client.read_timer import ReadTimer
 
 _NO_BODY_STATUSES = frozenset({204, 304})
-# Lengths of the field names on_headers_complete looks at: content-length (14),
-# transfer-encoding (17), content-encoding (16), set-cookie (10).
-_NOTED_NAME_LENGTHS = frozenset({14, 17, 16, 10})
+# The usual reason phrases as str: a dict look-up costs less than decoding the bytes.
+_REASON_TEXT = {status.phrase.encode("latin-1"): status.phrase for status in HTTPStatus}
+# Lengths of the field names on_header notes (_note_field): content-encoding and
+# proxy-connection (16), set-cookie and connection (10).
+_NOTED_NAME_LENGTHS = frozenset({16, 10})
+
+
+def _delimited(fields: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a response head gives its body's length (Content-Length or chunks)."""
+    for name, _ in fields:
+        if len(name) in (14, 17) and name.lower() in (b"content-length", b"transfer-encoding"):
+            return True
+    return False
 
 
 class _StopBody(Exception):
@@ -46,12 +57,45 @@ class _StopBody(Exception):
 class HTTP1Connection(ReadTimer, asyncio.Protocol):
     """One HTTP/1.1 connection of a pool."""
 
-    is_http2 = False
     http_version = "HTTP/1.1"
+    # Slots: a per-request hot path reads and writes these (fixed offsets, no dict).
+    __slots__ = (
+        "absolute_form",
+        "blockers",
+        "chunk_size",
+        "closed",
+        "completed",
+        "connection_field",
+        "current",
+        "drain_waiter",
+        "fields",
+        "free",
+        "head_bytes",
+        "headers_done",
+        "held_slots",
+        "is_http2",
+        "keep_alive",
+        "last_read",
+        "loop",
+        "max_header_size",
+        "parser",
+        "pending",
+        "pipelining",
+        "pool",
+        "reading_paused",
+        "response",
+        "sending_body",
+        "served",
+        "timer",
+        "timer_due",
+        "transport",
+        "write_paused",
+    )
 
     def __init__(self, pool: Any, pipelining: int = 1, max_header_size: int = 65536) -> None:
         self.pool = pool
         self.loop = pool.loop
+        self.is_http2 = False  # (a slot: read per request, faster than a class attribute)
         self.transport: Any = None
         self.parser = HttpResponseParser(self)
         self.pending: deque[Exchange] = deque()  # sent, answer not complete, in order
@@ -65,6 +109,7 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
         self.head_bytes = 0  # bytes received while a head is incomplete
         self.chunk_size = 0  # bytes of the data being parsed
         self.headers_done = True
+        self.connection_field = False  # the head being parsed has a (Proxy-)Connection field
         self.keep_alive = True
         self.closed = False
         self.served = 0  # requests answered on this connection
@@ -176,20 +221,33 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
         self.fields = current.response.raw_headers
         self.headers_done = False
         self.head_bytes = 0
+        self.connection_field = False
 
     def on_status(self, status: bytes) -> None:
         if self.current is None:
             self._begin()
-        response = self.response
-        if response.reason:  # the reason arrived in pieces
-            response.reason += status.decode("latin-1")
-        else:
-            response.reason = status.decode("latin-1")
+            self.response.reason = _REASON_TEXT.get(status) or status.decode("latin-1")
+        else:  # the reason arrived in pieces (or follows an interim answer's)
+            self.response.reason += status.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.current is None:
             self._begin()
         self.fields.append((name, value))
+        if len(name) in _NOTED_NAME_LENGTHS:
+            self._note_field(name.lower(), value)
+
+    def _note_field(self, name: bytes, value: bytes) -> None:
+        """What the response needs to know of a field without building its Headers
+        (coding, cookies), and whether a Connection field came (see on_headers_complete)."""
+        if self.headers_done:
+            return  # a trailer field
+        if name == b"content-encoding":
+            self.response.coding = value
+        elif name == b"set-cookie":
+            self.response.has_cookies = True
+        elif name == b"connection" or name == b"proxy-connection":
+            self.connection_field = True
 
     def on_headers_complete(self) -> None:
         exchange = self.current
@@ -206,19 +264,9 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
             # An interim answer (100 Continue, 103 Early Hints): the real one follows.
             response.raw_headers = self.fields = []
             response.reason = ""
+            response.coding = None
+            response.has_cookies = self.connection_field = False
             return
-        # One pass over the fields: the body's framing, and what the response needs to
-        # know without building its Headers (coding, cookies).
-        delimited = False
-        for name, value in response.raw_headers:
-            if len(name) in _NOTED_NAME_LENGTHS:
-                name = name.lower()
-                if name == b"content-length" or name == b"transfer-encoding":
-                    delimited = True
-                elif name == b"content-encoding":
-                    response.coding = value
-                elif name == b"set-cookie":
-                    response.has_cookies = True
         if self.head_bytes + self.chunk_size > self.max_header_size and sum(
                 len(name) + len(value) for name, value in response.raw_headers
         ) > self.max_header_size:
@@ -226,17 +274,23 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
             raise ResponseHeaderError(f"response head larger than {self.max_header_size} bytes")
         self.headers_done = True
         response.status_code = status
-        version = parser.get_http_version()
-        if version != "1.1":
-            response.http_version = f"HTTP/{version}"
-        self.keep_alive = self.keep_alive and parser.should_keep_alive()
+        keep_alive = parser.should_keep_alive()
+        if not keep_alive or self.connection_field:
+            version = parser.get_http_version()
+            if version != "1.1":
+                response.http_version = f"HTTP/{version}"
+        # else: llhttp keeps an answer of another version (1.0, 0.9, 2.0) alive only
+        # for a Connection or Proxy-Connection field, so this one is HTTP/1.1, and
+        # get_http_version's str formatting (2,300 instructions) is not needed.
+        if not keep_alive:
+            self.keep_alive = False
         if exchange.head_only or status in _NO_BODY_STATUSES:
             if exchange.head_only:
                 raise _StopBody  # httptools would wait for the body Content-Length announces
             return
-        if not delimited:
+        if not keep_alive and not _delimited(response.raw_headers):
+            # (A kept-alive answer is delimited: llhttp keeps none that ends at the close.)
             exchange.until_close = True
-            self.keep_alive = False
         if exchange.stream is not None:
             self._attach_stream(exchange.stream)
             exchange.deliver_head()

@@ -14,6 +14,8 @@ class ReadTimer:
     """Mixed into a connection protocol that has `loop`, `timer`, `timer_due` and a
     `_check_read()` of its own."""
 
+    __slots__ = ()  # (HTTP1Connection keeps its fields in slots)
+
     loop: asyncio.AbstractEventLoop
     timer: asyncio.TimerHandle | None
     timer_due: float
