@@ -48,18 +48,22 @@ def call(server: str, dbname: str | None, auth: Any, method: str, params: tuple[
         raise ValueError("mongodb(server, dbname): the database name is needed")
     host, port = host_port(server, 27017)
     source = "admin"
-    if isinstance(auth, tuple | list) and len(auth) == 3:  # (user, password, auth database)
+    options: dict[str, Any] = {}
+    if isinstance(auth, dict):  # PyMongo's own options: username, password, authMechanism...
+        options = dict(auth)
+        auth = None
+    elif isinstance(auth, tuple | list) and len(auth) == 3:  # (user, password, auth db)
         auth, source = tuple(auth[:2]), str(auth[2])
     user, password = credentials(auth)
     operation = getattr(_Operations, method)
 
     async def run(pools: Pools) -> Outcome:
         pymongo = require("pymongo")
-        key = ("mongodb", host, port, user, password, source)
+        key = ("mongodb", host, port, user, password, source, tuple(sorted(options.items())))
 
         async def make() -> Any:
             timeout = pools.timeout
-            options: dict[str, Any] = {
+            settings: dict[str, Any] = {
                 "directConnection": True,
                 # A server that is down fails the call within the call's own deadline.
                 "serverSelectionTimeoutMS": max(200, int(min(timeout, 10) * 500)),
@@ -67,8 +71,9 @@ def call(server: str, dbname: str | None, auth: Any, method: str, params: tuple[
                 "maxPoolSize": pools.limit,
             }
             if user is not None:
-                options.update(username=user, password=password, authSource=source)
-            return pymongo.AsyncMongoClient(host, port, **options)
+                settings.update(username=user, password=password, authSource=source)
+            settings.update(options)
+            return pymongo.AsyncMongoClient(host, port, **settings)
 
         client = await pools.get(key, make, _close)
         return Outcome(await operation(client[dbname], pools, *params, **kwargs))
@@ -78,6 +83,15 @@ def call(server: str, dbname: str | None, auth: Any, method: str, params: tuple[
 
 async def _close(client: Any) -> None:
     await client.close()
+
+
+def _cursor_id(cursor_id: int) -> Any:
+    """A cursor id as the server sent it: MongoDB's are 64-bit (sent back as BSON long);
+    a small one (a test server's counter) goes back as the plain int it came as."""
+    from bson.int64 import Int64
+
+    cursor_id = int(cursor_id)
+    return cursor_id if -2**31 <= cursor_id < 2**31 else Int64(cursor_id)
 
 
 def _found(offset: int, cursor_id: int, documents: list[Any]) -> dict[str, Any]:
@@ -129,10 +143,8 @@ class _Operations:
     @staticmethod
     async def get_more(db: Any, pools: Pools, colname: str, cursor_id: int,
                        num_to_return: int = 1) -> dict[str, Any]:
-        from bson.int64 import Int64
-
         session, _ = pools.cursor_sessions.get(int(cursor_id), (None, None))
-        command = {"getMore": Int64(cursor_id), "collection": colname,
+        command = {"getMore": _cursor_id(cursor_id), "collection": colname,
                    "batchSize": max(num_to_return, 0)}
         answer = await db.command(command, session=session)
         cursor = answer["cursor"]
@@ -144,8 +156,6 @@ class _Operations:
     @staticmethod
     async def kill_cursors(db: Any, pools: Pools, cursor_ids: Any,
                            colname: str | None = None) -> dict[str, Any]:
-        from bson.int64 import Int64
-
         ids = [cursor_ids] if isinstance(cursor_ids, int) else list(cursor_ids)
         killed: list[int] = []
         # killCursors names the collection each cursor was opened on (findkc noted it).
@@ -156,7 +166,7 @@ class _Operations:
                 raise ValueError(f"kill_cursors(): cursor {cursor_id} was not opened by "
                                  "findkc() in this session; name its collection: "
                                  "kill_cursors(cursor_ids, colname)")
-            by_collection.setdefault(name, []).append(Int64(cursor_id))
+            by_collection.setdefault(name, []).append(_cursor_id(cursor_id))
         for name, group in by_collection.items():
             session, _ = pools.cursor_sessions.get(int(group[0]), (None, None))
             answer = await db.command({"killCursors": name, "cursors": group},

@@ -48,7 +48,7 @@ def call(server: str, dbname: Any, auth: Any, method: str,
         async def make() -> Any:
             return redis_asyncio.Redis(host=host, port=port, db=database, username=user,
                                        password=password, decode_responses=True,
-                                       retry_on_timeout=False, retry=_no_retry())
+                                       retry=_no_retry())
 
         client = await pools.get(key, make, _close)
         return Outcome(await client.execute_command(command, *params))
