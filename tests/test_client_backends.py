@@ -242,35 +242,37 @@ def test_postgresql_failures_stay_in_their_response(session: None,
 
 def test_workers_bound_calls_across_kinds(session: None, postgres: PostgresServer,
                                           redis_server: RedisServer) -> None:
-    """configure(3): at most 3 calls in flight, PostgreSQL and Redis together."""
+    """configure(2): two Redis calls blocked on a list hold both workers, so the
+    PostgreSQL query queued after them does not start (no connection to mydb) until
+    they are answered."""
     from qactuar import client as aquests
 
-    aquests.configure(3)
-    pg = aquests.postgresql(postgres.address, "mydb", ("test", "1111"))
-    rd = aquests.redis(redis_server.address)
-    for _ in range(3):
-        pg.execute("SELECT pg_sleep(0.6) /* probe */")
-        rd.blpop("never-pushed", 0.6)
-    seen: list[int] = []
-    done = threading.Event()
+    aquests.configure(2, timeout=8)
+    for _ in range(2):
+        aquests.redis(redis_server.address).blpop("workers-gate", 6)
+    aquests.postgresql(postgres.address, "mydb", ("test", "1111")).execute("SELECT 7 AS n")
+    connected_while_blocked: list[int] = []
 
-    def sample() -> None:
-        while not done.is_set():
-            active = int(postgres.psql("SELECT count(*) FROM pg_stat_activity WHERE query "
-                                       "LIKE '%/* probe */' AND state = 'active'"))
-            info = redis_cli(redis_server, "info", "clients")
-            blocked = int(info.split("blocked_clients:")[1].split()[0])
-            seen.append(active + blocked)
+    def mydb_connections() -> int:
+        return int(postgres.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                 "'mydb' AND pid <> pg_backend_pid()"))
 
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        answers = fetch()
-    finally:
-        done.set()
-        sampler.join()
-    assert [r.status_code for r in answers] == [200] * 6
-    assert max(seen) == 3, seen
+    def watch_then_release() -> None:
+        wait_until(lambda: "blocked_clients:2" in redis_cli(redis_server, "info", "clients"),
+                   5, "two blocked Redis calls")
+        deadline = time.monotonic() + 0.5  # time enough for a free query to connect
+        while time.monotonic() < deadline:
+            connected_while_blocked.append(mydb_connections())
+        redis_cli(redis_server, "rpush", "workers-gate", "a", "b")
+
+    watcher = threading.Thread(target=watch_then_release)
+    watcher.start()
+    answers = fetch()
+    watcher.join()
+    assert sorted(tuple(r.data) for r in answers[:2]) == [("workers-gate", "a"),
+                                                          ("workers-gate", "b")]
+    assert (answers[2].status_code, answers[2].data) == (200, [{"n": 7}])
+    assert connected_while_blocked and set(connected_while_blocked) == {0}
 
 
 def test_postgresql_reconnects_after_a_restart(postgres: PostgresServer) -> None:
@@ -515,8 +517,9 @@ def test_async_interface(postgres: PostgresServer, redis_server: RedisServer,
             lite = client.sqlite3(str(tmp_path / "a.db"))
             await lite.execute("CREATE TABLE t (x)")
             await lite.execute("INSERT INTO t VALUES (?)", 7)
+            await rd.set("async", "yes")
             results = await asyncio.gather(
-                pg.execute("SELECT 41 + 1 AS answer"), rd.set("async", "yes"),
+                pg.execute("SELECT 41 + 1 AS answer"), rd.exists("async"),
                 rd.get("async"), mg.insert("docs", {"a": 1}), lite.execute("SELECT x FROM t"))
             with pytest.raises(QueryError) as query_error:
                 await pg.execute("SELEC 1")
@@ -526,7 +529,7 @@ def test_async_interface(postgres: PostgresServer, redis_server: RedisServer,
 
     answer = asyncio.run(main())
     answers = answer["results"]
-    assert answers[0] == [{"answer": 42}] and answers[1:3] == [True, "yes"]
+    assert answers[0] == [{"answer": 42}] and answers[1:3] == [1, "yes"]
     assert answers[3]["n"] == 1 and answers[4] == [{"x": 7}]
     assert answer["error"].reason == "PostgresSyntaxError" and answer["error"].status_code == 500
 
