@@ -266,16 +266,21 @@ class RouteGuideServer:
 
     GetFeature answers the feature at a point (an empty name elsewhere); at latitude 0
     it aborts NOT_FOUND, at latitude 1 it sleeps 3 s (for timeouts).  A call whose
-    metadata has `compress: gzip` is answered with gzip-compressed messages."""
+    metadata has `compress: gzip` is answered with gzip-compressed messages (gRPC
+    sends a message uncompressed when that is smaller: the feature at (3, 3) has a
+    5,000-byte name, which compresses)."""
 
     def __init__(self, pb2: Any, pb2_grpc: Any) -> None:
-        import grpc
         from concurrent import futures
+
+        import grpc
 
         self.pb2 = pb2
         self.features = [pb2.Feature(name=name, location=pb2.Point(latitude=lat,
                                                                    longitude=lon))
                          for name, lat, lon in FEATURES]
+        self.big_feature = pb2.Feature(name="x" * 5000,
+                                       location=pb2.Point(latitude=3, longitude=3))
         self.grpc = grpc
         self.servicer = self._servicer(pb2, pb2_grpc)
         self.port = free_port()
@@ -304,12 +309,15 @@ class RouteGuideServer:
     def _servicer(self, pb2: Any, pb2_grpc: Any) -> Any:
         grpc = self.grpc
         features = self.features
+        big_feature = self.big_feature
 
         def compress(context: Any) -> None:
             if ("compress", "gzip") in tuple(context.invocation_metadata()):
                 context.set_compression(grpc.Compression.Gzip)
 
         def at(point: Any) -> Any:
+            if point == big_feature.location:
+                return big_feature
             for feature in features:
                 if feature.location == point:
                     return feature

@@ -143,12 +143,14 @@ def call(url: str, method: str, params: tuple[Any, ...], headers: Any = None,
         kwargs: dict[str, Any] = {"headers": fields, "content": body}
         if auth is not None:
             kwargs["auth"] = auth
-        async with client.stream("POST", target, **kwargs) as answer:
-            head_count = len(answer.raw_headers)
-            data = await answer.aread()
+        answer = await client.request("POST", target, **kwargs)
+        data = answer.content
+        # The engine appends the trailers to the header fields; they begin with
+        # grpc-status (a trailers-only answer: the status fields of its one block).
         pairs = [(name.decode("latin-1"), value.decode("latin-1"))
                  for name, value in answer.raw_headers]
-        trailers = pairs[head_count:]
+        names = [name for name, _ in pairs]
+        trailers = pairs[names.index("grpc-status"):] if "grpc-status" in names else []
         fields_by_name = dict(pairs)  # a trailer wins over a header of the same name
         outcome = Outcome(None, status_code=answer.status_code, reason=answer.reason,
                           version="2.0" if answer.http_version == "HTTP/2" else "1.1",
