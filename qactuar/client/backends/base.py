@@ -46,6 +46,9 @@ EXTRAS = {
 }
 
 
+CLOSE_TIMEOUT = 5.0  # seconds a pool may take to close before it is dropped
+
+
 class MissingExtra(ImportError):
     """A backend's driver is not installed; the message names the pip install to run."""
 
@@ -149,19 +152,29 @@ class Pools:
     async def get(self, key: Any, make: Callable[[], Awaitable[Any]],
                   close: Callable[[Any], Awaitable[None]]) -> Any:
         """The pool for `key`; `make()` creates it once even when many calls ask at once."""
-        pool = self._pools.get(key)
-        if pool is not None:
-            return pool
-        pending = self._making.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
+        while True:
+            pool = self._pools.get(key)
+            if pool is not None:
+                return pool
+            pending = self._making.get(key)
+            if pending is None:
+                break
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # this call was cancelled
+                # The call making it ran out of time: this one makes it now.
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._making[key] = future
         try:
             pool = await make()
         except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: nobody else may be waiting
+            if isinstance(error, asyncio.CancelledError):  # this call's deadline, not theirs
+                future.cancel()
+            else:
+                future.set_exception(error)
+                future.exception()  # retrieved: nobody else may be waiting
             raise
         finally:
             del self._making[key]
@@ -175,13 +188,16 @@ class Pools:
         pool = self._pools.pop(key, None)
         close = self._closers.pop(key, None)
         if pool is not None and close is not None:
-            with contextlib.suppress(Exception):  # a broken pool may fail to close
-                await close(pool)
+            # A broken pool may fail to close, or wait on a server that is gone: bounded.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await close(pool)
 
     async def aclose(self) -> None:
         for session, _ in self.cursor_sessions.values():
             with contextlib.suppress(Exception):  # the server may be gone already
-                await session.end_session()
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await session.end_session()
         self.cursor_sessions.clear()
         for key in list(self._pools):
             await self.discard(key)
