@@ -197,6 +197,11 @@ def test_postgresql_calls(session: None, postgres: PostgresServer, capsys) -> No
         ("SELECT city FROM weather WHERE temp_hi > $1 ORDER BY city", 52))
     assert second.data == [{"n": 1}]
     first.raise_for_status()  # a success does not raise
+    # One pool per server: with one worker, every query goes over the same connection.
+    aquests.configure(1)
+    for _ in range(4):
+        dbo.execute("SELECT pg_backend_pid() AS pid")
+    assert len({response.data[0]["pid"] for response in fetch()}) == 1
 
 
 def test_postgresql_failures_stay_in_their_response(session: None,
@@ -532,6 +537,26 @@ def test_async_interface(postgres: PostgresServer, redis_server: RedisServer,
     assert answers[0] == [{"answer": 42}] and answers[1:3] == [1, "yes"]
     assert answers[3]["n"] == 1 and answers[4] == [{"x": 7}]
     assert answer["error"].reason == "PostgresSyntaxError" and answer["error"].status_code == 500
+
+
+def test_drivers_are_imported_only_when_a_call_is_made(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from qactuar import client as aquests\n"
+        "from qactuar.client import Client\n"
+        "aquests.postgresql('127.0.0.1:1', 'db').execute('SELECT 1')\n"
+        "aquests.redis('127.0.0.1:1').get('k')\n"
+        "aquests.mongodb('127.0.0.1:1', 'db').findone('c', {})\n"
+        "aquests.sqlite3('x.db').execute('SELECT 1')\n"
+        "drivers = ('asyncpg', 'redis', 'pymongo', 'aiosqlite', 'grpc', 'google.protobuf')\n"
+        "print(sorted(name for name in drivers if name in sys.modules))\n"
+        "aquests.configure(timeout=1, callback=lambda response: None)\n"
+        "aquests.fetchall()\n"
+        "print(sorted(name for name in drivers if name in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]", "['aiosqlite', 'asyncpg', 'pymongo', 'redis']"]
 
 
 @pytest.mark.parametrize(("kind", "module", "extra"), [
