@@ -14,8 +14,10 @@ installed; `workers` x `http2_constreams` requests in flight; requests queued
 by callbacks run in the same call), the callbacks, the default printed line and
 the loggers.  `aquests_request.py` encodes what is sent, `aquests_exchange.py`
 runs one request through the engine (`Client`) or the WebSocket client, and
-`aquests_response.py` is what the callbacks receive.  Not thread-safe, like
-aquests: one script, one session.
+`aquests_response.py` is what the callbacks receive.  The XML-RPC and JSON-RPC
+stubs queue HTTP requests here; the gRPC and database stubs (`backends/`) queue
+calls that `backends/exchange.py` runs in the same workers, in pools that live as
+long as one fetchall().  Not thread-safe, like aquests: one script, one session.
 """
 
 from __future__ import annotations
