@@ -506,6 +506,33 @@ def test_sqlite3_readme_example(run_example, tmp_path: Path, capsys) -> None:
     assert "no such table: nowhere" in missing.error.message
 
 
+def test_sqlite3_does_not_block_the_event_loop(tmp_path: Path) -> None:
+    from qactuar.client import Client
+
+    async def main() -> tuple[list, int]:
+        ticks = 0
+        done = asyncio.Event()
+
+        async def tick() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        async with Client() as client:
+            ticker = asyncio.create_task(tick())
+            rows = await client.sqlite3(str(tmp_path / "slow.db")).execute(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                "WHERE x < 300000) SELECT count(*) AS n FROM c")
+            done.set()
+            await ticker
+        return rows, ticks
+
+    rows, ticks = asyncio.run(main())
+    assert rows == [{"n": 300000}]
+    assert ticks >= 5  # the loop kept running while SQLite counted (in its own thread)
+
+
 # -- the async interface, and what every backend shares -----------------------------------
 
 
