@@ -372,11 +372,7 @@ def test_xmlrpc_stub(server: ServerProcess) -> None:
     assert (refused.status_code, refused.data) == (401, b"who are you?")
 
 
-def test_not_provided_parts_say_what_to_use() -> None:
-    for name, hint in (("jsonrpc", "postjson"), ("grpc", "grpcio"), ("postgresql", "asyncpg"),
-                       ("mongodb", "motor"), ("redis", "redis-py"), ("sqlite3", "sqlite3")):
-        with pytest.raises(NotImplementedError, match=hint):
-            getattr(aquests, name)("127.0.0.1:1")
+# jsonrpc(), grpc() and the database stubs: tests/test_client_backends*.py.
 
 
 def test_tracking_logs_memory(server: ServerProcess) -> None:

@@ -444,6 +444,6 @@ def test_xmlrpc_examples(run_example, servers, capsys) -> None:
         "REQID 0. HTTP/1.1 200 OK N bytes received"]
 
 
-def test_database_examples_are_refused_clearly(run_example) -> None:
-    with pytest.raises(NotImplementedError, match="motor or pymongo"):
-        run_example(MIXED_DBO)
+
+# The Mixed Requests example (MIXED_DBO), the gRPC and the database examples run against
+# real servers in tests/test_client_backends.py and tests/test_client_backends_rpc.py.

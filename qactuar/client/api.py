@@ -136,6 +136,7 @@ class Client:
         self._plain_requests: dict[tuple[str, str], OutgoingRequest] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._backends: Any = None  # RPC and database pools (backends/stubs.py), on first use
 
     # -- lifetime -----------------------------------------------------------------------
     async def __aenter__(self) -> Client:
@@ -150,6 +151,8 @@ class Client:
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
+        if self._backends is not None:
+            await self._backends.aclose()
         await asyncio.sleep(0)  # let the transports run their close callbacks
 
     @property
@@ -211,6 +214,53 @@ class Client:
     def stream(self, method: str, url: str, **kwargs: Any) -> _StreamedResponse:
         """`async with client.stream(...) as response`: the body is read as it arrives."""
         return _StreamedResponse(self, method, url, kwargs)
+
+    # -- RPC and database calls (qactuar/client/backends/; drivers are optional extras) --
+    def rpc(self, url: str, headers: Any = None, auth: Any = None) -> Any:
+        """An XML-RPC stub: `await client.rpc(url).method(*params)` is the result (a Fault
+        raises)."""
+        from qactuar.client.backends.rpc import AsyncRPCStub
+
+        return AsyncRPCStub(self, url, "xmlrpc", headers, auth)
+
+    def jsonrpc(self, url: str, headers: Any = None, auth: Any = None) -> Any:
+        """A JSON-RPC 2.0 stub: `await client.jsonrpc(url).method(*params)`."""
+        from qactuar.client.backends.rpc import AsyncRPCStub
+
+        return AsyncRPCStub(self, url, "jsonrpc", headers, auth)
+
+    def grpc(self, url: str, headers: Any = None, auth: Any = None) -> Any:
+        """A gRPC stub for `http(s)://host:port/package.Service` over HTTP/2."""
+        return self._backend_calls().stub("grpc", url, None, auth, headers)
+
+    def postgresql(self, server: str, dbname: str | None = None, auth: Any = None) -> Any:
+        """A PostgreSQL stub (asyncpg): `await db.execute(sql, *args)` is the rows as dicts."""
+        return self._backend_calls().stub("postgresql", server, dbname, auth)
+
+    def redis(self, server: str, dbname: Any = None, auth: Any = None) -> Any:
+        """A Redis stub (redis-py asyncio): `await r.get(key)`, every command a method."""
+        return self._backend_calls().stub("redis", server, dbname, auth)
+
+    def mongodb(self, server: str, dbname: str | None = None, auth: Any = None) -> Any:
+        """A MongoDB stub (PyMongo's AsyncMongoClient) with aquests' method names."""
+        return self._backend_calls().stub("mongodb", server, dbname, auth)
+
+    def sqlite3(self, path: str) -> Any:
+        """A SQLite stub (aiosqlite): `await db.execute(sql, *args)` off the event loop."""
+        return self._backend_calls().stub("sqlite3", path)
+
+    def _backend_calls(self) -> Any:
+        if self._closed:
+            raise ClientClosed("the Client is closed")
+        if self._backends is None:
+            from qactuar.client.backends.stubs import ClientBackends
+
+            timeouts = self._timeout
+            seconds = timeouts.total or timeouts.read or 30.0
+            limit = self._settings.limits.max_connections_per_origin
+            self._backends = ClientBackends(seconds, self._settings.verify,
+                                            self._settings.cert, limit)
+        return self._backends
 
     # -- the request loop ---------------------------------------------------------------
     async def _request(self, method: str, url: str, options: tuple[Any, ...] | None = None,

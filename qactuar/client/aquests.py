@@ -14,8 +14,10 @@ installed; `workers` x `http2_constreams` requests in flight; requests queued
 by callbacks run in the same call), the callbacks, the default printed line and
 the loggers.  `aquests_request.py` encodes what is sent, `aquests_exchange.py`
 runs one request through the engine (`Client`) or the WebSocket client, and
-`aquests_response.py` is what the callbacks receive.  Not thread-safe, like
-aquests: one script, one session.
+`aquests_response.py` is what the callbacks receive.  The XML-RPC and JSON-RPC
+stubs queue HTTP requests here; the gRPC and database stubs (`backends/`) queue
+calls that `backends/exchange.py` runs in the same workers, in pools that live as
+long as one fetchall().  Not thread-safe, like aquests: one script, one session.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from qactuar.client.aquests_request import (
     OPCODE_PONG,
     OPCODE_TEXT,
     QueuedRequest,
+    auth_value,
     build_http,
     header_pairs,
     ws_message,
@@ -316,8 +319,6 @@ def _ws_authorization(auth: Any) -> str | None:
     answer a Digest challenge."""
     import base64
 
-    from qactuar.client.aquests_request import auth_value
-
     auth = auth_value(auth)
     if auth is None:
         return None
@@ -328,17 +329,8 @@ def _ws_authorization(auth: Any) -> str | None:
     raise TypeError("ws(auth=...) is (user, password) or (token,)")
 
 
-def _not_provided(name: str, instead: str) -> Callable[..., Any]:
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(
-            f"aquests.{name}() is not part of qactuar.client's aquests interface: {instead}")
-
-    refuse.__name__ = name
-    return refuse
-
-
 class _RPCMethod:
-    """`stub.method(*params)` queues one XML-RPC call; `stub.a.b` names method "a.b"."""
+    """`stub.method(*params)` queues one RPC call; `stub.a.b` names method "a.b"."""
 
     def __init__(self, stub: _RPCStub, name: str) -> None:
         self._stub = stub
@@ -349,27 +341,37 @@ class _RPCMethod:
             raise AttributeError(name)
         return _RPCMethod(self._stub, f"{self._name}.{name}")
 
-    def __call__(self, *params: Any) -> None:
-        import xmlrpc.client
+    def __call__(self, *params: Any, **kwargs: Any) -> None:
+        from qactuar.client.backends.rpc import jsonrpc_body, xmlrpc_body
 
         stub = self._stub
-        body = xmlrpc.client.dumps(params, self._name, allow_none=True).encode()
-        headers = [*header_pairs(stub.headers), ("Content-Type", "text/xml")]
-        request = build_http("rpc", "POST", stub.url, body, headers, stub.auth,
+        if stub.protocol == "jsonrpc":
+            body = jsonrpc_body(self._name, params, kwargs)
+            content_type = "application/json"
+        else:
+            if kwargs:
+                raise TypeError(f"{self._name}(): XML-RPC takes positional params only")
+            body = xmlrpc_body(self._name, params)
+            content_type = "text/xml"
+        headers = [*header_pairs(stub.headers), ("Content-Type", content_type)]
+        request = build_http(stub.protocol, "POST", stub.url, body, headers, stub.auth,
                              stub.callback, _meta(stub.meta))
         request.rpc_method = self._name
+        request.rpc_protocol = stub.protocol
         _enqueue(request)
 
 
 class _RPCStub:
-    """What `rpc(url)` returns: each method call on it is one queued XML-RPC request."""
+    """What `rpc(url)` and `jsonrpc(url)` return: each method call is one queued request."""
 
-    def __init__(self, url: str, headers: Any, auth: Any, callback: Any, meta: Any) -> None:
+    def __init__(self, url: str, headers: Any, auth: Any, callback: Any, meta: Any,
+                 protocol: str = "rpc") -> None:
         self.url = url
         self.headers = headers
         self.auth = auth
         self.callback = callback
         self.meta = meta
+        self.protocol = protocol
 
     def __getattr__(self, name: str) -> _RPCMethod:
         if name.startswith("__"):
@@ -387,12 +389,66 @@ def rpc(url: str, headers: Any = None, auth: Any = None,
     return _RPCStub(url, headers, auth, callback, meta)
 
 
-jsonrpc = _not_provided("jsonrpc", "post the JSON-RPC request with postjson()")
-grpc = _not_provided("grpc", "use grpcio's aio client")
-postgresql = _not_provided("postgresql", "use asyncpg or psycopg")
-mongodb = _not_provided("mongodb", "use motor or pymongo")
-redis = _not_provided("redis", "use redis-py's asyncio client")
-sqlite3 = _not_provided("sqlite3", "use the standard sqlite3 module")
+def jsonrpc(url: str, headers: Any = None, auth: Any = None,
+            callback: Callable[[AquestsResponse], Any] | None = None,
+            meta: dict[str, Any] | None = None) -> _RPCStub:
+    """A JSON-RPC 2.0 stub: `jsonrpc(url).method(*params)` (or keyword params) queues a
+    call; the response's `data` is the result (or the JSONRPCFault of an error object)."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ValueError(f"jsonrpc(): the URL must be absolute, not {url!r}")
+    return _RPCStub(url, headers, auth, callback, meta, "jsonrpc")
+
+
+def _backend_stub(kind: str, server: str, dbname: Any, auth: Any, callback: Any, meta: Any,
+                  headers: Any = None) -> Any:
+    """A gRPC or database stub whose method calls queue requests (backends/stubs.py)."""
+    from qactuar.client.backends.stubs import Stub
+
+    headers_pairs = header_pairs(headers)
+    meta = _meta(meta)
+
+    def submit(call: Any) -> None:
+        _enqueue(QueuedRequest(kind, call.method, call.url, headers_pairs, callback=callback,
+                               meta=dict(meta), backend=call))
+
+    return Stub(kind, server, dbname, auth, submit, headers_pairs)
+
+
+def grpc(url: str, headers: Any = None, auth: Any = None,
+         callback: Callable[[AquestsResponse], Any] | None = None,
+         meta: dict[str, Any] | None = None) -> Any:
+    """A gRPC stub for `http(s)://host:port/package.Service`: `stub.Method(message)` queues
+    a call over HTTP/2; `data` is the answer message (a list for a streaming answer)."""
+    return _backend_stub("grpc", url, None, auth_value(auth), callback, meta, headers)
+
+
+def postgresql(server: str, dbname: str | None = None, auth: Any = None,
+               callback: Callable[[AquestsResponse], Any] | None = None,
+               meta: dict[str, Any] | None = None) -> Any:
+    """A PostgreSQL stub (asyncpg): `execute(sql, *args)` / `do(sql)`; `data` is the rows
+    as dicts."""
+    return _backend_stub("postgresql", server, dbname, auth, callback, meta)
+
+
+def redis(server: str, dbname: Any = None, auth: Any = None,
+          callback: Callable[[AquestsResponse], Any] | None = None,
+          meta: dict[str, Any] | None = None) -> Any:
+    """A Redis stub (redis-py asyncio): every command is a method, `dbo.get(key)`."""
+    return _backend_stub("redis", server, dbname, auth, callback, meta)
+
+
+def mongodb(server: str, dbname: str | None = None, auth: Any = None,
+            callback: Callable[[AquestsResponse], Any] | None = None,
+            meta: dict[str, Any] | None = None) -> Any:
+    """A MongoDB stub (PyMongo's AsyncMongoClient): find, findone, findall, insert,
+    update, updateone, upsert, upsertone, delete, findkc, get_more, kill_cursors."""
+    return _backend_stub("mongodb", server, dbname, auth, callback, meta)
+
+
+def sqlite3(path: str, callback: Callable[[AquestsResponse], Any] | None = None,
+            meta: dict[str, Any] | None = None) -> Any:
+    """A SQLite stub (aiosqlite): `execute(sql, *args)` / `do(sql)` off the event loop."""
+    return _backend_stub("sqlite3", path, None, None, callback, meta)
 
 
 # -- running the queue --------------------------------------------------------------------
@@ -437,9 +493,20 @@ class _Run:
         self.bytes_received = 0
         self.statuses: dict[int, int] = {}
         self.versions: dict[str, int] = {}
+        self.pools: Any = None  # the RPC and database pools, made by the first such call
 
     def wake(self) -> None:
         self.changed.set()
+
+    def backend_pools(self) -> Any:
+        if self.pools is None:
+            from qactuar.client.backends.base import Pools
+
+            session = _session
+            self.pools = Pools(limit=max(session.workers, 1),
+                               timeout=float(session.timeout), verify=session.verify,
+                               cert=session.cert)
+        return self.pools
 
 
 def fetchall() -> None:
@@ -553,6 +620,8 @@ async def _run_queue(run: _Run) -> None:
     finally:
         if client is not None:
             await client.aclose()
+        if run.pools is not None:  # the pools live in this loop: closed with it
+            await run.pools.aclose()
 
 
 def _take() -> QueuedRequest | None:
@@ -582,7 +651,11 @@ async def _worker(run: _Run, client: Any, kwargs: dict[str, Any]) -> None:
         run.active += 1
         session.requested += 1
         try:
-            if request.message is not None or request.name in ("ws", "wss"):
+            if request.backend is not None:
+                from qactuar.client.backends.exchange import backend_exchange
+
+                response = await backend_exchange(request, session, run.backend_pools())
+            elif request.message is not None or request.name in ("ws", "wss"):
                 response = await websocket_exchange(request, session)
             elif client is None:
                 from qactuar.client import Client
@@ -637,6 +710,10 @@ def _print_response(response: AquestsResponse) -> None:
     if response.error is not None:
         _log(f"REQID {req_id}. {response.status_code} {reason}: "
              f"{printable(response.error.message)}")
+        return
+    if response.version is None and response.opcode is None:  # a database answer
+        _log(f"REQID {req_id}. {response.meta['req_method']} {response.method} "
+             f"{response.status_code} {reason}")
         return
     size = len(response._body) if response.opcode is None else \
         len(_message_bytes(response.data))

@@ -151,21 +151,11 @@ def _http_response(request: QueuedRequest, answer: Any, body: bytes, logger_: An
                                body=body, header_pairs=answer.headers.items(), url=answer.url,
                                history=history, cookies=cookies, logger=logger_, jar=jar)
     if request.rpc_method is not None and answer.status_code == 200:
-        response.set_data(_rpc_result(body))
+        from qactuar.client.backends.rpc import jsonrpc_result, xmlrpc_result
+
+        read = jsonrpc_result if request.rpc_protocol == "jsonrpc" else xmlrpc_result
+        response.set_data(read(body))
     return response
-
-
-def _rpc_result(body: bytes) -> Any:
-    """An XML-RPC answer: its one value (or tuple), or the Fault it carries."""
-    import xmlrpc.client
-
-    try:
-        values, _ = xmlrpc.client.loads(body)
-    except xmlrpc.client.Fault as fault:
-        return fault
-    except Exception as error:  # not XML-RPC: say so rather than hand back bytes
-        return ValueError(f"not an XML-RPC answer: {error}")
-    return values[0] if len(values) == 1 else values
 
 
 async def websocket_exchange(request: QueuedRequest, session: Any) -> AquestsResponse:

@@ -49,7 +49,9 @@ class QueuedRequest:
     accept: str | None = None  # the request's Accept, checked against the answer (718)
     max_length: int | None = None  # Accept-Content-Length (719)
     message: tuple[int, Any] | None = None  # ws(): (opcode, data), None to only receive
-    rpc_method: str | None = None  # rpc(): the XML-RPC method called
+    rpc_method: str | None = None  # rpc(), jsonrpc(): the method called
+    rpc_protocol: str = "xmlrpc"  # or "jsonrpc"
+    backend: Any = None  # a backends.base.BackendCall: gRPC or a database, not plain HTTP
 
 
 def header_pairs(headers: Any) -> list[tuple[str, str]]:
