@@ -240,7 +240,7 @@ class H1Connection:
                     self.state = HEAD
                     self.finish(now)
                     finished += 1
-            elif state == CHUNK_SIZE or state == TRAILERS:
+            elif state in (CHUNK_SIZE, TRAILERS):
                 end = data.find(b"\r\n", position)
                 if end < 0:
                     if size - position > MAX_CHUNK_LINE:

@@ -4,7 +4,8 @@
 the largest stream window) and a connection WINDOW_UPDATE once; each request is
 then one HEADERS frame whose HPACK block was encoded once for the run (static
 table and literals only, so only the stream id changes), plus DATA frames for a
-body.  Reading, it walks frame headers; only HEADERS blocks go through an
+body, as far as the server's flow-control windows allow (new streams wait
+while a body is unsent).  Reading, it walks frame headers; only HEADERS blocks go through an
 HPACK decoder (the server's dynamic table must be followed to read `:status`),
 DATA is counted and given back to the connection window in large steps,
 SETTINGS and PING are acknowledged, RST_STREAM and GOAWAY fail the streams they
@@ -14,6 +15,7 @@ go is the run's job (`runner.Run`).
 
 from __future__ import annotations
 
+from collections import deque
 from time import monotonic_ns
 from typing import Any
 
@@ -62,7 +64,9 @@ class H2Connection:
         self.headers_prefix = len(header_block).to_bytes(3, "big") + bytes(
             (HEADERS, self.header_flags))
         self.header_block = header_block
-        self.data_frames = self._data_frames(body)
+        self.pending: deque[list[int]] = deque()  # [stream id, body bytes sent] to finish
+        self.stream_windows: dict[int, int] = {}  # what each body may still send
+        self.peer_window = 65535  # the server's INITIAL_WINDOW_SIZE
         self.decoder = BlockCachingDecoder()
         self.decoder.max_header_list_size = 1 << 20
         self.transport: Any = None
@@ -80,14 +84,7 @@ class H2Connection:
         self.closed = False
         self.going_away = False
         self.answered = 0
-
-    @staticmethod
-    def _data_frames(body: bytes) -> list[tuple[bytes, bytes]]:
-        """The body as (frame header without stream id, payload) pairs, END_STREAM last."""
-        pieces = [body[offset:offset + MAX_FRAME] for offset in range(0, len(body), MAX_FRAME)]
-        return [(len(piece).to_bytes(3, "big")
-                 + bytes((DATA, END_STREAM if index == len(pieces) - 1 else 0)), piece)
-                for index, piece in enumerate(pieces)]
+        self.send_window = 65535  # the server's connection window for our DATA
 
     # asyncio protocol
 
@@ -137,6 +134,8 @@ class H2Connection:
     def room(self) -> int:
         if self.closed or self.going_away or self.next_id > LAST_STREAM_ID:
             return 0
+        if self.pending:  # new streams wait until the bodies in flight are sent
+            return 0
         return self.limit - len(self.open)
 
     def fill(self, now: int) -> None:
@@ -155,6 +154,8 @@ class H2Connection:
             count += 1
         if out:
             self.transport.write(b"".join(out))
+            if self.pending:
+                self.send_bodies()
         if count < room:
             run.has_room(self)
 
@@ -163,14 +164,44 @@ class H2Connection:
         self.next_id += 2
         self.open[stream_id] = [start, 0, 0, 0]
         sid = stream_id.to_bytes(4, "big")
-        if not self.data_frames:
-            return self.headers_prefix + sid + self.header_block
-        return (self.headers_prefix + sid + self.header_block
-                + b"".join(head + sid + payload for head, payload in self.data_frames))
+        if self.body:
+            self.pending.append([stream_id, 0])
+            self.stream_windows[stream_id] = self.peer_window
+        return self.headers_prefix + sid + self.header_block
 
     def send_one(self, start: int) -> None:
         """Send one request due at `start` (the open model's scheduler)."""
         self.transport.write(self.request_bytes(start))
+        if self.pending:
+            self.send_bodies()
+
+    def send_bodies(self) -> None:
+        """Send request body DATA as far as the server's flow-control windows allow."""
+        body = self.body
+        out = []
+        pending = self.pending
+        while pending and self.send_window > 0:
+            stream_id, offset = pending[0]
+            if stream_id not in self.open:
+                pending.popleft()
+                continue
+            size = min(self.send_window, self.stream_windows[stream_id], MAX_FRAME,
+                       len(body) - offset)
+            if size <= 0:
+                break
+            offset += size
+            self.send_window -= size
+            self.stream_windows[stream_id] -= size
+            last = offset >= len(body)
+            out.append(frame(DATA, END_STREAM if last else 0, stream_id,
+                             body[offset - size:offset]))
+            if last:
+                pending.popleft()
+                del self.stream_windows[stream_id]
+            else:
+                pending[0][1] = offset
+        if out:
+            self.transport.write(b"".join(out))
 
     # receiving
 
@@ -234,6 +265,14 @@ class H2Connection:
                 if not self.open:
                     self.fail("reset", now)
                     return
+            elif kind == WINDOW_UPDATE:
+                increment = int.from_bytes(data[position + 9:end], "big") & 0x7FFFFFFF
+                if not stream_id:
+                    self.send_window += increment
+                elif stream_id in self.stream_windows:
+                    self.stream_windows[stream_id] += increment
+                if self.pending:
+                    self.send_bodies()
             elif kind == PUSH_PROMISE:
                 raise FrameError("PUSH_PROMISE after ENABLE_PUSH 0")
             position = end
@@ -248,6 +287,10 @@ class H2Connection:
             value = int.from_bytes(payload[offset + 2:offset + 6], "big")
             if key == 3:  # MAX_CONCURRENT_STREAMS
                 self.limit = max(0, min(self.streams_wanted, value))
+            elif key == 4:  # INITIAL_WINDOW_SIZE: streams' windows move by the change
+                for stream_id in self.stream_windows:
+                    self.stream_windows[stream_id] += value - self.peer_window
+                self.peer_window = value
             elif key == 1:  # HEADER_TABLE_SIZE: the decoder follows the server's encoder
                 self.decoder.header_table_size = value
         self.transport.write(SETTINGS_ACK)

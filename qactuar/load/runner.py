@@ -177,7 +177,7 @@ class Run:
             await asyncio.wait_for(self.loop.create_connection(
                 lambda: connection, target.host, target.port, ssl=context,
                 server_hostname=target.host if context else None), self.options.timeout)
-        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+        except (TimeoutError, OSError, ssl.SSLError) as exc:
             self.connect_failed(connection, slot, exc)
 
     def make_connection(self, target: Target) -> Any:
