@@ -77,6 +77,33 @@ class Histogram:
             counts[index] = 0
         self.count = self.total = self.total_squares = self.minimum = self.maximum = 0
 
+    def copy(self) -> Histogram:
+        other = Histogram()
+        other.counts = list(self.counts)
+        other.count, other.total, other.total_squares = self.count, self.total, self.total_squares
+        other.minimum, other.maximum = self.minimum, self.maximum
+        return other
+
+    def since(self, earlier: Histogram) -> Histogram:
+        """The values recorded after `earlier` was copied from this histogram (their exact
+        minimum and maximum are not known: the bucket bounds stand in for them)."""
+        newer = Histogram()
+        newer.count = self.count - earlier.count
+        newer.total = self.total - earlier.total
+        newer.total_squares = self.total_squares - earlier.total_squares
+        lowest = highest = -1
+        for index, (now, before) in enumerate(zip(self.counts, earlier.counts, strict=True)):
+            if now != before:
+                newer.counts[index] = now - before
+                if lowest < 0:
+                    lowest = index
+                highest = index
+        if lowest >= 0:
+            newer.minimum = max(bucket_bounds(lowest)[0], self.minimum)
+            low, width = bucket_bounds(highest)
+            newer.maximum = min(low + width - 1, self.maximum)
+        return newer
+
     def merge(self, other: Histogram) -> None:
         """Add `other`'s values to this histogram."""
         if other.count == 0:

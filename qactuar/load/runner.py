@@ -253,7 +253,7 @@ class Run:
         stats = self.stats
         measured_from = max(stats.measure_from_ns, self.start_ns)
         stats.duration_s = max(self.end_ns - measured_from, 1) / 1e9
-        if stats.second.count or stats.second_errors:
+        if stats.latency.count > stats.second_start.count or stats.second_errors:
             stats.close_second(self.second)
         stats.cpu_s = cpu_seconds() - cpu_before
         return stats

@@ -4,7 +4,8 @@ The engines call `answered` and `errored` once per request; a request counts
 only when it started (was due) at or after `measure_from_ns`, so requests of
 the warm-up neither count nor skew the invariant started = succeeded + failed
 + errored.  `RunStats` also keeps a per-second series (closed by the runner's
-one-second tick) and, when asked for, a row per request for `--csv`.  It is
+one-second tick, from the difference of the latency histogram since the last
+tick: one record per request, not two) and, when asked for, a row per request for `--csv`.  It is
 turned into a plain dict for JSON, the workers' pipe and `merge`.
 """
 
@@ -33,7 +34,7 @@ class RunStats:
         self.bytes_headers = 0
         self.bytes_data = 0
         self.latency = Histogram()
-        self.second = Histogram()  # latencies of the current second
+        self.second_start = Histogram()  # `latency` as it was when this second began
         self.second_errors = 0
         self.series: list[dict[str, Any]] = []
         self.connect_ns: list[int] = []
@@ -66,7 +67,6 @@ class RunStats:
         self.bytes_data += body_bytes
         self.bytes_total += head_bytes + body_bytes
         self.latency.record(latency)
-        self.second.record(latency)
         if self.rows is not None:
             self.rows.append((start_ns, status, latency, head_bytes + body_bytes, ""))
 
@@ -81,13 +81,13 @@ class RunStats:
 
     def close_second(self, second: int) -> None:
         """End the per-second series' entry for `second` (from the measurement's start)."""
-        histogram = self.second
+        histogram = self.latency.since(self.second_start)
         self.series.append({"second": second, "requests": histogram.count,
                             "errors": self.second_errors,
                             "p50_ns": histogram.percentile(50),
                             "p90_ns": histogram.percentile(90),
                             "p99_ns": histogram.percentile(99), "max_ns": histogram.maximum})
-        histogram.clear()
+        self.second_start = self.latency.copy()
         self.second_errors = 0
 
     def done(self) -> int:
