@@ -307,3 +307,21 @@ def test_qactuar_load_is_a_subcommand_of_qactuar(basic_server: ServerProcess) ->
                             capture_output=True, text=True, timeout=30, env=child_env())
     assert result.returncode == 0, result.stdout + result.stderr
     assert report_counts(result.stdout)["succeeded"] == 5
+
+
+# WebSocket
+
+def test_websocket_echo_round_trips(start_server, tmp_path: Path) -> None:
+    server = start_server("apps.ws_app:app")
+    url = server.url.replace("http://", "ws://")
+    result = run_load("-n", "300", "-c", "3", "-m", "2", "--json", str(tmp_path / "r.json"),
+                      f"{url}/echo")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert assert_counts_add_up(result.stdout)["succeeded"] == 300
+    results = read_json(tmp_path / "r.json")["results"]
+    assert results["bytes_data"] == 300 * 16
+    assert Histogram.from_dict(results["latency"]).count == 300
+    refused = run_load("-n", "10", "-c", "2", f"{url}/refuse")
+    assert refused.returncode == 1
+    assert error_counts(refused.stdout)["protocol"] == 2
+    assert "Traceback" not in refused.stderr

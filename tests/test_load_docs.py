@@ -24,9 +24,14 @@ def test_the_page_has_examples() -> None:
     assert all(command.startswith("qactuar load ") for command in COMMANDS)
 
 
-def test_the_commands_run_in_order(basic_server: ServerProcess, tmp_path: Path) -> None:
+def test_the_commands_run_in_order(basic_server: ServerProcess, start_server,
+                                   tmp_path: Path) -> None:
+    ws_server = start_server("apps.ws_app:app")
     for command in COMMANDS:
-        words = shlex.split(command.replace(PLACEHOLDER, basic_server.url))
+        url = ws_server.url.replace("http://", "ws://") if "ws://" in command \
+            else basic_server.url
+        words = shlex.split(command.replace(PLACEHOLDER, url).replace(
+            "ws://127.0.0.1:8000", url))
         result = subprocess.run([sys.executable, "-m", "qactuar.load", *words[2:]],
                                 capture_output=True, text=True, timeout=60, cwd=tmp_path,
                                 env=child_env())

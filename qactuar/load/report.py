@@ -69,8 +69,11 @@ def format_report(stats: RunStats, total: int | None, workers: int, rate: float 
                  f"{stats.failed} failed, {stats.errored} errored, "
                  f"{stats.errors.get('timeout', 0)} timeout")
     classes = stats.status_classes
-    lines.append(f"status codes: {classes[2]} 2xx, {classes[3]} 3xx, {classes[4]} 4xx, "
-                 f"{classes[5]} 5xx")
+    if protocol == "ws":
+        lines.append(f"messages: {stats.succeeded} echoed (round trips after the upgrade)")
+    else:
+        lines.append(f"status codes: {classes[2]} 2xx, {classes[3]} 3xx, {classes[4]} 4xx, "
+                     f"{classes[5]} 5xx")
     lines.append(f"traffic: {format_bytes(stats.bytes_total)} ({stats.bytes_total}) total, "
                  f"{format_bytes(stats.bytes_headers)} ({stats.bytes_headers}) headers, "
                  f"{format_bytes(stats.bytes_data)} ({stats.bytes_data}) data")

@@ -205,21 +205,26 @@ class Run:
         connection.closed = True
         with contextlib.suppress(ValueError):
             self.connections.remove(connection)
-        now = monotonic_ns()
         if self.stopping or self.finished.done():
             return
-        if self.remaining > 0:
-            self.remaining -= 1
-        if self.remaining != 0 or self.scheduler is not None:
-            self.stats.start(now)
-            self.stats.errored_request(now, now, "connect")
-        self.failed_connects += 1
-        if not self.ever_connected and self.failed_connects >= self.connection_count:
-            self.stop()  # nothing answers: the run is over
-        elif self.remaining != 0:
+        self.attempt_failed("connect")
+        if not self.stopping and self.remaining != 0:
             self.open_connection(slot, RETRY_DELAY_S)
         elif self.in_flight == 0:
             self.end()
+
+    def attempt_failed(self, kind: str) -> None:
+        """Opening a connection (or upgrading it) failed: one errored request of `kind`,
+        part of `-n`; when no connection ever opened and each has failed, the run stops."""
+        now = monotonic_ns()
+        if self.remaining != 0 or self.scheduler is not None:
+            if self.remaining > 0:
+                self.remaining -= 1
+            self.stats.start(now)
+            self.stats.errored_request(now, now, kind)
+        self.failed_connects += 1
+        if not self.ever_connected and self.failed_connects >= self.connection_count:
+            self.stop()  # nothing answers: the run is over
 
     # the run
 
