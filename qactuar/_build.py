@@ -30,6 +30,11 @@ COMPILED_MODULES = (
     "qactuar.asgi.request_head",
     "qactuar.asgi.router",
     "qactuar.limits",
+    "qactuar.load.histogram",
+    "qactuar.load.http1_engine",
+    "qactuar.load.http2_engine",
+    "qactuar.load.runner",
+    "qactuar.load.stats",
     "qactuar.protocols.http1",
     "qactuar.server_state",
 )

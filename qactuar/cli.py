@@ -88,8 +88,9 @@ def command(app: str | None, app_dir: str, config_file: str | None, **flags: Any
 
 
 def main() -> None:
-    # `qactuar pod ...` (background coroutines) and `qactuar ctl ...` (the admin
-    # plane's client) are command groups of their own; dispatching here keeps
+    # `qactuar pod ...` (background coroutines), `qactuar ctl ...` (the admin plane's
+    # client) and `qactuar load ...` (the load generator) are commands of their own;
+    # dispatching here keeps
     # `qactuar module:app` a plain command with every flag as before.
     if sys.argv[1:2] == ["pod"]:
         from qactuar.pod.cli import pod_command
@@ -100,5 +101,10 @@ def main() -> None:
         from qactuar.admin.ctl import ctl_command
 
         ctl_command(args=sys.argv[2:], prog_name="qactuar ctl")
+        return
+    if sys.argv[1:2] == ["load"]:
+        from qactuar.load.cli import main as load_main
+
+        load_main(sys.argv[2:])
         return
     command(prog_name="qactuar")

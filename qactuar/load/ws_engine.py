@@ -1,0 +1,212 @@
+"""One WebSocket connection of a load run: upgrade, then echo round trips at frame level.
+
+`WSConnection` sends the upgrade request, checks the 101 answer (status and
+`Sec-WebSocket-Accept`), then sends a pre-built masked text frame each time the
+run allows (up to `-m` messages in flight) and counts each whole message the
+server sends back as the answer to the oldest one: its round-trip time is the
+latency.  Pings are answered, a close is answered and ends the connection.  A
+refused upgrade is a protocol error.  Like the HTTP engines it builds no
+message objects; what to send and where results go is the run's job.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections import deque
+from time import monotonic_ns
+from typing import Any
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+MAX_HEAD = 65536
+CLOSE, PING, PONG = 0x8, 0x9, 0xA
+
+
+class HandshakeError(Exception):
+    """The server did not accept the WebSocket upgrade, or broke the framing."""
+
+
+def masked_frame(opcode: int, payload: bytes, mask: bytes) -> bytes:
+    """One final client frame (RFC 6455 5.2: clients mask every frame)."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x80 | opcode, 0x80 | size))
+    elif size < 65536:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + size.to_bytes(8, "big")
+    masked = bytes(byte ^ mask[index & 3] for index, byte in enumerate(payload))
+    return head + mask + masked
+
+
+class WSConnection:
+    """A WebSocket connection sending echo messages as the run allows."""
+
+    def __init__(self, run: Any, target: Any, options: Any) -> None:
+        self.run = run
+        self.key = base64.b64encode(os.urandom(16))
+        self.expected_accept = base64.b64encode(hashlib.sha1(self.key + _GUID).digest())
+        lines = [f"GET {target.path} HTTP/1.1", f"host: {target.authority}",
+                 "upgrade: websocket", "connection: Upgrade",
+                 f"sec-websocket-key: {self.key.decode()}", "sec-websocket-version: 13"]
+        lines += [f"{name}: {value}" for name, value in options.headers]
+        self.upgrade = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        payload = options.body or b"x" * options.ws_message_size
+        self.message = masked_frame(0x1 if not options.body else 0x2, payload, os.urandom(4))
+        self.depth = options.streams
+        self.transport: Any = None
+        self.upgraded = False
+        self.buffer = b""
+        self.sent: deque[int] = deque()
+        self.message_bytes = 0
+        self.connect_started_ns = monotonic_ns()
+        self.connected_ns = 0
+        self.activity_ns = 0
+        self.first_byte = True
+        self.closed = False
+        self.answered = 0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.activity_ns = monotonic_ns()
+        transport.write(self.upgrade)
+
+    def data_received(self, data: bytes) -> None:
+        now = monotonic_ns()
+        self.activity_ns = now
+        if self.first_byte:
+            self.first_byte = False
+            self.run.first_byte(now - self.connect_started_ns)
+        if self.buffer:
+            data = self.buffer + data
+            self.buffer = b""
+        try:
+            if not self.upgraded:
+                data = self.handshake(data, now)
+                if data is None:
+                    return
+            self.read_frames(data, now)
+        except HandshakeError:
+            if not self.upgraded:  # a refused upgrade is one errored request
+                self.run.attempt_failed("protocol")
+            self.fail("protocol", now)
+            return
+        if not self.closed:
+            self.fill(now)
+
+    def handshake(self, data: bytes, now: int) -> bytes | None:
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            if len(data) > MAX_HEAD:
+                raise HandshakeError("upgrade answer too large")
+            self.buffer = data
+            return None
+        head = data[:end].split(b"\r\n")
+        if not head[0].startswith(b"HTTP/1.1 101"):
+            raise HandshakeError(f"upgrade refused: {head[0][:64]!r}")
+        accept = b""
+        for line in head[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"sec-websocket-accept":
+                accept = value.strip()
+        if accept != self.expected_accept:
+            raise HandshakeError("wrong Sec-WebSocket-Accept")
+        self.upgraded = True
+        self.connected_ns = now
+        self.run.connected(self, now - self.connect_started_ns)
+        return data[end + 4:]
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fail("reset", monotonic_ns())
+
+    def pause_writing(self) -> None:
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    def room(self) -> int:
+        return 0 if self.closed or not self.upgraded else self.depth - len(self.sent)
+
+    def fill(self, now: int) -> None:
+        room = self.room()
+        count = 0
+        while count < room:
+            start = self.run.take(now)
+            if start < 0:
+                break
+            self.sent.append(start)
+            count += 1
+        if count:
+            self.transport.write(self.message * count)
+        if count < room:
+            self.run.has_room(self)
+
+    def send_one(self, start: int) -> None:
+        self.sent.append(start)
+        self.transport.write(self.message)
+
+    def read_frames(self, data: bytes, now: int) -> None:
+        position = 0
+        size = len(data)
+        while size - position >= 2:
+            first, second = data[position], data[position + 1]
+            if second & 0x80:
+                raise HandshakeError("a masked frame from the server")
+            length = second & 0x7F
+            start = position + 2
+            if length == 126:
+                if size - start < 2:
+                    break
+                length = int.from_bytes(data[start:start + 2], "big")
+                start += 2
+            elif length == 127:
+                if size - start < 8:
+                    break
+                length = int.from_bytes(data[start:start + 8], "big")
+                start += 8
+            end = start + length
+            if end > size:
+                break
+            opcode = first & 0x0F
+            if opcode == PING:
+                self.transport.write(masked_frame(PONG, data[start:end], b"\0\0\0\0"))
+            elif opcode == CLOSE:
+                self.transport.write(masked_frame(CLOSE, data[start:start + 2], b"\0\0\0\0"))
+                self.fail("reset", now)
+                return
+            elif opcode != PONG:
+                self.message_bytes += length
+                if first & 0x80:  # FIN: a whole message, the echo of the oldest one sent
+                    if not self.sent:
+                        raise HandshakeError("a message nobody asked for")
+                    self.answered += 1
+                    self.run.answered(self.sent.popleft(), now, 101, end - position - length,
+                                      self.message_bytes)
+                    self.message_bytes = 0
+            position = end
+        if position < size:
+            self.buffer = data[position:]
+
+    def fail(self, kind: str, now: int) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        while self.sent:
+            self.run.errored(self.sent.popleft(), now, kind)
+        if self.transport is not None:
+            self.transport.abort()
+        self.run.lost(self)
+
+    def timed_out(self, now: int, timeout_ns: int) -> bool:
+        if (self.sent or not self.upgraded) and not self.closed and \
+                now - self.activity_ns > timeout_ns:
+            if not self.upgraded:
+                self.run.attempt_failed("timeout")
+            self.fail("timeout", now)
+            return True
+        return False
