@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.callgrind_hello import (  # noqa: E402
+from benchmarks.callgrind_hello import (
     START_DEADLINE,
     connect_when_listening,
     free_port,

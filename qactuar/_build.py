@@ -30,7 +30,9 @@ COMPILED_MODULES = (
     "qactuar.asgi.request_head",
     "qactuar.asgi.router",
     "qactuar.limits",
+    "qactuar.protocols.h2_connection",
     "qactuar.protocols.http1",
+    "qactuar.protocols.http2",
     "qactuar.server_state",
 )
 

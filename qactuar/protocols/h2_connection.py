@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """The server side of one HTTP/2 connection's frames (RFC 9113), without `h2`.
 
 Owns the wire state of a connection: the preface, reading frames out of the

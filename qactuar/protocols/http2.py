@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """HTTP/2 on one connection: requests on streams, responses within the windows, floods.
 
 Owns the bytes and the frames: every request stream gets an `HTTPStream`
@@ -157,8 +158,8 @@ class _StreamSink(ResponseSink):
             self.waiters.release()
 
 
-class H2Protocol(asyncio.Protocol):
-    """One HTTP/2 connection, taken over from `HTTP1Protocol`."""
+class H2Protocol:
+    """One HTTP/2 connection, taken over from `HTTP1Protocol` (an asyncio protocol)."""
 
     def __init__(self, state: ServerState, transport: asyncio.Transport,
                  client: tuple[str, int] | None, server: tuple[str, int] | None,
@@ -370,7 +371,7 @@ class H2Protocol(asyncio.Protocol):
         method_name = "GET" if websocket else method.decode("ascii", "replace")
         target = path or b""
         if authority is None:  # read_request_head made sure there is a host field
-            authority = next(value for name, value in headers if name == b"host")
+            authority = _host_of(headers)
         extensions: dict[str, Any] = {"http.response.trailers": {},
                                       "http.response.early_hint": {}}
         if self._push_allowed:
@@ -742,6 +743,13 @@ class H2Protocol(asyncio.Protocol):
         self._idle_timer = None
         if not self.sinks and not self._closed:
             self._close()
+
+
+def _host_of(headers: list[tuple[bytes, bytes]]) -> bytes:
+    for name, value in headers:
+        if name == b"host":
+            return value
+    return b""
 
 
 def _peer(client: tuple[str, int] | None) -> str:
