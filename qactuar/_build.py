@@ -31,6 +31,8 @@ COMPILED_MODULES = (
     "qactuar.asgi.router",
     "qactuar.limits",
     "qactuar.protocols.h2_connection",
+    "qactuar.protocols.h2_fields",
+    "qactuar.protocols.hpack_codec",
     "qactuar.protocols.http1",
     "qactuar.protocols.http2",
     "qactuar.server_state",

@@ -13,6 +13,8 @@ cdef int CONTINUATION_LIMIT, CLOSED_MEMORY
 cdef long long _UNLIMITED
 
 
+cdef object _FRAME_HEAD
+
 cpdef bytes frame_head(long long length, int kind, int flags, long long stream_id)
 
 
@@ -44,6 +46,7 @@ cdef class H2Connection:
     cpdef receive(self, bytes data)
     cdef _fail(self, long long code, str message)
     cdef _deny(self, str message)
+    cdef _stream_error(self, long long stream_id, long long code, str message)
     cdef bytes _unpad(self, int flags, bytes payload)
     @cython.locals(depends_on=cython.longlong)
     cdef _headers(self, int flags, long long stream_id, bytes payload)

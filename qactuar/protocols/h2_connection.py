@@ -12,7 +12,8 @@ a reset, a window opened, ...) and never sees ASGI or an app.
 
 A client that breaks a rule for the whole connection gets `H2ConnectionError`
 raised out of `receive` with the GOAWAY already queued; a rule for one stream
-gets that stream reset (RST_STREAM) here and the connection goes on.  Shapes
+gets that stream reset (RST_STREAM) here, the handler told (`on_stream_error`),
+and the connection goes on.  Shapes
 of denial of service that are frame-level (endless CONTINUATION, a header block
 or list over the limit) raise `H2DenialOfService`; flood counts of whole frames
 (SETTINGS, PING, resets, empty DATA) are the handler's, told by its callbacks.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import struct
 from typing import Any
 
 from hpack.exceptions import HPACKError, OversizedHeaderListError
@@ -90,11 +92,12 @@ class StreamUnavailable(Exception):
     """The stream is closed (or never was) on our side: nothing more can be sent on it."""
 
 
+_FRAME_HEAD = struct.Struct(">BHBBL")  # length (24 bits as 8 + 16), type, flags, stream id
+
+
 def frame_head(length: int, kind: int, flags: int, stream_id: int) -> bytes:
     """The 9 bytes that start a frame."""
-    return bytes((length >> 16 & 0xFF, length >> 8 & 0xFF, length & 0xFF, kind, flags,
-                  stream_id >> 24 & 0x7F, stream_id >> 16 & 0xFF, stream_id >> 8 & 0xFF,
-                  stream_id & 0xFF))
+    return _FRAME_HEAD.pack(length >> 16, length & 0xFFFF, kind, flags, stream_id)
 
 
 def _u32(value: int) -> bytes:
@@ -273,6 +276,11 @@ class H2Connection:
         self.stopped = True
         raise H2DenialOfService(message)
 
+    def _stream_error(self, stream_id: int, code: int, message: str) -> None:
+        """A stream error (RFC 9113 5.4.2): RST_STREAM with `code`, and the handler told."""
+        self.reset_stream(stream_id, code)
+        self.handler.on_stream_error(stream_id, message)
+
     def _unpad(self, flags: int, payload: bytes) -> bytes:
         if flags & PADDED:
             if not payload:
@@ -342,7 +350,8 @@ class H2Connection:
                 stream = self._open_stream(stream_id)
                 if ended:
                     stream.client_closed = True
-                self._note_content_length(stream, fields)
+                else:  # a body may follow: it must match its Content-Length
+                    self._note_content_length(stream, fields)
                 self.handler.on_request(stream_id, fields, ended)
                 return
             self._decode(block)  # keeps the HPACK context in step
@@ -357,7 +366,7 @@ class H2Connection:
             self._fail(STREAM_CLOSED, f"HEADERS on closed stream {stream_id}")
         fields = self._decode(block)
         if stream.client_closed:
-            self.reset_stream(stream_id, STREAM_CLOSED)
+            self._stream_error(stream_id, STREAM_CLOSED, "HEADERS after the client's END_STREAM")
             return
         if not ended:
             self._fail(PROTOCOL_ERROR, "trailers without END_STREAM")
@@ -410,7 +419,9 @@ class H2Connection:
         if stream is None or stream.client_closed:
             # Nobody reads it: the connection's window opens again at once.
             self.acknowledge(0, flow_length)
-            if stream is not None or not self._closed_streams.get(stream_id):
+            if stream is not None:
+                self._stream_error(stream_id, STREAM_CLOSED, "DATA after the client's END_STREAM")
+            elif not self._closed_streams.get(stream_id):
                 self.reset_stream(stream_id, STREAM_CLOSED)
             return
         if flow_length > stream.receive_window:
@@ -422,9 +433,8 @@ class H2Connection:
         if expected >= 0 and (stream.received > expected
                                  or (ended and stream.received != expected)):
             self.acknowledge(0, flow_length)
-            stream.client_closed = True
-            self.handler.on_malformed(stream_id, f"body of {stream.received}+ bytes for a "
-                                                 f"Content-Length of {expected}")
+            self._stream_error(stream_id, PROTOCOL_ERROR, f"a body of {stream.received}+ bytes "
+                                                          f"for a Content-Length of {expected}")
             return
         if ended:
             self._client_ended(stream)
@@ -448,11 +458,11 @@ class H2Connection:
                 self._fail(PROTOCOL_ERROR, f"WINDOW_UPDATE on idle stream {stream_id}")
             return  # a closed stream: in flight before it closed
         if not increment:
-            self.reset_stream(stream_id, PROTOCOL_ERROR)
+            self._stream_error(stream_id, PROTOCOL_ERROR, "WINDOW_UPDATE of 0")
             return
         stream.send_window += increment
         if stream.send_window > MAX_WINDOW:
-            self.reset_stream(stream_id, FLOW_CONTROL_ERROR)
+            self._stream_error(stream_id, FLOW_CONTROL_ERROR, "a stream window over 2^31-1")
             return
         self.handler.on_window_opened()
 

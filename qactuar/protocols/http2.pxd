@@ -39,6 +39,7 @@ cdef class H2Protocol:
     cdef public long long _last_stream_id
     cdef public dict sinks
     cdef public object _idle_timer, _answer_timer
+    cdef public double _idle_deadline
     cdef public _FloodMeter _resets, _settings, _pings, _empty_frames
     cdef public H2Connection conn
 

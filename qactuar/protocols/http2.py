@@ -181,6 +181,7 @@ class H2Protocol:
         self._last_stream_id = 0
         self.sinks: dict[int, _StreamSink] = {}
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_deadline = 0.0  # loop time when an idle connection is closed
         # One timer for the REQUEST_TIMEOUT of every stream (not one per stream): it
         # fires at the earliest deadline and is set again for the next one.
         self._answer_timer: asyncio.TimerHandle | None = None
@@ -311,8 +312,14 @@ class H2Protocol:
         else:
             self._on_request_end(stream_id)
 
-    def on_malformed(self, stream_id: int, problem: str) -> None:
-        self._malformed(stream_id, MalformedFields(problem))
+    def on_stream_error(self, stream_id: int, problem: str) -> None:
+        """H2Connection reset a stream the client broke a rule on: its app hears the
+        client is gone.  Counted with the client's own resets (CVE-2025-8671)."""
+        server_logger.info("HTTP/2 stream error from %s (stream %d): %s; stream reset",
+                           _peer(self.client), stream_id, problem)
+        self._on_reset(stream_id)
+        if self._resets.over(self.loop.time()):
+            self._flood("stream errors (resets provoked by the client)")
 
     def on_reset(self, stream_id: int, live: bool) -> None:
         """The client reset a stream (`live`: one still open)."""
@@ -359,7 +366,6 @@ class H2Protocol:
         self.conn.reset_stream(stream_id, PROTOCOL_ERROR)
 
     def _start_stream(self, stream_id: int, head: RequestHead, ended: bool) -> None:
-        self._cancel_idle_timer()
         method, path, scheme, authority, protocol, headers, content_length = head
         sink = _StreamSink(self, stream_id, method == b"HEAD")
         self.sinks[stream_id] = sink
@@ -723,10 +729,15 @@ class H2Protocol:
             self.transport.write(data)
 
     def _arm_idle_timer(self) -> None:
-        self._cancel_idle_timer()
+        """No stream is open from now: close after the keep-alive timeout unless one opens.
+
+        One timer, moved lazily: a stream opening leaves it be (it finds the connection
+        busy when it fires), so a request costs no timer made and cancelled."""
         limits = self.state.limits
         timeout = limits.keep_alive_timeout or limits.header_timeout
-        self._idle_timer = self.loop.call_later(timeout, self._idle_too_long)
+        self._idle_deadline = self.loop.time() + timeout
+        if self._idle_timer is None:
+            self._idle_timer = self.loop.call_at(self._idle_deadline, self._idle_too_long)
 
     def _cancel_idle_timer(self) -> None:
         if self._idle_timer is not None:
@@ -741,8 +752,12 @@ class H2Protocol:
 
     def _idle_too_long(self) -> None:
         self._idle_timer = None
-        if not self.sinks and not self._closed:
-            self._close()
+        if self._closed or self.sinks:
+            return  # busy: _forget arms it again once no stream is open
+        if self.loop.time() < self._idle_deadline:  # idle again since it was set
+            self._idle_timer = self.loop.call_at(self._idle_deadline, self._idle_too_long)
+            return
+        self._close()
 
 
 def _host_of(headers: list[tuple[bytes, bytes]]) -> bytes:
