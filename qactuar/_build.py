@@ -35,7 +35,11 @@ COMPILED_MODULES = (
     "qactuar.load.http2_engine",
     "qactuar.load.runner",
     "qactuar.load.stats",
+    "qactuar.protocols.h2_connection",
+    "qactuar.protocols.h2_fields",
+    "qactuar.protocols.hpack_codec",
     "qactuar.protocols.http1",
+    "qactuar.protocols.http2",
     "qactuar.server_state",
 )
 

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """HTTP/2 header fields: the checks on what a client sends, the shape of what we send.
 
 A request's header block is checked here against RFC 9113 8.2 and 8.3 (field

@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from h2.errors import ErrorCodes
 from websockets.extensions.base import Extension
 
+from qactuar.protocols.h2_connection import CANCEL
 from qactuar.protocols.websocket import WebSocketProtocol, find_control_byte, negotiate_extensions
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class StreamTransport(asyncio.Transport):
 
     def abort(self) -> None:
         self._closing = True
-        self.connection.reset_stream(self.sink, ErrorCodes.CANCEL)
+        self.connection.reset_stream(self.sink, CANCEL)
 
     def is_closing(self) -> bool:
         return self._closing or self.sink.ended

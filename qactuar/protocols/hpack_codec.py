@@ -1,10 +1,13 @@
+# cython: annotation_typing=False
 """HPACK for one HTTP/2 connection, cheaper than `hpack`'s own for what a server sees.
 
 `DynamicTableEncoder` compresses the header blocks we send with both tables
 and Huffman coding, as `hpack`'s encoder does, but finds a field in its
 dynamic table with one dict look-up (not a scan of the table per field) and
 takes a field's literal encodings from a process-wide memo (they depend on the
-field alone) instead of Huffman-coding it per response.
+field alone) instead of Huffman-coding it per response; and it remembers the
+last blocks it made that left its table unchanged: an app answering with the
+same header fields gets the same bytes, without encoding them again.
 `BlockCachingDecoder` is `hpack`'s decoder that remembers the last header
 blocks it decoded while its dynamic table stays unchanged: a client repeating
 a request sends the same bytes, referring to the same table entries, and gets
@@ -99,6 +102,9 @@ class DynamicTableEncoder:
     of insertion, found by one dict look-up instead of a search of the table.
     """
 
+    BLOCKS_LIMIT = 16  # blocks remembered while the table is unchanged
+    BLOCK_SIZE_LIMIT = 512  # bytes of a remembered block
+
     def __init__(self) -> None:
         self._table_size = 4096  # the maximum both sides assume until SETTINGS say otherwise
         self._size_changed = False
@@ -107,6 +113,8 @@ class DynamicTableEncoder:
         self._order: deque[tuple[tuple[bytes, bytes], int]] = deque()
         self._used = 0
         self._inserted = 0
+        # Blocks made while the table stayed as it is now: header list -> block.
+        self._blocks: dict[tuple[tuple[bytes, bytes], ...], bytes] = {}
 
     @property
     def header_table_size(self) -> int:
@@ -124,6 +132,28 @@ class DynamicTableEncoder:
             self._size_changed = True
 
     def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        key = None
+        size_changed = self._size_changed
+        if not size_changed:  # (a size update must start the next block)
+            try:
+                key = tuple(headers)
+                block = self._blocks.get(key)
+            except TypeError:  # a field that is not a pair of bytes: encoded, not remembered
+                key = None
+                block = None
+            if block is not None:
+                return block
+        inserted = self._inserted
+        block = self._encode(headers)
+        blocks = self._blocks
+        if inserted != self._inserted or size_changed:
+            blocks.clear()  # the table changed: what was made before no longer holds
+        elif (key is not None and len(blocks) < self.BLOCKS_LIMIT
+              and len(block) <= self.BLOCK_SIZE_LIMIT):
+            blocks[key] = block
+        return block
+
+    def _encode(self, headers: Any) -> bytes:
         parts = []
         if self._size_changed:
             # Empty the table (size 0), then take the new size: one way to honour

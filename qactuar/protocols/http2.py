@@ -1,11 +1,14 @@
-"""HTTP/2 on one connection: the `h2` state machine, streams, flow control, floods.
+# cython: annotation_typing=False
+"""HTTP/2 on one connection: requests on streams, responses within the windows, floods.
 
 Owns the bytes and the frames: every request stream gets an `HTTPStream`
 (the same ASGI cycle HTTP/1.1 drives) and a `_StreamSink` that turns what the
 stream sends into HEADERS and DATA frames within the peer's flow-control
 windows.  Request body bytes are acknowledged (WINDOW_UPDATE) only as the app
 consumes them, so a slow app holds its client back instead of filling memory.
-This module never builds ASGI messages.
+The frames themselves (states, windows, settings, HPACK) are `H2Connection`'s
+(h2_connection.py), which calls this protocol's `on_*` methods.  This module
+never builds ASGI messages.
 
 A connection arrives here from `HTTP1Protocol`, which hands the transport
 over when TLS negotiated `h2` (ALPN) or the client opened with the HTTP/2
@@ -18,16 +21,22 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-import h2.errors
-import h2.events
-import h2.exceptions
-from hpack.exceptions import HPACKError
-from hyperframe.frame import GoAwayFrame
-
 from qactuar.asgi.http_stream import HTTPStream, ResponseSink
 from qactuar.asgi.request_head import RefusedRequest, refused_scope, request_scope
 from qactuar.logs import exception_logger, server_logger
-from qactuar.protocols import h2_frames, h2_websocket
+from qactuar.protocols import h2_websocket
+from qactuar.protocols.h2_connection import (
+    ENHANCE_YOUR_CALM,
+    INTERNAL_ERROR,
+    NO_ERROR,
+    PREFACE,
+    PROTOCOL_ERROR,
+    REFUSED_STREAM,
+    H2Connection,
+    H2ConnectionError,
+    H2DenialOfService,
+    StreamUnavailable,
+)
 from qactuar.protocols.h2_fields import (
     MalformedFields,
     RequestHead,
@@ -35,14 +44,13 @@ from qactuar.protocols.h2_fields import (
     read_request_head,
     response_fields,
 )
-from qactuar.protocols.h2_frames import FRAME_HEAD
 from qactuar.protocols.write_waiters import WriteWaiters
 from qactuar.server_state import SERVER_HEADER
 
 if TYPE_CHECKING:
     from qactuar.server_state import ServerState
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+__all__ = ["PREFACE", "H2Protocol"]
 _SERVER_VALUE = SERVER_HEADER[len(b"server: "):-2]
 # Flood limits, per connection and per second: far above what a browser or a
 # proxy sends, far below what the known HTTP/2 denial-of-service shapes need.
@@ -124,7 +132,7 @@ class _StreamSink(ResponseSink):
         self.connection.push(self, path, headers)
 
     def abort(self) -> None:
-        self.connection.reset_stream(self, h2.errors.ErrorCodes.INTERNAL_ERROR)
+        self.connection.reset_stream(self, INTERNAL_ERROR)
 
     def request_body(self) -> None:
         """The app took body bytes or waits for more: open the window by what it consumed."""
@@ -150,8 +158,8 @@ class _StreamSink(ResponseSink):
             self.waiters.release()
 
 
-class H2Protocol(asyncio.Protocol):
-    """One HTTP/2 connection, taken over from `HTTP1Protocol`."""
+class H2Protocol:
+    """One HTTP/2 connection, taken over from `HTTP1Protocol` (an asyncio protocol)."""
 
     def __init__(self, state: ServerState, transport: asyncio.Transport,
                  client: tuple[str, int] | None, server: tuple[str, int] | None,
@@ -167,17 +175,13 @@ class H2Protocol(asyncio.Protocol):
         self._write_scheduled = False
         self._closed = False
         # The client's first bytes until its first frame's type is in (then None):
-        # h2 does not check that it is SETTINGS (RFC 9113 3.4).
+        # checked here to answer a wrong preface with its own log line (RFC 9113 3.4).
         self._opening: bytearray | None = bytearray()
-        # Where data_received is in the client's frames: bytes still due of a frame whose
-        # start h2 has (first: the preface), or the start of a frame head h2 has.
-        self._frame_rest = len(PREFACE)
-        self._head_start = b""
-        self._continuation = False  # h2 holds a header block waiting for CONTINUATION
         self._goaway_sent = False
         self._last_stream_id = 0
         self.sinks: dict[int, _StreamSink] = {}
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_deadline = 0.0  # loop time when an idle connection is closed
         # One timer for the REQUEST_TIMEOUT of every stream (not one per stream): it
         # fires at the earliest deadline and is set again for the next one.
         self._answer_timer: asyncio.TimerHandle | None = None
@@ -186,10 +190,8 @@ class H2Protocol(asyncio.Protocol):
         self._settings = _FloodMeter(SETTINGS_LIMIT)
         self._pings = _FloodMeter(PING_LIMIT)
         self._empty_frames = _FloodMeter(EMPTY_FRAME_LIMIT)
-        self.conn = h2_frames.server_connection(
-            max_header_size=state.limits.max_header_size,
-            max_concurrent_streams=state.limits.h2_max_concurrent_streams,
-            connect_protocol=state.websocket)
+        self.conn = H2Connection(self, state.limits.max_header_size,
+                                 state.limits.h2_max_concurrent_streams, bool(state.websocket))
 
     def take_over(self, data: bytes,
                   upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None) -> None:
@@ -205,11 +207,11 @@ class H2Protocol(asyncio.Protocol):
         else:
             settings, request = upgrade
             try:
-                self.conn.initiate_upgrade_connection(settings)
-            except (h2.exceptions.ProtocolError, ValueError) as exc:
+                self.conn.initiate_upgrade(settings)
+            except (H2ConnectionError, ValueError) as exc:
                 self._protocol_failure(f"h2c upgrade with bad HTTP2-Settings ({exc})")
                 return
-            self._push_allowed = bool(self.conn.remote_settings.enable_push)
+            self._push_allowed = self.conn.enable_push
             try:
                 self._start_stream(1, read_request_head(request), ended=True)
             except MalformedFields as exc:
@@ -247,104 +249,23 @@ class H2Protocol(asyncio.Protocol):
                 sink.release_writers()
 
     def data_received(self, data: bytes) -> None:
-        """Split `data` at frame boundaries: a complete HEADERS frame opening a new stream
-        is read here (h2_frames.receive_request_headers), every other byte goes to h2, in
-        order, so h2 always holds whole frames plus at most the start of the last one."""
         if self._closed:
             return
         if self._opening is not None and not self._settings_first(data):
             return
-        size = len(data)
-        at = self._frame_rest  # bytes of a frame whose start h2 already has
-        start = 0  # the first byte not yet given to h2
-        if self._head_start:  # the first bytes of a frame head, already given to h2
-            carried = self._head_start
-            head = carried + data[:9 - len(carried)]
-            if len(head) < 9:
-                self._head_start = head
-                self._feed_h2(data)
-                return
-            self._head_start = b""
-            self._note_frame(head[3], head[4])
-            at = 9 - len(carried) + (head[0] << 16 | head[1] << 8 | head[2])
-        conn = self.conn
-        while at + 9 <= size:
-            high, low, kind, flags, stream_id = FRAME_HEAD.unpack_from(data, at)
-            stream_id &= 0x7FFFFFFF  # the reserved bit is ignored (RFC 9113 4.1)
-            end = at + 9 + (high << 16 | low)
-            if (kind == 1 and flags & 0x2C == 0x04  # HEADERS, END_HEADERS, no PADDED/PRIORITY
-                    and stream_id & 1 and end <= size and not self._continuation
-                    and end - at - 9 <= conn.max_inbound_frame_size):
-                if start < at:  # what came before goes first: it may change what follows
-                    self._feed_h2(data[start:at])
-                    start = at
-                    if self._closed:
-                        return
-                if (stream_id > conn.highest_inbound_stream_id and not self._goaway_sent
-                        and h2_frames.may_open_stream(conn)):
-                    self._receive_request(stream_id, bool(flags & 0x1), data[at + 9:end])
-                    if self._closed:
-                        return
-                    start = end
-            self._note_frame(kind, flags)
-            at = end
-        if at < size:
-            self._head_start = data[at:]
-            at = size
-        self._frame_rest = at - size
-        if start < size:
-            self._feed_h2(data[start:] if start else data)
-
-    def _note_frame(self, kind: int, flags: int) -> None:
-        """Follow header blocks split over CONTINUATION frames: no HEADERS is read here
-        while h2 waits for the rest of one (it is h2's to refuse)."""
-        if kind == 1 or kind == 5:  # HEADERS, PUSH_PROMISE
-            self._continuation = not flags & 0x4  # END_HEADERS
-        elif kind == 9 and flags & 0x4:  # CONTINUATION, END_HEADERS
-            self._continuation = False
-
-    def _receive_request(self, stream_id: int, ended: bool, block: bytes) -> None:
         try:
-            fields = h2_frames.receive_request_headers(self.conn, stream_id, ended, block)
-        except h2.exceptions.ProtocolError as exc:
-            self._h2_failed(exc)
-            return
-        try:
-            self._on_request(stream_id, fields, ended)
-            self._write()
-        except Exception as exc:  # a bug of ours: this connection ends, the server lives
-            exception_logger.error("error while handling HTTP/2 frames", exc_info=exc)
-            self._goaway_and_close(h2.errors.ErrorCodes.INTERNAL_ERROR)
-
-    def _feed_h2(self, data: bytes) -> None:
-        try:
-            events = self.conn.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
-            self._h2_failed(exc)
-            return
-        try:
-            self._handle_events(events)
-        except Exception as exc:  # a bug of ours: this connection ends, the server lives
-            exception_logger.error("error while handling HTTP/2 frames", exc_info=exc)
-            self._goaway_and_close(h2.errors.ErrorCodes.INTERNAL_ERROR)
-
-    def _h2_failed(self, exc: h2.exceptions.ProtocolError) -> None:
-        """h2 found the client broke the protocol (its GOAWAY is queued): close."""
-        if isinstance(exc, h2.exceptions.DenialOfServiceError):
+            self.conn.receive(data)
+        except H2DenialOfService as exc:
             self._protocol_failure(f"denial-of-service shape ({exc})")
             return
-        if isinstance(exc.__cause__, HPACKError):
-            # h2 answers a broken header block with PROTOCOL_ERROR; RFC 9113 4.3 asks
-            # for COMPRESSION_ERROR, so its GOAWAY is replaced by ours.
-            pending = self.conn.data_to_send()
-            if pending[-17:-14] == b"\x00\x00\x08" and pending[-14] == 0x7:
-                pending = pending[:-17]  # h2's GOAWAY: 8 bytes of payload, no debug data
-            if self.transport is not None:
-                self.transport.write(pending)
-                self.transport.write(GoAwayFrame(
-                    0, last_stream_id=self.conn.highest_inbound_stream_id,
-                    error_code=h2.errors.ErrorCodes.COMPRESSION_ERROR).serialize())
-        self._protocol_failure(f"protocol error ({exc})")
+        except H2ConnectionError as exc:
+            self._protocol_failure(f"protocol error ({exc})")
+            return
+        except Exception as exc:  # a bug of ours: this connection ends, the server lives
+            exception_logger.error("error while handling HTTP/2 frames", exc_info=exc)
+            self._goaway_and_close(INTERNAL_ERROR)
+            return
+        self._write()
 
     def _settings_first(self, data: bytes) -> bool:
         """False (and the connection closed with GOAWAY) when the client's first bytes are
@@ -358,7 +279,7 @@ class H2Protocol(asyncio.Protocol):
             server_logger.info("invalid HTTP/2 connection preface from %s: closing the "
                                "connection", _peer(self.client))
             self._opening = None
-            self._goaway_and_close(h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            self._goaway_and_close(PROTOCOL_ERROR)
             return False
         if len(opening) < len(PREFACE) + 4:
             return True  # the first frame's type is not in yet
@@ -366,55 +287,15 @@ class H2Protocol(asyncio.Protocol):
         if opening[len(PREFACE) + 3] != 0x4:
             server_logger.warning("HTTP/2 connection preface not followed by SETTINGS from "
                                   "%s: closing the connection", _peer(self.client))
-            self._goaway_and_close(h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            self._goaway_and_close(PROTOCOL_ERROR)
             return False
         return True
 
-    def _handle_events(self, events: list[h2.events.Event]) -> None:
-        now = self.loop.time()
-        for event in events:
-            kind = type(event)
-            if kind is h2.events.RequestReceived:
-                self._on_request(event.stream_id, event.headers, event.stream_ended is not None)
-            elif kind is h2.events.DataReceived:
-                self._on_data(event, now)
-            elif kind is h2.events.StreamEnded:
-                self._on_request_end(event.stream_id)
-            elif kind is h2.events.StreamReset:
-                self._on_reset(event.stream_id)
-                if event.remote_reset and self._resets.over(now):
-                    self._flood("RST_STREAM frames (rapid reset)")
-                    return
-            elif kind is h2.events.WindowUpdated or kind is h2.events.RemoteSettingsChanged:
-                self._flush_blocked()
-                if kind is h2.events.RemoteSettingsChanged:
-                    self._push_allowed = bool(self.conn.remote_settings.enable_push)
-                    if self._settings.over(now):
-                        self._flood("SETTINGS frames")
-                        return
-            elif kind is h2.events.PingReceived:
-                if self._pings.over(now):
-                    self._flood("PING frames")
-                    return
-            elif kind is h2.events.TrailersReceived:
-                try:
-                    check_trailers(event.headers)
-                except MalformedFields as exc:
-                    self._malformed(event.stream_id, exc)
-                else:
-                    self._on_request_end(event.stream_id)
-            elif kind is h2.events.ConnectionTerminated:
-                self._close()
-                return
-            if self._closed:
-                return
-        self._write()
+    # -- what the client's frames mean (called by H2Connection) ------------------------
 
-    # -- requests ------------------------------------------------------------------
-
-    def _on_request(self, stream_id: int, fields: Any, ended: bool) -> None:
+    def on_request(self, stream_id: int, fields: Any, ended: bool) -> None:
         if self._goaway_sent and stream_id > self._last_stream_id:
-            self.conn.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            self.conn.reset_stream(stream_id, REFUSED_STREAM)
             return
         try:
             head = read_request_head(fields)
@@ -422,6 +303,48 @@ class H2Protocol(asyncio.Protocol):
             self._malformed(stream_id, exc)
             return
         self._start_stream(stream_id, head, ended)
+
+    def on_trailers(self, stream_id: int, fields: Any) -> None:
+        try:
+            check_trailers(fields)
+        except MalformedFields as exc:
+            self._malformed(stream_id, exc)
+        else:
+            self._on_request_end(stream_id)
+
+    def on_stream_error(self, stream_id: int, problem: str) -> None:
+        """H2Connection reset a stream the client broke a rule on: its app hears the
+        client is gone.  Counted with the client's own resets (CVE-2025-8671)."""
+        server_logger.info("HTTP/2 stream error from %s (stream %d): %s; stream reset",
+                           _peer(self.client), stream_id, problem)
+        self._on_reset(stream_id)
+        if self._resets.over(self.loop.time()):
+            self._flood("stream errors (resets provoked by the client)")
+
+    def on_reset(self, stream_id: int, live: bool) -> None:
+        """The client reset a stream (`live`: one still open)."""
+        if live:
+            self._on_reset(stream_id)
+        if self._resets.over(self.loop.time()):
+            self._flood("RST_STREAM frames (rapid reset)")
+
+    def on_window_opened(self) -> None:
+        self._flush_blocked()
+
+    def on_settings(self) -> None:
+        self._push_allowed = self.conn.enable_push
+        self._flush_blocked()
+        if self._settings.over(self.loop.time()):
+            self._flood("SETTINGS frames")
+
+    def on_ping(self) -> None:
+        if self._pings.over(self.loop.time()):
+            self._flood("PING frames")
+
+    def on_goaway(self) -> None:
+        self._close()
+
+    # -- requests ------------------------------------------------------------------
 
     def _malformed(self, stream_id: int, problem: MalformedFields) -> None:
         """A malformed request (RFC 9113 8.1.1): a stream error, this stream only.
@@ -438,13 +361,11 @@ class H2Protocol(asyncio.Protocol):
         if sink is not None:
             if sink.stream is not None:
                 sink.stream.client_gone()
-            self.reset_stream(sink, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            self.reset_stream(sink, PROTOCOL_ERROR)
             return
-        with contextlib.suppress(h2.exceptions.ProtocolError):
-            self.conn.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        self.conn.reset_stream(stream_id, PROTOCOL_ERROR)
 
     def _start_stream(self, stream_id: int, head: RequestHead, ended: bool) -> None:
-        self._cancel_idle_timer()
         method, path, scheme, authority, protocol, headers, content_length = head
         sink = _StreamSink(self, stream_id, method == b"HEAD")
         self.sinks[stream_id] = sink
@@ -456,7 +377,7 @@ class H2Protocol(asyncio.Protocol):
         method_name = "GET" if websocket else method.decode("ascii", "replace")
         target = path or b""
         if authority is None:  # read_request_head made sure there is a host field
-            authority = next(value for name, value in headers if name == b"host")
+            authority = _host_of(headers)
         extensions: dict[str, Any] = {"http.response.trailers": {},
                                       "http.response.early_hint": {}}
         if self._push_allowed:
@@ -533,8 +454,8 @@ class H2Protocol(asyncio.Protocol):
         if self._closed or sink.ended:
             return
         try:
-            h2_frames.send_headers(self.conn, sink.stream_id, fields, end_stream=end)
-        except (h2.exceptions.ProtocolError, KeyError):
+            self.conn.send_headers(sink.stream_id, fields, end)
+        except StreamUnavailable:
             sink.ended = True
             return
         if end:
@@ -542,14 +463,16 @@ class H2Protocol(asyncio.Protocol):
             self._end_of_response(sink)
         self._write()
 
-    def _on_data(self, event: h2.events.DataReceived, now: float) -> None:
-        stream_id = event.stream_id
-        sink = self.sinks.get(stream_id)
-        data = event.data
-        flow_length = event.flow_controlled_length
-        if not data and event.stream_ended is None and self._empty_frames.over(now):
+    def on_data(self, stream_id: int, data: bytes, flow_length: int, ended: bool) -> None:
+        if not data and not ended and self._empty_frames.over(self.loop.time()):
             self._flood("empty DATA frames")
             return
+        self._on_data(stream_id, data, flow_length)
+        if ended and not self._closed:
+            self._on_request_end(stream_id)
+
+    def _on_data(self, stream_id: int, data: bytes, flow_length: int) -> None:
+        sink = self.sinks.get(stream_id)
         if sink is not None and sink.websocket is not None:
             transport = sink.websocket.stream_transport
             if transport.reading_paused:
@@ -615,9 +538,8 @@ class H2Protocol(asyncio.Protocol):
             sink.head_only = True
             body = b""
         try:
-            h2_frames.send_headers(self.conn, sink.stream_id, headers,
-                                   end_stream=end and not body)
-        except (h2.exceptions.ProtocolError, KeyError):
+            self.conn.send_headers(sink.stream_id, headers, end and not body)
+        except StreamUnavailable:
             sink.ended = True  # the stream was closed by the client meanwhile
             return
         if end and not body:
@@ -632,15 +554,15 @@ class H2Protocol(asyncio.Protocol):
                            headers: list[tuple[bytes, bytes]]) -> None:
         if self._closed or sink.ended:
             return
-        with contextlib.suppress(h2.exceptions.ProtocolError, KeyError):
+        with contextlib.suppress(StreamUnavailable):
             self.conn.send_headers(sink.stream_id, [(b":status", _STATUS_BYTES[status]),
-                                                    *response_fields(headers)])
+                                                    *response_fields(headers)], False)
         self._write()
 
     def push(self, sink: _StreamSink, path: str, headers: list[tuple[bytes, bytes]]) -> None:
         """Promise a GET of `path` on `sink`'s stream and answer it like a request."""
         if (self._closed or sink.ended or self._goaway_sent or sink.stream is None
-                or not self.conn.remote_settings.enable_push):
+                or not self.conn.enable_push):
             return
         scope = sink.stream.scope
         authority = next((value for name, value in scope["headers"] if name == b"host"), b"")
@@ -653,9 +575,8 @@ class H2Protocol(asyncio.Protocol):
             server_logger.warning("push of %r not made: %s", path, exc)
             return
         try:
-            promised = self.conn.get_next_available_stream_id()
-            self.conn.push_stream(sink.stream_id, promised, request_headers)
-        except (h2.exceptions.ProtocolError, KeyError):
+            promised = self.conn.push_promise(sink.stream_id, request_headers)
+        except StreamUnavailable:
             return  # the client's stream limit, or the stream closed meanwhile: no push
         self._start_stream(promised, head, ended=True)
         self._write()
@@ -669,7 +590,7 @@ class H2Protocol(asyncio.Protocol):
         out = sink.out
         try:
             while out:
-                window = h2_frames.send_window(conn, stream_id)
+                window = conn.send_window_of(stream_id)
                 if window <= 0:
                     break
                 size = min(window, conn.max_outbound_frame_size)
@@ -680,16 +601,16 @@ class H2Protocol(asyncio.Protocol):
                     chunk = bytes(out[:size])
                     del out[:size]
                 last = sink.out_end and not out and sink.trailers is None
-                h2_frames.send_data(conn, stream_id, chunk, end_stream=last)
+                conn.send_data(stream_id, chunk, last)
                 if last:
                     sink.ended = True
             if not out and sink.out_end and not sink.ended:
                 if sink.trailers is not None:
-                    h2_frames.send_headers(conn, stream_id, sink.trailers, end_stream=True)
+                    conn.send_headers(stream_id, sink.trailers, True)
                 else:
-                    h2_frames.send_data(conn, stream_id, b"", end_stream=True)
+                    conn.send_data(stream_id, b"", True)
                 sink.ended = True
-        except (h2.exceptions.ProtocolError, KeyError):
+        except StreamUnavailable:
             sink.ended = True
             out.clear()
         if not out:
@@ -704,8 +625,7 @@ class H2Protocol(asyncio.Protocol):
         if not sink.request_ended:
             # Answered before the request body was in: the rest is not wanted (RFC 9113 8.1).
             sink.request_ended = True
-            with contextlib.suppress(h2.exceptions.ProtocolError):
-                self.conn.reset_stream(sink.stream_id, h2.errors.ErrorCodes.NO_ERROR)
+            self.conn.reset_stream(sink.stream_id, NO_ERROR)
         self._forget(sink)
 
     def reset_stream(self, sink: _StreamSink, code: int) -> None:
@@ -714,8 +634,7 @@ class H2Protocol(asyncio.Protocol):
         sink.ended = True
         sink.request_ended = True
         sink.out.clear()
-        with contextlib.suppress(h2.exceptions.ProtocolError):
-            self.conn.reset_stream(sink.stream_id, code)
+        self.conn.reset_stream(sink.stream_id, code)
         sink.release_writers()
         self._forget(sink)
         self._write()
@@ -729,10 +648,7 @@ class H2Protocol(asyncio.Protocol):
     def acknowledge(self, stream_id: int, size: int) -> None:
         if self._closed or size <= 0:
             return
-        try:
-            self.conn.acknowledge_received_data(size, stream_id)
-        except (h2.exceptions.ProtocolError, KeyError):
-            self.conn.increment_flow_control_window(size)  # the stream is gone: the connection's
+        self.conn.acknowledge(stream_id, size)
         self._write()
 
     def _flush_blocked(self) -> None:
@@ -767,43 +683,40 @@ class H2Protocol(asyncio.Protocol):
             return
         self._goaway_sent = True
         self._last_stream_id = self.conn.highest_inbound_stream_id
+        self.conn.goaway(NO_ERROR, self._last_stream_id)
         self._write_now()
-        if self.transport is not None:
-            # Written directly: h2 would refuse to send on the open streams after its GOAWAY.
-            self.transport.write(GoAwayFrame(0, last_stream_id=self._last_stream_id,
-                                             error_code=0).serialize())
         if not self.sinks:
             self._close()
 
     def _flood(self, what: str) -> None:
         server_logger.warning("HTTP/2 flood of %s from %s: closing the connection", what,
                               _peer(self.client))
-        self._goaway_and_close(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+        self._goaway_and_close(ENHANCE_YOUR_CALM)
 
     def _protocol_failure(self, what: str) -> None:
         server_logger.warning("HTTP/2 %s from %s: closing the connection", what,
                               _peer(self.client))
-        self._write_now()  # h2 has queued its GOAWAY, with the error code
+        self._write_now()  # H2Connection has queued its GOAWAY, with the error code
         self._close(goaway=False)
 
     def _goaway_and_close(self, code: int) -> None:
-        with contextlib.suppress(h2.exceptions.ProtocolError):
-            self.conn.close_connection(error_code=code)
+        self.conn.goaway(code)
+        self.conn.stopped = True
         self._close(goaway=False)
 
     def _close(self, goaway: bool = True) -> None:
         if self._closed or self.transport is None:
             return
         if goaway:
-            with contextlib.suppress(h2.exceptions.ProtocolError):
-                self.conn.close_connection(last_stream_id=self.conn.highest_inbound_stream_id)
+            self.conn.goaway(NO_ERROR)
+        self.conn.stopped = True
         self._write_now()
         self._closed = True
         self._cancel_timers()
         self.transport.close()
 
     def _write(self) -> None:
-        """Write what h2 has queued once this loop iteration is over: the frames of
+        """Write what H2Connection has queued once this loop iteration is over: the frames of
         many streams answered in one go leave in one write, not one each."""
         if not self._write_scheduled:
             self._write_scheduled = True
@@ -816,10 +729,15 @@ class H2Protocol(asyncio.Protocol):
             self.transport.write(data)
 
     def _arm_idle_timer(self) -> None:
-        self._cancel_idle_timer()
+        """No stream is open from now: close after the keep-alive timeout unless one opens.
+
+        One timer, moved lazily: a stream opening leaves it be (it finds the connection
+        busy when it fires), so a request costs no timer made and cancelled."""
         limits = self.state.limits
         timeout = limits.keep_alive_timeout or limits.header_timeout
-        self._idle_timer = self.loop.call_later(timeout, self._idle_too_long)
+        self._idle_deadline = self.loop.time() + timeout
+        if self._idle_timer is None:
+            self._idle_timer = self.loop.call_at(self._idle_deadline, self._idle_too_long)
 
     def _cancel_idle_timer(self) -> None:
         if self._idle_timer is not None:
@@ -834,8 +752,19 @@ class H2Protocol(asyncio.Protocol):
 
     def _idle_too_long(self) -> None:
         self._idle_timer = None
-        if not self.sinks and not self._closed:
-            self._close()
+        if self._closed or self.sinks:
+            return  # busy: _forget arms it again once no stream is open
+        if self.loop.time() < self._idle_deadline:  # idle again since it was set
+            self._idle_timer = self.loop.call_at(self._idle_deadline, self._idle_too_long)
+            return
+        self._close()
+
+
+def _host_of(headers: list[tuple[bytes, bytes]]) -> bytes:
+    for name, value in headers:
+        if name == b"host":
+            return value
+    return b""
 
 
 def _peer(client: tuple[str, int] | None) -> str:

@@ -1,0 +1,98 @@
+"""Instructions per HTTP/2 request, counted by callgrind (not a wall-clock figure).
+
+The HTTP/2 twin of `callgrind_hello.py`: runs the server (async model,
+`benchmarks.apps:hello`, access log off) under `valgrind --tool=callgrind`
+with PYTHONHASHSEED=0, drives it with h2load (h2c with prior knowledge,
+16 connections x 10 concurrent streams, the benchmark scenario's shape) for
+two request counts, stops it with SIGTERM and prints
+
+    (Ir(N2) - Ir(N1)) / (N2 - N1)
+
+so start-up, the connections' set-up and shutdown cancel out and what is left
+is the server's cost of one request (protocol, HPACK, event loop and app).
+The figure moves a little with how h2load's frames happen to be batched into
+reads, far less than any requests-per-second run on a shared machine.
+
+Usage, from the project root:
+
+    python benchmarks/callgrind_h2.py                 # N = 2000 and 6000
+    python benchmarks/callgrind_h2.py --counts 1000 3000
+
+It measures whatever build the interpreter imports (compiled or, with
+QACTUAR_PURE_PYTHON=1, pure Python) and says which.  Needs valgrind and h2load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.callgrind_hello import (
+    START_DEADLINE,
+    connect_when_listening,
+    free_port,
+    total_instructions,
+)
+
+CONNECTIONS = 16
+STREAMS = 10
+
+
+def measure(requests: int, workdir: Path) -> int:
+    """Ir of one server run that answers `requests` HTTP/2 requests from h2load."""
+    port = free_port()
+    out_file = workdir / f"callgrind.{requests}.out"
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
+               sys.executable, "-m", "qactuar", "benchmarks.apps:hello", "--model", "async",
+               "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        connect_when_listening(port, server).close()
+        load = subprocess.run(
+            ["h2load", "-n", str(requests), "-c", str(CONNECTIONS), "-m", str(STREAMS),
+             f"http://127.0.0.1:{port}/"],
+            capture_output=True, text=True, timeout=START_DEADLINE, check=False)
+        done = re.search(r"(\d+) succeeded", load.stdout)
+        if load.returncode != 0 or done is None or int(done.group(1)) != requests:
+            raise SystemExit(f"h2load did not get {requests} answers:\n{load.stdout}"
+                             f"{load.stderr}")
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=START_DEADLINE)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    return total_instructions(out_file)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--counts", type=int, nargs=2, default=[2000, 6000],
+                        metavar=("N1", "N2"), help="the two request counts (default 2000 6000)")
+    args = parser.parse_args()
+    low, high = sorted(args.counts)
+    build = subprocess.run([sys.executable, "-c", "import qactuar, qactuar._build as b; "
+                            "print(qactuar.__file__, '-', b.describe_build())"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    print(f"measuring {build}")
+    with tempfile.TemporaryDirectory(prefix="qactuar-callgrind-h2-") as folder:
+        workdir = Path(folder)
+        low_ir = measure(low, workdir)
+        high_ir = measure(high, workdir)
+    per_request = (high_ir - low_ir) / (high - low)
+    print(f"Ir({low}) = {low_ir:,}  Ir({high}) = {high_ir:,}")
+    print(f"instructions per request: {per_request:,.0f}")
+
+
+if __name__ == "__main__":
+    main()
