@@ -104,6 +104,9 @@ class Config:
     BEANS: list[dict[str, Any]] = field(default_factory=list)
     STOP_WAIT_TIME: float = 10
     BLOCKED_LOOP_THRESHOLD: float = 0
+    PROXY_HEADERS: bool = True
+    FORWARDED_ALLOW_IPS: str = "127.0.0.1,::1,unix"
+    PROXY_PROTOCOL: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -204,7 +207,21 @@ _RULES: dict[str, tuple[type, Any, str]] = {
                        "a number of seconds the beans get to stop before they are cancelled"),
     "BLOCKED_LOOP_THRESHOLD": (float, _non_negative,
                                "a number of seconds, 0 for no blocked-loop detector"),
+    "PROXY_HEADERS": (bool, None, "true or false (Forwarded / X-Forwarded-* from trusted peers)"),
+    "FORWARDED_ALLOW_IPS": (str, lambda v: _allow_list_ok(v),
+                            "comma-separated addresses, CIDR ranges, * or unix"),
+    "PROXY_PROTOCOL": (bool, None, "true or false (a PROXY v1/v2 header from trusted peers)"),
 }
+
+
+def _allow_list_ok(text: str) -> bool:
+    from qactuar.proxy_headers import parse_allow_list
+
+    try:
+        parse_allow_list(text)
+    except ValueError:
+        return False
+    return True
 
 
 def split_binds(text: str) -> list[str]:

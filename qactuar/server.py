@@ -46,6 +46,9 @@ def _serve(app: Any, host: str | None, port: int | None, conf: Config | None) ->
             and threading.current_thread() is not threading.main_thread()):
         raise ConfigError(f"the {config.ASYNCRONOUS_MODEL} model runs its processes with "
                           "signals: call run() from the main thread")
+    if config.PROXY_PROTOCOL and config.SSL_CERT_PATH:
+        raise ConfigError("config key PROXY_PROTOCOL = True: not with TLS (SSL_CERT_PATH); "
+                          "terminate TLS at the proxy, which sends the PROXY header")
     mounts = build_mounts(config, app)
     if config.BEANS:
         from qactuar.pod.serving import load_server_beans

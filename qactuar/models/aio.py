@@ -27,7 +27,7 @@ from qactuar.config import Config, ConfigError
 from qactuar.logs import server_logger
 from qactuar.pod.serving import process_pod
 from qactuar.protocols.handover import ProtocolFactory
-from qactuar.protocols.http1 import HTTP1Protocol
+from qactuar.proxy_protocol import connection_protocol_factory
 from qactuar.server_state import ServerObserver, ServerState
 from qactuar.sockets import bind_all, close_all, describe, tls_context
 
@@ -139,10 +139,11 @@ async def _serve(config: Config, mounts: list[Mount], sockets: list[socket.socke
     # once now, so the first collector pause does not land on a request.
     gc.collect()
     loop_name = loop_label(loop)
+    new_connection = connection_protocol_factory(state)  # HTTP/1.1, or a PROXY header first
     for sock in sockets:
         # backlog: create_server calls listen() again, by default with 100.
         servers.append(await loop.create_server(
-            lambda: HTTP1Protocol(state), sock=sock, backlog=config.BACKLOG, ssl=ssl_context,
+            new_connection, sock=sock, backlog=config.BACKLOG, ssl=ssl_context,
             ssl_handshake_timeout=config.SSL_HANDSHAKE_TIMEOUT if ssl_context else None))
         role.logger.info("Listening on %s (%s model, %s loop, pid %d)",
                          describe(sock, scheme), role.model, loop_name, os.getpid())

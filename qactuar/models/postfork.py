@@ -40,7 +40,7 @@ from qactuar.models.aio import (
 )
 from qactuar.pod.placement import EXIT_BEAN_FAILED, parent_pod
 from qactuar.protocols.handover import ProtocolFactory
-from qactuar.protocols.http1 import HTTP1Protocol
+from qactuar.proxy_protocol import connection_protocol_factory
 from qactuar.protocols.http2 import H2Protocol
 from qactuar.server_state import ServerObserver, ServerState
 from qactuar.sockets import close_all, describe, tls_context
@@ -420,7 +420,7 @@ async def serve_connection(config: Config, mounts: list[Mount], conn: socket.soc
         role.on_start(state, signals.stop.set)
     try:
         await loop.connect_accepted_socket(
-            lambda: HTTP1Protocol(state), sock=conn, ssl=ssl_context,
+            connection_protocol_factory(state), sock=conn, ssl=ssl_context,
             ssl_handshake_timeout=config.SSL_HANDSHAKE_TIMEOUT if ssl_context else None)
     except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
         # The client's mistake (plain HTTP on a TLS port, a stalled handshake): one line.
