@@ -57,7 +57,7 @@ def _serve(app: Any, host: str | None, port: int | None, conf: Config | None) ->
     if config.ASYNCRONOUS_MODEL == "prefork":
         from qactuar.models.prefork import run_prefork_model
 
-        return run_prefork_model(config, mounts)
+        return run_prefork_model(config, mounts, AppImporter(config, app))
     if config.ASYNCRONOUS_MODEL == "postfork":
         from qactuar.models.postfork import run_postfork_model
 
@@ -65,6 +65,32 @@ def _serve(app: Any, host: str | None, port: int | None, conf: Config | None) ->
     from qactuar.models.aio import run_async_model
 
     return run_async_model(config, mounts)
+
+
+class AppImporter:
+    """Imports the apps afresh for a prefork SIGHUP (code_reload.py): returns the new
+    mounts and a description of the code loaded; ConfigError if it does not import."""
+
+    def __init__(self, config: Config, app: Any) -> None:
+        self.config = config
+        self.app = app
+        self.targets = [target for target in (app, *config.APPS.values())
+                        if isinstance(target, str)]
+
+    def __call__(self) -> tuple[list[Mount], str]:
+        from qactuar.code_reload import describe_code, forget_app_modules
+
+        if not self.targets:
+            raise ConfigError("the app was given as an object, not \"module:attr\": "
+                              "nothing to import afresh")
+        forget_app_modules()
+        mounts = build_mounts(self.config, self.app)
+        return mounts, describe_code(self.targets)
+
+    def describe(self) -> str:
+        from qactuar.code_reload import describe_code
+
+        return describe_code(self.targets)
 
 
 def build_mounts(config: Config, app: Any) -> list[Mount]:

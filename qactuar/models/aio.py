@@ -97,10 +97,21 @@ async def serve(config: Config, mounts: list[Mount], sockets: list[socket.socket
                 ssl_context: Any = None, role: ProcessRole = ASYNC_ROLE) -> int:
     loop = asyncio.get_running_loop()
     signals = install_signal_handlers(loop, role.logger, role.stop_signals)
+    # SIGHUP (logrotate, systemd's ExecReload) must not kill a process that cannot reload.
+    hangup = (signal.SIGHUP,) if role.model == "async" else ()
+    if hangup and threading.current_thread() is threading.main_thread():
+        loop.add_signal_handler(signal.SIGHUP, log_sighup_ignored, "async")
     try:
         return await _serve(config, mounts, sockets, ssl_context, role, signals)
     finally:
-        retire_signal_handlers(loop, role.stop_signals)
+        retire_signal_handlers(loop, role.stop_signals + hangup)
+
+
+def log_sighup_ignored(model: str) -> None:
+    """SIGHUP in a model that does not reload code: say so, and serve on."""
+    server_logger.warning("Received SIGHUP: ignored, the %s model does not reload code "
+                          "(the prefork model does; restart the server to load new code)",
+                          model)
 
 
 async def _serve(config: Config, mounts: list[Mount], sockets: list[socket.socket],
