@@ -33,6 +33,7 @@ NOT_SETTINGS = {CONFIG_ENV_VAR, PURE_PYTHON_ENV_VAR, NO_EXTENSIONS_ENV_VAR}
 OBSOLETE_KEYS = ("SELECT_SLEEP_TIME", "RECV_TIMEOUT")
 
 MODEL_NAMES = ("async", "prefork", "postfork")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # The original project numbered its models; keep those numbers working.
 MODEL_NUMBERS = {1: "postfork", 2: "async", 3: "prefork"}
 
@@ -107,6 +108,10 @@ class Config:
     PROXY_HEADERS: bool = True
     FORWARDED_ALLOW_IPS: str = "127.0.0.1,::1,unix"
     PROXY_PROTOCOL: bool = False
+    LOG_FORMAT: str = "text"
+    LOG_LEVEL: str = ""
+    LOG_CONFIG: str = ""
+    SEND_TIMEOUT: float = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -211,6 +216,13 @@ _RULES: dict[str, tuple[type, Any, str]] = {
     "FORWARDED_ALLOW_IPS": (str, lambda v: _allow_list_ok(v),
                             "comma-separated addresses, CIDR ranges, * or unix"),
     "PROXY_PROTOCOL": (bool, None, "true or false (a PROXY v1/v2 header from trusted peers)"),
+    "LOG_FORMAT": (str, *_choice("text", "json")),
+    "LOG_LEVEL": (str, lambda v: v.lower() in ("", *LOG_LEVELS),
+                  "empty (as LOGS says) or one of " + ", ".join(LOG_LEVELS)),
+    "LOG_CONFIG": (str, None, "a JSON or TOML logging.config.dictConfig file (replaces LOGS), "
+                              "or empty"),
+    "SEND_TIMEOUT": (float, _non_negative, "a number of seconds a client may stop reading "
+                                           "a response before it is closed, 0 for none"),
 }
 
 
@@ -397,4 +409,18 @@ def load_config(
     if overrides:
         check_keys(overrides, "arguments")
         merged.update(overrides)
+    _workers_imply_prefork(merged)
     return Config(**merged)
+
+
+def _workers_imply_prefork(merged: dict[str, Any]) -> None:
+    """WORKERS set without a model means prefork (`qactuar app:app --workers 4` serves
+    with four processes); with the async model named as well it is a mistake."""
+    workers = merged.get("WORKERS")
+    if not workers or isinstance(workers, bool) or not isinstance(workers, int):
+        return
+    if "ASYNCRONOUS_MODEL" not in merged:
+        merged["ASYNCRONOUS_MODEL"] = "prefork"
+    elif _check_model(merged["ASYNCRONOUS_MODEL"]) == "async":
+        raise ConfigError(f"config key WORKERS = {workers}: the async model serves in one "
+                          "process; use --model prefork (or leave the model out) for workers")

@@ -12,6 +12,7 @@ from qactuar.asgi.loader import import_app
 from qactuar.asgi.router import Mount, normalise_prefix
 from qactuar.asgi.welcome import welcome_app
 from qactuar.config import Config, ConfigError, load_config, obsolete_settings
+from qactuar.log_format import apply_log_level, logging_setup
 from qactuar.logs import configure_logging, server_logger
 
 
@@ -38,7 +39,8 @@ def _serve(app: Any, host: str | None, port: int | None, conf: Config | None) ->
                  if value is not None}
     if overrides:
         config = dataclasses.replace(config, **overrides)
-    configure_logging(config.LOGS)
+    configure_logging(logging_setup(config))
+    apply_log_level(config.LOG_LEVEL)
     for key in obsolete_settings(config):
         server_logger.warning("config key %s has no effect (it belonged to the original "
                               "polling design)", key)

@@ -9,10 +9,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from test_prefork import Load
 
 from apps.lifespan_apps import EVENTS_VAR
 from conftest import ServerFactory, fetch, wait_until
-from test_prefork import Load
 
 APP_SOURCE = '''
 VERSION = {version}{padding}
