@@ -489,6 +489,9 @@ class HTTP1Protocol(ResponseSink):
             if problem is not None:
                 # RFC 6455 4.4: a refused handshake says which version we speak.
                 raise RefusedRequest(400, problem, b"sec-websocket-version: 13\r\n")
+            if self._limits.limit_concurrency and state.over_concurrency_limit():
+                raise RefusedRequest(503, "Service Unavailable: the server is at its "
+                                          "concurrency limit", b"retry-after: 1\r\n")
             self._websocket = (scope, app)
             return
         self._headers = _NO_HEADERS  # the scope has them; an idle connection keeps none
@@ -746,7 +749,15 @@ class HTTP1Protocol(ResponseSink):
             return
         if self._write_waiters is None:
             self._write_waiters = WriteWaiters()
-        await self._write_waiters.wait(self.loop)
+        await self._write_waiters.wait(self.loop, self._limits.send_timeout,
+                                       self._send_timed_out)
+
+    def _send_timed_out(self) -> None:
+        """SEND_TIMEOUT: the client has not read our answer for that long: close."""
+        server_logger.info("%s stopped reading the response for %gs (SEND_TIMEOUT): "
+                           "closing the connection", _peer(self.client),
+                           self._limits.send_timeout)
+        self.abort()
 
     # -- internals -------------------------------------------------------------
 
