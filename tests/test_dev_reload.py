@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import httpx
+from test_code_reload import write_app
 
 from conftest import LISTENING, ServerProcess
 from qactuar.reloader import WatchFilter, child_arguments
-from test_code_reload import write_app
 
 
 def test_reload_restarts_on_an_edit(tmp_path: Path) -> None:
