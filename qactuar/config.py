@@ -391,6 +391,12 @@ def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         key = name[len(ENV_PREFIX):]
         if key not in known:
             check_keys({key: text}, f"environment variable {name}")
+        if key == "PORT" and text.startswith(("tcp://", "udp://")):
+            # Kubernetes sets <SERVICE>_PORT=tcp://IP:PORT for each Service in the namespace.
+            raise ConfigError(
+                f"environment variable {name} = {text!r} is a Kubernetes service link (from "
+                "a Service named \"qactuar\"), not a port: set enableServiceLinks: false in "
+                "the pod spec, or QACTUAR_PORT to a number")
         values[key] = coerce_string(key, text)
     return values
 
