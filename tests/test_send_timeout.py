@@ -1,5 +1,6 @@
-"""SEND_TIMEOUT: a client that stops reading a response is closed after that long (HTTP/1.1
-and WebSocket) and the server serves on; LIMIT_CONCURRENCY counts WebSocket sessions."""
+"""SEND_TIMEOUT: a client that stops reading a response is closed after that long (HTTP/1.1,
+a stalled HTTP/2 stream is reset, WebSocket) and the server serves on; LIMIT_CONCURRENCY
+counts WebSocket sessions (over HTTP/1.1 and HTTP/2)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import socket
 import httpx
 
 from conftest import ServerFactory, ServerProcess, wait_until
+from h2_client import H2Client
 from ws_client import RawWebSocket
 
 
@@ -57,3 +59,29 @@ def test_limit_concurrency_counts_websocket_sessions(start_server: ServerFactory
         return third.accepted
 
     wait_until(third_accepted, what="a session once the first one ended")
+
+
+def test_http2_stream_whose_window_stays_shut_is_reset(start_server: ServerFactory) -> None:
+    server = start_server("apps.endless:app", "--send-timeout", "0.5")
+    with H2Client(server.host, server.port, auto_window=False) as h2c:
+        stream_id = h2c.request("/endless")
+        result = h2c.streams[stream_id]
+        h2c.wait_for(lambda: result.reset_code is not None, what="the stream reset")
+        assert result.reset_code == 8  # CANCEL
+    with H2Client(server.host, server.port) as h2c:
+        assert h2c.get("/hello").body == b"Hello, world!"  # the server serves on
+    server.wait_for_log(r"stopped reading HTTP/2 stream 1 for 0\.5s \(SEND_TIMEOUT\)")
+
+
+def test_limit_concurrency_counts_http2_websocket_sessions(start_server: ServerFactory
+                                                            ) -> None:
+    from test_h2_websocket import open_websocket
+
+    server = start_server("apps.ws_app:app", "--limit-concurrency", "1")
+    with H2Client(server.host, server.port) as h2c:
+        first = open_websocket(h2c, "/echo")
+        h2c.wait_for(lambda: bool(h2c.streams[first].headers), what="the first session")
+        assert h2c.streams[first].status == 200
+        second = open_websocket(h2c, "/echo")
+        h2c.wait_for(lambda: bool(h2c.streams[second].headers), what="the second answer")
+        assert h2c.streams[second].status == 503
