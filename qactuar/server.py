@@ -82,9 +82,6 @@ class AppImporter:
     def __call__(self) -> tuple[list[Mount], str]:
         from qactuar.code_reload import describe_code, forget_app_modules
 
-        if not self.targets:
-            raise ConfigError("the app was given as an object, not \"module:attr\": "
-                              "nothing to import afresh")
         forget_app_modules()
         mounts = build_mounts(self.config, self.app)
         return mounts, describe_code(self.targets)

@@ -271,6 +271,10 @@ class PreforkSupervisor:
         code as it is now; False (logged, old workers serving) if it does not import."""
         if self.importer is None:
             return True
+        if not self.importer.targets:
+            server_logger.info("Received SIGHUP: the app was given as an object, not "
+                               "\"module:attr\": new workers run the same code")
+            return True
         try:
             mounts, code = self.importer()
         except ConfigError as exc:
