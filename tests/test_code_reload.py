@@ -5,6 +5,7 @@ models log that they ignore it and serve on (never an unlogged death)."""
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from test_prefork import Load
 
 from apps.lifespan_apps import EVENTS_VAR
-from conftest import ServerFactory, fetch, wait_until
+from conftest import Launcher, ServerFactory, fetch, wait_until
 
 APP_SOURCE = '''
 VERSION = {version}{padding}
@@ -79,4 +80,20 @@ def test_sighup_is_logged_and_ignored(start_server: ServerFactory, server_model:
     client.join(10)
     assert slow == [(200, b"slow done")]  # the request in flight was not cut
     assert fetch(server, "/pid")[0] == 200
+    assert server.stop() == 0
+
+
+def test_sighup_with_an_app_object_restarts_workers_on_the_same_code(
+        launch: Launcher, tmp_path: Path) -> None:
+    script = tmp_path / "serve.py"
+    script.write_text(APP_SOURCE.format(version="7", padding="") + (
+        "\n\nif __name__ == '__main__':\n    import qactuar\n"
+        "    qactuar.run(app=app, conf=qactuar.Config(HOST='127.0.0.1', PORT=0, "
+        "ASYNCRONOUS_MODEL='prefork', WORKERS=1))\n"))
+    server = launch([sys.executable, str(script)], {}, tmp_path)
+    server.send_signal(signal.SIGHUP)
+    server.wait_for_log(r"the app was given as an object, not \"module:attr\": new workers "
+                        r"run the same code")
+    server.wait_for_log(r"Reload finished: 1 new worker\(s\) serving", timeout=20)
+    assert fetch(server, "/")[1] == b"7"
     assert server.stop() == 0
