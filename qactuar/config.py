@@ -427,6 +427,6 @@ def _workers_imply_prefork(merged: dict[str, Any]) -> None:
         return
     if "ASYNCRONOUS_MODEL" not in merged:
         merged["ASYNCRONOUS_MODEL"] = "prefork"
-    elif _check_model(merged["ASYNCRONOUS_MODEL"]) == "async":
+    elif _check_model(merged["ASYNCRONOUS_MODEL"]) == "async" and workers > 1:
         raise ConfigError(f"config key WORKERS = {workers}: the async model serves in one "
                           "process; use --model prefork (or leave the model out) for workers")
