@@ -33,6 +33,7 @@ NOT_SETTINGS = {CONFIG_ENV_VAR, PURE_PYTHON_ENV_VAR, NO_EXTENSIONS_ENV_VAR}
 OBSOLETE_KEYS = ("SELECT_SLEEP_TIME", "RECV_TIMEOUT")
 
 MODEL_NAMES = ("async", "prefork", "postfork")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # The original project numbered its models; keep those numbers working.
 MODEL_NUMBERS = {1: "postfork", 2: "async", 3: "prefork"}
 
@@ -104,6 +105,13 @@ class Config:
     BEANS: list[dict[str, Any]] = field(default_factory=list)
     STOP_WAIT_TIME: float = 10
     BLOCKED_LOOP_THRESHOLD: float = 0
+    PROXY_HEADERS: bool = True
+    FORWARDED_ALLOW_IPS: str = "127.0.0.1,::1,unix"
+    PROXY_PROTOCOL: bool = False
+    LOG_FORMAT: str = "text"
+    LOG_LEVEL: str = ""
+    LOG_CONFIG: str = ""
+    SEND_TIMEOUT: float = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -204,7 +212,28 @@ _RULES: dict[str, tuple[type, Any, str]] = {
                        "a number of seconds the beans get to stop before they are cancelled"),
     "BLOCKED_LOOP_THRESHOLD": (float, _non_negative,
                                "a number of seconds, 0 for no blocked-loop detector"),
+    "PROXY_HEADERS": (bool, None, "true or false (Forwarded / X-Forwarded-* from trusted peers)"),
+    "FORWARDED_ALLOW_IPS": (str, lambda v: _allow_list_ok(v),
+                            "comma-separated addresses, CIDR ranges, * or unix"),
+    "PROXY_PROTOCOL": (bool, None, "true or false (a PROXY v1/v2 header from trusted peers)"),
+    "LOG_FORMAT": (str, *_choice("text", "json")),
+    "LOG_LEVEL": (str, lambda v: v.lower() in ("", *LOG_LEVELS),
+                  "empty (as LOGS says) or one of " + ", ".join(LOG_LEVELS)),
+    "LOG_CONFIG": (str, None, "a JSON or TOML logging.config.dictConfig file (replaces LOGS), "
+                              "or empty"),
+    "SEND_TIMEOUT": (float, _non_negative, "a number of seconds a client may stop reading "
+                                           "a response before it is closed, 0 for none"),
 }
+
+
+def _allow_list_ok(text: str) -> bool:
+    from qactuar.proxy_headers import parse_allow_list
+
+    try:
+        parse_allow_list(text)
+    except ValueError:
+        return False
+    return True
 
 
 def split_binds(text: str) -> list[str]:
@@ -362,6 +391,12 @@ def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         key = name[len(ENV_PREFIX):]
         if key not in known:
             check_keys({key: text}, f"environment variable {name}")
+        if key == "PORT" and text.startswith(("tcp://", "udp://")):
+            # Kubernetes sets <SERVICE>_PORT=tcp://IP:PORT for each Service in the namespace.
+            raise ConfigError(
+                f"environment variable {name} = {text!r} is a Kubernetes service link (from "
+                "a Service named \"qactuar\"), not a port: set enableServiceLinks: false in "
+                "the pod spec, or QACTUAR_PORT to a number")
         values[key] = coerce_string(key, text)
     return values
 
@@ -380,4 +415,18 @@ def load_config(
     if overrides:
         check_keys(overrides, "arguments")
         merged.update(overrides)
+    _workers_imply_prefork(merged)
     return Config(**merged)
+
+
+def _workers_imply_prefork(merged: dict[str, Any]) -> None:
+    """WORKERS set without a model means prefork (`qactuar app:app --workers 4` serves
+    with four processes); with the async model named as well it is a mistake."""
+    workers = merged.get("WORKERS")
+    if not workers or isinstance(workers, bool) or not isinstance(workers, int):
+        return
+    if "ASYNCRONOUS_MODEL" not in merged:
+        merged["ASYNCRONOUS_MODEL"] = "prefork"
+    elif _check_model(merged["ASYNCRONOUS_MODEL"]) == "async" and workers > 1:
+        raise ConfigError(f"config key WORKERS = {workers}: the async model serves in one "
+                          "process; use --model prefork (or leave the model out) for workers")

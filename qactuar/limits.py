@@ -22,7 +22,7 @@ class Limits:
 
     __slots__ = ("h2_max_concurrent_streams", "header_timeout", "keep_alive_timeout",
                  "limit_concurrency", "max_body_size", "max_header_count", "max_header_size",
-                 "max_url_size", "recv_bytes", "request_timeout", "ws_max_size")
+                 "max_url_size", "recv_bytes", "request_timeout", "send_timeout", "ws_max_size")
 
     def __init__(self, config: Config) -> None:
         self.max_url_size = config.MAX_URL_SIZE  # request target: 414 beyond
@@ -36,6 +36,7 @@ class Limits:
         self.header_timeout = float(config.HEADER_TIMEOUT)  # to send a request head
         self.keep_alive_timeout = float(config.KEEP_ALIVE_TIMEOUT)  # idle between requests
         self.request_timeout = float(config.REQUEST_TIMEOUT)  # for an app to start answering
+        self.send_timeout = float(config.SEND_TIMEOUT)  # a client not reading our answer
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)

@@ -29,6 +29,9 @@ def default_log_config() -> dict[str, Any]:
         "formatters": {
             "standard": {"format": "{asctime} {levelname} {message}", "style": "{"},
             "access": {"format": "{asctime} ACCESS {message}", "style": "{"},
+            # Worker and child lines say which process wrote them.
+            "child": {"format": "{asctime} {levelname} [pid {process}] {message}",
+                      "style": "{"},
         },
         "handlers": {
             "console": {
@@ -43,6 +46,12 @@ def default_log_config() -> dict[str, Any]:
                 "formatter": "access",
                 "stream": "ext://sys.stdout",
             },
+            "child": {
+                "class": "logging.StreamHandler",
+                "level": "DEBUG",
+                "formatter": "child",
+                "stream": "ext://sys.stdout",
+            },
             "exception": {
                 "class": "logging.StreamHandler",
                 "level": "ERROR",
@@ -52,7 +61,7 @@ def default_log_config() -> dict[str, Any]:
         },
         "loggers": {
             "qt_server": {"handlers": ["console"], "level": "DEBUG"},
-            "qt_child": {"handlers": ["console"], "level": "DEBUG"},
+            "qt_child": {"handlers": ["child"], "level": "DEBUG"},
             "qt_access": {"handlers": ["access"], "level": "INFO"},
             "qt_exception": {"handlers": ["exception"], "level": "ERROR"},
         },
@@ -106,6 +115,11 @@ def log_access(
     """Write the one access line of a request: who, what, outcome, size, time."""
     who = f"{client[0]}:{client[1]}" if client else "-"
     target = path + "?" + query.decode("latin-1") if query else path
+    # The same facts as named record attributes, for JSON lines and custom formatters
+    # (log_format.py documents them).
+    fields = {"client": who, "method": method, "path": target, "status": status,
+              "bytes": sent_bytes, "duration_ms": round(duration * 1000.0, 3),
+              "protocol": "HTTP/" + http_version}
     access_logger.info(
         '%s "%s %s HTTP/%s" %d %d %.1fms',
         who,
@@ -115,4 +129,5 @@ def log_access(
         status,
         sent_bytes,
         duration * 1000.0,
+        extra=fields,
     )

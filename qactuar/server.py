@@ -12,6 +12,7 @@ from qactuar.asgi.loader import import_app
 from qactuar.asgi.router import Mount, normalise_prefix
 from qactuar.asgi.welcome import welcome_app
 from qactuar.config import Config, ConfigError, load_config, obsolete_settings
+from qactuar.log_format import apply_log_level, logging_setup
 from qactuar.logs import configure_logging, server_logger
 
 
@@ -38,7 +39,8 @@ def _serve(app: Any, host: str | None, port: int | None, conf: Config | None) ->
                  if value is not None}
     if overrides:
         config = dataclasses.replace(config, **overrides)
-    configure_logging(config.LOGS)
+    configure_logging(logging_setup(config))
+    apply_log_level(config.LOG_LEVEL)
     for key in obsolete_settings(config):
         server_logger.warning("config key %s has no effect (it belonged to the original "
                               "polling design)", key)
@@ -46,6 +48,9 @@ def _serve(app: Any, host: str | None, port: int | None, conf: Config | None) ->
             and threading.current_thread() is not threading.main_thread()):
         raise ConfigError(f"the {config.ASYNCRONOUS_MODEL} model runs its processes with "
                           "signals: call run() from the main thread")
+    if config.PROXY_PROTOCOL and config.SSL_CERT_PATH:
+        raise ConfigError("config key PROXY_PROTOCOL = True: not with TLS (SSL_CERT_PATH); "
+                          "terminate TLS at the proxy, which sends the PROXY header")
     mounts = build_mounts(config, app)
     if config.BEANS:
         from qactuar.pod.serving import load_server_beans
@@ -54,7 +59,7 @@ def _serve(app: Any, host: str | None, port: int | None, conf: Config | None) ->
     if config.ASYNCRONOUS_MODEL == "prefork":
         from qactuar.models.prefork import run_prefork_model
 
-        return run_prefork_model(config, mounts)
+        return run_prefork_model(config, mounts, AppImporter(config, app))
     if config.ASYNCRONOUS_MODEL == "postfork":
         from qactuar.models.postfork import run_postfork_model
 
@@ -62,6 +67,29 @@ def _serve(app: Any, host: str | None, port: int | None, conf: Config | None) ->
     from qactuar.models.aio import run_async_model
 
     return run_async_model(config, mounts)
+
+
+class AppImporter:
+    """Imports the apps afresh for a prefork SIGHUP (code_reload.py): returns the new
+    mounts and a description of the code loaded; ConfigError if it does not import."""
+
+    def __init__(self, config: Config, app: Any) -> None:
+        self.config = config
+        self.app = app
+        self.targets = [target for target in (app, *config.APPS.values())
+                        if isinstance(target, str)]
+
+    def __call__(self) -> tuple[list[Mount], str]:
+        from qactuar.code_reload import describe_code, forget_app_modules
+
+        forget_app_modules()
+        mounts = build_mounts(self.config, self.app)
+        return mounts, describe_code(self.targets)
+
+    def describe(self) -> str:
+        from qactuar.code_reload import describe_code
+
+        return describe_code(self.targets)
 
 
 def build_mounts(config: Config, app: Any) -> list[Mount]:

@@ -14,7 +14,7 @@ cdef class ServerState:
     cdef public bint access_log, websocket, shutting_down
     cdef public Limits limits
     cdef public Py_ssize_t in_flight
-    cdef public object observer, protocols
+    cdef public object observer, protocols, proxy
     cdef public bytes server_header, date_line, date_and_server_lines
     cdef public set connections, tasks
     cdef public dict _server_addresses, status_lines, http_scope

@@ -24,6 +24,7 @@ from qactuar.asgi import ASGI_SPEC_VERSION
 from qactuar.asgi.router import Router
 from qactuar.config import Config
 from qactuar.limits import Limits
+from qactuar.proxy_headers import ProxyHeaders
 
 if TYPE_CHECKING:
     from qactuar.protocols.handover import ProtocolFactory
@@ -113,6 +114,8 @@ class ServerState:
         self.stats: Any = None
         self.websocket = websocket_enabled(config)
         self.shutting_down = False
+        # Forwarded / X-Forwarded-* from trusted peers (proxy_headers.py); None when off.
+        self.proxy: ProxyHeaders | None = ProxyHeaders(config) if config.PROXY_HEADERS else None
         self._server_addresses: dict[tuple[Any, ...], tuple[str, int]] = {}
         # Status lines by code, filled as codes are first used.
         self.status_lines: dict[int, bytes] = {}

@@ -36,7 +36,7 @@ RUN_BLOCKS = {
     ("process-models.md", "bash"): 2,
     ("deployment.md", "nginx"): 1, ("deployment.md", "haproxy"): 1,
     ("deployment.md", "ini"): 2, ("deployment.md", "dockerfile"): 1,
-    ("deployment.md", "yaml"): 1,
+    ("deployment.md", "yaml"): 1, ("deployment.md", "text"): 1,
     ("tls-http2.md", "bash"): 1,
     ("websocket.md", "python"): 2,
     ("frameworks.md", "bash"): 1, ("frameworks.md", "python"): 2,

@@ -1,6 +1,9 @@
-"""docs/deployment.md's examples, run with the real things: nginx and HAProxy in front of
-Qactuar, systemd-socket-activate passing it a socket as the socket unit would, and the
-container examples' command, environment, probes and graceful drain."""
+"""docs/deployment.md's examples, run with the real things: nginx (TLS termination, HTTP/2
+to the client, WebSocket, proxy headers from a trusted peer only) and HAProxy (PROXY
+protocol v1 and v2, a forged header refused) in front of Qactuar, the test's client on
+127.0.0.2 so its address differs from the proxy's; systemd-socket-activate passing a
+socket as the socket unit would; the container examples' build stages, command,
+environment, probes, graceful drain and the service-link error."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -22,7 +26,14 @@ import pytest
 import websockets
 import yaml
 
-from conftest import ServerProcess, wait_until
+from conftest import (
+    ServerProcess,
+    child_env,
+    recv_until_closed,
+    run_qactuar,
+    wait_until,
+    write_tls_files,
+)
 from docs_commands import command_line, serve_line
 from docs_examples import code_blocks
 from qactuar.config import Config, read_environment
@@ -35,6 +46,15 @@ import asyncio
 import json
 import os
 
+from fastapi import FastAPI
+
+api = FastAPI()
+
+
+@api.get("/api/items")
+async def items():
+    return {"items": []}
+
 
 async def app(scope, receive, send):
     if scope["type"] == "websocket":
@@ -44,8 +64,15 @@ async def app(scope, receive, send):
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 return
+            if message["text"] == "who?":
+                text = json.dumps({"scheme": scope["scheme"], "client": scope["client"]})
+                await send({"type": "websocket.send", "text": text})
+                continue
             await send({"type": "websocket.send", "text": "echo: " + message["text"]})
     if scope["type"] != "http":
+        return
+    if scope["path"].startswith("/api"):  # a FastAPI app, for its redirects
+        await api(scope, receive, send)
         return
     if scope["path"] == "/slow":  # in flight until the test creates the file "release"
         open("started", "w").close()
@@ -125,12 +152,34 @@ def stop_daemon(daemon: subprocess.Popen[bytes]) -> None:
 # -- behind a reverse proxy ----------------------------------------------------------------
 
 
-def test_nginx_example_proxies_http_with_kept_alive_upstreams_and_websockets(
-        web: ServerProcess, tmp_path: Path) -> None:
+CLIENT_ADDRESS = "127.0.0.2"  # the test's client: not the proxy's 127.0.0.1, not trusted
+
+
+def client(**options: Any) -> httpx.Client:
+    """An HTTP client whose connections come from CLIENT_ADDRESS."""
+    transport = httpx.HTTPTransport(local_address=CLIENT_ADDRESS, verify=options.pop(
+        "verify", True), http2=options.pop("http2", False))
+    return httpx.Client(transport=transport, timeout=10, **options)
+
+
+def ask_websocket(url: str, tls: Any = None) -> dict[str, Any]:
+    async def talk() -> dict[str, Any]:
+        async with websockets.connect(url, ssl=tls,
+                                      local_addr=(CLIENT_ADDRESS, 0)) as ws:
+            await ws.send("who?")
+            return json.loads(await ws.recv())
+
+    return asyncio.run(asyncio.wait_for(talk(), 20))
+
+
+def nginx_config(tmp_path: Path, upstream: int, port: int, tls_port: int) -> Path:
     (section,) = code_blocks(PAGE, "nginx")
-    port = free_port()
-    section = section.replace("127.0.0.1:8000", f"127.0.0.1:{web.port}")
+    tls = write_tls_files(tmp_path)
+    section = section.replace("127.0.0.1:8000", f"127.0.0.1:{upstream}")
     section = section.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    section = section.replace("listen 8443 ssl http2;", f"listen 127.0.0.1:{tls_port} ssl http2;")
+    section = section.replace("/etc/ssl/web/cert.pem", str(tls["cert"]))
+    section = section.replace("/etc/ssl/web/key.pem", str(tls["key"]))
     for temp in ("body", "proxy"):
         (tmp_path / temp).mkdir()
     config = tmp_path / "nginx.conf"
@@ -140,38 +189,97 @@ def test_nginx_example_proxies_http_with_kept_alive_upstreams_and_websockets(
         f"events {{}}\nhttp {{\n    access_log off;\n"
         f"    client_body_temp_path {tmp_path}/body;\n    proxy_temp_path {tmp_path}/proxy;\n"
         f"{section}}}\n")
+    return config
+
+
+def test_nginx_example_terminates_tls_and_the_app_sees_the_real_client(
+        web: ServerProcess, tmp_path: Path) -> None:
+    port, tls_port = free_port(), free_port()
+    config = nginx_config(tmp_path, web.port, port, tls_port)
+    nginx = start_daemon([program("nginx"), "-p", str(tmp_path), "-e", str(tmp_path /
+                         "error.log"), "-c", str(config)], tls_port, tmp_path / "nginx.out")
+    ca = str(tmp_path / "ca.pem")
+    try:
+        with client(verify=ssl.create_default_context(cafile=ca), http2=True) as browser:
+            response = browser.get(f"https://127.0.0.1:{tls_port}/")
+            assert response.http_version == "HTTP/2"  # HTTP/2 to the client
+            seen = response.json()
+            # The client's address and https, not nginx's 127.0.0.1 and http.
+            assert seen["client"][0] == CLIENT_ADDRESS and seen["scheme"] == "https"
+            # A forged X-Forwarded-For is at the left of nginx's list: never believed.
+            forged = browser.get(f"https://127.0.0.1:{tls_port}/",
+                                 headers={"X-Forwarded-For": "6.6.6.6"}).json()
+            assert forged["client"][0] == CLIENT_ADDRESS
+            assert forged["x-forwarded-for"] == f"6.6.6.6, {CLIENT_ADDRESS}"
+            # FastAPI's trailing-slash redirect stays on https, port included.
+            redirect = browser.get(f"https://127.0.0.1:{tls_port}/api/items/")
+            assert redirect.status_code == 307
+            assert redirect.headers["location"] == f"https://127.0.0.1:{tls_port}/api/items"
+        web.wait_for_log(rf'ACCESS {re.escape(CLIENT_ADDRESS)}:0 "GET / HTTP/1\.1" 200')
+        # WebSocket through the TLS proxy is wss, from the real client.
+        tls = ssl.create_default_context(cafile=ca)
+        assert ask_websocket(f"wss://127.0.0.1:{tls_port}/", tls) == {
+            "scheme": "wss", "client": [CLIENT_ADDRESS, 0]}
+        assert echo_through(port) == "echo: hello"  # plain http and ws on the other port
+        # Straight to Qactuar from an untrusted address, the same forged field is ignored.
+        with client() as direct:
+            alone = direct.get(f"http://127.0.0.1:{web.port}/",
+                               headers={"X-Forwarded-For": "6.6.6.6",
+                                        "X-Forwarded-Proto": "https"}).json()
+        assert alone["client"][0] == CLIENT_ADDRESS and alone["scheme"] == "http"
+    finally:
+        stop_daemon(nginx)
+
+
+def test_nginx_example_keeps_upstream_connections_alive(tmp_path: Path) -> None:
+    """keepalive + HTTP/1.1 + empty Connection: two requests on one upstream connection
+    (seen with proxy headers off, so the scope's client is nginx's own address and port)."""
+    (tmp_path / "web.py").write_text(WEB_APP)
+    web = serve_line("qactuar web:app --no-proxy-headers", tmp_path)
+    port, tls_port = free_port(), free_port()
+    config = nginx_config(tmp_path, web.port, port, tls_port)
     nginx = start_daemon([program("nginx"), "-p", str(tmp_path), "-e", str(tmp_path /
                          "error.log"), "-c", str(config)], port, tmp_path / "nginx.out")
     try:
         first = httpx.get(f"http://127.0.0.1:{port}/", timeout=10).json()
         second = httpx.get(f"http://127.0.0.1:{port}/", timeout=10).json()
-        # What the page says: client is the proxy, the forwarded headers reach the app.
-        assert first["client"][0] == "127.0.0.1"
-        assert (first["x-forwarded-for"], first["x-forwarded-proto"]) == ("127.0.0.1", "http")
-        assert first["scheme"] == "http"
-        # keepalive + HTTP/1.1 + empty Connection: both requests on one upstream connection.
+        assert first["client"][0] == "127.0.0.1" and first["client"][1] != 0
         assert second["client"] == first["client"]
-        assert echo_through(port) == "echo: hello"
+        assert first["x-forwarded-proto"] == "http" and first["scheme"] == "http"
     finally:
         stop_daemon(nginx)
+        assert web.stop() == 0
 
 
-def test_haproxy_example_proxies_http_and_websockets(web: ServerProcess,
-                                                     tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", ["send-proxy-v2", "send-proxy"])
+def test_haproxy_example_sends_the_proxy_protocol(tmp_path: Path, version: str) -> None:
     (config,) = code_blocks(PAGE, "haproxy")
+    (tmp_path / "web.py").write_text(WEB_APP)
+    web = serve_line("qactuar web:app --proxy-protocol", tmp_path)
     port = free_port()
     config = config.replace("127.0.0.1:8000", f"127.0.0.1:{web.port}")
     config = config.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+    config = config.replace("send-proxy-v2", version)
     (tmp_path / "haproxy.cfg").write_text(config)
     haproxy = start_daemon([program("haproxy"), "-db", "-f", str(tmp_path / "haproxy.cfg")],
                            port, tmp_path / "haproxy.out")
     try:
-        seen = httpx.get(f"http://127.0.0.1:{port}/", timeout=10).json()
-        assert seen["client"][0] == "127.0.0.1"
-        assert seen["x-forwarded-for"] == "127.0.0.1"  # option forwardfor
-        assert echo_through(port) == "echo: hello"
+        with client() as browser:
+            seen = browser.get(f"http://127.0.0.1:{port}/").json()
+        # The PROXY header's client: the test's own address and port, not HAProxy's.
+        assert seen["client"][0] == CLIENT_ADDRESS and seen["client"][1] > 0
+        assert ask_websocket(f"ws://127.0.0.1:{port}/")["client"][0] == CLIENT_ADDRESS
+        web.wait_for_log(rf"ACCESS {re.escape(CLIENT_ADDRESS)}:\d+ \"GET / HTTP/1\.1\" 200")
+        # A client reaching Qactuar directly cannot claim an address with a header.
+        with socket.create_connection(("127.0.0.1", web.port), timeout=5,
+                                      source_address=(CLIENT_ADDRESS, 0)) as direct:
+            direct.sendall(b"PROXY TCP4 6.6.6.6 127.0.0.1 1000 80\r\n"
+                           b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert recv_until_closed(direct) == b""
+        web.wait_for_log(r"PROXY protocol: a peer not in FORWARDED_ALLOW_IPS")
     finally:
         stop_daemon(haproxy)
+        assert web.stop() == 0, web.output
 
 
 # -- systemd -------------------------------------------------------------------------------
@@ -236,6 +344,22 @@ def dockerfile() -> tuple[dict[str, str], list[str], str]:
                           if line.startswith("CMD "))[len("CMD "):])
     expose = next(line for line in text.splitlines() if line.startswith("EXPOSE "))
     return env, cmd, expose.split()[1]
+
+
+def test_dockerfile_builds_the_compiled_wheel_in_a_stage_of_its_own() -> None:
+    (text,) = code_blocks(PAGE, "dockerfile")
+    stages = re.findall(r"^FROM (\S+)(?: AS (\w+))?$", text, flags=re.M)
+    assert [name for _, name in stages] == ["build", ""]
+    build, run = text.split("\nFROM ", 2)[1:]
+    assert "gcc" in build and "pip wheel" in build
+    assert "COPY --from=build /wheels" in run and "/wheels/*.whl" in run and "gcc" not in run
+
+
+def test_kubernetes_service_link_error_is_the_one_shown() -> None:
+    (shown,) = code_blocks(PAGE, "text")
+    result = run_qactuar(env=child_env(QACTUAR_PORT="tcp://10.0.0.11:8000"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == shown.strip()
 
 
 def test_dockerfile_command_and_environment_serve(tmp_path: Path) -> None:

@@ -55,3 +55,18 @@ def import_app(target: str) -> Any:
     if not callable(app):
         raise AppLoadError(f"app {target!r} is not callable (got {type(app).__name__})")
     return app
+
+
+def call_factory(target: str) -> Any:
+    """`--factory`: import "module:function" and call it for the app, with clear errors."""
+    factory = import_app(target)
+    try:
+        app = factory()
+    except Exception as exc:
+        exception_logger.error("the app factory %r raised", target, exc_info=exc)
+        raise AppLoadError(f"app factory {target!r} raised {type(exc).__name__}: {exc}"
+                           ) from None
+    if not callable(app):
+        raise AppLoadError(f"app factory {target!r} returned {type(app).__name__}, "
+                           "not an ASGI app")
+    return app

@@ -9,8 +9,9 @@ from qactuar.limits cimport Limits
 from qactuar.server_state cimport ServerState
 
 
-@cython.locals(limits=Limits, raw_path=bytes, query=bytes, path=str, root_path=str,
+@cython.locals(limits=Limits, view=object, raw_path=bytes, query=bytes, path=str, root_path=str,
                scope=dict, mount=Mount)
 cpdef tuple request_scope(ServerState state, str method, bytes target, str http_version,
                           list headers, bytes host, object content_length, str scheme,
-                          object client, object server, dict extensions)
+                          object client, object server, dict extensions,
+                          object forwarded=*)

@@ -63,14 +63,17 @@ class RefusedRequest(Exception):
 def request_scope(state: ServerState, method: str, target: bytes, http_version: str,
                   headers: list[tuple[bytes, bytes]], host: bytes | None,
                   content_length: int | None, scheme: str, client: tuple[str, int] | None,
-                  server: tuple[str, int] | None, extensions: dict[str, Any]
-                  ) -> tuple[dict[str, Any], Any]:
+                  server: tuple[str, int] | None, extensions: dict[str, Any],
+                  forwarded: bool | None = None) -> tuple[dict[str, Any], Any]:
     """(scope, app) of a request head, or `RefusedRequest` for one the server refuses.
 
     `host`: the Host field (HTTP/2: `:authority`), None if the request has
     none.  `content_length`: the body size the request declares, if any.
     `scheme`: "http"/"https" (HTTP/2: `:scheme`).  `extensions`: the scope's
-    `extensions`, the protocol's to fill.
+    `extensions`, the protocol's to fill.  `forwarded`: whether the head
+    carries a `Forwarded`/`X-Forwarded-*` field (proxy_headers.py), if the
+    protocol noted it while parsing (False: none, so nothing is looked for);
+    None: look.
     """
     limits = state.limits
     if method == "CONNECT":
@@ -97,6 +100,12 @@ def request_scope(state: ServerState, method: str, target: bytes, http_version: 
     else:
         path = raw_path.decode("ascii", "replace")
     root_path = state.root_path
+    if forwarded is not False and state.proxy is not None:
+        # Behind a trusted proxy: the client, scheme, server (and prefix) it reports.
+        view = state.proxy.resolve(headers, client, scheme, server)
+        if view is not None:
+            client, scheme, server, headers = view.client, view.scheme, view.server, view.headers
+            root_path = view.prefix + root_path
     if root_path:
         path = root_path + path
     # A copy of the fields every request shares, then this request's own:
@@ -118,6 +127,8 @@ def request_scope(state: ServerState, method: str, target: bytes, http_version: 
     router = state.router
     # Mount prefixes are matched below ROOT_PATH, which a proxy has stripped.
     mount: Mount | None = router.only or router.resolve(path[len(root_path):])
+    if root_path is not state.root_path:
+        scope["root_path"] = root_path
     if mount is None:
         return scope, state.not_found_app
     if mount.prefix:

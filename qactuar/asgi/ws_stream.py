@@ -290,6 +290,8 @@ class WebSocketSession:
     # -- the app task ------------------------------------------------------
 
     async def _run(self) -> None:
+        host = self._host
+        host.in_flight += 1  # a session counts against LIMIT_CONCURRENCY while its app runs
         try:
             await self.app(self.scope, self.receive, self.send)
         except asyncio.CancelledError:
@@ -299,6 +301,8 @@ class WebSocketSession:
         except BaseException as exc:  # an app bug, even SystemExit: the server survives it
             self._app_failed(exc)
             return
+        finally:
+            host.in_flight -= 1
         self._app_returned()
 
     def _app_returned(self) -> None:

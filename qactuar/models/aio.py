@@ -27,7 +27,7 @@ from qactuar.config import Config, ConfigError
 from qactuar.logs import server_logger
 from qactuar.pod.serving import process_pod
 from qactuar.protocols.handover import ProtocolFactory
-from qactuar.protocols.http1 import HTTP1Protocol
+from qactuar.proxy_protocol import connection_protocol_factory
 from qactuar.server_state import ServerObserver, ServerState
 from qactuar.sockets import bind_all, close_all, describe, tls_context
 
@@ -97,10 +97,21 @@ async def serve(config: Config, mounts: list[Mount], sockets: list[socket.socket
                 ssl_context: Any = None, role: ProcessRole = ASYNC_ROLE) -> int:
     loop = asyncio.get_running_loop()
     signals = install_signal_handlers(loop, role.logger, role.stop_signals)
+    # SIGHUP (logrotate, systemd's ExecReload) must not kill a process that cannot reload.
+    hangup = (signal.SIGHUP,) if role.model == "async" else ()
+    if hangup and threading.current_thread() is threading.main_thread():
+        loop.add_signal_handler(signal.SIGHUP, log_sighup_ignored, "async")
     try:
         return await _serve(config, mounts, sockets, ssl_context, role, signals)
     finally:
-        retire_signal_handlers(loop, role.stop_signals)
+        retire_signal_handlers(loop, role.stop_signals + hangup)
+
+
+def log_sighup_ignored(model: str) -> None:
+    """SIGHUP in a model that does not reload code: say so, and serve on."""
+    server_logger.warning("Received SIGHUP: ignored, the %s model does not reload code "
+                          "(the prefork model does; restart the server to load new code)",
+                          model)
 
 
 async def _serve(config: Config, mounts: list[Mount], sockets: list[socket.socket],
@@ -139,10 +150,11 @@ async def _serve(config: Config, mounts: list[Mount], sockets: list[socket.socke
     # once now, so the first collector pause does not land on a request.
     gc.collect()
     loop_name = loop_label(loop)
+    new_connection = connection_protocol_factory(state)  # HTTP/1.1, or a PROXY header first
     for sock in sockets:
         # backlog: create_server calls listen() again, by default with 100.
         servers.append(await loop.create_server(
-            lambda: HTTP1Protocol(state), sock=sock, backlog=config.BACKLOG, ssl=ssl_context,
+            new_connection, sock=sock, backlog=config.BACKLOG, ssl=ssl_context,
             ssl_handshake_timeout=config.SSL_HANDSHAKE_TIMEOUT if ssl_context else None))
         role.logger.info("Listening on %s (%s model, %s loop, pid %d)",
                          describe(sock, scheme), role.model, loop_name, os.getpid())

@@ -31,6 +31,7 @@ from qactuar.logs import child_logger, server_logger
 from qactuar.models.aio import (
     ProcessRole,
     install_signal_handlers,
+    log_sighup_ignored,
     loop_factory,
     loop_label,
     retire_signal_handlers,
@@ -40,8 +41,8 @@ from qactuar.models.aio import (
 )
 from qactuar.pod.placement import EXIT_BEAN_FAILED, parent_pod
 from qactuar.protocols.handover import ProtocolFactory
-from qactuar.protocols.http1 import HTTP1Protocol
 from qactuar.protocols.http2 import H2Protocol
+from qactuar.proxy_protocol import connection_protocol_factory
 from qactuar.server_state import ServerObserver, ServerState
 from qactuar.sockets import close_all, describe, tls_context
 from qactuar.supervisor import (
@@ -157,7 +158,8 @@ class PostforkParent:
         try:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
-            self.signals = SignalPipe((signal.SIGTERM, signal.SIGINT, signal.SIGCHLD))
+            self.signals = SignalPipe((signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
+                                       signal.SIGCHLD))
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
         return started
@@ -266,6 +268,9 @@ class PostforkParent:
         if signum == signal.SIGCHLD:
             return
         name = signal.Signals(signum).name
+        if signum == signal.SIGHUP:
+            log_sighup_ignored("postfork")
+            return
         if self.stopping:
             if not self.forced:
                 self.forced = True
@@ -420,7 +425,7 @@ async def serve_connection(config: Config, mounts: list[Mount], conn: socket.soc
         role.on_start(state, signals.stop.set)
     try:
         await loop.connect_accepted_socket(
-            lambda: HTTP1Protocol(state), sock=conn, ssl=ssl_context,
+            connection_protocol_factory(state), sock=conn, ssl=ssl_context,
             ssl_handshake_timeout=config.SSL_HANDSHAKE_TIMEOUT if ssl_context else None)
     except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
         # The client's mistake (plain HTTP on a TLS port, a stalled handshake): one line.

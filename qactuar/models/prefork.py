@@ -23,7 +23,7 @@ from typing import Any
 
 from qactuar.admin.listen import bind_with_admin
 from qactuar.asgi.router import Mount
-from qactuar.config import Config
+from qactuar.config import Config, ConfigError
 from qactuar.logs import child_logger, server_logger
 from qactuar.models.aio import ProcessRole, loop_factory, serve
 from qactuar.pod.placement import EXIT_BEAN_FAILED, PreforkPodPlan
@@ -72,13 +72,16 @@ class RequestQuota(ServerObserver):
             self.on_limit(self.finished)
 
 
-def run_prefork_model(config: Config, mounts: list[Mount]) -> int:
+def run_prefork_model(config: Config, mounts: list[Mount], importer: Any = None) -> int:
+    """`importer`: what imports the apps afresh on SIGHUP (server.AppImporter), if any."""
     new_loop = loop_factory(config.LOOP)
     ssl_context = tls_context(config)
     sockets, admin_sockets = bind_with_admin(config)
     try:
-        return PreforkSupervisor(config, mounts, sockets, ssl_context, new_loop,
-                                 admin_sockets).run()
+        supervisor = PreforkSupervisor(config, mounts, sockets, ssl_context, new_loop,
+                                       admin_sockets)
+        supervisor.importer = importer
+        return supervisor.run()
     finally:
         close_all(sockets)
 
@@ -109,6 +112,7 @@ class PreforkSupervisor:
         self.admin: Any = None
         self.rollback_on_failure = False  # an admin reload rolls back if a new worker fails
         self.reload_failure = ""
+        self.importer: Any = None  # imports the apps afresh on SIGHUP (server.AppImporter)
 
     # -- the supervisor's loop ---------------------------------------------------
 
@@ -129,6 +133,8 @@ class PreforkSupervisor:
         server_logger.info("Prefork supervisor pid %d: bound %s; starting %d worker(s)",
                            os.getpid(), ", ".join(describe(s, scheme) for s in self.sockets),
                            self.target)
+        if self.importer is not None and self.importer.targets:
+            server_logger.info("App code: %s", self.importer.describe())
         next_check = time.monotonic() + self.interval
         try:
             while True:
@@ -202,7 +208,8 @@ class PreforkSupervisor:
         elif self.exit_status is not None:
             server_logger.info("Received %s while stopping: ignored", name)
         elif signum == signal.SIGHUP:
-            self._begin_reload()
+            if self._import_afresh():
+                self._begin_reload()
         elif signum == signal.SIGTTIN:
             if self.target * 2 >= self.slots.count:  # room for a reload's second set
                 server_logger.warning("Received SIGTTIN: already at the most workers (%d)",
@@ -258,6 +265,25 @@ class PreforkSupervisor:
         self.spawn_at = 0.0
         server_logger.info("%s: reload started, starting %d new worker(s) before "
                            "the old ones stop", why, self.target)
+
+    def _import_afresh(self) -> bool:
+        """Import the apps again from their files, so the workers forked next serve the
+        code as it is now; False (logged, old workers serving) if it does not import."""
+        if self.importer is None:
+            return True
+        if not self.importer.targets:
+            server_logger.info("Received SIGHUP: the app was given as an object, not "
+                               "\"module:attr\": new workers run the same code")
+            return True
+        try:
+            mounts, code = self.importer()
+        except ConfigError as exc:
+            server_logger.error("Received SIGHUP: reload refused, the old workers keep "
+                                "serving: %s", exc)
+            return False
+        self.mounts[:] = mounts  # shared with the admin plane
+        server_logger.info("Received SIGHUP: imported the app afresh: %s", code)
+        return True
 
     def begin_admin_reload(self) -> None:
         """A reload asked through the admin plane: it rolls back if a new worker fails."""

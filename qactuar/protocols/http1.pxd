@@ -29,7 +29,8 @@ cdef class HTTP1Protocol(ResponseSink):
     cdef public Limits _limits
     cdef public object _host_value
     cdef public bint _reading_paused, _closed, _chunked, _no_body
-    cdef public bint _completed_in_feed, _body_in_feed
+    cdef public bint _completed_in_feed, _body_in_feed, _forwarded
+    cdef public str _scheme
     cdef public bytes _opening
     cdef public double _timer_at, _client_deadline, _answer_deadline
     cdef public Py_ssize_t _unsent_size

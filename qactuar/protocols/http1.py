@@ -27,6 +27,7 @@ from qactuar.logs import exception_logger, server_logger
 from qactuar.protocols import handover, http1_enabled, http2_enabled
 from qactuar.protocols.websocket import handshake_problem, wants_websocket
 from qactuar.protocols.write_waiters import WriteWaiters
+from qactuar.proxy_headers import FORWARDED_FIELDS
 from qactuar.sockets import tls_scope_extension
 
 if TYPE_CHECKING:
@@ -46,10 +47,12 @@ _NO_HEADERS: list[tuple[bytes, bytes]] = []
 # so the transport's back-pressure still sees them.
 _GATHER_LIMIT = 64 * 1024
 # Request headers the protocol acts on.
-_HOST, _CONNECTION, _TRANSFER_ENCODING, _CONTENT_LENGTH, _EXPECT = range(5)
+_HOST, _CONNECTION, _TRANSFER_ENCODING, _CONTENT_LENGTH, _EXPECT, _FORWARDED = range(6)
 _REQUEST_HEADER_KINDS = {b"host": _HOST, b"connection": _CONNECTION,
                          b"transfer-encoding": _TRANSFER_ENCODING,
-                         b"content-length": _CONTENT_LENGTH, b"expect": _EXPECT}
+                         b"content-length": _CONTENT_LENGTH, b"expect": _EXPECT,
+                         # Noted so request_scope looks for proxy fields only when sent.
+                         **dict.fromkeys(FORWARDED_FIELDS, _FORWARDED)}
 # Field names as sent -> (lowercased name, kind): clients send the same few
 # names in the same case, so each is lowercased once and shared by every
 # request's header list.  Bounded, as names are the client's to choose.
@@ -106,9 +109,9 @@ class HTTP1Protocol(ResponseSink):
     __slots__ = (
         "_answer_deadline", "_body_in_feed", "_body_received", "_chunked", "_client_deadline",
         "_closed", "_completed_in_feed", "_connection_tokens", "_content_length",
-        "_deferred_error", "_expect", "_framing_bytes", "_h2c_upgrade", "_head_bytes",
-        "_header_bytes", "_headers", "_host_count", "_host_value", "_limits", "_no_body",
-        "_opening", "_parsing", "_phase", "_queue", "_reading_paused",
+        "_deferred_error", "_expect", "_forwarded", "_framing_bytes", "_h2c_upgrade",
+        "_head_bytes", "_header_bytes", "_headers", "_host_count", "_host_value", "_limits",
+        "_no_body", "_opening", "_parsing", "_phase", "_queue", "_reading_paused", "_scheme",
         "_timed_stream", "_timer", "_timer_at", "_tls", "_transfer_encoding", "_unsent",
         "_unsent_size", "_upgrade_body_left", "_url", "_websocket", "_websocket_rest",
         "_write_waiters", "client", "config", "loop", "parser", "server", "state", "transport",
@@ -123,6 +126,8 @@ class HTTP1Protocol(ResponseSink):
         self.parser = httptools.HttpRequestParser(self)
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
+        self._scheme = state.scheme  # https behind a PROXY v2 header with the TLS flag
+        self._forwarded = False  # the head being parsed has a proxy field (proxy_headers.py)
         self.writing_paused = False
         # Made when a send() first has to wait: most connections never need one.
         self._write_waiters: WriteWaiters | None = None
@@ -181,7 +186,6 @@ class HTTP1Protocol(ResponseSink):
     # -- connection events ---------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # always a stream transport
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
         # The transport's own tuples where they already are (host, port): every
@@ -191,6 +195,12 @@ class HTTP1Protocol(ResponseSink):
         else:
             self.client = None
         self.server = self.state.server_address(sock) if isinstance(sock, tuple) else None
+        self.begin(transport)
+
+    def begin(self, transport: asyncio.BaseTransport) -> None:
+        """Serve the connection, `client` and `server` set (by connection_made, or from
+        a PROXY header: proxy_protocol.py)."""
+        self.transport = transport  # type: ignore[assignment]  # always a stream transport
         if self.state.scheme == "https" and self._tls_made(transport):
             return  # handed over to HTTP/2
         if not http1_enabled(self.config.HTTP2):
@@ -420,6 +430,8 @@ class HTTP1Protocol(ResponseSink):
                 self._transfer_encoding = value.strip().lower()
             elif kind == _CONTENT_LENGTH:
                 self._content_length = int(value)  # the parser has checked its digits
+            elif kind == _FORWARDED:
+                self._forwarded = True
             else:
                 self._expect = value.strip().lower()
         self._headers.append((name, value))
@@ -455,11 +467,15 @@ class HTTP1Protocol(ResponseSink):
                 raise RefusedRequest(417, "Expectation Failed")
             expect_continue = version == "1.1"
         state = self.state
+        forwarded = self._forwarded
+        if forwarded:
+            self._forwarded = False  # reset here, not per request: most never set it
         # The one entry to the ASGI side: limits, target, scope and app (may refuse).
         scope, app = request_scope(state, method, self._url, version, self._headers,
-                                   self._host_value, self._content_length, state.scheme,
+                                   self._host_value, self._content_length, self._scheme,
                                    self.client, self.server,
-                                   {"tls": self._tls} if self._tls is not None else {})
+                                   {"tls": self._tls} if self._tls is not None else {},
+                                   forwarded)
         if self._connection_tokens or state.shutting_down:
             keep_alive = self._wants_keep_alive(version)
         else:
@@ -473,6 +489,9 @@ class HTTP1Protocol(ResponseSink):
             if problem is not None:
                 # RFC 6455 4.4: a refused handshake says which version we speak.
                 raise RefusedRequest(400, problem, b"sec-websocket-version: 13\r\n")
+            if self._limits.limit_concurrency and state.over_concurrency_limit():
+                raise RefusedRequest(503, "Service Unavailable: the server is at its "
+                                          "concurrency limit", b"retry-after: 1\r\n")
             self._websocket = (scope, app)
             return
         self._headers = _NO_HEADERS  # the scope has them; an idle connection keeps none
@@ -730,7 +749,15 @@ class HTTP1Protocol(ResponseSink):
             return
         if self._write_waiters is None:
             self._write_waiters = WriteWaiters()
-        await self._write_waiters.wait(self.loop)
+        await self._write_waiters.wait(self.loop, self._limits.send_timeout,
+                                       self._send_timed_out)
+
+    def _send_timed_out(self) -> None:
+        """SEND_TIMEOUT: the client has not read our answer for that long: close."""
+        server_logger.info("%s stopped reading the response for %gs (SEND_TIMEOUT): "
+                           "closing the connection", _peer(self.client),
+                           self._limits.send_timeout)
+        self.abort()
 
     # -- internals -------------------------------------------------------------
 

@@ -151,7 +151,18 @@ class _StreamSink(ResponseSink):
             return
         if self.waiters is None:
             self.waiters = WriteWaiters()
-        await self.waiters.wait(self.connection.loop)
+        connection = self.connection
+        await self.waiters.wait(connection.loop, connection.state.limits.send_timeout,
+                                self._send_timed_out)
+
+    def _send_timed_out(self) -> None:
+        """SEND_TIMEOUT: the client has not taken this stream's data for that long."""
+        server_logger.info("%s stopped reading HTTP/2 stream %d for %gs (SEND_TIMEOUT): "
+                           "resetting it", _peer(self.connection.client), self.stream_id,
+                           self.connection.state.limits.send_timeout)
+        if self.stream is not None:
+            self.stream.client_gone()  # the app's send() raises, as for a client reset
+        self.connection.reset_stream(self, h2.errors.ErrorCodes.CANCEL)
 
     def release_writers(self) -> None:
         if self.waiters is not None:
@@ -397,10 +408,14 @@ class H2Protocol:
             app = None
         if websocket and problem is None:
             bad = h2_websocket.handshake_problem(headers)
-            if bad is None:
+            if bad is not None:
+                problem = RefusedRequest(400, bad)
+            elif state.limits.limit_concurrency and state.over_concurrency_limit():
+                problem = RefusedRequest(503, "Service Unavailable: the server is at its "
+                                              "concurrency limit")
+            else:
                 self._start_websocket(sink, scope, app)
                 return
-            problem = RefusedRequest(400, bad)
         stream = HTTPStream(sink, scope, app, state)
         sink.stream = stream
         if sink.request_ended:

@@ -404,7 +404,14 @@ class WebSocketProtocol(asyncio.Protocol):
     async def wait_writable(self) -> None:
         if not self.writing_paused or self._closed:
             return
-        await self._write_waiters.wait(self.loop)
+        await self._write_waiters.wait(self.loop, self.state.limits.send_timeout,
+                                       self._send_timed_out)
+
+    def _send_timed_out(self) -> None:
+        server_logger.info("WebSocket %s stopped reading for %gs (SEND_TIMEOUT): closing the "
+                           "connection", _peer(self.session.scope["client"]),
+                           self.state.limits.send_timeout)
+        self.abort()
 
     # -- internals -------------------------------------------------------------
 
