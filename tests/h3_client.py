@@ -18,10 +18,11 @@ from typing import Any
 
 from aioquic.asyncio.client import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.buffer import Buffer, BufferReadError
 from aioquic.h3.connection import H3_ALPN, FrameType, H3Connection
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamReset
+from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived, StreamReset
 
 
 @dataclass
@@ -44,8 +45,10 @@ class _Protocol(QuicConnectionProtocol):
         self.terminated: ConnectionTerminated | None = None
         self.goaway: int | None = None
         self.retried = False
+        self._uni: dict[int, bytearray] = {}
 
     def quic_event_received(self, event: QuicEvent) -> None:
+        self._watch_control_stream(event)
         if isinstance(event, ConnectionTerminated):
             self.terminated = event
             for queue in self.queues.values():
@@ -59,23 +62,24 @@ class _Protocol(QuicConnectionProtocol):
             if stream_id in self.queues:
                 self.queues[stream_id].put_nowait(h3_event)
 
-    def _goaway_seen(self) -> None:  # pragma: no cover - aioquic has no hook; see below
-        pass
-
-
-def _note_goaway(protocol: _Protocol) -> None:
-    """aioquic's client parses a GOAWAY on the control stream and drops it: watch for it."""
-    h3 = protocol.h3
-    original = h3._handle_control_frame
-
-    def handle(frame_type: int, frame_data: bytes) -> None:
-        if frame_type == FrameType.GOAWAY:
-            from aioquic.buffer import Buffer
-
-            protocol.goaway = Buffer(data=frame_data).pull_uint_var()
-        original(frame_type, frame_data)
-
-    h3._handle_control_frame = handle  # type: ignore[method-assign]
+    def _watch_control_stream(self, event: QuicEvent) -> None:
+        """aioquic's client reads a GOAWAY and drops it: the server's control stream (its
+        first unidirectional stream, type 0x00) is read here as well."""
+        if not isinstance(event, StreamDataReceived) or event.stream_id % 4 != 3:
+            return
+        data = self._uni.setdefault(event.stream_id, bytearray())
+        data += event.data
+        buf = Buffer(data=bytes(data))
+        try:
+            if buf.pull_uint_var() != 0x00:
+                return  # an encoder or decoder stream
+            while not buf.eof():
+                kind = buf.pull_uint_var()
+                payload = buf.pull_bytes(buf.pull_uint_var())
+                if kind == FrameType.GOAWAY:
+                    self.goaway = Buffer(data=payload).pull_uint_var()
+        except BufferReadError:
+            pass  # the rest of a frame is still on its way
 
 
 def client_configuration(ca: str | None = None) -> QuicConfiguration:
@@ -177,7 +181,6 @@ async def h3_connect(host: str, port: int, ca: str | None = None,
         context = connect(host, port, configuration=client_configuration(ca),
                           create_protocol=_Protocol, wait_connected=True)
         protocol = await context.__aenter__()
-    _note_goaway(protocol)  # type: ignore[arg-type]
     try:
         yield H3Client(protocol, f"localhost:{port}")  # type: ignore[arg-type]
     finally:

@@ -160,6 +160,8 @@ class H3Session:
             if sink.waiters is not None and not sink.writing_paused:
                 sink.release_writers()
         self._schedule_timer()
+        if self._goaway_sent and not self.sinks and not self.closed:
+            self._close_when_delivered()
 
     def transmit_soon(self) -> None:
         """One transmit per loop iteration, however many streams wrote meanwhile."""
@@ -438,7 +440,18 @@ class H3Session:
             return
         sink.stream = None  # no reference cycle between sink and stream
         if not self.sinks and self._goaway_sent:
-            self._close(H3_NO_ERROR, "server shutting down")
+            self._close_when_delivered()
+
+    def _close_when_delivered(self) -> None:
+        """After GOAWAY and the last response: close once the client has every byte
+        (closing now would drop what QUIC still holds; SHUTDOWN_TIMEOUT bounds the wait)."""
+        if self.closed:
+            return
+        if any(stream.sender._buffer or stream.sender._pending_eof
+               for stream in self.quic._streams.values()):
+            return  # transmit() looks again after the next acknowledgements
+
+        self._close(H3_NO_ERROR, "server shutting down")
 
     # -- connection management ------------------------------------------------------
 
@@ -454,9 +467,8 @@ class H3Session:
             self.quic.send_stream_data(control, encode_frame(
                 FrameType.GOAWAY, encode_uint_var(max(self._last_stream_id + 4, 0))))
         if not self.sinks:
-            self._close(H3_NO_ERROR, "server shutting down")
-        else:
-            self.transmit_soon()
+            self._close_when_delivered()
+        self.transmit_soon()
 
     def abort(self) -> None:
         """SHUTDOWN_TIMEOUT is up: close now, whatever is still open."""
