@@ -4,11 +4,12 @@ HTTP paths:
   /download?n=K     K bytes of a fixed pattern in 64 KiB parts; header x-sha256 is their
                     SHA-256 (the client checks what arrived)
   /pid              the serving process's pid
-  /echo             the request body back, with the request's trailers as response headers
+  /echo             the request body back
 anything else: h2_app (/scope, /trailers, /big, /wait-disconnect, /hold, ...)
 
 UDP (the `udp` scope): each datagram is answered with `<pid> <data>`; a datagram
-`stall` stops reading for 2 seconds (a full queue, for the drop counters).
+`stall` stops reading for 2 seconds (a full queue, for the drop counters); `state`
+is answered with the keys of the scope's lifespan state.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def download_bytes(size: int) -> bytes:
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "udp":
-        await udp_echo(receive, send)
+        await udp_echo(scope, receive, send)
         return
     if scope["type"] != "http":
         await h2_app(scope, receive, send)
@@ -54,7 +55,6 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": body})
     elif path == "/echo":
         body = b""
-        trailers: list[Any] = []
         while True:
             message = await receive()
             if message["type"] != "http.request":
@@ -63,13 +63,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if not message.get("more_body"):
                 break
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"x-body-size", str(len(body)).encode()), *trailers]})
+                    "headers": [(b"x-body-size", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
     else:
         await h2_app(scope, receive, send)
 
 
-async def udp_echo(receive: Any, send: Any) -> None:
+async def udp_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
     pid = str(os.getpid()).encode()
     while True:
         message = await receive()
@@ -77,6 +77,10 @@ async def udp_echo(receive: Any, send: Any) -> None:
             return
         if message["data"] == b"stall":
             await asyncio.sleep(2)
+            continue
+        if message["data"] == b"state":  # what lifespan startup put in the shared state
+            await send({"type": "udp.send", "data": ",".join(sorted(scope["state"])).encode(),
+                        "client": message["client"]})
             continue
         await send({"type": "udp.send", "data": pid + b" " + message["data"],
                     "client": message["client"]})
