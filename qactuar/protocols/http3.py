@@ -28,6 +28,7 @@ from aioquic.quic import events as quic_events
 from qactuar.asgi.http_stream import HTTPStream, ResponseSink
 from qactuar.asgi.request_head import RefusedRequest, refused_scope, request_scope
 from qactuar.logs import exception_logger, server_logger
+from qactuar.protocols import h2_websocket, h3_websocket
 from qactuar.protocols.h2_fields import (
     MalformedFields,
     check_trailers,
@@ -62,7 +63,7 @@ class _H3StreamSink(ResponseSink):
     """The `ResponseSink` of one HTTP/3 request stream."""
 
     __slots__ = ("deadline", "ended", "head_only", "received", "request_ended", "session",
-                 "stream", "stream_id", "waiters")
+                 "stream", "stream_id", "waiters", "websocket")
 
     def __init__(self, session: H3Session, stream_id: int, head_only: bool) -> None:
         self.session = session
@@ -74,6 +75,7 @@ class _H3StreamSink(ResponseSink):
         self.received = 0
         self.deadline = 0.0  # REQUEST_TIMEOUT for the app (0: not timed)
         self.waiters: WriteWaiters | None = None
+        self.websocket: Any = None  # an H2WebSocketProtocol on an extended CONNECT stream
 
     @property
     def writing_paused(self) -> bool:
@@ -256,12 +258,16 @@ class H3Session:
         self._start_stream(stream_id, head, event.stream_ended)
 
     def _start_stream(self, stream_id: int, head: Any, ended: bool) -> None:
-        method, path, scheme, authority, _protocol, headers, content_length = head
+        method, path, scheme, authority, protocol, headers, content_length = head
         sink = _H3StreamSink(self, stream_id, method == b"HEAD")
         self.sinks[stream_id] = sink
         sink.request_ended = ended
         state = self.state
-        method_name = method.decode("ascii", "replace")
+        # RFC 9220: an extended CONNECT for `websocket` (aioquic announces
+        # SETTINGS_ENABLE_CONNECT_PROTOCOL); it is read as the GET of a handshake.
+        websocket = (method == b"CONNECT" and protocol == b"websocket" and state.websocket
+                     and not state.shutting_down and not ended)
+        method_name = "GET" if websocket else method.decode("ascii", "replace")
         target = path or b""
         if authority is None:  # read_request_head made sure there is a host field
             authority = next(value for name, value in headers if name == b"host")
@@ -282,6 +288,12 @@ class H3Session:
             scope = refused_scope(state, method_name, target, "3", headers, self.client,
                                   self.server)
             app = None
+        if websocket and problem is None:
+            bad = h2_websocket.handshake_problem(headers)
+            if bad is None:
+                self._start_websocket(sink, scope, app)
+                return
+            problem = RefusedRequest(400, bad)
         stream = HTTPStream(sink, scope, app, state)
         sink.stream = stream
         if ended:
@@ -298,8 +310,30 @@ class H3Session:
             sink.deadline = self.loop.time() + limits.request_timeout
         stream.start()
 
+    def _start_websocket(self, sink: _H3StreamSink, http_scope: dict[str, Any],
+                         app: Any) -> None:
+        """The stream carries one WebSocket, run by the same session code as over HTTP/2."""
+        websocket = h2_websocket.H2WebSocketProtocol(self.state, http_scope, app)
+        transport = h3_websocket.StreamTransport(self, sink)
+        websocket.stream_transport = transport  # type: ignore[assignment]
+        sink.websocket = websocket
+        websocket.take_over(transport, b"", False)
+
+    def send_stream_headers(self, sink: _H3StreamSink, fields: list[tuple[bytes, bytes]],
+                            end: bool) -> None:
+        """Headers outside the HTTPStream cycle (a WebSocket's answer)."""
+        self.send_fields(sink, fields, end)
+        if end:
+            self.stream_finished(sink)
+
     def _on_data(self, event: DataReceived) -> None:
         sink = self.sinks.get(event.stream_id)
+        if sink is not None and sink.websocket is not None:
+            if event.data:
+                sink.websocket.data_received(event.data)
+            if event.stream_ended:
+                self._on_request_end(sink)
+            return
         if sink is None or sink.stream is None:
             return  # answered and forgotten: the rest is not wanted
         stream = sink.stream
@@ -320,6 +354,8 @@ class H3Session:
         sink.request_ended = True
         if sink.stream is not None:
             sink.stream.end_body()
+        if sink.websocket is not None:
+            sink.websocket.eof_received()
         if sink.ended:
             self._forget(sink)
 
@@ -439,6 +475,9 @@ class H3Session:
         if self.sinks.pop(sink.stream_id, None) is None:
             return
         sink.stream = None  # no reference cycle between sink and stream
+        if sink.websocket is not None:
+            websocket, sink.websocket = sink.websocket, None
+            websocket.connection_lost(None)  # the stream is over, as a TCP close
         if not self.sinks and self._goaway_sent:
             self._close_when_delivered()
 
