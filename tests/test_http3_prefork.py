@@ -9,6 +9,7 @@ the owner by the worker named in the connection ID.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import signal
@@ -128,3 +129,30 @@ def test_packets_that_reach_another_worker_are_forwarded_to_the_owner(
     asyncio.run(go())
     # 18 moves over four lanes: some landed on another worker's lane and were forwarded
     wait_until(lambda: forwarded(process) > 0, 10, "forwarded packets in /metrics")
+
+
+def test_reload_drains_old_connections_with_goaway(prefork_server: Any) -> None:
+    process, port, ca = prefork_server
+    size = 4 * 1024 * 1024
+
+    async def go() -> None:
+        async with h3_connect("127.0.0.1", port, ca=ca) as client:
+            old_pid = int((await client.request("GET", "/pid")).body)
+            stream = client.open_stream("GET", f"/download?n={size}")
+            events = client.stream_events(stream)
+            head = await anext(events)
+            process.send_signal(signal.SIGHUP)
+            body = bytearray()
+            async with asyncio.timeout(30):
+                async for event in events:
+                    body += getattr(event, "data", b"")
+                    if getattr(event, "stream_ended", False):
+                        break
+            assert hashlib.sha256(body).hexdigest().encode() == dict(head.headers)[b"x-sha256"]
+            async with asyncio.timeout(10):
+                while client.protocol.goaway is None:
+                    await asyncio.sleep(0.02)
+        await asyncio.to_thread(process.wait_for_log, "Reload finished", 30)
+        pids = await fresh_connections(port, ca, 20)
+        assert old_pid not in pids
+    asyncio.run(go())
