@@ -30,6 +30,7 @@ from conftest import (
 )
 
 pytest.importorskip("aioquic")
+from aioquic.h3.connection import FrameType, encode_frame
 from h3_client import h3_connect
 
 QUIC_LINE = re.compile(r"HTTP/3 \(QUIC\) on udp://([\d.]+):(\d+)")
@@ -153,6 +154,28 @@ def test_malformed_request_resets_only_its_stream(server: H3Server) -> None:
             assert answer.reset == 0x10E  # H3_MESSAGE_ERROR
             assert (await client.request("GET", "/trailers")).status == 200
     run(go())
+
+
+def test_frames_in_the_wrong_order_close_that_connection_only(server: H3Server) -> None:
+    async def go() -> None:
+        async with server.connect() as client:
+            quic = client.protocol._quic
+            stream = quic.get_next_available_stream_id()
+            client.protocol.queues[stream] = asyncio.Queue()
+            # DATA before any HEADERS on a request stream (RFC 9114 4.1: H3_FRAME_UNEXPECTED)
+            quic.send_stream_data(stream, encode_frame(FrameType.DATA, b"early"),
+                                  end_stream=True)
+            client.protocol.transmit()
+            async with asyncio.timeout(10):
+                while client.protocol.terminated is None:
+                    await asyncio.sleep(0.02)
+            assert client.protocol.terminated.error_code == 0x105
+        # the next connection is served as usual
+        async with server.connect() as client:
+            assert (await client.request("GET", "/trailers")).status == 200
+    run(go())
+    server.process.wait_for_log(r"closed: error 0x105 .*logged once")
+    assert "Traceback" not in server.process.output
 
 
 def test_client_reset_is_http_disconnect_for_the_app(server: H3Server,

@@ -132,6 +132,7 @@ class H3Session:
         self.server = server
         self.transport = self  # what the server's drain aborts (see `abort`)
         self.sinks: dict[int, _H3StreamSink] = {}
+        self.cids: set[bytes] = set()  # the endpoint's keys for this connection
         self.closed = False  # CONNECTION_CLOSE queued or received: no new streams
         self.terminated = False
         self._goaway_sent = False

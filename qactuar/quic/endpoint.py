@@ -167,8 +167,8 @@ class QuicEndpoint(asyncio.DatagramProtocol):
             original_destination_connection_id=original_dcid,
             retry_source_connection_id=retry_scid)
         session = H3Session(self.state, self, quic, (str(addr[0]), int(addr[1])), self.server)
-        self.sessions[dcid] = session
-        self.sessions[quic.host_cid] = session
+        self.register(dcid, session)
+        self.register(quic.host_cid, session)
         session.datagram_received(data, addr, now)
         return session
 
@@ -191,13 +191,18 @@ class QuicEndpoint(asyncio.DatagramProtocol):
 
     def register(self, cid: bytes, session: H3Session) -> None:
         self.sessions[cid] = session
+        session.cids.add(cid)
 
     def unregister(self, cid: bytes) -> None:
-        self.sessions.pop(cid, None)
+        session = self.sessions.pop(cid, None)
+        if session is not None:
+            session.cids.discard(cid)
 
     def forget(self, session: H3Session) -> None:
-        for cid in [cid for cid, known in self.sessions.items() if known is session]:
-            del self.sessions[cid]
+        for cid in session.cids:
+            if self.sessions.get(cid) is session:
+                del self.sessions[cid]
+        session.cids.clear()
 
     def open_sessions(self) -> set[H3Session]:
         return {session for session in self.sessions.values() if not session.terminated}
