@@ -50,6 +50,9 @@ def test_echo_with_the_lifespan_state_shared_with_http() -> None:
         assert ask(port, b"hello") == pid + b" hello"
         assert b"started" in ask(port, b"state").split(b",")
         assert httpx.get(f"{process.url}/pid", timeout=5).text == str(process.proc.pid)
+        refused = ask(port, b"bad-send")
+        assert refused == b"refused: ASGI app sent udp.send whose data is not bytes"
+        assert counter(process, "udp_bad_send") == 1
     finally:
         assert process.stop() == 0
     assert "Traceback" not in process.output

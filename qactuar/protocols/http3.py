@@ -148,7 +148,8 @@ class H3Session:
     def datagram_received(self, data: bytes, addr: tuple[Any, ...], now: float) -> None:
         if self.terminated:
             return
-        self.client = (str(addr[0]), int(addr[1]))
+        if addr[1] != self.client[1] or addr[0] != self.client[0]:
+            self.client = (str(addr[0]), int(addr[1]))  # the client moved (or its NAT did)
         self.quic.receive_datagram(data, addr, now)
         self._process_events()
 

@@ -88,19 +88,13 @@ class UDPAppEndpoint(asyncio.DatagramProtocol):
         return {"type": "udp.receive", "data": data, "client": client, "server": self.server}
 
     async def send(self, message: dict[str, Any]) -> None:
-        if message.get("type") != "udp.send":
-            raise RuntimeError(f"ASGI app sent {message.get('type')!r} on a udp scope "
-                               "(expected 'udp.send')")
-        data = message.get("data")
-        client = message.get("client")
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise RuntimeError("ASGI app sent udp.send whose data is not bytes")
-        if (not isinstance(client, tuple | list) or len(client) != 2
-                or not isinstance(client[0], str) or not isinstance(client[1], int)):
-            raise RuntimeError(f"ASGI app sent udp.send with client {client!r}: expected "
-                               "(host, port)")
+        problem = _send_problem(message)
+        if problem is not None:
+            self.counters.count("udp_bad_send")
+            raise RuntimeError(f"ASGI app sent {problem}")
+        client = message["client"]
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(bytes(data), (client[0], client[1]))
+            self.transport.sendto(bytes(message["data"]), (client[0], client[1]))
 
     async def _run(self, scope: dict[str, Any]) -> None:
         try:
@@ -121,3 +115,17 @@ class UDPAppEndpoint(asyncio.DatagramProtocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+def _send_problem(message: Any) -> str | None:
+    """What is wrong with a message a UDP app sent, or None for a good `udp.send`."""
+    if not isinstance(message, dict) or message.get("type") != "udp.send":
+        kind = message.get("type") if isinstance(message, dict) else message
+        return f"{kind!r} on a udp scope (expected 'udp.send')"
+    if not isinstance(message.get("data"), bytes | bytearray | memoryview):
+        return "udp.send whose data is not bytes"
+    client = message.get("client")
+    if (not isinstance(client, tuple | list) or len(client) != 2
+            or not isinstance(client[0], str) or not isinstance(client[1], int)):
+        return f"udp.send with client {client!r}: expected (host, port)"
+    return None

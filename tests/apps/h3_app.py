@@ -9,7 +9,8 @@ anything else: h2_app (/scope, /trailers, /big, /wait-disconnect, /hold, ...)
 
 UDP (the `udp` scope): each datagram is answered with `<pid> <data>`; a datagram
 `stall` stops reading for 2 seconds (a full queue, for the drop counters); `state`
-is answered with the keys of the scope's lifespan state.
+is answered with the keys of the scope's lifespan state; `bad-send` tries a udp.send
+whose data is a str and answers with the error it got.
 """
 
 from __future__ import annotations
@@ -77,6 +78,13 @@ async def udp_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
             return
         if message["data"] == b"stall":
             await asyncio.sleep(2)
+            continue
+        if message["data"] == b"bad-send":  # data that is not bytes: refused, and said so
+            try:
+                await send({"type": "udp.send", "data": "text", "client": message["client"]})
+            except RuntimeError as exc:
+                await send({"type": "udp.send", "data": f"refused: {exc}".encode(),
+                            "client": message["client"]})
             continue
         if message["data"] == b"state":  # what lifespan startup put in the shared state
             await send({"type": "udp.send", "data": ",".join(sorted(scope["state"])).encode(),
