@@ -229,6 +229,18 @@ def test_retry_is_on_by_default(server: H3Server) -> None:
     assert metrics(server)["quic_retries"] >= 1
 
 
+def test_http3_responses_are_counted_as_http3_in_metrics(server: H3Server) -> None:
+    async def go() -> None:
+        async with server.connect() as client:
+            assert (await client.request("GET", "/trailers")).status == 200
+    run(go())
+    host, port = server.process.wait_for_log(ADMIN_LINE).groups()
+    text = httpx.get(f"http://{host}:{port}/metrics", timeout=5).text
+    count = re.search(r'qactuar_http_requests_total\{protocol="http/3",status_class="2xx"\} '
+                      r"(\d+)", text)
+    assert count is not None and int(count.group(1)) >= 1
+
+
 def test_garbage_and_forged_initials_are_counted_logged_once(server: H3Server) -> None:
     before = metrics(server)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
