@@ -103,3 +103,18 @@ async def ws_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": "websocket.send", "text": message["text"]})
         else:
             await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+
+async def udp_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Qactuar's `udp` scope (docs/http3-udp.md): every datagram back to its sender."""
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    if scope["type"] == "http":
+        await hello(scope, receive, send)
+        return
+    while True:
+        message = await receive()
+        if message["type"] != "udp.receive":
+            return
+        await send({"type": "udp.send", "data": message["data"], "client": message["client"]})

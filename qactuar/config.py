@@ -112,6 +112,12 @@ class Config:
     LOG_LEVEL: str = ""
     LOG_CONFIG: str = ""
     SEND_TIMEOUT: float = 0
+    # HTTP/3 and UDP apps (qactuar/quic, qactuar/udp; docs/http3-udp.md).
+    QUIC_BIND: str = ""
+    QUIC_RETRY: bool = True
+    QUIC_QUEUE_SIZE: int = 4096
+    UDP_BINDS: str = ""
+    UDP_QUEUE_SIZE: int = 1024
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -223,6 +229,13 @@ _RULES: dict[str, tuple[type, Any, str]] = {
                               "or empty"),
     "SEND_TIMEOUT": (float, _non_negative, "a number of seconds a client may stop reading "
                                            "a response before it is closed, 0 for none"),
+    "QUIC_BIND": (str, lambda v: v == "" or _udp_bind_ok(v),
+                  "empty, or one HOST:PORT (or [IPv6]:PORT) for HTTP/3 over UDP"),
+    "QUIC_RETRY": (bool, None, "true or false"),
+    "QUIC_QUEUE_SIZE": (int, _positive, "a number of datagrams above 0"),
+    "UDP_BINDS": (str, lambda v: all(_udp_bind_ok(part) for part in split_binds(v)),
+                  "comma-separated HOST:PORT (or [IPv6]:PORT) addresses for the UDP app"),
+    "UDP_QUEUE_SIZE": (int, _positive, "a number of datagrams above 0"),
 }
 
 
@@ -247,6 +260,11 @@ def _bind_ok(part: str) -> bool:
     if part.startswith("fd://"):
         return part[len("fd://"):].isdigit()
     _host, sep, port = part.rpartition(":")
+    return bool(sep) and port.isdigit() and 0 <= int(port) <= 65535
+
+
+def _udp_bind_ok(part: str) -> bool:
+    _host, sep, port = part.strip().rpartition(":")
     return bool(sep) and port.isdigit() and 0 <= int(port) <= 65535
 
 

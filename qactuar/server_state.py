@@ -134,6 +134,9 @@ class ServerState:
         # formatted per response.
         self.date_line = b""
         self.date_and_server_lines = b""  # what most responses add: one part, not two
+        # `alt-svc: h3=...` line with QUIC_BIND over TLS (set by qactuar/udp/serving.py).
+        self.alt_svc_line = b""
+        self.datagram_counters: Any = None  # QUIC_BIND/UDP_BINDS drops (udp/counters.py)
         self._refresh_date()
 
     def server_address(self, sockname: tuple[Any, ...]) -> tuple[str, int]:
@@ -152,7 +155,7 @@ class ServerState:
     def _refresh_date(self) -> None:
         now = time.time()
         self.date_line = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
-        self.date_and_server_lines = self.date_line + self.server_header
+        self.date_and_server_lines = self.date_line + self.server_header + self.alt_svc_line
         # Wake just after the next second starts, so the header is never a second stale.
         self.loop.call_later(1.0 - now % 1.0 + 0.001, self._refresh_date)
 

@@ -43,10 +43,14 @@ def process_report(state: Any, role: str, started: float) -> dict[str, Any]:
     streams = 0
     for connection in state.connections:
         streams += len(getattr(connection, "sinks", None) or ())  # HTTP/2 streams
-    return {"pid": os.getpid(), "role": role, "started": started,
-            "uptime": round(time.time() - started, 3), "requests": requests_served(snapshot),
-            "connections": len(state.connections), "streams": streams,
-            "in_flight": state.in_flight, "stats": snapshot}
+    report = {"pid": os.getpid(), "role": role, "started": started,
+              "uptime": round(time.time() - started, 3), "requests": requests_served(snapshot),
+              "connections": len(state.connections), "streams": streams,
+              "in_flight": state.in_flight, "stats": snapshot}
+    counters = getattr(state, "datagram_counters", None)
+    if counters is not None:  # QUIC_BIND / UDP_BINDS drops (qactuar/udp/counters.py)
+        report["datagrams"] = dict(counters.counts)
+    return report
 
 
 def apply_live_settings(state: Any, changes: dict[str, Any]) -> None:

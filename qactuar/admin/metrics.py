@@ -60,6 +60,17 @@ def render(totals: dict[str, Any], processes: list[dict[str, Any]], restarts: in
     family("qactuar_http_response_body_bytes_total", "counter", "Response body bytes sent.")
     lines.append(f"qactuar_http_response_body_bytes_total {totals['bytes_out']}")
 
+    datagrams: dict[str, int] = {}
+    for process in processes:
+        for event, count in (process.get("datagrams") or {}).items():
+            datagrams[event] = datagrams.get(event, 0) + count
+    if datagrams:
+        family("qactuar_datagram_events_total", "counter",
+               "QUIC and UDP datagrams dropped, refused or forwarded, by event "
+               "(docs/http3-udp.md).")
+        for event, count in sorted(datagrams.items()):
+            lines.append(f"qactuar_datagram_events_total{_labels(event=event)} {count}")
+
     serving = [p for p in processes if p.get("connections") is not None]
     family("qactuar_connections_active", "gauge", "Open client connections.")
     lines.append(f"qactuar_connections_active {sum(p['connections'] for p in serving)}")

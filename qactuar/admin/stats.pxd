@@ -5,7 +5,7 @@ cimport cython
 
 
 cdef class ProcessStats:
-    cdef long long responses[12]
+    cdef long long responses[18]
     cdef long long buckets[14]
     cdef public double duration_sum
     cdef public long long bytes_in, bytes_out

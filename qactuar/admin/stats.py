@@ -16,9 +16,10 @@ from typing import Any
 # Upper bounds (seconds) of the request duration histogram; one more bucket for +Inf.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # The protocols responses are counted under, and the index base of each in `responses`.
-PROTOCOLS = ("http/1.1", "http/2")
+PROTOCOLS = ("http/1.1", "http/2", "http/3")
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 _H2_BASE = 6  # responses[status // 100] for HTTP/1.x, responses[6 + status // 100] for h2
+_H3_BASE = 12  # ... and responses[12 + status // 100] for HTTP/3 (QUIC_BIND)
 
 _monotonic = time.monotonic
 
@@ -29,8 +30,8 @@ class ProcessStats:
     __slots__ = ("buckets", "bytes_in", "bytes_out", "duration_sum", "responses")
 
     def __init__(self) -> None:
-        # Literal lists of fixed size: C arrays when compiled (stats.pxd: 12 and 14).
-        self.responses = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]  # 2 * _H2_BASE
+        # Literal lists of fixed size: C arrays when compiled (stats.pxd: 18 and 14).
+        self.responses = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]  # 3 * _H2_BASE
         self.buckets = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]  # len(DURATION_BUCKETS) + 1
         self.duration_sum = 0.0
         self.bytes_in = 0  # request body bytes
@@ -47,6 +48,8 @@ class ProcessStats:
             index = 5
         if http_version == "2":
             index += _H2_BASE
+        elif http_version == "3":
+            index += _H3_BASE
         self.responses[index] += 1
         # Most responses fall in the first buckets: a forward scan beats a bisection.
         bucket = 0
@@ -62,7 +65,7 @@ class ProcessStats:
         """The counters as a plain dict (see `empty_snapshot` for its shape)."""
         requests = {}
         responses = list(self.responses)
-        for base, protocol in zip((0, _H2_BASE), PROTOCOLS, strict=True):
+        for base, protocol in zip((0, _H2_BASE, _H3_BASE), PROTOCOLS, strict=True):
             for offset, status_class in enumerate(STATUS_CLASSES, start=1):
                 requests[f"{protocol} {status_class}"] = responses[base + offset]
         return {"requests": requests, "buckets": list(self.buckets),

@@ -10,6 +10,7 @@ This module never forks and never binds.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import os
@@ -50,6 +51,10 @@ class ProcessRole:
     on_start: Callable[[ServerState, Callable[[], None]], None] | None = None
     on_listening: Callable[[], None] | None = None
     stop_signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+    # QUIC_BIND / UDP_BINDS sockets (udp/binding.py's DatagramBinds) and this process's
+    # slot, which picks its lane and names its QUIC connection IDs.
+    datagrams: Any = None
+    slot: int = 0
 
 
 ASYNC_ROLE = ProcessRole()
@@ -74,7 +79,12 @@ def run_async_model(config: Config, mounts: list[Mount]) -> int:
     ssl_context = tls_context(config)
     sockets = bind_all(config)
     role, admin_sockets = ASYNC_ROLE, []
+    datagrams = None
     try:
+        if config.QUIC_BIND or config.UDP_BINDS:
+            from qactuar.udp.binding import bind_datagrams
+
+            datagrams = bind_datagrams(config)
         if config.ADMIN:  # the admin plane serves in this loop too (qactuar/admin)
             from qactuar.admin.listen import bind_admin
             from qactuar.admin.plane import InProcessPlane
@@ -83,10 +93,14 @@ def run_async_model(config: Config, mounts: list[Mount]) -> int:
             plane = InProcessPlane(config, mounts, sockets, admin_sockets,
                                    "https" if ssl_context else "http")
             role = ProcessRole(on_start=plane.on_start, on_listening=plane.on_listening)
+        if datagrams is not None:
+            role = dataclasses.replace(role, datagrams=datagrams)
         with asyncio.Runner(loop_factory=new_loop) as runner:
             return runner.run(serve(config, mounts, sockets, ssl_context, role))
     finally:
         close_all(sockets)
+        if datagrams is not None:
+            datagrams.close()
         if admin_sockets:
             from qactuar.admin.listen import close_admin
 
@@ -143,6 +157,20 @@ async def _serve(config: Config, mounts: list[Mount], sockets: list[socket.socke
         if status is not None:
             await pod.stop(signals.force)
             await shut_down_apps(started, config, signals)
+    datagrams = None
+    if status is None and role.datagrams is not None:
+        from qactuar.udp.serving import start_datagrams
+
+        datagrams, problem = await start_datagrams(state, role.datagrams, role.slot, mounts,
+                                                   role.logger)
+        if problem is not None:
+            role.logger.error("%s; exiting", problem)
+            datagrams.stop_receiving()
+            datagrams.close()
+            if pod is not None:
+                await pod.stop(signals.force)
+            await shut_down_apps(started, config, signals)
+            return EXIT_STARTUP_FAILED
     if status is not None:
         return status
 
@@ -168,7 +196,11 @@ async def _serve(config: Config, mounts: list[Mount], sockets: list[socket.socke
     state.shutting_down = True
     for server in servers:
         server.close()
+    if datagrams is not None:
+        datagrams.stop_receiving()  # HTTP/3 gets its GOAWAY as a connection, below
     await stop_connections(state, config, signals)
+    if datagrams is not None:
+        datagrams.close()
     if pod is not None:
         await pod.stop(signals.force)
     await shut_down_apps(started, config, signals)

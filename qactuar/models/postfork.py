@@ -26,7 +26,7 @@ from typing import Any
 
 from qactuar.admin.listen import bind_with_admin
 from qactuar.asgi.router import Mount, Router
-from qactuar.config import Config
+from qactuar.config import Config, ConfigError
 from qactuar.logs import child_logger, server_logger
 from qactuar.models.aio import (
     ProcessRole,
@@ -84,6 +84,11 @@ CRASHED = _error_response(500, "Internal Server Error: the process serving this 
 
 
 def run_postfork_model(config: Config, mounts: list[Mount]) -> int:
+    if config.QUIC_BIND or config.UDP_BINDS:
+        # A QUIC connection or a UDP client has no socket of its own to hand to a
+        # child: see docs/http3-udp.md for why postfork does not serve them.
+        raise ConfigError("QUIC_BIND and UDP_BINDS are served by the async and prefork "
+                          "models, not postfork")
     new_loop = loop_factory(config.LOOP)
     ssl_context = tls_context(config)
     sockets, admin_sockets = bind_with_admin(config)

@@ -77,16 +77,27 @@ def run_prefork_model(config: Config, mounts: list[Mount], importer: Any = None)
     new_loop = loop_factory(config.LOOP)
     ssl_context = tls_context(config)
     sockets, admin_sockets = bind_with_admin(config)
+    datagrams = None
     try:
         supervisor = PreforkSupervisor(config, mounts, sockets, ssl_context, new_loop,
                                        admin_sockets)
         supervisor.importer = importer
+        if config.QUIC_BIND or config.UDP_BINDS:
+            from qactuar.udp.binding import bind_datagrams
+
+            # One lane (SO_REUSEPORT socket) per worker, bound once: the kernel's
+            # 4-tuple hash keeps a client on its lane while workers come and go.
+            datagrams = supervisor.datagrams = bind_datagrams(config, supervisor.target)
         return supervisor.run()
     finally:
         close_all(sockets)
+        if datagrams is not None:
+            datagrams.close()
 
 
 class PreforkSupervisor:
+    datagrams: Any = None  # QUIC_BIND / UDP_BINDS lanes (udp/binding.py), bound before forking
+
     def __init__(self, config: Config, mounts: list[Mount], sockets: list[socket.socket],
                  ssl_context: Any, new_loop: Callable[[], asyncio.AbstractEventLoop],
                  admin_sockets: list[socket.socket] | None = None) -> None:
@@ -430,7 +441,7 @@ class PreforkSupervisor:
         role = ProcessRole(model="prefork", logger=child_logger,
                            observer=quota,
                            on_start=on_start, on_listening=on_listening,
-                           stop_signals=CHILD_STOP_SIGNALS)
+                           stop_signals=CHILD_STOP_SIGNALS, datagrams=self.datagrams, slot=slot)
         with asyncio.Runner(loop_factory=self.new_loop) as runner:
             code = runner.run(serve(config, self.mounts, self.sockets, self.ssl_context, role))
         if agent is not None:

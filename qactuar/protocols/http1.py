@@ -599,6 +599,8 @@ class HTTP1Protocol(ResponseSink):
                 parts.append(state.date_line)
             if not stream.has_server and state.server_header:
                 parts.append(state.server_header)
+            if state.alt_svc_line:
+                parts.append(state.alt_svc_line)
         if not stream.has_length and status != 204 and status != 304:
             if end:
                 if body or not request.head_only:

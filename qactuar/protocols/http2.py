@@ -546,6 +546,8 @@ class H2Protocol:
             headers.append((b"date", self.state.date_line[6:-2]))
         if not stream.has_server and self.state.server_header:
             headers.append((b"server", _SERVER_VALUE))
+        if self.state.alt_svc_line:  # QUIC_BIND: where HTTP/3 is (udp/serving.py)
+            headers.append((b"alt-svc", self.state.alt_svc_line[9:-2]))
         no_body = sink.head_only or status == 204 or status == 304
         if end and not stream.has_length and not no_body:
             headers.append((b"content-length", b"%d" % len(body)))
