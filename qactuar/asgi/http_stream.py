@@ -10,12 +10,14 @@ touches bytes on the wire, so HTTP/1.1 and HTTP/2 share one ASGI cycle.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from qactuar.asgi import file_body
 from qactuar.logs import escape, exception_logger, log_access, server_logger
 
 if TYPE_CHECKING:
@@ -137,6 +139,15 @@ class ResponseSink:
     def push(self, path: str, headers: list[tuple[bytes, bytes]]) -> None:
         """Push a GET of `path` (HTTP/2 server push); a protocol may drop it."""
         raise NotImplementedError
+
+    def file_socket(self) -> int:
+        """The socket descriptor a file body may be `os.sendfile`d to once the
+        write buffer is empty, or -1 (the body then goes through send_body)."""
+        return -1
+
+    def write_buffer_size(self) -> int:
+        """Bytes written and not yet taken by the kernel."""
+        return 0
 
 
 class StreamHost(Protocol):
@@ -392,8 +403,54 @@ class HTTPStream:
             self._accept_early_hint(event)
         elif kind == "http.response.push":
             self._accept_push(event)  # in any phase: dropped once the response is over
+        elif kind == "http.response.pathsend" or kind == "http.response.zerocopysend":
+            whole_file = kind == "http.response.pathsend"  # the whole body; else a part
+            if phase != _STARTED and (phase != _SENDING_BODY or whole_file):
+                raise self._out_of_order(kind)
+            if self.disconnected:
+                raise ClientDisconnected("the client has disconnected")
+            await self._send_file(event, whole_file)
         else:
             raise RuntimeError(f"ASGI app sent an unexpected message: {kind!r}")
+
+    async def _send_file(self, event: dict[str, Any], whole_file: bool) -> None:
+        """The body from a file (qactuar/asgi/file_body.py): a path, or an app's open file."""
+        if whole_file:
+            fd, count = file_body.open_path(event)
+            offset = 0
+            more = False
+            if self._phase == _STARTED and not self.has_length:
+                # The size is known: the body is framed by a Content-Length, not chunked.
+                self.headers.append((b"content-length", b"%d" % count))
+                self.has_length = self.status != 204
+                if not self._body_discarded:
+                    self._content_length = count
+        else:
+            fd, offset, count, more = file_body.zero_copy_span(event)
+        try:
+            if self._body_discarded:
+                await self.send({"type": "http.response.body", "body": b"", "more_body": more})
+                return
+            if self._phase == _STARTED:  # the head goes out first, alone
+                await self.send({"type": "http.response.body", "body": b"", "more_body": True})
+            await file_body.send_span(self, fd, offset, count, more)
+        finally:
+            if whole_file:
+                os.close(fd)
+
+    def count_sent(self, size: int) -> None:
+        """`size` body bytes reached the client other than through send_body (sendfile)."""
+        self._sent_bytes += size
+
+    def add_waiter(self, waiter: asyncio.Future[None]) -> None:
+        """Wake `waiter` when the client goes or the response ends."""
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+
+    def remove_waiter(self, waiter: asyncio.Future[None]) -> None:
+        if self._waiters and waiter in self._waiters:
+            self._waiters.remove(waiter)
 
     def _out_of_order(self, kind: str) -> RuntimeError:
         """The error for a message the app sent in a phase that does not take it."""

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
+from qactuar.asgi import file_body
 from qactuar.asgi.http_stream import HTTPStream, ResponseSink, error_headers
 from qactuar.asgi.request_head import RefusedRequest, request_scope
 from qactuar.logs import exception_logger, server_logger
@@ -42,6 +43,7 @@ _LENGTH_LINES: dict[int, bytes] = {}
 # Between requests the protocol holds no header list (on_header fills a new one
 # per request and never appends outside a request head).
 _NO_HEADERS: list[tuple[bytes, bytes]] = []
+_FILE_EXTENSIONS = file_body.advertise({})  # http.response.pathsend and zerocopysend
 # Body parts gathered for one write are written at once beyond this size,
 # so the transport's back-pressure still sees them.
 _GATHER_LIMIT = 64 * 1024
@@ -459,7 +461,7 @@ class HTTP1Protocol(ResponseSink):
         scope, app = request_scope(state, method, self._url, version, self._headers,
                                    self._host_value, self._content_length, state.scheme,
                                    self.client, self.server,
-                                   {"tls": self._tls} if self._tls is not None else {})
+                                   _extensions(self._tls))
         if self._connection_tokens or state.shutting_down:
             keep_alive = self._wants_keep_alive(version)
         else:
@@ -725,6 +727,20 @@ class HTTP1Protocol(ResponseSink):
         if self._reading_paused:
             self._resume_reading()
 
+    def file_socket(self) -> int:
+        """The socket for os.sendfile (qactuar/asgi/file_body.py): plain TCP and a body
+        framed by Content-Length only; -1 otherwise (TLS, chunked, no body, closed)."""
+        if (self._closed or self.transport is None or self._tls is not None
+                or self._chunked or self._no_body):
+            return -1
+        if self._unsent:
+            self._write_unsent()  # gathered body parts go before the file
+        sock = self.transport.get_extra_info("socket")
+        return -1 if sock is None else sock.fileno()
+
+    def write_buffer_size(self) -> int:
+        return 0 if self.transport is None else self.transport.get_write_buffer_size()
+
     async def wait_writable(self) -> None:
         if not self.writing_paused or self._closed:
             return
@@ -942,6 +958,14 @@ def _field_name(name: bytes) -> tuple[bytes, int | None]:
     if len(_FIELD_NAMES) < _FIELD_NAMES_LIMIT and len(name) <= 64:
         _FIELD_NAMES[name] = known
     return known
+
+
+def _extensions(tls: dict[str, Any] | None) -> dict[str, Any]:
+    """A request's scope["extensions"]: the file bodies HTTPStream sends, and TLS's facts."""
+    extensions = _FILE_EXTENSIONS.copy()  # a dict per request: apps may write to it
+    if tls is not None:
+        extensions["tls"] = tls
+    return extensions
 
 
 def _peer(client: tuple[str, int] | None) -> str:
