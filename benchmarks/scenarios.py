@@ -87,6 +87,10 @@ def _verify_echo(port: int) -> None:
     _expect("echo", port, b"x" * ECHO_BODY_SIZE, "POST", b"x" * ECHO_BODY_SIZE)
 
 
+def _verify_static_file(port: int) -> None:
+    _expect("static-file", port, apps.static_file_bytes())
+
+
 def _verify_stream(port: int) -> None:
     _expect("stream", port, apps.STREAM_CHUNK * apps.STREAM_CHUNKS)
 
@@ -202,6 +206,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     # Django's ASGIHandler (async view, a new project's default middleware).
     Scenario("django", "Django async view (JSON)", "wrk", "benchmarks.django_app:application",
              _verify_json("django"), packages=("django",)),
+    # A 1 MiB file: pathsend (os.sendfile) where the server offers it, else one body.
+    Scenario("static-file", "static file, 1 MiB (pathsend)", "wrk", "benchmarks.apps:static_file",
+             _verify_static_file, servers=MAIN_PEERS),
     # Messages/s with 100 connections each echoing one message at a time.
     # wsload (C, epoll, one thread) runs on the load CPU; its own CPU % is reported
     # so that a run where it, not the server, was the limit shows as such.
