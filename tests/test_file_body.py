@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from conftest import ServerProcess, read_response, wait_until, write_tls_files
+from docs_examples import code_blocks
 
 MIB = 1024 * 1024
 
@@ -164,3 +165,18 @@ def test_over_tls_the_file_is_copied_intact(tmp_path: Path, files: dict[str, Pat
     finally:
         process.stop()
 
+
+
+def test_the_docs_pathsend_example_serves_its_own_file(tmp_path: Path) -> None:
+    """docs/frameworks.md's pathsend example, served as written."""
+    example = tmp_path / "download.py"
+    example.write_text(code_blocks("frameworks.md", "python")[2])
+    process = ServerProcess(["download:app", "--app-dir", str(tmp_path), "--host",
+                             "127.0.0.1", "--port", "0"])
+    try:
+        response = httpx.get(process.url + "/", timeout=10)
+        assert response.status_code == 200
+        assert response.content == example.read_bytes()
+        assert "http.response.pathsend" in response.text  # it is the example itself
+    finally:
+        assert process.stop() == 0

@@ -457,11 +457,15 @@ class HTTP1Protocol(ResponseSink):
                 raise RefusedRequest(417, "Expectation Failed")
             expect_continue = version == "1.1"
         state = self.state
+        # The scope's extensions: a dict per request (apps may write to it), copied
+        # from the template of the file bodies HTTPStream sends; TLS's facts added.
+        extensions: dict = _FILE_EXTENSIONS.copy()
+        if self._tls is not None:
+            extensions["tls"] = self._tls
         # The one entry to the ASGI side: limits, target, scope and app (may refuse).
         scope, app = request_scope(state, method, self._url, version, self._headers,
                                    self._host_value, self._content_length, state.scheme,
-                                   self.client, self.server,
-                                   _extensions(self._tls))
+                                   self.client, self.server, extensions)
         if self._connection_tokens or state.shutting_down:
             keep_alive = self._wants_keep_alive(version)
         else:
@@ -958,14 +962,6 @@ def _field_name(name: bytes) -> tuple[bytes, int | None]:
     if len(_FIELD_NAMES) < _FIELD_NAMES_LIMIT and len(name) <= 64:
         _FIELD_NAMES[name] = known
     return known
-
-
-def _extensions(tls: dict[str, Any] | None) -> dict[str, Any]:
-    """A request's scope["extensions"]: the file bodies HTTPStream sends, and TLS's facts."""
-    extensions = _FILE_EXTENSIONS.copy()  # a dict per request: apps may write to it
-    if tls is not None:
-        extensions["tls"] = tls
-    return extensions
 
 
 def _peer(client: tuple[str, int] | None) -> str:
