@@ -128,6 +128,9 @@ async def _sendfile(stream: HTTPStream, socket_fd: int, fd: int, offset: int,
                 except BlockingIOError:
                     sent = -1
                 except (BrokenPipeError, ConnectionError):
+                    # The transport may not have seen it yet (its reading can be
+                    # paused): close it, so the connection ends now, not at shutdown.
+                    sink.abort()
                     stream.client_gone()
                     break
                 except OSError:
