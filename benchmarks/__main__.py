@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     if not args.no_install:
         environment.ensure_tools()
-        environment.ensure_packages(args.servers, "starlette" in args.scenarios,
+        environment.ensure_packages(args.servers,
+                                    {p for s in args.scenarios for p in SCENARIOS[s].packages},
                                     any(SCENARIOS[s].kind == "ws" for s in args.scenarios))
     if set(cpu_list(args.server_cpu)) & set(cpu_list(args.load_cpu)) or (os.cpu_count() or 1) < 2:
         print("warning: server and load tool share a CPU; figures are not comparable "

@@ -8,6 +8,8 @@ This module owns only app behaviour; it must not know about servers or load tool
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 HELLO_BODY = b"Hello, world!"
@@ -118,3 +120,37 @@ async def udp_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if message["type"] != "udp.receive":
             return
         await send({"type": "udp.send", "data": message["data"], "client": message["client"]})
+# The static-file scenario's file: 1 MiB of a fixed pattern, written once into
+# benchmarks/build/ (git-ignored) by whichever process imports this first.
+STATIC_FILE_SIZE = 1024 * 1024
+STATIC_FILE = Path(__file__).resolve().parent / "build" / "static-1mib.bin"
+
+
+def static_file_bytes() -> bytes:
+    """The static file's content: a repeating, position-revealing pattern."""
+    return (bytes(range(251)) * (STATIC_FILE_SIZE // 251 + 1))[:STATIC_FILE_SIZE]
+
+
+def _ensure_static_file() -> str:
+    if not STATIC_FILE.exists() or STATIC_FILE.stat().st_size != STATIC_FILE_SIZE:
+        STATIC_FILE.parent.mkdir(parents=True, exist_ok=True)
+        partial = STATIC_FILE.with_suffix(f".{os.getpid()}.part")
+        partial.write_bytes(static_file_bytes())
+        partial.replace(STATIC_FILE)  # atomic: a concurrent reader never sees half a file
+    return str(STATIC_FILE)
+
+
+async def static_file(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A 1 MiB file, sent with `http.response.pathsend` where the server offers it
+    (as Starlette's FileResponse does), read and sent as one body otherwise."""
+    if scope["type"] != "http":
+        return await _lifespan(receive, send)
+    path = _ensure_static_file()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/octet-stream"),
+                            (b"content-length", b"%d" % STATIC_FILE_SIZE)]})
+    if "http.response.pathsend" in scope.get("extensions", {}):
+        await send({"type": "http.response.pathsend", "path": path})
+    else:
+        with open(path, "rb") as file:
+            await send({"type": "http.response.body", "body": file.read()})

@@ -1,6 +1,7 @@
 """Instructions per hello-world request, counted by callgrind (not a wall-clock figure).
 
-Runs the server (async model, `benchmarks.apps:hello`, access log off) under
+Runs the server (async model, `benchmarks.apps:hello` or the app `--app` names,
+access log off) under
 `valgrind --tool=callgrind` with PYTHONHASHSEED=0, sends N requests one after
 another on one keep-alive connection, stops the server with SIGTERM and reads
 the total instruction count (Ir) callgrind wrote.  It does that for two values
@@ -19,6 +20,12 @@ a checkout of another commit is measured by running this script inside it):
 
     python benchmarks/callgrind_hello.py            # N = 1000 and 4000
     python benchmarks/callgrind_hello.py --counts 500 2000
+    python benchmarks/callgrind_hello.py --app benchmarks.starlette_app:app
+    python benchmarks/callgrind_hello.py --keep /tmp/cg   # keep the callgrind.out files
+
+The difference between an app's figure and hello's is what the app (and the
+framework under it) costs per request under Qactuar; `callgrind_annotate` on the
+kept files says where.
 
 It measures whatever build the interpreter imports (compiled or, with
 QACTUAR_PURE_PYTHON=1, pure Python) and says which.  Needs valgrind.
@@ -87,13 +94,13 @@ def total_instructions(out_file: Path) -> int:
     raise SystemExit(f"no instruction total in {out_file}")
 
 
-def measure(requests: int, workdir: Path) -> int:
+def measure(requests: int, workdir: Path, app: str = "benchmarks.apps:hello") -> int:
     """Ir of one server run that answers `requests` requests on one connection."""
     port = free_port()
     out_file = workdir / f"callgrind.{requests}.out"
     env = dict(os.environ, PYTHONHASHSEED="0")
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
-               sys.executable, "-m", "qactuar", "benchmarks.apps:hello", "--model", "async",
+               sys.executable, "-m", "qactuar", app, "--model", "async",
                "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
@@ -117,16 +124,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", type=int, nargs=2, default=[1000, 4000],
                         metavar=("N1", "N2"), help="the two request counts (default 1000 4000)")
+    parser.add_argument("--app", default="benchmarks.apps:hello",
+                        help="the app to serve (default benchmarks.apps:hello); it must "
+                             "answer GET / with 200 and a Content-Length")
+    parser.add_argument("--keep", type=Path, metavar="FOLDER",
+                        help="write the callgrind.<N>.out files to FOLDER and keep them")
     args = parser.parse_args()
     low, high = sorted(args.counts)
     build = subprocess.run([sys.executable, "-c", "import qactuar, qactuar._build as b; "
                             "print(qactuar.__file__, '-', b.describe_build())"],
                            capture_output=True, text=True, check=True).stdout.strip()
-    print(f"measuring {build}")
+    print(f"measuring {build}, app {args.app}")
     with tempfile.TemporaryDirectory(prefix="qactuar-callgrind-") as folder:
-        workdir = Path(folder)
-        low_ir = measure(low, workdir)
-        high_ir = measure(high, workdir)
+        workdir = Path(folder) if args.keep is None else args.keep
+        workdir.mkdir(parents=True, exist_ok=True)
+        low_ir = measure(low, workdir, args.app)
+        high_ir = measure(high, workdir, args.app)
     per_request = (high_ir - low_ir) / (high - low)
     print(f"Ir({low}) = {low_ir:,}  Ir({high}) = {high_ir:,}")
     print(f"instructions per request: {per_request:,.0f}")

@@ -35,10 +35,8 @@ def pinned() -> dict[str, str]:
             if line and not line.startswith("#")}
 
 
-def ensure_packages(servers: list[str], need_starlette: bool, need_websockets: bool) -> None:
-    modules = {m for s in servers for m in MODULES.get(s, [])}
-    if need_starlette:
-        modules.add("starlette")
+def ensure_packages(servers: list[str], frameworks: set[str], need_websockets: bool) -> None:
+    modules = {m for s in servers for m in MODULES.get(s, [])} | frameworks
     if need_websockets:  # the verification client, and uvicorn's WebSocket implementation
         modules.add("websockets")
     missing = sorted(m for m in modules if importlib.util.find_spec(m) is None)

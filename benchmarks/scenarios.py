@@ -51,6 +51,8 @@ class Scenario:
     ws_message_size: int = WS_SMALL_MESSAGE  # "ws" kind: bytes per text message
     # How the load differs from the run's header line (printed under the title).
     load_note: str = ""
+    # The app's framework modules (installed from requirements.txt when missing).
+    packages: tuple[str, ...] = ()
 
 
 def _request(port: int, method: str = "GET", body: bytes | None = None
@@ -85,15 +87,23 @@ def _verify_echo(port: int) -> None:
     _expect("echo", port, b"x" * ECHO_BODY_SIZE, "POST", b"x" * ECHO_BODY_SIZE)
 
 
+def _verify_static_file(port: int) -> None:
+    _expect("static-file", port, apps.static_file_bytes())
+
+
 def _verify_stream(port: int) -> None:
     _expect("stream", port, apps.STREAM_CHUNK * apps.STREAM_CHUNKS)
 
 
-def _verify_json(port: int) -> None:
-    status, headers, body = _request(port)
-    if (status != 200 or json.loads(body or b"null") != apps.JSON_PAYLOAD
-            or not headers.get("content-type", "").startswith("application/json")):
-        raise ServerFailed(f"starlette: verification got status {status}, body {body[:60]!r}")
+def _verify_json(name: str) -> Callable[[int], None]:
+    """The check of a framework's JSON endpoint (the `name` scenario)."""
+    def verify(port: int) -> None:
+        status, headers, body = _request(port)
+        if (status != 200 or json.loads(body or b"null") != apps.JSON_PAYLOAD
+                or not headers.get("content-type", "").startswith("application/json")):
+            raise ServerFailed(f"{name}: verification got status {status}, "
+                               f"body {body[:60]!r}")
+    return verify
 
 
 def _ws_message(size: int) -> str:
@@ -190,7 +200,15 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("stream", "streamed 100 x 1 KiB", "wrk", "benchmarks.apps:stream",
              _verify_stream),
     Scenario("starlette", "Starlette JSON endpoint", "wrk", "benchmarks.starlette_app:app",
-             _verify_json),
+             _verify_json("starlette"), packages=("starlette",)),
+    Scenario("fastapi", "FastAPI JSON endpoint", "wrk", "benchmarks.fastapi_app:app",
+             _verify_json("fastapi"), packages=("fastapi",)),
+    # Django's ASGIHandler (async view, a new project's default middleware).
+    Scenario("django", "Django async view (JSON)", "wrk", "benchmarks.django_app:application",
+             _verify_json("django"), packages=("django",)),
+    # A 1 MiB file: pathsend (os.sendfile) where the server offers it, else one body.
+    Scenario("static-file", "static file, 1 MiB (pathsend)", "wrk", "benchmarks.apps:static_file",
+             _verify_static_file, servers=MAIN_PEERS),
     # Messages/s with 100 connections each echoing one message at a time.
     # wsload (C, epoll, one thread) runs on the load CPU; its own CPU % is reported
     # so that a run where it, not the server, was the limit shows as such.

@@ -154,7 +154,7 @@ SERVERS: dict[str, ServerSpec] = {spec.name: spec for spec in [
     ServerSpec("hypercorn", _hypercorn, "hypercorn"),
     ServerSpec("daphne", _daphne, "daphne"),
     ServerSpec("limit", _limit, None,
-               frozenset({"echo", "stream", "starlette"})),
+               frozenset({"echo", "stream", "starlette", "fastapi", "django", "static-file"})),
 ]}
 
 # The baseline every ratio is computed against.

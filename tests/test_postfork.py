@@ -225,8 +225,10 @@ def test_a_crashed_http2_child_gets_its_connection_closed_not_an_http1_answer(
     with server.connect(timeout=20) as sock:  # h2c with prior knowledge
         sock.sendall(conn.data_to_send())
         received = recv_until_closed(sock, timeout=20)
-    # The child's SETTINGS, then the connection ends: no HTTP/1.1 500 appended.
-    assert received.startswith(b"\x00\x00"), received[:40]
+    # The child's SETTINGS (or, where the app's first step runs eagerly, Python 3.12+,
+    # nothing: the app ends the process before the child's first write), then the
+    # connection ends: no HTTP/1.1 500 appended.
+    assert received == b"" or received.startswith(b"\x00\x00"), received[:40]
     assert b"HTTP/1.1" not in received, received
     server.wait_for_log(r"Child pid \d+ \(client [\d.:]+\) exited with code 1$")
     assert fetch(server, "/pid")[0] == 200  # the server goes on

@@ -30,7 +30,7 @@ cdef class HTTPStream:
     cdef public double _started_at
     cdef public int _phase
     cdef public bint _body_complete, _final_body_sent, disconnected, _input_closed
-    cdef public bint _app_running, _trailers_expected, _body_discarded
+    cdef public bint _app_running, _trailers_expected, _body_discarded, _slot_held
     cdef public bint has_date, has_server, has_length, close_connection
 
     cpdef start(self)

@@ -10,11 +10,14 @@ touches bytes on the wire, so HTTP/1.1 and HTTP/2 share one ASGI cycle.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import sys
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from qactuar.asgi import file_body
 from qactuar.logs import escape, exception_logger, log_access, server_logger
 
 if TYPE_CHECKING:
@@ -34,6 +37,14 @@ RESPONSE_PHASES = (
 )
 _TASK_NAME = "qactuar request"
 _Task = asyncio.Task  # one global look-up per request, not a global and an attribute
+# Python 3.12+: the app's first step runs at once, in the protocol's callback
+# (Task(eager_start=True)); a Task is scheduled only if the app suspends.  Most
+# responses then finish without a pass through the event loop's ready queue.
+EAGER_START = sys.version_info >= (3, 12)
+# True while an app's first step runs eagerly: a stream started from inside it
+# (the next pipelined request, once this one's response is done) is scheduled
+# instead, so that a long pipeline cannot nest one app step inside another.
+_eager_step_running = False
 DISCONNECT = {"type": "http.disconnect"}
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z").match
@@ -129,6 +140,15 @@ class ResponseSink:
         """Push a GET of `path` (HTTP/2 server push); a protocol may drop it."""
         raise NotImplementedError
 
+    def file_socket(self) -> int:
+        """The socket descriptor a file body may be `os.sendfile`d to once the
+        write buffer is empty, or -1 (the body then goes through send_body)."""
+        return -1
+
+    def write_buffer_size(self) -> int:
+        """Bytes written and not yet taken by the kernel."""
+        return 0
+
 
 class StreamHost(Protocol):
     """The server-wide state a stream reports to (task accounting, settings)."""
@@ -160,7 +180,7 @@ class HTTPStream:
     __slots__ = (
         "_app_running", "_body_chunks", "_body_complete", "_body_discarded", "_body_size",
         "_content_length", "_final_body_sent", "_host", "_input_closed", "_phase",
-        "_sent_bytes", "_started_at", "_trailers", "_trailers_expected", "_waiters",
+        "_sent_bytes", "_slot_held", "_started_at", "_trailers", "_trailers_expected", "_waiters",
         "app", "close_connection", "disconnected", "has_date", "has_length", "has_server",
         "headers", "scope", "sink", "status", "task",
     )
@@ -183,6 +203,7 @@ class HTTPStream:
         self._sent_bytes = 0
         self.task: asyncio.Task[None] | None = None
         self._app_running = False
+        self._slot_held = False  # start() ran: the stream counts in host.in_flight
         self._trailers_expected = False
         self._trailers: list[tuple[bytes, bytes]] | None = None
 
@@ -212,17 +233,33 @@ class HTTPStream:
         if host.access_log or host.stats is not None:
             self._started_at = time.monotonic()
         host.in_flight += 1
+        self._slot_held = True
         if host.observer is not None:
             host.observer.request_started()
         loop = host.loop
-        if loop.get_task_factory() is None:
+        if loop.get_task_factory() is not None:
+            task = loop.create_task(self._run())  # the app installed its own factory
+        elif EAGER_START and not _eager_step_running:
+            self._start_eagerly(loop)
+            return
+        else:
             # Made directly and named: loop.create_task would format a
             # "Task-<n>" name per request (uvloop even when given a name).
             task: asyncio.Task[None] = _Task(self._run(), loop=loop, name=_TASK_NAME)
-        else:
-            task = loop.create_task(self._run())  # the app installed its own factory
         self.task = task
         host.tasks.add(task)  # removed by _run itself: no done-callback per request
+
+    def _start_eagerly(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run the app's first step now (Python 3.12+); keep its task only if it suspends."""
+        global _eager_step_running
+        _eager_step_running = True
+        try:
+            task = _Task(self._run(), loop=loop, name=_TASK_NAME, eager_start=True)
+        finally:
+            _eager_step_running = False
+        if not task.done():
+            self.task = task
+            self._host.tasks.add(task)  # removed by _run itself when the app returns
 
     def receive_body(self, chunk: bytes) -> None:
         if self._phase >= _COMPLETE:
@@ -250,7 +287,7 @@ class HTTPStream:
 
     def reject(self, status: int, reason: str) -> None:
         """Stop this request with an error status (a limit was hit mid-request)."""
-        if self.task is None and (self._host.access_log or self._host.stats is not None):
+        if not self._slot_held and (self._host.access_log or self._host.stats is not None):
             self._started_at = time.monotonic()  # refused before its app started (HTTP/2)
         self._fail_response(status, reason)
         self._cancel_task()
@@ -366,8 +403,54 @@ class HTTPStream:
             self._accept_early_hint(event)
         elif kind == "http.response.push":
             self._accept_push(event)  # in any phase: dropped once the response is over
+        elif kind == "http.response.pathsend" or kind == "http.response.zerocopysend":
+            whole_file = kind == "http.response.pathsend"  # the whole body; else a part
+            if phase != _STARTED and (phase != _SENDING_BODY or whole_file):
+                raise self._out_of_order(kind)
+            if self.disconnected:
+                raise ClientDisconnected("the client has disconnected")
+            await self._send_file(event, whole_file)
         else:
             raise RuntimeError(f"ASGI app sent an unexpected message: {kind!r}")
+
+    async def _send_file(self, event: dict[str, Any], whole_file: bool) -> None:
+        """The body from a file (qactuar/asgi/file_body.py): a path, or an app's open file."""
+        if whole_file:
+            fd, count = file_body.open_path(event)
+            offset = 0
+            more = False
+            if self._phase == _STARTED and not self.has_length:
+                # The size is known: the body is framed by a Content-Length, not chunked.
+                self.headers.append((b"content-length", b"%d" % count))
+                self.has_length = self.status != 204
+                if not self._body_discarded:
+                    self._content_length = count
+        else:
+            fd, offset, count, more = file_body.zero_copy_span(event)
+        try:
+            if self._body_discarded:
+                await self.send({"type": "http.response.body", "body": b"", "more_body": more})
+                return
+            if self._phase == _STARTED:  # the head goes out first, alone
+                await self.send({"type": "http.response.body", "body": b"", "more_body": True})
+            await file_body.send_span(self, fd, offset, count, more)
+        finally:
+            if whole_file:
+                os.close(fd)
+
+    def count_sent(self, size: int) -> None:
+        """`size` body bytes reached the client other than through send_body (sendfile)."""
+        self._sent_bytes += size
+
+    def add_waiter(self, waiter: asyncio.Future[None]) -> None:
+        """Wake `waiter` when the client goes or the response ends."""
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+
+    def remove_waiter(self, waiter: asyncio.Future[None]) -> None:
+        if self._waiters and waiter in self._waiters:
+            self._waiters.remove(waiter)
 
     def _out_of_order(self, kind: str) -> RuntimeError:
         """The error for a message the app sent in a phase that does not take it."""
@@ -472,7 +555,7 @@ class HTTPStream:
         """The response is over, sent or not: release its concurrency slot, once."""
         if self._phase < _COMPLETE:
             self._phase = _COMPLETE if self._phase != _AWAITING_START else _UNANSWERED
-            if self.task is not None:  # only started streams hold a slot
+            if self._slot_held:  # only started streams hold a slot
                 self._host.in_flight -= 1
                 if self._host.observer is not None:
                     self._host.observer.request_finished()
@@ -480,7 +563,7 @@ class HTTPStream:
             self._wake()
 
     def _finish(self) -> None:
-        if self._phase >= _COMPLETE or self._waiters or self.task is None:
+        if self._phase >= _COMPLETE or self._waiters or not self._slot_held:
             self._complete()
         else:  # _complete() for the usual case, inlined: this runs per response
             self._phase = _COMPLETE
@@ -558,7 +641,8 @@ class HTTPStream:
             self._app_failed(exc)
             return
         finally:
-            self._host.tasks.discard(self.task)  # type: ignore[arg-type]
+            if self.task is not None:  # None: an eager first step ran to the end
+                self._host.tasks.discard(self.task)
             if self.disconnected:
                 self._complete()
         if self._phase < _COMPLETE:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
+from qactuar.asgi import file_body
 from qactuar.asgi.http_stream import HTTPStream, ResponseSink, error_headers
 from qactuar.asgi.request_head import RefusedRequest, request_scope
 from qactuar.logs import exception_logger, server_logger
@@ -43,6 +44,7 @@ _LENGTH_LINES: dict[int, bytes] = {}
 # Between requests the protocol holds no header list (on_header fills a new one
 # per request and never appends outside a request head).
 _NO_HEADERS: list[tuple[bytes, bytes]] = []
+_FILE_EXTENSIONS = file_body.advertise({})  # http.response.pathsend and zerocopysend
 # Body parts gathered for one write are written at once beyond this size,
 # so the transport's back-pressure still sees them.
 _GATHER_LIMIT = 64 * 1024
@@ -470,12 +472,15 @@ class HTTP1Protocol(ResponseSink):
         forwarded = self._forwarded
         if forwarded:
             self._forwarded = False  # reset here, not per request: most never set it
+        # The scope's extensions: a dict per request (apps may write to it), copied
+        # from the template of the file bodies HTTPStream sends; TLS's facts added.
+        extensions: dict = _FILE_EXTENSIONS.copy()
+        if self._tls is not None:
+            extensions["tls"] = self._tls
         # The one entry to the ASGI side: limits, target, scope and app (may refuse).
         scope, app = request_scope(state, method, self._url, version, self._headers,
                                    self._host_value, self._content_length, self._scheme,
-                                   self.client, self.server,
-                                   {"tls": self._tls} if self._tls is not None else {},
-                                   forwarded)
+                                   self.client, self.server, extensions, forwarded)
         if self._connection_tokens or state.shutting_down:
             keep_alive = self._wants_keep_alive(version)
         else:
@@ -745,6 +750,20 @@ class HTTP1Protocol(ResponseSink):
                 self._client_deadline = 0.0
         if self._reading_paused:
             self._resume_reading()
+
+    def file_socket(self) -> int:
+        """The socket for os.sendfile (qactuar/asgi/file_body.py): plain TCP and a body
+        framed by Content-Length only; -1 otherwise (TLS, chunked, no body, closed)."""
+        if (self._closed or self.transport is None or self._tls is not None
+                or self._chunked or self._no_body):
+            return -1
+        if self._unsent:
+            self._write_unsent()  # gathered body parts go before the file
+        sock = self.transport.get_extra_info("socket")
+        return -1 if sock is None else sock.fileno()
+
+    def write_buffer_size(self) -> int:
+        return 0 if self.transport is None else self.transport.get_write_buffer_size()
 
     async def wait_writable(self) -> None:
         if not self.writing_paused or self._closed:
