@@ -10,5 +10,5 @@ from qactuar.pod.bean import BeanSpec, pass_context
 from qactuar.pod.context import BeanContext, PodContext, UnknownBean, current_pod
 from qactuar.pod.pod import EXIT_BEAN_FAILED, EXIT_BEAN_RAISED, Bean, Pod
 
-__all__ = ["EXIT_BEAN_FAILED", "EXIT_BEAN_RAISED", "Bean", "BeanContext", "BeanSpec", "Pod", "PodContext",
-           "UnknownBean", "current_pod", "pass_context"]
+__all__ = ["EXIT_BEAN_FAILED", "EXIT_BEAN_RAISED", "Bean", "BeanContext", "BeanSpec", "Pod",
+           "PodContext", "UnknownBean", "current_pod", "pass_context"]

@@ -26,6 +26,7 @@ from qactuar.asgi.request_head import RefusedRequest, refused_scope, request_sco
 from qactuar.logs import exception_logger, server_logger
 from qactuar.protocols import h2_websocket
 from qactuar.protocols.h2_connection import (
+    CANCEL,
     ENHANCE_YOUR_CALM,
     INTERNAL_ERROR,
     NO_ERROR,
@@ -162,7 +163,7 @@ class _StreamSink(ResponseSink):
                            self.connection.state.limits.send_timeout)
         if self.stream is not None:
             self.stream.client_gone()  # the app's send() raises, as for a client reset
-        self.connection.reset_stream(self, h2.errors.ErrorCodes.CANCEL)
+        self.connection.reset_stream(self, CANCEL)
 
     def release_writers(self) -> None:
         if self.waiters is not None:
