@@ -148,6 +148,21 @@ def test_request_window_opens_only_as_the_app_reads(server: InProcessServer) -> 
     assert h2c.response(held).body == b"66535"
 
 
+@pytest.mark.parametrize("path", ["/echo", "/hello"])  # reads the body / never reads it
+def test_request_bodies_give_the_connection_window_back(server: InProcessServer,
+                                                         path: str) -> None:
+    """Bodies whose last bytes the app read (or never read) still hold no connection window:
+    100 bodies of 1,000 bytes (more than the 65,535-byte window) on one connection.  The
+    last read of a body asked for nothing more, so its bytes were never acknowledged and
+    the 66th request stalled until REQUEST_TIMEOUT (504)."""
+    h2c = server.h2_connect()
+    for _ in range(100):
+        answer = h2c.get(path, method="POST", body=b"x" * 1000)
+        assert answer.status == 200
+    assert h2c.conn.outbound_flow_control_window > 65535 - 1000
+    assert server.tracebacks() == []
+
+
 def test_slow_reader_holds_back_a_large_response(server: InProcessServer) -> None:
     h2c = server.h2_connect(auto_window=False)
     stream_id = h2c.request("/big?n=300000")

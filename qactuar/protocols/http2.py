@@ -678,6 +678,12 @@ class H2Protocol:
         """The stream is over for this connection: nothing more is sent or read on it."""
         if self.sinks.pop(sink.stream_id, None) is None:
             return
+        if sink.received_unacked:
+            # Body bytes never acknowledged (the app's last read asks for no more, or it
+            # never read): they still hold the connection's window, so give them back, or
+            # a connection's requests stall once their bodies add up to 64 KiB.
+            self.acknowledge(0, sink.received_unacked)
+            sink.received_unacked = 0
         # What was never sent is dropped now, and the sink and its HTTPStream stop
         # referring to each other: as a reference cycle they (and a body still
         # waiting for a window, megabytes for a client that went away) would
