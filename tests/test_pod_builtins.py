@@ -17,6 +17,7 @@ import httpx
 
 from conftest import ServerProcess, assert_one_line_error, wait_until
 from pod_helpers import PodProcess, run_pod
+from qactuar.pod import EXIT_BEAN_RAISED
 
 ADAPTER = "qactuar.pod.builtins.tcp_server.TCPServerAdapter"
 
@@ -122,7 +123,7 @@ def test_producer_consumer_logs_a_failing_item_and_goes_on() -> None:
 
 def test_simple_scaffold_runs_cleanup_when_run_raises() -> None:
     result = run_pod("apps.pod_builtin_beans.Failing")
-    assert result.returncode == 0
+    assert result.returncode == EXIT_BEAN_RAISED, result.stdout + result.stderr  # the run raised
     assert result.stdout.index("BEAN failing startup") < \
         result.stdout.index("BEAN failing cleanup ran")
     assert "RuntimeError: run failed" in result.stderr
