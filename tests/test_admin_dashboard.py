@@ -199,7 +199,9 @@ def test_dashboard_pod_panel_lists_beans_and_its_buttons_act(browser: Page) -> N
     server = AdminServer(process)
     try:
         browser.call("Page.navigate", url=server.admin_url + "/")
+        # (null-safe: the page may still be loading when the first check runs)
         wait_until(lambda: browser.evaluate(
+            "document.querySelector('#pod') !== null && "
             "!document.querySelector('#pod').hidden && "
             "document.querySelectorAll('#beans tbody tr').length === 1"), 20,
             "the pod panel with the one bean")
