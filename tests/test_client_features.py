@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -254,6 +255,23 @@ def test_gzip_and_deflate_are_decoded(client_app_server) -> None:
     assert deflated.content == text and streamed == text
     assert bad.code == 709
     assert gzip.decompress(gzip.compress(text)) == text
+
+
+def test_stream_takes_request_arguments_and_refuses_unknown_ones(client_app_server) -> None:
+    async def calls(client, url):
+        try:
+            client.stream("GET", f"{url}/method", param={"a": "1"})  # (params, misspelt)
+        except TypeError as error:
+            refused = error
+        async with client.stream("POST", f"{url}/method", params={"a": "1"},
+                                 headers={"X-Test": "yes"}, content=b"body") as response:
+            data = json.loads(await response.aread())
+        return refused, data
+
+    ((refused, data),) = fetch(client_app_server, calls)
+    assert "param" in str(refused)
+    assert data["method"] == "POST" and data["query"] == "a=1" and data["body"] == "body"
+    assert ["x-test", "yes"] in data["headers"]
 
 
 def test_multipart_upload_of_fields_bytes_and_files(client_app_server, tmp_path: Path) -> None:

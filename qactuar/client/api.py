@@ -211,9 +211,14 @@ class Client:
         return self._request(method, url, (params, headers, content, data, json, files, auth,
                                            timeout, follow_redirects))
 
-    def stream(self, method: str, url: str, **kwargs: Any) -> _StreamedResponse:
-        """`async with client.stream(...) as response`: the body is read as it arrives."""
-        return _StreamedResponse(self, method, url, kwargs)
+    def stream(self, method: str, url: str, *, params: Any = None, headers: Any = None,
+               content: Any = None, data: Any = None, json: Any = None, files: Any = None,
+               auth: Any = _KEEP, timeout: Any = _KEEP,
+               follow_redirects: bool | None = None) -> _StreamedResponse:
+        """`async with client.stream(method, url, ...) as response`: the body is read as it
+        arrives.  The keyword arguments are request()'s (an unknown one is a TypeError)."""
+        return _StreamedResponse(self, method, url, (params, headers, content, data, json,
+                                                     files, auth, timeout, follow_redirects))
 
     # -- RPC and database calls (qactuar/client/backends/; drivers are optional extras) --
     def rpc(self, url: str, headers: Any = None, auth: Any = None) -> Any:
@@ -572,20 +577,16 @@ async def _discard_body(response: Response) -> None:
 class _StreamedResponse:
     """The async context manager `Client.stream()` returns."""
 
-    def __init__(self, client: Client, method: str, url: str, kwargs: dict[str, Any]) -> None:
+    def __init__(self, client: Client, method: str, url: str,
+                 options: tuple[Any, ...]) -> None:
         self.client = client
         self.method = method
         self.url = url
-        self.kwargs = kwargs
+        self.options = options  # request()'s keyword arguments, in its order
         self.response: Response | None = None
 
     async def __aenter__(self) -> Response:
-        kw = self.kwargs
-        self.response = await self.client._request(
-            self.method, self.url,
-            (kw.get("params"), kw.get("headers"), kw.get("content"), kw.get("data"),
-             kw.get("json"), kw.get("files"), kw.get("auth", _KEEP), kw.get("timeout", _KEEP),
-             kw.get("follow_redirects")), True)
+        self.response = await self.client._request(self.method, self.url, self.options, True)
         return self.response
 
     async def __aexit__(self, *exc_info: Any) -> None:
