@@ -24,7 +24,7 @@ from qactuar.client.errors import (
     ProtocolSwitchError,
     TLSError,
 )
-from qactuar.client.http1 import HTTP1Connection
+from qactuar.client.http1 import HTTP1Connection, PipelinedHTTP1Connection
 from qactuar.client.proxy import open_tunnel
 from qactuar.client.tls import negotiated_http2
 
@@ -126,8 +126,8 @@ async def _open(pool: Any, settings: Any) -> Any:
                                           f"with prior knowledge ({error.message})") from None
             raise
         return connection
-    connection = HTTP1Connection(pool, settings.limits.pipelining,
-                                 settings.limits.max_header_size)
+    kind = PipelinedHTTP1Connection if settings.limits.pipelining > 1 else HTTP1Connection
+    connection = kind(pool, settings.limits.pipelining, settings.limits.max_header_size)
     connection.absolute_form = proxy is not None and not origin.is_tls
     opening.hand_over(connection)
     if connection.closed:

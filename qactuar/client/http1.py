@@ -13,9 +13,9 @@ It knows nothing of redirects, cookies or auth: that is `api.py`'s job.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import deque
 from collections.abc import AsyncIterable
-from http import HTTPStatus
 from typing import Any
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpResponseParser
@@ -35,19 +35,21 @@ from qactuar.client.models import Response
 from qactuar.client.read_timer import ReadTimer
 
 _NO_BODY_STATUSES = frozenset({204, 304})
-# The usual reason phrases as str: a dict look-up costs less than decoding the bytes.
-_REASON_TEXT = {status.phrase.encode("latin-1"): status.phrase for status in HTTPStatus}
-# Lengths of the field names on_header notes (_note_field): content-encoding and
-# proxy-connection (16), set-cookie and connection (10).
-_NOTED_NAME_LENGTHS = frozenset({16, 10})
+HEAD_END = b"\r\n\r\n"
+# Field names follow a line's CRLF and end at the colon, so these find exactly the fields.
+_NOTED_FIELD = re.compile(rb"\n(?:set-cookie|content-encoding):", re.IGNORECASE).search
+_FRAMING_FIELD = re.compile(rb"\n(?:content-length|transfer-encoding):", re.IGNORECASE).search
 
 
-def _delimited(fields: list[tuple[bytes, bytes]]) -> bool:
-    """Whether a response head gives its body's length (Content-Length or chunks)."""
-    for name, _ in fields:
-        if len(name) in (14, 17) and name.lower() in (b"content-length", b"transfer-encoding"):
-            return True
-    return False
+def _find_head(data: bytes, start: int, prefix: bytes) -> tuple[bytes, int]:
+    """The head that ends in `data` (begun at `data[start]`, or in `prefix`, its part
+    from earlier reads) and where what follows it begins in `data`.  The CR/LF that
+    httptools skips before a response are left out."""
+    region = prefix + data[start:] if prefix else data[start:]
+    region = region.lstrip(b"\r\n")
+    end = region.find(HEAD_END)
+    # (What follows the head is the same distance from the end of `data` as of `region`.)
+    return region[:end], len(data) - (len(region) - end - 4)
 
 
 class _StopBody(Exception):
@@ -58,19 +60,20 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
     """One HTTP/1.1 connection of a pool."""
 
     http_version = "HTTP/1.1"
+    records_head = False  # True: on_status and on_header record the head (pipelining)
     # Slots: a per-request hot path reads and writes these (fixed offsets, no dict).
     __slots__ = (
         "absolute_form",
         "blockers",
-        "chunk_size",
+        "chunk",
         "closed",
         "completed",
-        "connection_field",
         "current",
         "drain_waiter",
         "fields",
         "free",
-        "head_bytes",
+        "head_prefix",
+        "head_start",
         "headers_done",
         "held_slots",
         "is_http2",
@@ -83,7 +86,7 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
         "pipelining",
         "pool",
         "reading_paused",
-        "response",
+        "reason",
         "sending_body",
         "served",
         "timer",
@@ -100,16 +103,19 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
         self.parser = HttpResponseParser(self)
         self.pending: deque[Exchange] = deque()  # sent, answer not complete, in order
         self.current: Exchange | None = None  # the exchange whose answer is being parsed
-        self.response: Any = None  # its Response, and the list its header fields go to
-        self.fields: list[tuple[bytes, bytes]] = []
         self.completed: Exchange | None = None  # complete, delivered once feed_data returns
         self.pipelining = pipelining
         self.free = 0  # requests this connection can take now (the pool reserves them)
         self.max_header_size = max_header_size
-        self.head_bytes = 0  # bytes received while a head is incomplete
-        self.chunk_size = 0  # bytes of the data being parsed
+        # Where the head being parsed is: it began at chunk[head_start] (chunk: the data
+        # being parsed), after `head_prefix` (its bytes from earlier reads, if any).
+        self.chunk = b""
+        self.head_start = 0
+        self.head_prefix = b""
         self.headers_done = True
-        self.connection_field = False  # the head being parsed has a (Proxy-)Connection field
+        # PipelinedHTTP1Connection's record of a head (see there).
+        self.reason = b""
+        self.fields: list[bytes] = []
         self.keep_alive = True
         self.closed = False
         self.served = 0  # requests answered on this connection
@@ -132,7 +138,8 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_read = self.loop.time()
-        self.chunk_size = len(data)
+        self.chunk = data
+        self.head_start = 0
         if self.current is None:
             pending = self.pending
             if pending:
@@ -163,9 +170,9 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
                 self.completed = None
                 self._complete(completed)
             if not self.headers_done:
-                # Counted after parsing, so the chunk that began the head counts too.
-                self.head_bytes += len(data)
-                if self.head_bytes > self.max_header_size:
+                # A head begun and not complete: its bytes so far wait for the rest.
+                prefix = self.head_prefix = self.head_prefix + data[self.head_start:]
+                if len(prefix) > self.max_header_size:
                     self._fail_all(ResponseHeaderError(
                         f"response head larger than {self.max_header_size} bytes"))
 
@@ -203,97 +210,75 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
                 waiter.set_result(None)
 
     # -- httptools callbacks ----------------------------------------------------------
-    # No on_message_begin (a callback per response saved): the first callback of an
-    # answer's head (on_status, or on_header / on_headers_complete when the status line
-    # has no reason) finds `current` unset and calls _begin.
-    def _begin(self) -> None:
-        if not self.pending:
-            raise ProtocolError("the response went on past its end (Content-Length or "
-                                "chunks) or an answer came that nobody asked for")
-        completed = self.completed
-        if completed is not None:
-            # A pipelined answer follows the one just completed: deliver that one now.
-            self.completed = None
-            self._complete(completed)
-        self.current = current = self.pending[0]
-        current.received = True
-        self.response = current.response
-        self.fields = current.response.raw_headers
-        self.headers_done = False
-        self.head_bytes = 0
-        self.connection_field = False
-
-    def on_status(self, status: bytes) -> None:
-        if self.current is None:
-            self._begin()
-            self.response.reason = _REASON_TEXT.get(status) or status.decode("latin-1")
-        else:  # the reason arrived in pieces (or follows an interim answer's)
-            self.response.reason += status.decode("latin-1")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self.current is None:
-            self._begin()
-        self.fields.append((name, value))
-        if len(name) in _NOTED_NAME_LENGTHS:
-            self._note_field(name.lower(), value)
-
-    def _note_field(self, name: bytes, value: bytes) -> None:
-        """What the response needs to know of a field without building its Headers
-        (coding, cookies), and whether a Connection field came (see on_headers_complete)."""
-        if self.headers_done:
-            return  # a trailer field
-        if name == b"content-encoding":
-            self.response.coding = value
-        elif name == b"set-cookie":
-            self.response.has_cookies = True
-        elif name == b"connection" or name == b"proxy-connection":
-            self.connection_field = True
+    # No on_status or on_header: the head is taken whole from the bytes received (one
+    # slice) and split into fields only if the caller asks (Response.raw_headers).  Four
+    # header fields cost four C-to-Python calls and eight bytes objects before.
+    def on_message_begin(self) -> None:
+        # (Exchange.received was set by data_received.)
+        if self.current is None:  # (else: the answer after an interim, 1xx, one)
+            if not self.pending or self.completed is not None:
+                # Without pipelining nothing may follow an answer in the same read.
+                raise ProtocolError("the response went on past its end (Content-Length "
+                                    "or chunks) or an answer came that nobody asked for")
+            self.current = self.pending[0]
+            self.headers_done = False
 
     def on_headers_complete(self) -> None:
         exchange = self.current
-        if exchange is None:
-            self._begin()
-            exchange = self.current
-            assert exchange is not None
+        assert exchange is not None  # (on_message_begin set it)
+        response = exchange.response
+        prefix = self.head_prefix
+        if prefix or self.records_head:
+            self.head_prefix = b""
+            if self.records_head:
+                head = self._recorded_head()
+            else:
+                head, self.head_start = _find_head(self.chunk, self.head_start, prefix)
+        else:
+            data = self.chunk
+            start = self.head_start
+            end = data.find(HEAD_END, start)
+            head = data[start:end]
+            if head[:1] < b"\x0e":  # CR/LF before it (llhttp skips them), or none at all
+                head, end = _find_head(data, start, b"")
+                end -= 4
+            self.head_start = end + 4  # an interim answer's successor begins there
+        if len(head) > self.max_header_size:
+            raise ResponseHeaderError(f"response head larger than {self.max_header_size} bytes")
         parser = self.parser
         status = parser.get_status_code()
-        response = exchange.response
         if status < 200:
             if status == 101:
                 raise ProtocolError("the server switched protocols, which was not asked for")
-            # An interim answer (100 Continue, 103 Early Hints): the real one follows.
-            response.raw_headers = self.fields = []
-            response.reason = ""
-            response.coding = None
-            response.has_cookies = self.connection_field = False
-            return
-        if self.head_bytes + self.chunk_size > self.max_header_size and sum(
-                len(name) + len(value) for name, value in response.raw_headers
-        ) > self.max_header_size:
-            # (Measured only when the bytes received could hold a head that large.)
-            raise ResponseHeaderError(f"response head larger than {self.max_header_size} bytes")
+            return  # an interim answer (100 Continue, 103 Early Hints): the real one follows
         self.headers_done = True
+        response._head = head
         response.status_code = status
+        if _NOTED_FIELD(head) is not None:
+            lower = head.lower()
+            if lower.find(b"\nset-cookie:") >= 0:
+                response.has_cookies = True
+            if lower.find(b"\ncontent-encoding:") >= 0:
+                response.coding = True
+        if head[7] != 49 or head[5] != 49:  # not HTTP/1.1 (llhttp checked the form)
+            response.http_version = f"HTTP/{parser.get_http_version()}"
         keep_alive = parser.should_keep_alive()
-        if not keep_alive or self.connection_field:
-            version = parser.get_http_version()
-            if version != "1.1":
-                response.http_version = f"HTTP/{version}"
-        # else: llhttp keeps an answer of another version (1.0, 0.9, 2.0) alive only
-        # for a Connection or Proxy-Connection field, so this one is HTTP/1.1, and
-        # get_http_version's str formatting (2,300 instructions) is not needed.
         if not keep_alive:
             self.keep_alive = False
         if exchange.head_only or status in _NO_BODY_STATUSES:
             if exchange.head_only:
                 raise _StopBody  # httptools would wait for the body Content-Length announces
             return
-        if not keep_alive and not _delimited(response.raw_headers):
+        if not keep_alive and _FRAMING_FIELD(head) is None:
             # (A kept-alive answer is delimited: llhttp keeps none that ends at the close.)
             exchange.until_close = True
         if exchange.stream is not None:
             self._attach_stream(exchange.stream)
             exchange.deliver_head()
+
+    def _recorded_head(self) -> bytes:
+        """A head recorded by on_status and on_header (PipelinedHTTP1Connection)."""
+        raise NotImplementedError
 
     def on_body(self, body: bytes) -> None:
         exchange = self.current
@@ -306,6 +291,7 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
     def on_message_complete(self) -> None:
         exchange = self.current
         if exchange is None or not self.headers_done:
+            self.head_prefix = b""
             return  # the end of an interim (1xx) answer
         self.current = None
         self.pending.popleft()
@@ -552,6 +538,48 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
                 self.transport.resume_reading()
 
 
+class PipelinedHTTP1Connection(HTTP1Connection):
+    """An HTTP/1.1 connection that pipelines requests (`Limits.pipelining` > 1).
+
+    Several answers can then arrive in one read, and where one that follows a chunked
+    body begins in it is not known (httptools does not tell): so the head is recorded
+    from httptools' on_status and on_header callbacks instead of sliced from the bytes.
+    """
+
+    __slots__ = ()
+    records_head = True
+
+    def on_message_begin(self) -> None:
+        if self.current is not None:
+            return  # the answer after an interim (1xx) one
+        if not self.pending:
+            raise ProtocolError("the response went on past its end (Content-Length or "
+                                "chunks) or an answer came that nobody asked for")
+        completed = self.completed
+        if completed is not None:
+            # A pipelined answer follows the one just completed: deliver that one now.
+            self.completed = None
+            self._complete(completed)
+        self.current = current = self.pending[0]
+        current.received = True
+        self.headers_done = False
+
+    def on_status(self, status: bytes) -> None:
+        self.reason += status  # (it may arrive in pieces)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.headers_done:  # (not a trailer field)
+            self.fields += (b"\r\n", name, b": ", value)
+
+    def _recorded_head(self) -> bytes:
+        status_line = b"HTTP/%s %d %s" % (self.parser.get_http_version().encode(),
+                                           self.parser.get_status_code(), self.reason)
+        head = status_line + b"".join(self.fields)
+        self.reason = b""
+        self.fields = []
+        return head
+
+
 def request_head(method: str, target: str, authority: str,
                  fields: list[tuple[bytes, bytes]]) -> bytes:
     """The bytes of an HTTP/1.1 request head."""
@@ -562,4 +590,4 @@ def request_head(method: str, target: str, authority: str,
     return b"".join(lines)
 
 
-__all__ = ["HTTP1Connection", "Response", "request_head"]
+__all__ = ["HTTP1Connection", "PipelinedHTTP1Connection", "Response", "request_head"]

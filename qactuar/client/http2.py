@@ -27,7 +27,6 @@ import asyncio
 import struct
 from collections import deque
 from collections.abc import AsyncIterable
-from http import HTTPStatus
 from typing import Any
 
 from qactuar.client.errors import (
@@ -61,7 +60,6 @@ ERROR_NAMES = {0x0: "NO_ERROR", 0x1: "PROTOCOL_ERROR", 0x2: "INTERNAL_ERROR",
                0x6: "FRAME_SIZE_ERROR", 0x7: "REFUSED_STREAM", 0x8: "CANCEL",
                0x9: "COMPRESSION_ERROR", 0xA: "CONNECT_ERROR", 0xB: "ENHANCE_YOUR_CALM",
                0xC: "INADEQUATE_SECURITY", 0xD: "HTTP_1_1_REQUIRED"}
-_REASONS = {status.value: status.phrase for status in HTTPStatus}
 # Fields HTTP/2 forbids (RFC 9113 8.2.2); Host becomes :authority.
 _CONNECTION_FIELDS = frozenset({b"connection", b"keep-alive", b"proxy-connection",
                                 b"transfer-encoding", b"upgrade", b"host"})
@@ -309,8 +307,7 @@ class HTTP2Connection(ReadTimer, asyncio.Protocol):
             if status < 200:
                 return  # an interim answer
             response.status_code = status
-            response.reason = _REASONS.get(status, "")
-            response.raw_headers = headers
+            response._raw = headers  # (the reason phrase is looked up if asked for)
             if exchange.stream is not None:
                 exchange.stream.on_consumed = (
                     lambda _stream, size, sid=stream_id: self._credit_stream(sid, size))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json as jsonlib
 from collections.abc import AsyncIterator, Iterator
+from http import HTTPStatus
 from typing import Any
 
 from qactuar.client.cookies import parse_set_cookie
@@ -18,6 +19,20 @@ from qactuar.client.decoding import Decoder, decode_all
 from qactuar.client.errors import ClientError, HTTPStatusError
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+REASON_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+# The usual reason phrases as str: a dict look-up costs less than decoding the bytes.
+REASON_TEXT = {status.phrase.encode("latin-1"): status.phrase for status in HTTPStatus}
+
+
+def head_fields(head: bytes) -> list[tuple[bytes, bytes]]:
+    """The `(name, value)` fields of an HTTP/1.x response head (status line first, lines
+    ending in CRLF, without the empty line), which httptools has already validated: a
+    value loses its leading blanks, as httptools' own `on_header` gives it."""
+    fields = []
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        fields.append((name, value.lstrip(b" \t")))
+    return fields
 
 
 class Headers:
@@ -123,16 +138,18 @@ class Request:
 class Response:
     """An HTTP response.  The engine fills the fields; `content` is the decoded body."""
 
-    __slots__ = ("_body", "_content", "_headers", "_stream", "_text", "coding", "elapsed",
-                 "has_cookies", "history",
-                 "http_version", "raw_headers", "reason", "request", "set_cookies", "status_code",
-                 "url")
+    __slots__ = ("_body", "_content", "_head", "_headers", "_raw", "_reason", "_stream", "_text",
+                 "coding", "elapsed", "has_cookies", "history", "http_version", "request",
+                 "set_cookies", "status_code", "url")
 
     def __init__(self) -> None:
         self.status_code = 0
-        self.reason = ""
+        self._reason: str | None = None  # None: read from `_head` (or the status) when asked
         self.http_version = "HTTP/1.1"
-        self.raw_headers: list[tuple[bytes, bytes]] = []
+        # An HTTP/1.1 answer keeps its head's bytes and splits them into fields only
+        # when asked (most callers never look); HTTP/2 gives the fields as a list.
+        self._head: bytes | None = None
+        self._raw: list[tuple[bytes, bytes]] | None = None
         self.url = ""
         self.request: Request | None = None
         self.history: list[Response] = []
@@ -141,12 +158,46 @@ class Response:
         self._content: bytes | None = None
         self._text: str | None = None
         self._headers: Headers | None = None
-        self.coding: bytes | None = None  # Content-Encoding, noted by the connection
+        # Whether a Content-Encoding field came (its value, or True), noted by the connection.
+        self.coding: bytes | bool | None = None
         self.has_cookies = False  # a Set-Cookie field arrived (the jar looks only then)
         self.set_cookies: dict[str, str] | None = None
         self._stream: Any = None  # the receiving end of a streamed body, until read
 
     # -- the head -------------------------------------------------------------------------
+    @property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """The header fields as received, `(name, value)` bytes pairs in order."""
+        raw = self._raw
+        if raw is None:
+            head = self._head
+            raw = self._raw = [] if head is None else head_fields(head)
+        return raw
+
+    @raw_headers.setter
+    def raw_headers(self, fields: list[tuple[bytes, bytes]]) -> None:
+        self._raw = fields
+        self._headers = None
+
+    @property
+    def reason(self) -> str:
+        """The reason phrase (HTTP/1.x), or the status's usual one (HTTP/2 has none)."""
+        reason = self._reason
+        if reason is None:
+            head = self._head
+            if head is None:
+                reason = REASON_PHRASES.get(self.status_code, "")
+            else:
+                status_line = head.split(b"\r\n", 1)[0].split(b" ", 2)
+                phrase = status_line[2] if len(status_line) == 3 else b""
+                reason = REASON_TEXT.get(phrase) or phrase.decode("latin-1")
+            self._reason = reason
+        return reason
+
+    @reason.setter
+    def reason(self, reason: str) -> None:
+        self._reason = reason
+
     @property
     def headers(self) -> Headers:
         headers = self._headers
