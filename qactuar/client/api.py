@@ -78,7 +78,8 @@ class OutgoingRequest(Request):
         # (HTTP/1.1) or header block (HTTP/2) of an identical request can be reused.
         self.cache_key = cache_key
         self.head: bytes | None = None  # its HTTP/1.1 head once sent, when cache_key is set
-        self.pool: Pool | None = None  # the pool it was sent through, noted with `head`
+        # The pool it was sent through when cache_key is set (with `head` over HTTP/1.1).
+        self.pool: Pool | None = None
         self.method = method
         self.parsed = parsed
         self.url = parsed.url
@@ -469,25 +470,24 @@ class Client:
 
     def _send_now(self, request: OutgoingRequest, timeouts: Timeout,
                   streaming: bool) -> Exchange | None:
-        """Send `request` at once when an HTTP/1.1 connection of its pool is free and its
-        head is cached (the plain GET of a loop): the Exchange, with its connection and
-        start time noted, whose future the caller awaits.  None when that does not apply
-        (no slot free, HTTP/2, a body or fields of its own): `_send_single` does it then."""
-        head = request.head  # set once sent by _send_single: default fields, no stream
-        if head is None:
+        """Send `request` at once when a connection of its pool has a free slot and the
+        request has been sent before (the plain GET of a loop: its HTTP/1.1 head or
+        HTTP/2 header block is cached): the Exchange, with its connection and start time
+        noted, whose future the caller awaits.  None when that does not apply (no slot
+        free, a body or fields of its own): `_send_single` does it then."""
+        pool = request.pool  # set once sent by _send_single: default fields, no stream
+        if pool is None:
             return None
-        pool = request.pool  # (a Client's pools live as long as it)
-        if pool.http2 is not False:  # type: ignore[union-attr]
-            return None
-        connections = pool.connections  # type: ignore[union-attr]
+        connections = pool.connections  # (a Client's pools live as long as it)
         if connections and connections[-1].free > 0:
             connection = connections[-1]  # Pool.take's first look, without the call
             connection.free -= 1
         else:
-            connection = pool.take()  # type: ignore[union-attr]
+            connection = pool.take()
             if connection is None:
                 return None
-        if connection.is_http2 or connection.absolute_form:
+        is_http2 = connection.is_http2
+        if connection.absolute_form or not (is_http2 or request.head is not None):
             connection.free += 1  # give the slot back: _send_single takes it again
             return None
         response = Response()
@@ -497,7 +497,11 @@ class Client:
                             request.method == "HEAD", timeouts.read, streaming)
         exchange.connection = connection
         exchange.started = perf_counter()
-        connection.send(exchange, head, request.content)
+        if is_http2:
+            response.http_version = "HTTP/2"
+            connection.send(exchange, request, timeouts.write)
+        else:
+            connection.send(exchange, request.head, request.content)
         return exchange
 
     async def _send_single(self, request: OutgoingRequest, timeouts: Timeout,
@@ -523,6 +527,8 @@ class Client:
                 if connection.is_http2:
                     response.http_version = "HTTP/2"
                     if request.body_stream is None:
+                        if request.cache_key is not None:
+                            request.pool = pool  # the next identical one: see _send_now
                         connection.send(exchange, request, timeouts.write)
                     else:
                         await connection.send_streamed(exchange, request, timeouts.write)

@@ -94,6 +94,13 @@ class HTTP2Connection(ReadTimer, asyncio.Protocol):
     is_http2 = True
     absolute_form = False
     http_version = "HTTP/2"
+    # Slots: the per-request path reads and writes these (fixed offsets, no dict).
+    __slots__ = ("buffer", "closed", "connection_unacked", "continuation", "decoder",
+                 "drain_waiters", "first_block", "free", "going_away", "heads", "last_read",
+                 "loop", "next_stream_id", "our_stream_limit", "outgoing", "peer_initial_window",
+                 "peer_max_frame", "pool", "ready_future", "send_window", "served",
+                 "settings_seen", "stream_limit", "stream_unacked", "streams", "timer",
+                 "timer_due", "transport", "write_paused")
 
     def __init__(self, pool: Any, limits: Any) -> None:
         self.pool = pool
@@ -112,6 +119,9 @@ class HTTP2Connection(ReadTimer, asyncio.Protocol):
         self.connection_unacked = 0
         self.stream_unacked: dict[int, int] = {}
         self.decoder = BlockCachingDecoder()
+        # What header blocks read before gave (see _on_headers), with the decoder's
+        # generation then: valid while the HPACK table is unchanged.
+        self.heads: dict[bytes, tuple[Any, ...]] = {}
         self.decoder.max_allowed_table_size = 4096
         self.continuation: tuple[int, int, bytearray] | None = None  # stream, flags, block
         self.first_block = True
@@ -234,11 +244,13 @@ class HTTP2Connection(ReadTimer, asyncio.Protocol):
         if stream is None:
             if payload:
                 exchange.chunks.append(payload)
-            pending = self.stream_unacked.get(stream_id, 0) + flow
-            if pending > STREAM_WINDOW // 2 and not flags & END_STREAM:
-                self.transport.write(_frame(WINDOW_UPDATE, 0, stream_id, _UINT32.pack(pending)))
-                pending = 0
-            self.stream_unacked[stream_id] = pending
+            if not flags & END_STREAM:  # (the stream's window matters no more once it ends)
+                pending = self.stream_unacked.get(stream_id, 0) + flow
+                if pending > STREAM_WINDOW // 2:
+                    self.transport.write(_frame(WINDOW_UPDATE, 0, stream_id,
+                                                _UINT32.pack(pending)))
+                    pending = 0
+                self.stream_unacked[stream_id] = pending
         else:
             if flow > len(payload):  # padding is credited now; data when it is read
                 self._credit_stream(stream_id, flow - len(payload))
@@ -271,10 +283,25 @@ class HTTP2Connection(ReadTimer, asyncio.Protocol):
                 self.continuation = (stream_id, flags, bytearray(payload))
                 return
             block = payload
-        try:
-            fields = self.decoder.decode(block, raw=True)
-        except Exception as error:
-            raise _ConnectionFault(0x9, f"undecodable header block: {error}") from None
+        decoder = self.decoder
+        known = self.heads.get(block)
+        if known is not None and known[0] == decoder._generation:
+            # This block was read before and the HPACK table has not changed since:
+            # decoding it again would give the same fields and change nothing.
+            status, headers, coding, has_cookies = known[1], list(known[2]), known[3], known[4]
+        else:
+            generation = decoder._generation
+            try:
+                fields = decoder.decode(block, raw=True)
+            except Exception as error:
+                raise _ConnectionFault(0x9, f"undecodable header block: {error}") from None
+            status, headers, coding, has_cookies = _read_fields(fields)
+            if decoder._generation == generation and len(block) <= 512:
+                # (Only a block that left the table as it was can be read again so.)
+                heads = self.heads
+                if len(heads) >= 16:
+                    heads.clear()
+                heads[bytes(block)] = (generation, status, tuple(headers), coding, has_cookies)
         exchange = self.streams.get(stream_id)
         if exchange is None:
             return  # decoded all the same: the HPACK table is shared by every stream
@@ -282,23 +309,8 @@ class HTTP2Connection(ReadTimer, asyncio.Protocol):
         exchange.activity = now
         response = exchange.response
         if response.status_code:  # trailers: kept as fields of the response
-            response.raw_headers.extend(field for field in fields if field[0][:1] != b":")
+            response.raw_headers.extend(headers)
         else:
-            status = 0
-            headers = []
-            for field in fields:
-                name = field[0]
-                if name == b":status":
-                    try:
-                        status = int(field[1])
-                    except ValueError:
-                        status = -1
-                elif name[:1] != b":":
-                    headers.append(field)
-                    if name == b"content-encoding":
-                        response.coding = field[1]
-                    elif name == b"set-cookie":
-                        response.has_cookies = True
             if not 100 <= status <= 999:
                 self._reset(stream_id, 0x1)
                 self._finish_stream(stream_id)
@@ -307,6 +319,10 @@ class HTTP2Connection(ReadTimer, asyncio.Protocol):
             if status < 200:
                 return  # an interim answer
             response.status_code = status
+            if coding is not None:
+                response.coding = coding
+            if has_cookies:
+                response.has_cookies = True
             response._raw = headers  # (the reason phrase is looked up if asked for)
             if exchange.stream is not None:
                 exchange.stream.on_consumed = (
@@ -412,7 +428,13 @@ class HTTP2Connection(ReadTimer, asyncio.Protocol):
         body = request.content
         block = self._header_block(request)
         if not body:
-            self._write_headers(stream_id, block, True)
+            length = len(block)
+            if length <= self.peer_max_frame:  # (_write_headers' usual case, inlined)
+                self.transport.write(FRAME_HEAD.pack(0, length, HEADERS,
+                                                     END_STREAM | END_HEADERS, stream_id)
+                                     + block)
+            else:
+                self._write_headers(stream_id, block, True)
         else:
             self._write_headers(stream_id, block, False)
             outgoing = self.outgoing[stream_id] = _Outgoing(
@@ -422,7 +444,10 @@ class HTTP2Connection(ReadTimer, asyncio.Protocol):
             self._flush()
             if stream_id in self.outgoing and write_timeout is not None:
                 self._arm_timer(write_timeout, exchange.activity)  # waiting for window
-        self._arm_timer(exchange.read_timeout, exchange.activity)
+        read_timeout = exchange.read_timeout
+        if read_timeout is not None and (
+                self.timer is None or exchange.activity + read_timeout < self.timer_due):
+            self._arm_timer(read_timeout, exchange.activity)  # (else: no call)
         return exchange.activity
 
     async def send_streamed(self, exchange: Exchange, request: Any,
@@ -558,10 +583,13 @@ class HTTP2Connection(ReadTimer, asyncio.Protocol):
     def _finish_stream(self, stream_id: int) -> None:
         if self.streams.pop(stream_id, None) is None:
             return
-        self.stream_unacked.pop(stream_id, None)
-        outgoing = self.outgoing.pop(stream_id, None)
-        if outgoing is not None and outgoing.waiter is not None and not outgoing.waiter.done():
-            outgoing.waiter.set_result(None)
+        if self.stream_unacked:
+            self.stream_unacked.pop(stream_id, None)
+        if self.outgoing:
+            outgoing = self.outgoing.pop(stream_id, None)
+            if outgoing is not None and outgoing.waiter is not None \
+                    and not outgoing.waiter.done():
+                outgoing.waiter.set_result(None)
         self.served += 1
         if self.closed:
             return
@@ -570,15 +598,22 @@ class HTTP2Connection(ReadTimer, asyncio.Protocol):
                 self.close()
             return
         self.free += 1
-        self.pool.slot_freed(self)
+        if self.pool.waiters:
+            self.pool.slot_freed(self)
 
     def _complete(self, stream_id: int, exchange: Exchange) -> None:
-        if stream_id in self.outgoing:
+        if self.outgoing and stream_id in self.outgoing:
             # The answer came before our body was all sent: stop sending it.
             self._reset(stream_id, 0x0)
         self._finish_stream(stream_id)
-        if exchange.response.status_code == 0:
+        response = exchange.response
+        if response.status_code == 0:
             exchange.fail(ProtocolError(f"stream {stream_id} ended without a response head"))
+        elif exchange.stream is None and not exchange.future.done():
+            # Exchange.finish's usual case, inlined (one call less per request).
+            chunks = exchange.chunks
+            response._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            exchange.future.set_result(response)
         else:
             exchange.finish()
 
@@ -687,6 +722,30 @@ class HTTP2Connection(ReadTimer, asyncio.Protocol):
             if self.transport is not None:
                 self.transport.abort()
             self.pool.discard(self)
+
+
+def _read_fields(fields: list[tuple[bytes, bytes]]) -> tuple[int, list[tuple[bytes, bytes]],
+                                                          bytes | None, bool]:
+    """A decoded header block's :status (0 if absent, -1 if not a number), its regular
+    fields, its Content-Encoding value and whether it sets a cookie."""
+    status = 0
+    headers = []
+    coding = None
+    has_cookies = False
+    for field in fields:
+        name = field[0]
+        if name == b":status":
+            try:
+                status = int(field[1])
+            except ValueError:
+                status = -1
+        elif name[:1] != b":":
+            headers.append(field)
+            if name == b"content-encoding":
+                coding = field[1]
+            elif name == b"set-cookie":
+                has_cookies = True
+    return status, headers, coding, has_cookies
 
 
 def _encode_fields(request: Any) -> bytes:
