@@ -78,6 +78,9 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
         "held_slots",
         "is_http2",
         "keep_alive",
+        "known_end",
+        "known_head",
+        "known_notes",
         "last_read",
         "loop",
         "max_header_size",
@@ -113,6 +116,11 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
         self.head_start = 0
         self.head_prefix = b""
         self.headers_done = True
+        # The last answer's head (and with its CRLF CRLF) and whether _note found anything
+        # in it: the next head is often the same bytes.  (b"\0" begins no head.)
+        self.known_head = b""
+        self.known_end = b"\0"
+        self.known_notes = False
         # PipelinedHTTP1Connection's record of a head (see there).
         self.reason = b""
         self.fields: list[bytes] = []
@@ -226,7 +234,32 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
     def on_headers_complete(self) -> None:
         exchange = self.current
         assert exchange is not None  # (on_message_begin set it)
-        response = exchange.response
+        if not (self.head_prefix or self.records_head):
+            data = self.chunk
+            start = self.head_start
+            known = self.known_end
+            end = start + len(known)
+            if data[start:end] == known:
+                # The head of the answer before, byte for byte, CRLF CRLF included (the
+                # usual case: a Date field changes once a second): what was found in it
+                # holds, and its size was checked.
+                self.head_start = end
+                self.headers_done = True
+                response = exchange.response
+                head = response._head = self.known_head
+                parser = self.parser
+                status = response.status_code = parser.get_status_code()
+                if self.known_notes:
+                    self._note(response, head)
+                keep_alive = parser.should_keep_alive()
+                if not keep_alive or exchange.head_only or exchange.stream is not None \
+                        or status in _NO_BODY_STATUSES:
+                    self._after_head(exchange, status, keep_alive)
+                return
+        self._new_head(exchange)
+
+    def _new_head(self, exchange: Exchange) -> None:
+        """on_headers_complete for a head unlike the last one (or in pieces, or recorded)."""
         prefix = self.head_prefix
         if prefix or self.records_head:
             self.head_prefix = b""
@@ -252,24 +285,41 @@ class HTTP1Connection(ReadTimer, asyncio.Protocol):
                 raise ProtocolError("the server switched protocols, which was not asked for")
             return  # an interim answer (100 Continue, 103 Early Hints): the real one follows
         self.headers_done = True
+        response = exchange.response
         response._head = head
         response.status_code = status
+        notes = self._note(response, head)
+        if not self.records_head:
+            self.known_end = head + HEAD_END
+            self.known_head = head
+            self.known_notes = notes
+        self._after_head(exchange, status, parser.should_keep_alive())
+
+    def _note(self, response: Response, head: bytes) -> bool:
+        """Note what the response needs to know of its head without splitting it into
+        fields: a Set-Cookie field (the jar looks then), a Content-Encoding field, a
+        version other than 1.1.  Whether there was any."""
+        noted = False
         if _NOTED_FIELD(head) is not None:
             lower = head.lower()
             if lower.find(b"\nset-cookie:") >= 0:
-                response.has_cookies = True
+                response.has_cookies = noted = True
             if lower.find(b"\ncontent-encoding:") >= 0:
-                response.coding = True
+                response.coding = noted = True
         if head[7] != 49 or head[5] != 49:  # not HTTP/1.1 (llhttp checked the form)
-            response.http_version = f"HTTP/{parser.get_http_version()}"
-        keep_alive = parser.should_keep_alive()
+            response.http_version = f"HTTP/{self.parser.get_http_version()}"
+            noted = True
+        return noted
+
+    def _after_head(self, exchange: Exchange, status: int, keep_alive: bool) -> None:
+        """What a final head means for the body and the connection."""
         if not keep_alive:
             self.keep_alive = False
         if exchange.head_only or status in _NO_BODY_STATUSES:
             if exchange.head_only:
                 raise _StopBody  # httptools would wait for the body Content-Length announces
             return
-        if not keep_alive and _FRAMING_FIELD(head) is None:
+        if not keep_alive and _FRAMING_FIELD(exchange.response._head) is None:
             # (A kept-alive answer is delimited: llhttp keeps none that ends at the close.)
             exchange.until_close = True
         if exchange.stream is not None:
