@@ -69,7 +69,7 @@ class _Settings:
 class OutgoingRequest(Request):
     """A Request plus what the engine needs to send it again (redirects, auth, retries)."""
 
-    __slots__ = ("body_stream", "cache_key", "fields", "head", "parsed", "pool")
+    __slots__ = ("block", "body_stream", "cache_key", "fields", "head", "parsed", "pool")
 
     def __init__(self, method: str, parsed: URL, fields: list[tuple[bytes, bytes]],
                  content: bytes | None, body_stream: AsyncIterable[bytes] | None,
@@ -78,6 +78,7 @@ class OutgoingRequest(Request):
         # (HTTP/1.1) or header block (HTTP/2) of an identical request can be reused.
         self.cache_key = cache_key
         self.head: bytes | None = None  # its HTTP/1.1 head once sent, when cache_key is set
+        self.block: bytes | None = None  # its HTTP/2 header block, the same
         # The pool it was sent through when cache_key is set (with `head` over HTTP/1.1).
         self.pool: Pool | None = None
         self.method = method

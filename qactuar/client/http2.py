@@ -426,7 +426,9 @@ class HTTP2Connection(ReadTimer, asyncio.Protocol):
         Returns the loop time it was sent at."""
         stream_id = self._open_stream(exchange)
         body = request.content
-        block = self._header_block(request)
+        block = request.block  # (set by _header_block for a request of default fields)
+        if block is None or self.first_block:
+            block = self._header_block(request)
         if not body:
             length = len(block)
             if length <= self.peer_max_frame:  # (_write_headers' usual case, inlined)
@@ -519,6 +521,7 @@ class HTTP2Connection(ReadTimer, asyncio.Protocol):
                 if len(blocks) >= 1024:
                     blocks.clear()
                 blocks[key] = block
+            request.block = block
         if self.first_block:
             self.first_block = False
             return b"\x20" + block  # our dynamic table: size 0, never used (RFC 7541 6.3)
