@@ -19,6 +19,7 @@ httptools + one future per request, HTTP/1.1): the floor of the method.
     python -m benchmarks.client_callgrind                 # HTTP/1.1, N = 2000 and 6000
     python -m benchmarks.client_callgrind --protocol h2
     python -m benchmarks.client_callgrind --bare
+    python -m benchmarks.client_callgrind --tasks 50
     python -m benchmarks.client_callgrind --counts 1000 3000
 
 It measures whatever build the interpreter imports (set QACTUAR_PURE_PYTHON=1
@@ -109,28 +110,34 @@ def serve(protocol: str) -> None:
 
 
 # -- the measured client ----------------------------------------------------------------
-def run_client(requests: int, url: str, kind: str) -> None:
+def run_client(requests: int, url: str, kind: str, tasks: int) -> None:
     import uvloop
 
     async def main() -> None:
         if kind == "bare":
             from benchmarks.client import make_bare
 
-            get, close = await make_bare("h1", 1)
-            try:
-                for _ in range(requests):
+            get, close = await make_bare("h1", tasks)
+
+            async def task(count: int) -> None:
+                for _ in range(count):
                     if await get(url) != b"Hello, world!":
                         raise SystemExit("unexpected answer")
-            finally:
-                await close()
-            return
-        from qactuar.client import Client
+        else:
+            from qactuar.client import Client
 
-        async with Client(http2="prior-knowledge" if kind == "h2" else False) as client:
-            for _ in range(requests):
-                response = await client.get(url)
-                if response.status_code != 200 or response.content != b"Hello, world!":
-                    raise SystemExit(f"unexpected answer {response.status_code}")
+            client = Client(http2="prior-knowledge" if kind == "h2" else False)
+            close = client.aclose
+
+            async def task(count: int) -> None:
+                for _ in range(count):
+                    response = await client.get(url)
+                    if response.status_code != 200 or response.content != b"Hello, world!":
+                        raise SystemExit(f"unexpected answer {response.status_code}")
+        try:
+            await asyncio.gather(*[task(requests // tasks) for _ in range(tasks)])
+        finally:
+            await close()
 
     uvloop.run(main())
 
@@ -153,12 +160,13 @@ def start_server(protocol: str) -> tuple[subprocess.Popen[str], int]:
     return server, int(line)
 
 
-def measure(requests: int, url: str, kind: str, workdir: Path) -> int:
+def measure(requests: int, url: str, kind: str, tasks: int, workdir: Path) -> int:
     out_file = workdir / f"callgrind.{requests}.out"
     env = dict(os.environ, PYTHONHASHSEED="0")
     subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
                     sys.executable, "-m", "benchmarks.client_callgrind", "--client",
-                    str(requests), url, "--kind", kind], env=env, check=True,
+                    str(requests), url, "--kind", kind, "--tasks", str(tasks)], env=env,
+                   check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return total_instructions(out_file)
 
@@ -171,6 +179,9 @@ def main() -> None:
                         help="HTTP/1.1 or h2c (HTTP/2 with prior knowledge)")
     parser.add_argument("--bare", action="store_true",
                         help="measure the `bare` uvloop + httptools client (HTTP/1.1)")
+    parser.add_argument("--tasks", type=int, default=1,
+                        help="concurrent tasks on one client (each sends N / tasks requests; "
+                             "with more than one, counts vary a little with timing)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--client", nargs=2, metavar=("N", "URL"), help=argparse.SUPPRESS)
     parser.add_argument("--kind", default="h1", help=argparse.SUPPRESS)
@@ -181,20 +192,21 @@ def main() -> None:
         serve(args.protocol)
         return
     if args.client:
-        run_client(int(args.client[0]), args.client[1], args.kind)
+        run_client(int(args.client[0]), args.client[1], args.kind, args.tasks)
         return
     low, high = sorted(args.counts)
     kind = "bare" if args.bare else args.protocol
     pure = os.environ.get("QACTUAR_PURE_PYTHON") == "1"
     what = "the bare client" if args.bare else f"qactuar.client over {args.protocol}"
+    what += f", {args.tasks} task{'s' if args.tasks > 1 else ''}"
     print(f"measuring {what} ({'pure Python' if pure else 'compiled build if any'})")
     with tempfile.TemporaryDirectory(prefix="qactuar-client-callgrind-") as folder:
         workdir = Path(folder)
         server, port = start_server(args.protocol)
         try:
             url = f"http://127.0.0.1:{port}/"
-            low_ir = measure(low, url, kind, workdir)
-            high_ir = measure(high, url, kind, workdir)
+            low_ir = measure(low, url, kind, args.tasks, workdir)
+            high_ir = measure(high, url, kind, args.tasks, workdir)
         finally:
             server.kill()
             server.wait()
