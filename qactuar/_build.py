@@ -30,6 +30,7 @@ COMPILED_MODULES = (
     "qactuar.asgi.request_head",
     "qactuar.asgi.router",
     "qactuar.limits",
+    "qactuar.load.flow",
     "qactuar.load.histogram",
     "qactuar.load.http1_engine",
     "qactuar.load.http2_engine",

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """A log-linear latency histogram: bounded memory, at most 1% error, mergeable.
 
 Values are non-negative integers (nanoseconds here).  Values below 128 have a
@@ -55,20 +56,24 @@ class Histogram:
         if value < 0:
             value = 0
         if value < EXACT_LIMIT:
-            self.counts[value] += 1
+            index = value
         else:
-            shift = value.bit_length() - 7
-            if shift > MAX_SHIFT:
-                self.counts[BUCKET_COUNT - 1] += 1
-            else:
-                self.counts[(shift << 6) + (value >> shift)] += 1
+            # the bit length less 7, without int.bit_length (a C loop when compiled)
+            shift = 0
+            rest = value >> 7
+            while rest:
+                rest >>= 1
+                shift += 1
+            index = BUCKET_COUNT - 1 if shift > MAX_SHIFT else (shift << 6) + (value >> shift)
+        self.counts[index] += 1
         if self.count == 0 or value < self.minimum:
             self.minimum = value
         if value > self.maximum:
             self.maximum = value
         self.count += 1
         self.total += value
-        self.total_squares += value * value
+        big = value  # a Python int when compiled: the square of a long latency outgrows 64 bits
+        self.total_squares += big * big
 
     def clear(self) -> None:
         """Forget every value (the counters are reused)."""

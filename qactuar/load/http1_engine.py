@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """One HTTP/1.1 connection of a load run: writes pre-built requests, frames responses.
 
 `H1Connection` is a bare asyncio protocol.  It writes the run's request bytes
@@ -105,6 +106,13 @@ class H1Connection:
         self.activity_ns = 0
         self.closed = False
         self.answered = 0
+        # the last response head seen and what it says: most responses repeat it exactly,
+        # so it is matched in place (no slice, no hash) before the head cache is asked
+        self.last_head = b""
+        self.last_status = 0
+        self.last_length = 0
+        self.last_framing = LENGTH
+        self.last_close = False
 
     # asyncio protocol
 
@@ -188,27 +196,37 @@ class H1Connection:
         while position < size:
             state = self.state
             if state == HEAD:
-                end = data.find(b"\r\n\r\n", position)
-                if end < 0:
-                    if size - position > MAX_HEAD:
-                        raise ResponseError("response head too large")
-                    self.buffer = data[position:]
-                    return finished
-                head = data[position:end + 4]
-                position = end + 4
-                info = _HEADS.get(head)
-                if info is None:
-                    info = parse_head(head)
-                    if len(_HEADS) >= _HEADS_LIMIT:
-                        _HEADS.clear()
-                    _HEADS[head] = info
-                status, length, framing, close = info
+                if self.last_head and data.startswith(self.last_head, position):
+                    head_size = len(self.last_head)
+                else:
+                    end = data.find(b"\r\n\r\n", position)
+                    if end < 0:
+                        if size - position > MAX_HEAD:
+                            raise ResponseError("response head too large")
+                        self.buffer = data[position:]
+                        return finished
+                    head = data[position:end + 4]
+                    info = _HEADS.get(head)
+                    if info is None:
+                        info = parse_head(head)
+                        if len(_HEADS) >= _HEADS_LIMIT:
+                            _HEADS.clear()
+                        _HEADS[head] = info
+                    self.last_head = head
+                    self.last_status, self.last_length, self.last_framing, \
+                        self.last_close = info
+                    head_size = end + 4 - position
+                position += head_size
+                status = self.last_status
+                length = self.last_length
+                framing = self.last_framing
+                close = self.last_close
                 if not self.sent:
                     raise ResponseError("a response nobody asked for")
                 if status < 200:
                     continue  # an interim response: the real one follows
                 self.status = status
-                self.head_bytes = len(head)
+                self.head_bytes = head_size
                 self.body_bytes = 0
                 self.close_after = close
                 if framing == NO_BODY or self.head_only:
@@ -259,7 +277,7 @@ class H1Connection:
                 digits = line.partition(b";")[0].strip()
                 try:
                     chunk = int(digits, 16)
-                except ValueError:
+                except (ValueError, OverflowError):  # OverflowError: past 64 bits, compiled
                     raise ResponseError(f"bad chunk size {digits[:32]!r}") from None
                 if chunk < 0:
                     raise ResponseError("negative chunk size")
