@@ -8,7 +8,7 @@ from qactuar.load.stats cimport RunStats
 
 cdef int LENGTH, CHUNKED, UNTIL_CLOSE, NO_BODY
 cdef int HEAD, BODY, CHUNK_SIZE, CHUNK_DATA, CHUNK_END, TRAILERS, CLOSE_BODY
-cdef Py_ssize_t MAX_HEAD, MAX_CHUNK_LINE, _HEADS_LIMIT
+cdef Py_ssize_t MAX_HEAD, MAX_CHUNK_LINE, MAX_CHUNK_DIGITS, _HEADS_LIMIT
 cdef dict _HEADS
 
 

@@ -34,6 +34,7 @@ CLOSE_BODY = 6
 
 MAX_HEAD = 65536
 MAX_CHUNK_LINE = 1024
+MAX_CHUNK_DIGITS = 15
 _HEADS: dict[bytes, tuple[int, int, int, bool]] = {}
 _HEADS_LIMIT = 256
 
@@ -275,9 +276,11 @@ class H1Connection:
                         finished += 1
                     continue
                 digits = line.partition(b";")[0].strip()
+                if len(digits) > MAX_CHUNK_DIGITS:  # past 2**60: no chunk is that big
+                    raise ResponseError(f"chunk size too large {digits[:32]!r}")
                 try:
                     chunk = int(digits, 16)
-                except (ValueError, OverflowError):  # OverflowError: past 64 bits, compiled
+                except ValueError:
                     raise ResponseError(f"bad chunk size {digits[:32]!r}") from None
                 if chunk < 0:
                     raise ResponseError("negative chunk size")
