@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import site
 import subprocess
 import sys
 import tempfile
@@ -62,15 +63,19 @@ def qactuar_load_json(args: list[str], cpu: str, seconds: int, checkout: Path | 
     """The JSON results of one `qactuar load -D seconds` run (from `checkout` when given) and
     the tool's CPU seconds (its whole process, Python's start-up and imports included)."""
     env = dict(os.environ)
+    python = [sys.executable]
     if checkout is not None:
-        env["PYTHONPATH"] = str(checkout)
+        # -S: no .pth files, so an editable install of this checkout cannot shadow the other
+        # (and it runs from there: `-m` puts the working directory first on the path)
+        python.append("-S")
+        env["PYTHONPATH"] = os.pathsep.join([str(checkout), *site.getsitepackages()])
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "r.json"
         # a non-zero exit (e.g. --rate left requests unsent) still wrote its JSON
-        run = run_load_tool("qactuar load", ["taskset", "-c", cpu, sys.executable, "-m",
+        run = run_load_tool("qactuar load", ["taskset", "-c", cpu, *python, "-m",
                                              "qactuar.load", "-D", str(seconds), *args,
                                              "--json", str(out)], timeout=seconds + 60,
-                            env=env, allowed_codes=(0, 1))
+                            env=env, allowed_codes=(0, 1), cwd=checkout)
         results = json.loads(out.read_text())["results"]
     return results, run.cpu_seconds
 
