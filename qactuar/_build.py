@@ -36,6 +36,7 @@ COMPILED_MODULES = (
     "qactuar.load.http2_engine",
     "qactuar.load.runner",
     "qactuar.load.stats",
+    "qactuar.load.ws_engine",
     "qactuar.protocols.h2_connection",
     "qactuar.protocols.h2_fields",
     "qactuar.protocols.hpack_codec",
