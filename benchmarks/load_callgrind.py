@@ -14,6 +14,8 @@ percent on a busy shared machine, unlike CPU-time figures.
     python -m benchmarks.load_callgrind                    # --h1 -c 64
     python -m benchmarks.load_callgrind -- --h1 -c 16 -m 16
     python -m benchmarks.load_callgrind --keep /tmp/cg     # keep the profiles
+    python -m benchmarks.load_callgrind --ws -- -c 100 --ws-message-size 64
+                                   # WebSocket echo (a Qactuar server's ws_echo app)
 
 It measures whatever build the interpreter imports (set QACTUAR_PURE_PYTHON=1
 for pure Python).  Needs valgrind.
@@ -56,16 +58,23 @@ def main() -> None:
     parser.add_argument("--counts", type=int, nargs=2, default=[5000, 25000],
                         metavar=("N1", "N2"), help="the two request counts")
     parser.add_argument("--keep", type=Path, help="keep the callgrind files in this folder")
+    parser.add_argument("--ws", action="store_true",
+                        help="WebSocket echo against Qactuar's ws_echo app, not the limit server")
     parser.add_argument("load_args", nargs="*", default=["--h1", "-c", "64"],
                         help="qactuar load's options (after --)")
     args = parser.parse_args()
     port = free_port()
-    server = start([sys.executable, "-m", "benchmarks.limit_server", "--port", str(port)], port)
+    if args.ws:
+        server = start([sys.executable, "-m", "qactuar", "benchmarks.apps:ws_echo", "--port",
+                        str(port), "--no-access-log", "--ws-ping-interval", "0"], port)
+    else:
+        server = start([sys.executable, "-m", "benchmarks.limit_server", "--port", str(port)],
+                       port)
     try:
         with tempfile.TemporaryDirectory() as folder:
             workdir = args.keep or Path(folder)
             workdir.mkdir(parents=True, exist_ok=True)
-            url = f"http://127.0.0.1:{port}/"
+            url = f"{'ws' if args.ws else 'http'}://127.0.0.1:{port}/"
             first, second = args.counts
             low = measure(first, url, args.load_args, workdir)
             high = measure(second, url, args.load_args, workdir)

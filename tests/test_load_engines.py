@@ -66,6 +66,29 @@ def test_the_sums_of_long_latencies_stay_exact() -> None:
     assert histogram.percentile(100) == 2**40 + 17
 
 
+def test_sums_past_the_64_bit_counters_fold_in_exactly() -> None:
+    # values just below 2**32 go to the 64-bit counters first: their squares fill them up
+    # after one or two values, so the sums must fold into the exact ones over and over;
+    # copying, subtracting (since) and merging must see the pending part too
+    values = [2**32 - 1, 3, 2**32 - 2, 123_456_789, 2**31] * 40
+    histogram = Histogram()
+    for value in values[:100]:
+        histogram.record(value)
+    earlier = histogram.copy()
+    for value in values[100:]:
+        histogram.record(value)
+    assert histogram.total == sum(values)
+    assert histogram.total_squares == sum(value * value for value in values)
+    newer = histogram.since(earlier)
+    assert newer.total == sum(values[100:])
+    assert newer.total_squares == sum(value * value for value in values[100:])
+    merged = Histogram()
+    merged.merge(earlier)
+    merged.merge(newer)
+    assert (merged.total, merged.total_squares) == (histogram.total, histogram.total_squares)
+    assert Histogram.from_dict(histogram.to_dict()).total_squares == histogram.total_squares
+
+
 def test_a_negative_latency_counts_as_zero() -> None:
     histogram = Histogram()
     histogram.record(-5)
