@@ -6,10 +6,24 @@ Against small raw-socket servers (tests/load_helpers.py); no test asserts on spe
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
+import socketserver
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from load_helpers import RawConnection, RawServer, error_counts, report_counts, run_load
+from load_helpers import (
+    RawConnection,
+    RawServer,
+    error_counts,
+    hello,
+    report_counts,
+    run_load,
+)
 
 from conftest import child_env
 from qactuar.load.histogram import Histogram, bucket_of
@@ -50,6 +64,68 @@ def test_a_chunk_size_past_64_bits_is_a_protocol_error() -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert error_counts(result.stdout)["protocol"] == 3, result.stdout
     assert "Traceback" not in result.stderr
+
+
+@contextmanager
+def websocket_server(answer: bytes) -> Iterator[str]:
+    """A raw WebSocket server: accepts each upgrade, then sends `answer` for every frame."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = self.request.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"sec-websocket-key:"))
+            accept = base64.b64encode(hashlib.sha1(
+                key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            self.request.sendall(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+                                 b"connection: Upgrade\r\nsec-websocket-accept: " + accept
+                                 + b"\r\n\r\n")
+            while self.request.recv(4096):
+                self.request.sendall(answer)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"ws://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_websocket_frame_length_with_its_top_bit_set_is_a_protocol_error() -> None:
+    # RFC 6455 5.2: a 64-bit length's most significant bit must be 0 (compiled, a length
+    # is a C integer: this is the same answer in both builds)
+    with websocket_server(bytes((0x81, 127, 0x80)) + bytes(7)) as url:
+        result = run_load("-n", "2", "-c", "1", "--timeout", "5", url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert error_counts(result.stdout)["protocol"] >= 1, result.stdout
+    assert "Traceback" not in result.stderr
+    with websocket_server(bytes((0x81, 3)) + b"abc") as url:  # the same server, echoing
+        fine = run_load("-n", "20", "-c", "2", "--timeout", "5", url)
+    assert fine.returncode == 0, fine.stdout + fine.stderr
+    assert report_counts(fine.stdout)["succeeded"] == 20
+
+
+def test_the_benchmarks_http1_runner_reads_the_tools_results() -> None:
+    # benchmarks/qload.py: qactuar load in place of wrk, its JSON as a WrkResult
+    from benchmarks.qload import run_qactuar_load
+
+    cpu = str(min(os.sched_getaffinity(0)))
+    with RawServer(hello) as server:
+        result = run_qactuar_load(server.url, 1, cpu, 1, body_size=100, connections=4)
+    assert result.requests > 0
+    assert result.errors() == [], result
+    assert set(result.latency_ms) == {"50", "75", "90", "99"}
+    assert 0 < result.latency_ms["50"] <= result.latency_ms["99"]
+    assert result.requests_per_second > 0 and result.cpu_seconds > 0
+    assert server.requests >= result.requests
 
 
 def test_the_sums_of_long_latencies_stay_exact() -> None:
