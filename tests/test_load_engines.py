@@ -52,6 +52,18 @@ def test_alternating_heads_are_framed_and_counted_one_by_one() -> None:
     assert f"({100 * (1 + 10 + 5)}) data" in result.stdout, result.stdout
 
 
+def test_a_content_length_past_64_bits_is_a_protocol_error() -> None:
+    # the same answer in both builds (compiled, a body length is a 64-bit C integer)
+    def huge_body(connection: RawConnection, number: int) -> None:
+        connection.respond(b"HTTP/1.1 200 OK\r\ncontent-length: " + b"9" * 30 + b"\r\n\r\nx")
+
+    with RawServer(huge_body) as server:
+        result = run_load("-n", "3", "-c", "1", "--h1", "--timeout", "5", server.url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert error_counts(result.stdout)["protocol"] == 3, result.stdout
+    assert "Traceback" not in result.stderr
+
+
 def test_a_chunk_size_past_64_bits_is_a_protocol_error() -> None:
     # the same answer in both builds (compiled, a chunk size is a 64-bit C integer)
     head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"

@@ -35,6 +35,7 @@ CLOSE_BODY = 6
 MAX_HEAD = 65536
 MAX_CHUNK_LINE = 1024
 MAX_CHUNK_DIGITS = 15
+MAX_LENGTH_DIGITS = 18
 _HEADS: dict[bytes, tuple[int, int, int, bool]] = {}
 _HEADS_LIMIT = 256
 
@@ -65,6 +66,8 @@ def parse_head(head: bytes) -> tuple[int, int, int, bool]:
         if name == b"content-length":
             if not value.isdigit() or (length >= 0 and int(value) != length):
                 raise ResponseError(f"bad content-length {value[:32]!r}")
+            if len(value) > MAX_LENGTH_DIGITS:  # past 10**18: no body is that big
+                raise ResponseError(f"content-length too large {value[:32]!r}")
             length = int(value)
         elif name == b"transfer-encoding":
             chunked = value.lower().endswith(b"chunked")
