@@ -14,3 +14,4 @@ cdef class Flow:
     cpdef answered(self, long long start, long long now, int status, Py_ssize_t head_bytes,
                    Py_ssize_t body_bytes)
     cpdef errored(self, long long start, long long now, str kind)
+    cpdef bint all_sent(self) except -1

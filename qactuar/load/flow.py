@@ -43,14 +43,18 @@ class Flow:
                  body_bytes: int) -> None:
         self.in_flight -= 1
         self.stats.answered(start, now, status, head_bytes, body_bytes)
-        if self.in_flight == 0 and (self.remaining == 0 or self.stopping):
+        if self.in_flight == 0 and (self.stopping or self.all_sent()):
             self.end()
 
     def errored(self, start: int, now: int, kind: str) -> None:
         self.in_flight -= 1
         self.stats.errored_request(start, now, kind)
-        if self.in_flight == 0 and (self.remaining == 0 or self.stopping):
+        if self.in_flight == 0 and (self.stopping or self.all_sent()):
             self.loop.call_soon(self.end)
+
+    def all_sent(self) -> bool:
+        """-n requests were sent (none waits in the open model's backlog)."""
+        return self.remaining == 0 and (self.scheduler is None or not self.scheduler.backlog)
 
     def end(self) -> None:
         raise NotImplementedError  # Run's
