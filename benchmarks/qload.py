@@ -14,6 +14,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from benchmarks.load_tool import run_load_tool
 from benchmarks.wrk import CONNECTIONS, WrkResult
@@ -46,7 +47,7 @@ def run_qactuar_load(url: str, seconds: int, cpu: str, threads: int, body_size: 
     return parse_results(results, run.cpu_seconds)
 
 
-def parse_results(results: dict, cpu_seconds: float) -> WrkResult:
+def parse_results(results: dict[str, Any], cpu_seconds: float) -> WrkResult:
     """A `WrkResult` from the `results` of qactuar load's JSON."""
     latency = Histogram.from_dict(results["latency"])
     classes = results["status_classes"]
