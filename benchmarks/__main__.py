@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--load-cpu", default="1", help=(
         "CPUs of the load tool, one wrk thread each (default 1; e.g. 1-3 where the "
         "limit server outruns one wrk thread)"))
+    parser.add_argument("--load-tool", choices=("qactuar", "wrk"), default="qactuar", help=(
+        "load tool of the HTTP/1.1 scenarios: qactuar load (default: less CPU per request "
+        "than wrk on one core, see docs/load.md) or wrk"))
     parser.add_argument("--quick", action="store_true", help=(
         f"smoke test in under a minute: {', '.join(QUICK_SCENARIOS)}, "
         "one 2 s round, 1 s warm-up (unless --scenarios/--rounds/... are given)"))
@@ -86,6 +89,8 @@ def run(args: argparse.Namespace, settings: Settings) -> Results:
                    and (scenario.servers is None or s in scenario.servers)]
         entry = {"title": scenario.title, "kind": scenario.kind, "pinned": scenario.pinned,
                  "load_note": scenario.load_note,
+                 "load_tool": ("qactuar load" if scenario.kind == "wrk"
+                               and args.load_tool == "qactuar" else None),
                  "servers": {s: ServerResult() for s in servers}}
         results[scenario_name] = entry
         measure = MEASUREMENTS[scenario.kind]
@@ -132,10 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     os.sched_setaffinity(0, load_cpus)
     settings = Settings(seconds=args.duration, warmup_seconds=args.warmup,
                         server_cpu=args.server_cpu, load_cpu=args.load_cpu,
-                        load_threads=len(load_cpus), connections=args.connections)
+                        load_threads=len(load_cpus), connections=args.connections,
+                        load_tool=args.load_tool)
     meta = environment.describe({
         "rounds": args.rounds, "seconds": args.duration, "warmup_seconds": args.warmup,
         "wrk_threads": settings.load_threads, "wrk_connections": wrk.CONNECTIONS,
+        "http1_load_tool": "qactuar load" if args.load_tool == "qactuar" else "wrk",
         "idle_connections": args.connections, "startup_samples": settings.startup_samples,
         "server_cpu": args.server_cpu, "load_cpu": args.load_cpu})
     print(f"benchmarks: scenarios {', '.join(args.scenarios)}; servers "

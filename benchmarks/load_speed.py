@@ -8,7 +8,15 @@ the reaped child), not the server's throughput:
 - HTTP/1.1 pipelined depth 16: `qactuar load --h1 -m 16` (limit server; wrk
   pipelines only through a Lua script, h2load not at all);
 - HTTP/2, 16 connections x 10 streams: h2load against `qactuar load`
-  (a Qactuar server: the limit server speaks HTTP/1.1 only).
+  (a Qactuar server: the limit server speaks HTTP/1.1 only);
+- WebSocket echo, 100 connections x 64-byte text messages: the benchmarks'
+  own WebSocket client `wsload` (C, epoll; `benchmarks/wsload.py`) against
+  `qactuar load ws://` (a Qactuar server running `benchmarks.apps:ws_echo`);
+- `--rate 20000` (HTTP/1.1, 64 connections, limit server): the rate achieved
+  against the rate asked, and the requests that were late or never sent.
+
+`--before DIR` also runs `qactuar load` from another checkout (built in place,
+e.g. the commit before a change) in the same run, rows marked "(before)".
 
 Every figure comes from the same run on the same machine; on a shared machine
 read the ratios, not the absolute numbers.  This module owns these runs only.
@@ -18,14 +26,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import site
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks.load_tool import run_load_tool
 from benchmarks.process import ROOT, free_port, port_in_use
+from benchmarks.wsload import run_wsload
+
+RATE = 20000  # --rate row: requests per second asked
+WS_CONNECTIONS = 100  # as the ws-echo scenario
+WS_MESSAGE = 64
 
 RESULTS = Path(__file__).resolve().parent / "results" / "load-latest.md"
 
@@ -42,16 +58,54 @@ def start(command: list[str], port: int) -> subprocess.Popen[bytes]:
     return process
 
 
-def qactuar_load(args: list[str], cpu: str, seconds: int) -> tuple[int, float, float]:
-    """Requests done, the tool's CPU seconds (its whole process, Python's start-up and
-    imports included) and the CPU seconds of the run alone (as the tool reports it)."""
+def qactuar_load_json(args: list[str], cpu: str, seconds: int, checkout: Path | None = None
+                      ) -> tuple[dict[str, Any], float]:
+    """The JSON results of one `qactuar load -D seconds` run (from `checkout` when given) and
+    the tool's CPU seconds (its whole process, Python's start-up and imports included)."""
+    env = dict(os.environ)
+    python = [sys.executable]
+    if checkout is not None:
+        # -S: no .pth files, so an editable install of this checkout cannot shadow the other
+        # (and it runs from there: `-m` puts the working directory first on the path)
+        python.append("-S")
+        env["PYTHONPATH"] = os.pathsep.join([str(checkout), *site.getsitepackages()])
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "r.json"
-        run = run_load_tool("qactuar load", ["taskset", "-c", cpu, sys.executable, "-m",
+        # a non-zero exit (e.g. --rate left requests unsent) still wrote its JSON
+        run = run_load_tool("qactuar load", ["taskset", "-c", cpu, *python, "-m",
                                              "qactuar.load", "-D", str(seconds), *args,
-                                             "--json", str(out)], timeout=seconds + 60)
+                                             "--json", str(out)], timeout=seconds + 60,
+                            env=env, allowed_codes=(0, 1), cwd=checkout)
         results = json.loads(out.read_text())["results"]
-    return results["succeeded"], run.cpu_seconds, results["cpu_s"]
+    return results, run.cpu_seconds
+
+
+def qactuar_load(args: list[str], cpu: str, seconds: int, checkout: Path | None = None
+                 ) -> tuple[int, float, float]:
+    """Requests (or messages) answered, the tool's whole CPU seconds and the CPU seconds of
+    the run alone (as the tool reports it: no start-up)."""
+    results, cpu_s = qactuar_load_json(args, cpu, seconds, checkout)
+    if results["errored"] or results["failed"]:
+        raise RuntimeError(f"qactuar load {' '.join(args)}: {results['errored']} errored, "
+                           f"{results['failed']} failed")
+    return results["succeeded"], cpu_s, results["cpu_s"]
+
+
+def ws_client(port: int, cpu: str, seconds: int) -> tuple[int, float, float]:
+    """wsload's echoes (its 1 s warm-up included, as its CPU time is) and CPU seconds."""
+    result = run_wsload(port, WS_CONNECTIONS, WS_MESSAGE, seconds, cpu)
+    return result.messages, result.cpu_seconds, 0.0
+
+
+def rate_row(url: str, cpu: str, seconds: int, checkout: Path | None = None) -> str:
+    """One table row: the rate asked and achieved, late and unsent requests, tool CPU."""
+    results, cpu_s = qactuar_load_json(["--h1", "-c", "64", "--rate", str(RATE), url], cpu,
+                                       seconds, checkout)
+    achieved = results["started"] / results["duration_s"]
+    label = " (before)" if checkout else ""
+    return (f"| `--rate {RATE}`{label} | {achieved:,.1f} | {100 * achieved / RATE - 100:+.2f}% | "
+            f"{results['late']:,} | {results['unsent']:,} | "
+            f"{results['errored']:,} | {cpu_s:.2f} |")
 
 
 def wrk(url: str, cpu: str, seconds: int) -> tuple[int, float, float]:
@@ -72,30 +126,53 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--server-cpu", default="1")
     parser.add_argument("--load-cpu", default="0")
+    parser.add_argument("--before", type=Path, metavar="DIR",
+                        help="also run qactuar load from this checkout (built in place)")
     args = parser.parse_args()
     rows = []
-    limit_port, server_port = free_port(), free_port()
+    limit_port, server_port, ws_port = free_port(), free_port(), free_port()
     limit = start(["taskset", "-c", args.server_cpu, sys.executable, "-m",
                    "benchmarks.limit_server", "--port", str(limit_port)], limit_port)
     server = start(["taskset", "-c", args.server_cpu, sys.executable, "-m", "qactuar",
                     "benchmarks.apps:hello", "--port", str(server_port), "--no-access-log"],
                    server_port)
+    ws_server = start(["taskset", "-c", args.server_cpu, sys.executable, "-m", "qactuar",
+                       "benchmarks.apps:ws_echo", "--port", str(ws_port), "--no-access-log",
+                       "--ws-ping-interval", "0"], ws_port)
+    checkouts: list[tuple[str, Path | None]] = [("", None)]
+    if args.before:
+        checkouts.insert(0, (" (before)", args.before.resolve()))
     try:
         limit_url = f"http://127.0.0.1:{limit_port}/"
         server_url = f"http://127.0.0.1:{server_port}/"
+        ws_url = f"ws://127.0.0.1:{ws_port}/"
         cpu, seconds = args.load_cpu, args.seconds
         rows.append(("HTTP/1.1, 64 connections", "wrk -t1 -c64",
                      wrk(limit_url, cpu, seconds)))
-        rows.append(("HTTP/1.1, 64 connections", "qactuar load --h1 -c 64",
-                     qactuar_load(["--h1", "-c", "64", limit_url], cpu, seconds)))
-        rows.append(("HTTP/1.1 pipelined x16", "qactuar load --h1 -c 16 -m 16",
-                     qactuar_load(["--h1", "-c", "16", "-m", "16", limit_url], cpu, seconds)))
+        for label, checkout in checkouts:
+            rows.append(("HTTP/1.1, 64 connections", f"qactuar load --h1 -c 64{label}",
+                         qactuar_load(["--h1", "-c", "64", limit_url], cpu, seconds, checkout)))
+        for label, checkout in checkouts:
+            rows.append(("HTTP/1.1 pipelined x16", f"qactuar load --h1 -c 16 -m 16{label}",
+                         qactuar_load(["--h1", "-c", "16", "-m", "16", limit_url], cpu,
+                                      seconds, checkout)))
         rows.append(("HTTP/2, 16 x 10 streams", "h2load -c16 -m10",
                      h2load(server_url, cpu, seconds)))
-        rows.append(("HTTP/2, 16 x 10 streams", "qactuar load -c 16 -m 10",
-                     qactuar_load(["-c", "16", "-m", "10", server_url], cpu, seconds)))
+        for label, checkout in checkouts:
+            rows.append(("HTTP/2, 16 x 10 streams", f"qactuar load -c 16 -m 10{label}",
+                         qactuar_load(["-c", "16", "-m", "10", server_url], cpu, seconds,
+                                      checkout)))
+        ws_load = f"WebSocket echo, {WS_CONNECTIONS} x {WS_MESSAGE} B"
+        rows.append((ws_load, f"wsload {WS_CONNECTIONS} {WS_MESSAGE}",
+                     ws_client(ws_port, cpu, seconds)))
+        for label, checkout in checkouts:
+            rows.append((ws_load, f"qactuar load -c {WS_CONNECTIONS} --ws-message-size "
+                                  f"{WS_MESSAGE}{label}",
+                         qactuar_load(["-c", str(WS_CONNECTIONS), "--ws-message-size",
+                                       str(WS_MESSAGE), ws_url], cpu, seconds, checkout)))
+        rate_rows = [rate_row(limit_url, cpu, seconds, checkout) for _, checkout in checkouts]
     finally:
-        for process in (limit, server):
+        for process in (limit, server, ws_server):
             process.terminate()
             process.wait(10)
     lines = ["| load | tool | requests | tool CPU s | requests per CPU-second | "
@@ -104,11 +181,13 @@ def main() -> None:
         lines.append(f"| {load} | `{tool}` | {requests:,} | {cpu_s:.2f} | "
                      f"{requests / cpu_s if cpu_s else 0:,.0f} | "
                      f"{f'{requests / run_cpu_s:,.0f}' if run_cpu_s else '-'} |")
+    lines += ["", f"`--h1 -c 64 --rate {RATE}` (limit server), {seconds} s:", "",
+              "| run | rate achieved (req/s) | vs asked | late | unsent | errored | "
+              "tool CPU s |", "|---|---:|---:|---:|---:|---:|---:|", *rate_rows]
     table = "\n".join(lines)
     print(table)
     RESULTS.write_text(f"# Load tools' CPU per request ({seconds} s each, "
                        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n\n{table}\n")
-
 
 if __name__ == "__main__":
     main()

@@ -11,6 +11,7 @@ import resource
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -20,13 +21,17 @@ class ToolRun:
     cpu_seconds: float
 
 
-def run_load_tool(name: str, command: list[str], timeout: float) -> ToolRun:
-    """Run `command`; raise RuntimeError with the end of its output when it fails."""
+def run_load_tool(name: str, command: list[str], timeout: float,
+                  env: dict[str, str] | None = None, allowed_codes: tuple[int, ...] = (0,),
+                  cwd: Path | None = None) -> ToolRun:
+    """Run `command`; raise RuntimeError with the end of its output when it exits with a
+    status not in `allowed_codes`."""
     before = _children_cpu_seconds()
     started = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=cwd)
     wall = time.monotonic() - started
-    if done.returncode != 0:
+    if done.returncode not in allowed_codes:
         raise RuntimeError(f"{name} exited with {done.returncode}: "
                            f"{(done.stderr or done.stdout).strip()[-2000:]}")
     return ToolRun(done.stdout, wall, _children_cpu_seconds() - before)

@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from benchmarks import h2load, wrk, wsload
+from benchmarks import h2load, qload, wrk, wsload
 from benchmarks.process import ServerFailed, ServerProcess, cpu_list
 from benchmarks.scenarios import Scenario
 from benchmarks.servers import ServerSpec
@@ -37,6 +38,7 @@ class Settings:
     load_threads: int = 1
     connections: int = IDLE_CONNECTIONS
     startup_samples: int = 3
+    load_tool: str = "qactuar"  # HTTP/1.1 scenarios: "qactuar" (qactuar load) or "wrk"
 
 
 def _cpus(scenario: Scenario, settings: Settings) -> tuple[str, int, str, int]:
@@ -58,22 +60,27 @@ def _started(server: ServerProcess, scenario: Scenario) -> None:
 
 def measure_wrk(spec: ServerSpec, scenario: Scenario, settings: Settings,
                 label: str) -> dict[str, float]:
-    """Requests/s and latency percentiles under wrk, after a warm-up run."""
+    """Requests/s and latency percentiles under the HTTP/1.1 load tool (`qactuar load`, or
+    wrk with `--load-tool wrk`), after a warm-up run."""
     script: Path | None = (wrk.post_script(scenario.post_body_size)
-                           if scenario.post_body_size else None)
+                           if scenario.post_body_size and settings.load_tool == "wrk" else None)
     server_cpus, server_cpu_count, load_cpus, load_threads = _cpus(scenario, settings)
     options = {"connections": scenario.wrk_connections,
                "timeout_seconds": scenario.wrk_timeout_seconds, "headers": scenario.wrk_headers}
+    if settings.load_tool == "wrk":
+        def load(*args: Any, **kwargs: Any) -> wrk.WrkResult:
+            return wrk.run_wrk(*args, script, **kwargs)
+    else:  # qactuar load: the body is a file it writes itself
+        def load(*args: Any, **kwargs: Any) -> wrk.WrkResult:
+            return qload.run_qactuar_load(*args, scenario.post_body_size, **kwargs)
     try:
         with ServerProcess(spec, scenario.app, server_cpus, label, scenario.variant) as server:
             _started(server, scenario)
             url = f"http://127.0.0.1:{server.port}/"
             if settings.warmup_seconds > 0:
-                wrk.run_wrk(url, settings.warmup_seconds, load_cpus, load_threads, script,
-                            **options)
+                load(url, settings.warmup_seconds, load_cpus, load_threads, **options)
             server_cpu_before = server.cpu_seconds()
-            result = wrk.run_wrk(url, settings.seconds, load_cpus, load_threads, script,
-                                 **options)
+            result = load(url, settings.seconds, load_cpus, load_threads, **options)
             server_cpu = server.cpu_seconds() - server_cpu_before
             server.check_alive()
             scenario.verify(server.port)  # still answering correctly after the load

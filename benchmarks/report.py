@@ -23,6 +23,14 @@ EFFICIENCY = {"wrk": ("requests_per_cpu_s", "req/CPU-s"),
               "h2": ("requests_per_cpu_s", "req/CPU-s"),
               "ws": ("messages_per_cpu_s", "msg/CPU-s")}
 LOAD_TOOL = {"wrk": "wrk", "h2": "h2load", "ws": "wsload"}
+
+
+def load_tool(entry: dict[str, Any]) -> str:
+    """The load tool of a scenario's results (the HTTP/1.1 scenarios' is chosen at run time;
+    results written before that choice existed were wrk's)."""
+    return entry.get("load_tool") or LOAD_TOOL.get(entry["kind"], "the load tool")
+
+
 # Per load kind: its latency columns (h2load reports no percentiles, only min/max/mean/sd).
 LATENCY = {"wrk": [("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")],
            "h2": [("mean_ms", "mean ms"), ("max_ms", "max ms")]}
@@ -87,7 +95,7 @@ def table_rows(results: Results, scenario: str) -> tuple[list[str], list[list[st
     latency = LATENCY.get(entry["kind"], [])
     header[3:3] = [title for _, title in latency]
     if entry["kind"] in EFFICIENCY:
-        header[-1:-1] = ["server CPU %", f"{LOAD_TOOL[entry['kind']]} CPU %",
+        header[-1:-1] = ["server CPU %", f"{load_tool(entry)} CPU %",
                          EFFICIENCY[entry["kind"]][1]]
     rows = []
     for name, result in entry["servers"].items():
@@ -115,7 +123,7 @@ JUDGED_SERVER_PCT = 90
 
 def cpu_notes(entry: dict[str, Any]) -> list[str]:
     """Warnings that a figure measures the machine or the load tool, not the server."""
-    tool = LOAD_TOOL.get(entry["kind"], "the load tool")
+    tool = load_tool(entry)
     if not entry.get("pinned", True):
         return [f"  note: servers and {tool} share every CPU by design (several workers); "
                 "CPU % is of all CPUs, and req/CPU-s is the per-core figure"]
@@ -193,8 +201,16 @@ def _meta_line(meta: dict[str, Any]) -> str:
     return (f"{meta['date']}  {meta['cpu']} ({meta['cpus']} CPUs), Linux {meta['kernel']}, "
             f"Python {meta['python']}, {meta['tools'].get('wrk', '')}; "
             f"{s['rounds']} rounds of {s['seconds']}s after {s['warmup_seconds']}s warm-up, "
-            f"wrk -t{s['wrk_threads']} -c{s['wrk_connections']}, "
+            f"{_http1_tool(s)} -c{s['wrk_connections']}, "
             f"server on CPU {s['server_cpu']}, load on CPU {s['load_cpu']}")
+
+
+def _http1_tool(settings: dict[str, Any]) -> str:
+    """The HTTP/1.1 load tool's command in the settings (wrk in results from before the
+    choice existed)."""
+    if settings.get("http1_load_tool") == "qactuar load":
+        return f"qactuar load --h1 -t {settings['wrk_threads']}"
+    return f"wrk -t{settings['wrk_threads']}"
 
 
 # (scenario, other server, minimum ratio of qactuar's headline metric to the other's)

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """A log-linear latency histogram: bounded memory, at most 1% error, mergeable.
 
 Values are non-negative integers (nanoseconds here).  Values below 128 have a
@@ -19,6 +20,8 @@ EXACT_LIMIT = 2 * SUB_BUCKETS  # values below this have a bucket each
 MAX_SHIFT = 34  # 2**(34 + 7) - 1 is the largest value with a bucket of its own
 BUCKET_COUNT = (MAX_SHIFT + 2) * SUB_BUCKETS
 SCHEMA = "log-linear/64"
+PENDING_LIMIT = 2**32  # values below this are summed in 64-bit counters first
+PENDING_ROOM = 2**64 - 1
 
 
 def bucket_of(value: int) -> int:
@@ -45,30 +48,72 @@ class Histogram:
     def __init__(self) -> None:
         self.counts = [0] * BUCKET_COUNT
         self.count = 0
-        self.total = 0
-        self.total_squares = 0
+        # The sums are exact Python ints, but `record` adds values below 2**32 to two
+        # 64-bit C counters first (when compiled), folded in before they could overflow:
+        # no Python int arithmetic per value.  `total` and `total_squares` add both.
+        self._total = 0
+        self._squares = 0
+        self._pending_total = 0
+        self._pending_squares = 0
         self.minimum = 0
         self.maximum = 0
+
+    @property
+    def total(self) -> int:
+        """The exact sum of the values."""
+        return self._total + self._pending_total
+
+    @total.setter
+    def total(self, value: int) -> None:
+        self._total = value
+        self._pending_total = 0
+
+    @property
+    def total_squares(self) -> int:
+        """The exact sum of the values' squares."""
+        return self._squares + self._pending_squares
+
+    @total_squares.setter
+    def total_squares(self, value: int) -> None:
+        self._squares = value
+        self._pending_squares = 0
+
+    def _fold(self) -> None:
+        self._total += self._pending_total
+        self._squares += self._pending_squares
+        self._pending_total = self._pending_squares = 0
 
     def record(self, value: int) -> None:
         """Count one value (negative values count as 0)."""
         if value < 0:
             value = 0
         if value < EXACT_LIMIT:
-            self.counts[value] += 1
+            index = value
         else:
-            shift = value.bit_length() - 7
-            if shift > MAX_SHIFT:
-                self.counts[BUCKET_COUNT - 1] += 1
-            else:
-                self.counts[(shift << 6) + (value >> shift)] += 1
+            # the bit length less 7, without int.bit_length (a C loop when compiled)
+            shift = 0
+            rest = value >> 7
+            while rest:
+                rest >>= 1
+                shift += 1
+            index = BUCKET_COUNT - 1 if shift > MAX_SHIFT else (shift << 6) + (value >> shift)
+        self.counts[index] += 1
         if self.count == 0 or value < self.minimum:
             self.minimum = value
         if value > self.maximum:
             self.maximum = value
         self.count += 1
-        self.total += value
-        self.total_squares += value * value
+        if value < PENDING_LIMIT:
+            square = value * value  # below 2**64
+            # pending_total <= pending_squares (a value's square is at least the value)
+            if square > PENDING_ROOM - self._pending_squares:
+                self._fold()
+            self._pending_total += value
+            self._pending_squares += square
+        else:
+            self._total += value
+            big = value  # a Python int when compiled: this square outgrows 64 bits
+            self._squares += big * big
 
     def clear(self) -> None:
         """Forget every value (the counters are reused)."""

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """One HTTP/1.1 connection of a load run: writes pre-built requests, frames responses.
 
 `H1Connection` is a bare asyncio protocol.  It writes the run's request bytes
@@ -33,6 +34,8 @@ CLOSE_BODY = 6
 
 MAX_HEAD = 65536
 MAX_CHUNK_LINE = 1024
+MAX_CHUNK_DIGITS = 15
+MAX_LENGTH_DIGITS = 18
 _HEADS: dict[bytes, tuple[int, int, int, bool]] = {}
 _HEADS_LIMIT = 256
 
@@ -63,6 +66,8 @@ def parse_head(head: bytes) -> tuple[int, int, int, bool]:
         if name == b"content-length":
             if not value.isdigit() or (length >= 0 and int(value) != length):
                 raise ResponseError(f"bad content-length {value[:32]!r}")
+            if len(value) > MAX_LENGTH_DIGITS:  # past 10**18: no body is that big
+                raise ResponseError(f"content-length too large {value[:32]!r}")
             length = int(value)
         elif name == b"transfer-encoding":
             chunked = value.lower().endswith(b"chunked")
@@ -105,6 +110,13 @@ class H1Connection:
         self.activity_ns = 0
         self.closed = False
         self.answered = 0
+        # the last response head seen and what it says: most responses repeat it exactly,
+        # so it is matched in place (no slice, no hash) before the head cache is asked
+        self.last_head = b""
+        self.last_status = 0
+        self.last_length = 0
+        self.last_framing = LENGTH
+        self.last_close = False
 
     # asyncio protocol
 
@@ -188,27 +200,37 @@ class H1Connection:
         while position < size:
             state = self.state
             if state == HEAD:
-                end = data.find(b"\r\n\r\n", position)
-                if end < 0:
-                    if size - position > MAX_HEAD:
-                        raise ResponseError("response head too large")
-                    self.buffer = data[position:]
-                    return finished
-                head = data[position:end + 4]
-                position = end + 4
-                info = _HEADS.get(head)
-                if info is None:
-                    info = parse_head(head)
-                    if len(_HEADS) >= _HEADS_LIMIT:
-                        _HEADS.clear()
-                    _HEADS[head] = info
-                status, length, framing, close = info
+                if self.last_head and data.startswith(self.last_head, position):
+                    head_size = len(self.last_head)
+                else:
+                    end = data.find(b"\r\n\r\n", position)
+                    if end < 0:
+                        if size - position > MAX_HEAD:
+                            raise ResponseError("response head too large")
+                        self.buffer = data[position:]
+                        return finished
+                    head = data[position:end + 4]
+                    info = _HEADS.get(head)
+                    if info is None:
+                        info = parse_head(head)
+                        if len(_HEADS) >= _HEADS_LIMIT:
+                            _HEADS.clear()
+                        _HEADS[head] = info
+                    self.last_head = head
+                    self.last_status, self.last_length, self.last_framing, \
+                        self.last_close = info
+                    head_size = end + 4 - position
+                position += head_size
+                status = self.last_status
+                length = self.last_length
+                framing = self.last_framing
+                close = self.last_close
                 if not self.sent:
                     raise ResponseError("a response nobody asked for")
                 if status < 200:
                     continue  # an interim response: the real one follows
                 self.status = status
-                self.head_bytes = len(head)
+                self.head_bytes = head_size
                 self.body_bytes = 0
                 self.close_after = close
                 if framing == NO_BODY or self.head_only:
@@ -257,6 +279,8 @@ class H1Connection:
                         finished += 1
                     continue
                 digits = line.partition(b";")[0].strip()
+                if len(digits) > MAX_CHUNK_DIGITS:  # past 2**60: no chunk is that big
+                    raise ResponseError(f"chunk size too large {digits[:32]!r}")
                 try:
                     chunk = int(digits, 16)
                 except ValueError:

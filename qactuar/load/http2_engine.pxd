@@ -1,4 +1,6 @@
 # Compiled layout of http2_engine.py (Cython, pure Python mode).
+from qactuar.load.flow cimport Flow
+
 cdef int DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY
 cdef int WINDOW_UPDATE, CONTINUATION
 cdef int END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG
@@ -7,7 +9,8 @@ cdef Py_ssize_t MAX_FRAME
 
 
 cdef class H2Connection:
-    cdef public object run, transport, decoder, pending
+    cdef public Flow run
+    cdef public object transport, decoder, pending
     cdef public bytes body, headers_prefix, header_block, buffer, block
     cdef public int streams_wanted, limit, header_flags
     cdef public dict open, stream_windows

@@ -1,10 +1,11 @@
 """One load run in one process: opens the connections, decides what each sends, ends on time.
 
 `Run` is what the engines call back: `take` (may I send another request, and
-which start time does it carry), `answered` / `errored` (one request is over),
-`connected`, `lost`.  In the closed model (`-n` or `-D` without `--rate`) a
-connection sends its next request as soon as an answer frees room; with
-`--rate` the `RateScheduler` decides.  A one-second tick closes the
+which start time does it carry), `answered` / `errored` (one request is over;
+these three are its compiled base's, `flow.Flow`), `connected`, `lost`.  In
+the closed model (`-n` or `-D` without `--rate`) a connection sends its next
+request as soon as an answer frees room; with `--rate` the `RateScheduler`
+decides.  A one-second tick closes the
 per-second series, prints the progress line and fails connections that have
 waited longer than the timeout.  The run ends when `-n` requests are over, or
 at the end of `-D` (requests still unanswered a moment later count as
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from time import monotonic_ns
 from typing import Any
 
+from qactuar.load.flow import Flow
 from qactuar.load.http1_engine import H1Connection
 from qactuar.load.options import LoadOptions
 from qactuar.load.rate import RateScheduler
@@ -48,8 +50,9 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class Run:
-    """The connections and bookkeeping of one process's share of a load run."""
+class Run(Flow):
+    """The connections and bookkeeping of one process's share of a load run (the
+    per-request calls `take`, `answered`, `errored` are `Flow`'s)."""
 
     def __init__(self, options: LoadOptions, connections: int, requests: int | None,
                  rate: float | None, protocol: str,
@@ -94,42 +97,10 @@ class Run:
 
     # the engines' calls
 
-    def take(self, now: int) -> int:
-        """The start time of one more request this connection may send now, or -1."""
-        if self.stopping:
-            return -1
-        if self.scheduler is not None:
-            return self.scheduler.take()
-        if self.remaining == 0:
-            return -1
-        if self.remaining > 0:
-            self.remaining -= 1
-        self.in_flight += 1
-        self.stats.start(now)
-        return now
-
-    def begin_request(self, start: int) -> None:
-        """A request the scheduler sends (or the backlog gives out) starts."""
-        self.in_flight += 1
-        self.stats.start(start)
-
     def has_room(self, connection: Any) -> None:
         """`connection` could send more than it was given."""
         if self.scheduler is not None and not self.stopping:
             self.scheduler.has_room(connection)
-
-    def answered(self, start: int, now: int, status: int, head_bytes: int,
-                 body_bytes: int) -> None:
-        self.in_flight -= 1
-        self.stats.answered(start, now, status, head_bytes, body_bytes)
-        if self.in_flight == 0 and (self.remaining == 0 or self.stopping):
-            self.end()
-
-    def errored(self, start: int, now: int, kind: str) -> None:
-        self.in_flight -= 1
-        self.stats.errored_request(start, now, kind)
-        if self.in_flight == 0 and (self.remaining == 0 or self.stopping):
-            self.loop.call_soon(self.end)
 
     def connected(self, connection: Any, connect_ns: int) -> None:
         self.ever_connected = True

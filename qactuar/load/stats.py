@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """What one run (or one worker of it) has counted: requests by outcome, latency, traffic.
 
 The engines call `answered` and `errored` once per request; a request counts

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """One WebSocket connection of a load run: upgrade, then echo round trips at frame level.
 
 `WSConnection` sends the upgrade request, checks the 101 answer (status and
@@ -167,6 +168,8 @@ class WSConnection:
             elif length == 127:
                 if size - start < 8:
                     break
+                if data[start] & 0x80:  # RFC 6455 5.2: the most significant bit must be 0
+                    raise HandshakeError("a frame length past 63 bits")
                 length = int.from_bytes(data[start:start + 8], "big")
                 start += 8
             end = start + length
