@@ -83,6 +83,23 @@ class Run:
                                   h2_header_block(target, options.headers, options.body,
                                                   method))
                          for target in set(self.targets)} if protocol != "ws" else {}
+        self.rotations = self._rotations(options, protocol)
+
+    @staticmethod
+    def _rotations(options: LoadOptions, protocol: str) -> dict[tuple[str, str, int], Any]:
+        """The target file's requests, pre-built, by origin (none without --targets)."""
+        from qactuar.load.rotation import Rotation
+
+        built: dict[tuple[str, str, int], list[Any]] = {}
+        for entry in options.file_requests:
+            own = {name.lower() for name, _ in entry.headers}
+            headers = [(n, v) for n, v in options.headers if n.lower() not in own]
+            headers += list(entry.headers)
+            built.setdefault(entry.target.origin, []).append(
+                h1_request(entry.target, headers, entry.body, entry.method) if protocol == "h1"
+                else (h2_header_block(entry.target, headers, entry.body, entry.method),
+                      entry.body))
+        return {origin: Rotation(requests) for origin, requests in built.items()}
 
     @staticmethod
     def _spread_targets(targets: list[Target]) -> list[Target]:
@@ -181,6 +198,13 @@ class Run:
             self.connect_failed(connection, slot, exc)
 
     def make_connection(self, target: Target) -> Any:
+        rotation = self.rotations.get(target.origin)
+        if rotation is not None:
+            from qactuar.load.rotation import RotatingH1Connection, RotatingH2Connection
+
+            if self.protocol == "h1":
+                return RotatingH1Connection(self, rotation, self.options.streams)
+            return RotatingH2Connection(self, rotation, self.options.streams)
         if self.protocol == "h1":
             return H1Connection(self, self.requests[target], self.options.streams,
                                 self.head_only)
