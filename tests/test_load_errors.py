@@ -134,3 +134,34 @@ def test_websocket_over_tls(start_server, tmp_path: Path) -> None:
     document = read_json(tmp_path / "r.json")
     assert document["run"]["protocol"] == "ws"
     assert document["results"]["bytes_data"] == 200 * 16
+
+
+@pytest.mark.parametrize("extra", [["--h1"], ["-t", "2", "-c", "2"]], ids=["one", "workers"])
+def test_sigint_prints_the_report_so_far_and_writes_the_files(extra: list[str],
+                                                              tmp_path: Path) -> None:
+    import signal
+
+    from load_helpers import hello, start_load
+
+    from conftest import wait_until
+
+    with RawServer(hello) as server:
+        process = start_load("-D", "60", *extra, "--h1", "--json", str(tmp_path / "r.json"),
+                             "--html", str(tmp_path / "r.html"), server.url)
+        try:
+            wait_until(lambda: server.requests > 200, 20, "load to arrive")
+            process.send_signal(signal.SIGINT)  # to the command's process only
+            stdout, stderr = process.communicate(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 130, stdout + stderr
+    assert stdout.startswith("interrupted: the report covers the run so far"), stdout
+    assert "Traceback" not in stderr, stderr
+    counts = counts_add_up(stdout)
+    assert counts["succeeded"] > 100
+    document = read_json(tmp_path / "r.json")
+    assert document["run"]["interrupted"] is True
+    assert document["results"]["succeeded"] == counts["succeeded"]
+    assert "<svg" in (tmp_path / "r.html").read_text()

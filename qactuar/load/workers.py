@@ -8,6 +8,7 @@ worker (one process group): each stops and sends what it has.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -52,7 +53,15 @@ def run_workers(count: int, work: Callable[[int], tuple[RunStats, bool]]
                 os._exit(code)
         os.close(write_end)
         children.append((pid, read_end))
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the workers report first
+    def forward(signum: int, frame: Any) -> None:
+        # A signal to this process alone (kill, a CI runner's timeout) reaches the workers
+        # too; Ctrl-C on a terminal reaches them already, and a second one changes nothing.
+        for pid, _ in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    previous = signal.signal(signal.SIGINT, forward)  # the workers report first
+    previous_term = signal.signal(signal.SIGTERM, forward)
     try:
         results = []
         interrupted = False
@@ -71,4 +80,5 @@ def run_workers(count: int, work: Callable[[int], tuple[RunStats, bool]]
             results.append(stats)
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
     return results, interrupted
