@@ -165,3 +165,17 @@ def test_sigint_prints_the_report_so_far_and_writes_the_files(extra: list[str],
     assert document["run"]["interrupted"] is True
     assert document["results"]["succeeded"] == counts["succeeded"]
     assert "<svg" in (tmp_path / "r.html").read_text()
+
+
+def test_n_requests_at_a_rate_end_after_n(tmp_path: Path) -> None:
+    from load_helpers import hello
+
+    with RawServer(hello) as server:
+        result = run_load("-n", "120", "-c", "2", "--h1", "--rate", "600", "--json",
+                          str(tmp_path / "r.json"), server.url)
+        assert server.requests == 120
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert counts_add_up(result.stdout)["succeeded"] == 120
+    results = read_json(tmp_path / "r.json")["results"]
+    # The 120th request fell due 119/600 s after the first: the rate was kept, not exceeded.
+    assert results["duration_s"] >= 119 / 600 and results["unsent"] == 0

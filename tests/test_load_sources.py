@@ -68,8 +68,9 @@ def test_a_target_file_is_parsed_into_its_blocks(tmp_path: Path) -> None:
 
 # 40 requests over 4 entries: each entry 10 times, whatever the connections; the echoed
 # bodies (30,000 bytes: more than one DATA frame on HTTP/2) add up to an exact total.
-@pytest.mark.parametrize("extra", [["--h1"], ["--h1", "-m", "4"], [], ["-m", "8"]],
-                         ids=["h1", "h1-pipelined", "h2c", "h2c-streams"])
+@pytest.mark.parametrize("extra", [["--h1"], ["--h1", "-m", "4"], [], ["-m", "8"],
+                                   ["--h1", "--rate", "400"], ["--rate", "400"]],
+                         ids=["h1", "h1-pipelined", "h2c", "h2c-streams", "h1-rate", "h2c-rate"])
 def test_requests_rotate_through_the_target_file(basic_server: ServerProcess, tmp_path: Path,
                                                  extra: list[str]) -> None:
     path = write_targets(tmp_path, basic_server.url)

@@ -189,4 +189,9 @@ def write_outputs(options: LoadOptions, stats: RunStats, run: dict[str, Any]) ->
 
 def main(argv: list[str] | None = None, prog: str = "qactuar load") -> None:
     with contextlib.suppress(BrokenPipeError):
-        sys.exit(load_main(sys.argv[1:] if argv is None else argv, prog))
+        try:
+            status = load_main(sys.argv[1:] if argv is None else argv, prog)
+        except KeyboardInterrupt:  # Ctrl-C before the run's own handler was in place
+            print(f"{prog}: interrupted before the run started", file=sys.stderr)
+            status = 130
+        sys.exit(status)

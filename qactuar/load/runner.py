@@ -43,6 +43,18 @@ def client_tls_context(alpn: list[str]) -> ssl.SSLContext:
     return context
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def deliver_stop_signals(deliver: bool) -> None:
+    """Let SIGINT/SIGTERM through (while the run's handlers are there to stop it) or hold
+    them: a worker forked before its loop is ready, or a second Ctrl-C after the run, must
+    not become a KeyboardInterrupt that loses the results."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK if deliver else signal.SIG_BLOCK,
+                               set(STOP_SIGNALS))
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -139,14 +151,18 @@ class Run:
                  body_bytes: int) -> None:
         self.in_flight -= 1
         self.stats.answered(start, now, status, head_bytes, body_bytes)
-        if self.in_flight == 0 and (self.remaining == 0 or self.stopping):
+        if self.in_flight == 0 and (self.stopping or self.all_sent()):
             self.end()
 
     def errored(self, start: int, now: int, kind: str) -> None:
         self.in_flight -= 1
         self.stats.errored_request(start, now, kind)
-        if self.in_flight == 0 and (self.remaining == 0 or self.stopping):
+        if self.in_flight == 0 and (self.stopping or self.all_sent()):
             self.loop.call_soon(self.end)
+
+    def all_sent(self) -> bool:
+        """-n requests were sent (none waits in the open model's backlog)."""
+        return self.remaining == 0 and (self.scheduler is None or not self.scheduler.backlog)
 
     def connected(self, connection: Any, connect_ns: int) -> None:
         self.ever_connected = True
@@ -258,9 +274,10 @@ class Run:
         cpu_before = cpu_seconds()
         self.start_ns = monotonic_ns()
         self.stats.measure_from_ns = self.start_ns + int(options.warm_up * 1e9)
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 self.loop.add_signal_handler(signum, self.interrupt)
+        deliver_stop_signals(True)
         for slot in range(self.connection_count):
             self.open_connection(slot)
         if self.scheduler is not None:
@@ -274,7 +291,8 @@ class Run:
         try:
             await self.finished
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            deliver_stop_signals(False)
+            for signum in STOP_SIGNALS:
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     self.loop.remove_signal_handler(signum)
         for handle in self.handles:

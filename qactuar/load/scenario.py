@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import importlib.util
 import inspect
-import signal
 import sys
 import traceback
 from collections.abc import Callable, Coroutine
@@ -160,7 +159,7 @@ class ScenarioRun:
         self.tasks: list[asyncio.Task[None]] = []
 
     async def execute(self) -> RunStats:
-        from qactuar.load.runner import cpu_seconds
+        from qactuar.load.runner import STOP_SIGNALS, cpu_seconds, deliver_stop_signals
 
         loop = asyncio.get_running_loop()
         options = self.options
@@ -168,9 +167,10 @@ class ScenarioRun:
         start_ns = monotonic_ns()
         self.stats.measure_from_ns = start_ns + int(options.warm_up * 1e9)
         handles = self.handles
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signum, self.interrupt)
+        deliver_stop_signals(True)
         if options.duration is not None:
             handles.append(loop.call_later(options.warm_up + options.duration, self.stop))
         handles.append(loop.call_later(options.warm_up + 1.0, self.tick_second))
@@ -178,7 +178,8 @@ class ScenarioRun:
         try:
             await asyncio.gather(*self.tasks, return_exceptions=True)
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            deliver_stop_signals(False)
+            for signum in STOP_SIGNALS:
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.remove_signal_handler(signum)
             for handle in self.handles:

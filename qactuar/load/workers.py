@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from qactuar.load.runner import deliver_stop_signals
 from qactuar.load.stats import RunStats
 
 
@@ -36,6 +37,7 @@ def run_workers(count: int, work: Callable[[int], tuple[RunStats, bool]]
         if pid == 0:  # the worker
             os.close(read_end)
             code = 0
+            deliver_stop_signals(False)  # until the run's handlers are in place
             try:
                 if len(cpus) >= count:
                     os.sched_setaffinity(0, {cpus[index]})
