@@ -73,10 +73,11 @@ def test_the_progress_line_updates_each_second_in_a_terminal(
 
 def test_no_progress_line_in_a_pipe_unless_asked() -> None:
     with RawServer(hello) as server:
-        piped = run_load("-D", "2.2", "-c", "1", "--h1", "--rate", "100", server.url)
-        forced = run_load("-D", "2.2", "-c", "1", "--h1", "--rate", "100", "--progress",
+        piped = run_load("-D", "2.2", "-c", "4", "--h1", "--rate", "100", server.url)
+        forced = run_load("-D", "2.2", "-c", "4", "--h1", "--rate", "100", "--progress",
                           server.url)
-    assert piped.returncode == 0 and forced.returncode == 0, piped.stderr + forced.stderr
+    # (the exit status is not the point: on a loaded machine a due request may be unsent)
+    assert report_counts(piped.stdout)["succeeded"] and report_counts(forced.stdout)["succeeded"]
     assert not PROGRESS.search(piped.stdout) and "\r" not in piped.stdout, piped.stdout
     # The same run with --progress writes the lines: the check above can see them.
     assert len(PROGRESS.findall(forced.stdout)) >= 2, forced.stdout
