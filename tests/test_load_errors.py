@@ -179,3 +179,31 @@ def test_n_requests_at_a_rate_end_after_n(tmp_path: Path) -> None:
     results = read_json(tmp_path / "r.json")["results"]
     # The 120th request fell due 119/600 s after the first: the rate was kept, not exceeded.
     assert results["duration_s"] >= 119 / 600 and results["unsent"] == 0
+
+
+@PROTOCOLS
+def test_an_unreachable_server_is_connect_errors_and_the_run_ends(extra: list[str]) -> None:
+    # A listening socket that never accepts, its queue full: the kernel drops further SYNs,
+    # so a connect neither succeeds nor is refused, as with a host that does not answer.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        try:
+            started = time.monotonic()
+            result = run_load("-n", "100", "-c", "2", "-T", "0.5", *extra,
+                              f"http://127.0.0.1:{port}/", timeout=30)
+            elapsed = time.monotonic() - started
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert result.returncode == 1, result.stdout + result.stderr
+    counts = counts_add_up(result.stdout)
+    assert only_errors_of(result.stdout, "connect") == counts["errored"] == 2
+    assert elapsed < 20 and "Traceback" not in result.stderr

@@ -138,7 +138,7 @@ async def user(client):
 '''
 
 
-@pytest.mark.parametrize("extra", [[], ["--h1"]], ids=["default", "h1"])
+@pytest.mark.parametrize("extra", [[], ["--h1"], ["-t", "2"]], ids=["default", "h1", "workers"])
 def test_each_user_runs_the_scenario_and_its_requests_are_counted(
         basic_server: ServerProcess, tmp_path: Path, extra: list[str]) -> None:
     scenario = tmp_path / "scenario.py"
