@@ -71,9 +71,10 @@ def render_html(stats: RunStats, run: dict[str, Any]) -> str:
              + (", interrupted" if run.get("interrupted") else ""))
     series = stats.series
     seconds = [float(entry["second"]) for entry in series]
-    rate_chart = line_chart("requests-chart", seconds, {
-        "requests": [float(entry["requests"]) for entry in series],
-        "errors": [float(entry["errors"]) for entry in series]}, "req/s", str)
+    rated = per_second_rates(stats)
+    rate_chart = line_chart("requests-chart", [float(entry["second"]) for entry, _ in rated], {
+        "requests": [entry["requests"] / covered for entry, covered in rated],
+        "errors": [entry["errors"] / covered for entry, covered in rated]}, "req/s", str)
     latency_chart = line_chart("latency-chart", seconds, {
         name: [entry[f"{name}_ns"] / 1e6 for entry in series]
         for name in ("p50", "p90", "p99")}, "ms", _ms)
@@ -84,6 +85,19 @@ def render_html(stats: RunStats, run: dict[str, Any]) -> str:
         rate_chart=rate_chart, latency_chart=latency_chart,
         histogram_chart=histogram_chart(stats),
         tool=html.escape(f"qactuar load {__version__}"))
+
+
+def per_second_rates(stats: RunStats) -> list[tuple[dict[str, Any], float]]:
+    """Each second of the series with the share of a second it covers: the run's last
+    entry is usually a part of one (its count alone would show as a drop at the end).
+    A last part shorter than a quarter of a second is left out when there are others."""
+    rated = []
+    for entry in stats.series:
+        covered = min(1.0, max(stats.duration_s - entry["second"], 0.001))
+        rated.append((entry, covered))
+    if len(rated) > 1 and rated[-1][1] < 0.25:
+        rated.pop()
+    return rated
 
 
 def _ms(value: float) -> str:
@@ -142,8 +156,9 @@ def _frame(chart_id: str, top: float, label: Any, x_labels: list[tuple[float, st
                      'stroke="#e5e5e5"/>')
         parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
                      f"{html.escape(label(value))}</text>")
-    for x, text in x_labels:
-        parts.append(f'<text x="{x:.1f}" y="{TOP + HEIGHT + 18}" text-anchor="middle">'
+    for x, text in x_labels:  # the labels at the ends stay inside the chart
+        anchor = "start" if x <= LEFT else "end" if x >= LEFT + WIDTH else "middle"
+        parts.append(f'<text x="{x:.1f}" y="{TOP + HEIGHT + 18}" text-anchor="{anchor}">'
                      f"{html.escape(text)}</text>")
     parts.append(body)
     parts.append("</svg>")
