@@ -229,3 +229,11 @@ def test_a_scenario_that_cannot_run_is_one_line_and_exit_2(tmp_path: Path, sourc
     assert why in message and str(scenario) in message, message
     missing = run_load("--scenario", str(tmp_path / "absent.py"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_a_scenario_that_never_waits_still_ends_on_time(tmp_path: Path) -> None:
+    scenario = tmp_path / "busy.py"
+    scenario.write_text("async def user(client):\n    pass\n")
+    result = run_load("-D", "0.5", "-c", "2", "--scenario", str(scenario), timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert report_counts(result.stdout)["started"] == 0
