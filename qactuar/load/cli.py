@@ -25,6 +25,8 @@ from qactuar.load.targets import Target
 def choose_protocol(options: LoadOptions) -> str:
     """'ws' for ws(s)://, 'h1' with --h1, else 'h2' (h2c for http://, ALPN for https://:
     HTTP/1.1 when the server does not offer h2)."""
+    if options.scenario is not None:
+        return "scenario"
     first = options.targets[0]
     if first.kind == "ws":
         return "ws"
@@ -66,8 +68,15 @@ def run_share(options: LoadOptions, protocol: str, connections: int, requests: i
         sys.stdout.flush()
 
     async def main() -> tuple[RunStats, bool]:
-        run = Run(options, connections, requests, rate, protocol,
-                  progress if show_progress else None)
+        run: Any
+        if protocol == "scenario":
+            from qactuar.load.scenario import ScenarioRun
+
+            run = ScenarioRun(options, connections, requests,
+                              progress if show_progress else None)
+        else:
+            run = Run(options, connections, requests, rate, protocol,
+                      progress if show_progress else None)
         stats = await run.execute()
         if show_progress:
             sys.stdout.write("\r\x1b[K")
@@ -117,7 +126,8 @@ def exit_status(options: LoadOptions, stats: RunStats, interrupted: bool) -> tup
         reasons.append(f"{stats.failed} requests failed (status 400 or above)")
     if stats.unsent:
         reasons.append(f"{stats.unsent} requests due were never sent")
-    if options.requests is not None and stats.started < options.requests and not interrupted:
+    if (options.requests is not None and options.scenario is None
+            and stats.started < options.requests and not interrupted):
         reasons.append(f"only {stats.started} of {options.requests} requests were started")
     reasons += [f"--fail-if {text}" for text in failing(options.fail_if, stats)]
     if interrupted:
@@ -127,6 +137,8 @@ def exit_status(options: LoadOptions, stats: RunStats, interrupted: bool) -> tup
 
 def run_document(options: LoadOptions, protocol: str, interrupted: bool) -> dict[str, Any]:
     return {"urls": [target.url for target in options.targets], "protocol": protocol,
+            "targets_file": options.target_file,
+            "scenario": str(options.scenario) if options.scenario else None,
             "connections": options.connections, "streams": options.streams,
             "requests": options.requests, "duration_s": options.duration,
             "warm_up_s": options.warm_up, "rate": options.rate, "workers": options.workers,
@@ -141,11 +153,15 @@ def load_main(argv: list[str], prog: str = "qactuar load") -> int:
         return merge_main(argv[1:])
     try:
         options = parse_options(argv, prog)
+        if options.scenario is not None:
+            from qactuar.load.scenario import load_scenario
+
+            load_scenario(options.scenario)  # a file that cannot run is a usage error
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     stats, interrupted, protocol = execute(options)
-    total = options.requests
+    total = options.requests if options.scenario is None else None  # -n counts runs there
     print(format_report(stats, total, options.workers, options.rate, protocol, interrupted))
     write_outputs(options, stats, run_document(options, protocol, interrupted))
     status, reasons = exit_status(options, stats, interrupted)
@@ -173,4 +189,9 @@ def write_outputs(options: LoadOptions, stats: RunStats, run: dict[str, Any]) ->
 
 def main(argv: list[str] | None = None, prog: str = "qactuar load") -> None:
     with contextlib.suppress(BrokenPipeError):
-        sys.exit(load_main(sys.argv[1:] if argv is None else argv, prog))
+        try:
+            status = load_main(sys.argv[1:] if argv is None else argv, prog)
+        except KeyboardInterrupt:  # Ctrl-C before the run's own handler was in place
+            print(f"{prog}: interrupted before the run started", file=sys.stderr)
+            status = 130
+        sys.exit(status)

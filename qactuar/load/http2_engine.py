@@ -212,6 +212,8 @@ class H2Connection:
             length = int.from_bytes(data[position:position + 3], "big")
             end = position + 9 + length
             if end > size:
+                if length > MAX_FRAME:  # more than we allow: not HTTP/2, never wait for it
+                    raise FrameError("a frame larger than SETTINGS_MAX_FRAME_SIZE")
                 break
             kind = data[position + 3]
             flags = data[position + 4]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from qactuar.load.target_file import FileRequest
 from qactuar.load.targets import Target, parse_target
 
 DEFAULT_TIMEOUT = 10.0
@@ -48,6 +49,9 @@ class LoadOptions:
     fail_if: list[str] = field(default_factory=list)
     progress: bool | None = None  # None: on when stdout is a terminal
     ws_message_size: int = 16
+    target_file: str | None = None  # --targets: its requests are in file_requests
+    file_requests: list[FileRequest] = field(default_factory=list)
+    scenario: Path | None = None  # --scenario: users run its `user(client)`
 
     def request_method(self) -> str:
         if self.method:
@@ -63,9 +67,14 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(prog: str = "qactuar load") -> argparse.ArgumentParser:
     parser = _Parser(prog=prog, description="Load an HTTP/1.1, HTTP/2 or WebSocket server "
                      "and report throughput and latency percentiles.")
-    parser.add_argument("urls", nargs="+", metavar="URL",
+    parser.add_argument("urls", nargs="*", metavar="URL",
                         help="http://, https://, ws:// or wss:// URL; several are used in "
                              "turn; URL@WEIGHT weights one")
+    parser.add_argument("-i", "--targets", metavar="FILE", help="the requests from FILE, in "
+                        "turn: blocks of 'METHOD URL', headers, '@BODYFILE' or '| body' "
+                        "lines (a URL per line also works)")
+    parser.add_argument("--scenario", metavar="FILE.py", help="each of -c users runs FILE's "
+                        "'async def user(client)' in a loop (-n runs in all, or for -D)")
     parser.add_argument("-n", "--requests", type=int, help="requests in all (default 1 "
                         "without -D)")
     parser.add_argument("-c", "--clients", type=int, default=1, help="connections (default 1)")
@@ -113,10 +122,17 @@ def parse_options(argv: list[str], prog: str = "qactuar load") -> LoadOptions:
     """The options `argv` asks for; UsageError (one line) when they cannot be run."""
     args = build_parser(prog).parse_args(argv)
     targets = [parse_target(url) for url in args.urls]
+    file_requests = _request_sources(args, targets)
+    if file_requests:
+        from qactuar.load.target_file import origins
+
+        targets = origins(file_requests)
     options = LoadOptions(targets=targets, connections=args.clients,
                           streams=args.max_concurrent_streams, force_h1=args.h1,
                           workers=args.threads, method=args.method, progress=args.progress,
-                          fail_if=list(args.fail_if), ws_message_size=args.ws_message_size)
+                          fail_if=list(args.fail_if), ws_message_size=args.ws_message_size,
+                          target_file=args.targets, file_requests=file_requests,
+                          scenario=Path(args.scenario) if args.scenario else None)
     _positive("-c", options.connections)
     _positive("-m", options.streams)
     _positive("-t", options.workers)
@@ -168,6 +184,36 @@ def parse_options(argv: list[str], prog: str = "qactuar load") -> LoadOptions:
 
         parse_conditions(options.fail_if)  # raises UsageError for a bad one
     return options
+
+
+def _request_sources(args: argparse.Namespace, targets: list[Target]) -> list[FileRequest]:
+    """Check that the run has one source of requests: URLs, --targets or --scenario (with
+    at most a base URL); the target file's requests when it is the source."""
+    if args.targets is not None and args.scenario is not None:
+        raise UsageError("--targets and --scenario cannot both be given")
+    if args.scenario is not None:
+        if len(targets) > 1 or (targets and targets[0].kind != "http"):
+            raise UsageError("--scenario takes at most one http(s):// URL, the base of the "
+                             "scenario's relative URLs")
+        for flag, given in (("--rate", args.rate is not None), ("-d", args.data is not None),
+                            ("--method", args.method is not None),
+                            ("-m", args.max_concurrent_streams != 1)):
+            if given:
+                raise UsageError(f"{flag} cannot be used with --scenario (the scenario "
+                                 "makes its own requests)")
+        return []
+    if args.targets is not None:
+        if targets:
+            raise UsageError("give URLs or --targets FILE, not both")
+        if args.data is not None or args.method is not None:
+            raise UsageError("-d and --method cannot be used with --targets (each request "
+                             "of the file has its own)")
+        from qactuar.load.target_file import read_target_file
+
+        return read_target_file(args.targets)
+    if not targets:
+        raise UsageError("give a URL to load (or --targets FILE, or --scenario FILE.py)")
+    return []
 
 
 def _positive(flag: str, value: int) -> None:

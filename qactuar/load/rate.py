@@ -51,6 +51,9 @@ class RateScheduler:
         now = monotonic_ns()
         due_count = int((now - self.start_ns) / self.interval_ns) + 1 - self.issued
         run = self.run
+        if run.remaining >= 0:  # -n: that many requests in all, then no more ticks
+            due_count = min(due_count, run.remaining)
+            run.remaining -= due_count
         ready = self.ready
         for _ in range(due_count):
             due = self.start_ns + int(self.issued * self.interval_ns)
@@ -62,6 +65,9 @@ class RateScheduler:
                 ready[-1].send_one(due)
             else:
                 self.backlog.append(due)
+        if run.remaining == 0:
+            self.handle = None
+            return
         next_due = self.start_ns + self.issued * self.interval_ns
         delay = max(next_due - monotonic_ns(), TICK_NS) / 1e9
         self.handle = self.loop.call_later(delay, self.tick)

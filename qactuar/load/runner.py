@@ -45,6 +45,18 @@ def client_tls_context(alpn: list[str]) -> ssl.SSLContext:
     return context
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def deliver_stop_signals(deliver: bool) -> None:
+    """Let SIGINT/SIGTERM through (while the run's handlers are there to stop it) or hold
+    them: a worker forked before its loop is ready, or a second Ctrl-C after the run, must
+    not become a KeyboardInterrupt that loses the results."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK if deliver else signal.SIG_BLOCK,
+                               set(STOP_SIGNALS))
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -86,6 +98,23 @@ class Run(Flow):
                                   h2_header_block(target, options.headers, options.body,
                                                   method))
                          for target in set(self.targets)} if protocol != "ws" else {}
+        self.rotations = self._rotations(options, protocol)
+
+    @staticmethod
+    def _rotations(options: LoadOptions, protocol: str) -> dict[tuple[str, str, int], Any]:
+        """The target file's requests, pre-built, by origin (none without --targets)."""
+        from qactuar.load.rotation import Rotation
+
+        built: dict[tuple[str, str, int], list[Any]] = {}
+        for entry in options.file_requests:
+            own = {name.lower() for name, _ in entry.headers}
+            headers = [(n, v) for n, v in options.headers if n.lower() not in own]
+            headers += list(entry.headers)
+            built.setdefault(entry.target.origin, []).append(
+                h1_request(entry.target, headers, entry.body, entry.method) if protocol == "h1"
+                else (h2_header_block(entry.target, headers, entry.body, entry.method),
+                      entry.body))
+        return {origin: Rotation(requests) for origin, requests in built.items()}
 
     @staticmethod
     def _spread_targets(targets: list[Target]) -> list[Target]:
@@ -152,6 +181,13 @@ class Run(Flow):
             self.connect_failed(connection, slot, exc)
 
     def make_connection(self, target: Target) -> Any:
+        rotation = self.rotations.get(target.origin)
+        if rotation is not None:
+            from qactuar.load.rotation import RotatingH1Connection, RotatingH2Connection
+
+            if self.protocol == "h1":
+                return RotatingH1Connection(self, rotation, self.options.streams)
+            return RotatingH2Connection(self, rotation, self.options.streams)
         if self.protocol == "h1":
             return H1Connection(self, self.requests[target], self.options.streams,
                                 self.head_only)
@@ -205,9 +241,10 @@ class Run(Flow):
         cpu_before = cpu_seconds()
         self.start_ns = monotonic_ns()
         self.stats.measure_from_ns = self.start_ns + int(options.warm_up * 1e9)
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 self.loop.add_signal_handler(signum, self.interrupt)
+        deliver_stop_signals(True)
         for slot in range(self.connection_count):
             self.open_connection(slot)
         if self.scheduler is not None:
@@ -221,7 +258,8 @@ class Run(Flow):
         try:
             await self.finished
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            deliver_stop_signals(False)
+            for signum in STOP_SIGNALS:
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     self.loop.remove_signal_handler(signum)
         for handle in self.handles:

@@ -8,6 +8,7 @@ worker (one process group): each stops and sends what it has.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from qactuar.load.runner import deliver_stop_signals
 from qactuar.load.stats import RunStats
 
 
@@ -35,6 +37,7 @@ def run_workers(count: int, work: Callable[[int], tuple[RunStats, bool]]
         if pid == 0:  # the worker
             os.close(read_end)
             code = 0
+            deliver_stop_signals(False)  # until the run's handlers are in place
             try:
                 if len(cpus) >= count:
                     os.sched_setaffinity(0, {cpus[index]})
@@ -52,7 +55,15 @@ def run_workers(count: int, work: Callable[[int], tuple[RunStats, bool]]
                 os._exit(code)
         os.close(write_end)
         children.append((pid, read_end))
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the workers report first
+    def forward(signum: int, frame: Any) -> None:
+        # A signal to this process alone (kill, a CI runner's timeout) reaches the workers
+        # too; Ctrl-C on a terminal reaches them already, and a second one changes nothing.
+        for pid, _ in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    previous = signal.signal(signal.SIGINT, forward)  # the workers report first
+    previous_term = signal.signal(signal.SIGTERM, forward)
     try:
         results = []
         interrupted = False
@@ -71,4 +82,5 @@ def run_workers(count: int, work: Callable[[int], tuple[RunStats, bool]]
             results.append(stats)
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
     return results, interrupted
