@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -389,6 +388,8 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     try:
         if file.suffix.lower() == ".toml":
+            import tomllib  # only for a TOML file: not on every start
+
             data = tomllib.loads(text.decode("utf-8"))
         else:
             data = json.loads(text)

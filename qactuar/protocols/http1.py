@@ -26,8 +26,8 @@ from qactuar.asgi.http_stream import HTTPStream, ResponseSink, error_headers
 from qactuar.asgi.request_head import RefusedRequest, request_scope
 from qactuar.logs import exception_logger, server_logger
 from qactuar.protocols import handover, http1_enabled, http2_enabled
-from qactuar.protocols.websocket import handshake_problem, wants_websocket
 from qactuar.protocols.write_waiters import WriteWaiters
+from qactuar.protocols.ws_handshake import handshake_problem, wants_websocket
 from qactuar.proxy_headers import FORWARDED_FIELDS
 from qactuar.sockets import tls_scope_extension
 

@@ -1,0 +1,30 @@
+"""What starting a server imports: the serving path leaves optional parts alone.
+
+Start-up time is measured in benchmarks/ (the `startup` scenario); this checks
+the cause that held it back, in a fresh interpreter: HTTP/2, the WebSocket
+protocol (and the `websockets` library), the pod, the load tool and the client
+are imported when configured or first used, not by every start.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from qactuar.protocols import h2_connection, handover
+
+NOT_AT_START = ("qactuar.protocols.http2", "qactuar.protocols.websocket", "websockets",
+                "qactuar.pod", "qactuar.load", "qactuar.client", "qactuar.admin.app", "tomllib",
+                "importlib.abc")
+
+
+def test_the_serving_path_imports_no_optional_part() -> None:
+    code = ("import sys, qactuar.cli, qactuar.models.aio, qactuar.protocols.http1\n"
+            f"print(','.join(m for m in {NOT_AT_START!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "", done.stdout
+
+
+def test_the_preface_handover_looks_for_is_http2s() -> None:
+    assert handover.PREFACE == h2_connection.PREFACE
