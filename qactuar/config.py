@@ -295,7 +295,8 @@ def _check(key: str, value: Any) -> Any:
         ok_type = isinstance(value, kind)
     if not ok_type or (predicate is not None and not predicate(value)):
         raise _fail(key, value, expected)
-    if key == "BEANS":
+    # An empty list has nothing to check: the pod is then not imported at all.
+    if key == "BEANS" and (value or not isinstance(value, list | tuple)):
         from qactuar.pod.config import check_beans  # the pod's own rules, one place
 
         check_beans(value)

@@ -20,6 +20,8 @@ NOT_AT_START = ("qactuar.protocols.http2", "qactuar.protocols.websocket", "webso
 
 def test_the_serving_path_imports_no_optional_part() -> None:
     code = ("import sys, qactuar.cli, qactuar.models.aio, qactuar.protocols.http1\n"
+            "from qactuar.config import load_config\n"
+            "load_config({}, {})\n"
             f"print(','.join(m for m in {NOT_AT_START!r} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=True)
