@@ -17,6 +17,7 @@ fires early.
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import TYPE_CHECKING, Any
 
 import httptools
@@ -234,10 +235,11 @@ class HTTP1Protocol(ResponseSink):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
-        # The transport's own tuples where they already are (host, port): every
-        # idle connection would otherwise hold copies.
+        # (host, port) with the host string interned: each peername is a new
+        # string, and idle connections from one address (a proxy, a few
+        # clients) would each hold a copy (about 60 bytes).
         if isinstance(peer, tuple):
-            self.client = peer if len(peer) == 2 else (peer[0], peer[1])
+            self.client = (sys.intern(peer[0]), peer[1])
         else:
             self.client = None
         self.server = self.state.server_address(sock) if isinstance(sock, tuple) else None
