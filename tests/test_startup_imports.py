@@ -8,8 +8,12 @@ are imported when configured or first used, not by every start.
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from qactuar.protocols import h2_connection, handover
 
@@ -30,3 +34,14 @@ def test_the_serving_path_imports_no_optional_part() -> None:
 
 def test_the_preface_handover_looks_for_is_http2s() -> None:
     assert handover.PREFACE == h2_connection.PREFACE
+
+
+def test_benchmarks_refuse_an_interpreter_without_qactuars_server(tmp_path: Path) -> None:
+    """`python -m benchmarks --qactuar-python PATH`: one clear line when PATH cannot serve."""
+    from benchmarks.__main__ import parse_args
+
+    with pytest.raises(SystemExit) as refused:
+        parse_args(["--qactuar-python", str(tmp_path / "no-python")])
+    assert "--qactuar-python" in str(refused.value) and "cannot run it" in str(refused.value)
+    args = parse_args(["--qactuar-python", sys.executable])
+    assert args.qactuar_python_version == platform.python_version()
