@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from subprocess import SubprocessError
 
-from benchmarks import environment, wrk
+from benchmarks import environment, servers, wrk
 from benchmarks.measure import MEASUREMENTS, Settings
 from benchmarks.process import ServerFailed, cpu_list, raise_nofile
 from benchmarks.report import Results, ServerResult, console_report, write_outputs
@@ -33,6 +34,21 @@ def _names(text: str, known: Mapping[str, object], what: str) -> list[str]:
         raise SystemExit(f"benchmarks: unknown {what} {', '.join(unknown)}; "
                          f"choose from {', '.join(known)}")
     return names
+
+
+def _qactuar_python_version(path: str) -> str:
+    """The Python version of `path`, which must import qactuar; one clear line if not."""
+    check = ("import platform, qactuar.cli, qactuar.models.aio, qactuar.protocols.http1; "
+             "print(platform.python_version())")
+    try:
+        done = subprocess.run([path, "-c", check], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise SystemExit(f"benchmarks: --qactuar-python {path}: cannot run it: {error}") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SystemExit(f"benchmarks: --qactuar-python {path}: cannot import "
+                         f"qactuar's server ({last})")
+    return done.stdout.strip()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -60,6 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help=(
         f"smoke test in under a minute: {', '.join(QUICK_SCENARIOS)}, "
         "one 2 s round, 1 s warm-up (unless --scenarios/--rounds/... are given)"))
+    parser.add_argument("--qactuar-python", metavar="PATH", help=(
+        "interpreter to run the qactuar servers under (one with qactuar installed, e.g. "
+        "a pyenv 3.13 venv); the report names its Python version. Default: this one"))
     parser.add_argument("--no-install", action="store_true",
                         help="do not pip/apt-get install missing peers or load tools")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR,
@@ -73,6 +92,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             args.rounds = 1
         if not any(a.startswith("--duration") for a in given):
             args.duration = 2
+    if args.qactuar_python:
+        args.qactuar_python_version = _qactuar_python_version(args.qactuar_python)
     args.scenarios = _names(args.scenarios, SCENARIOS, "scenario")
     args.servers = _names(args.servers, SERVERS, "server")
     if args.rounds < 1 or args.duration < 1:
@@ -128,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     if set(cpu_list(args.server_cpu)) & set(cpu_list(args.load_cpu)) or (os.cpu_count() or 1) < 2:
         print("warning: server and load tool share a CPU; figures are not comparable "
               "with a two-CPU run", file=sys.stderr)
+    if args.qactuar_python:
+        servers.qactuar_python = args.qactuar_python
     nofile = raise_nofile()
     if "idle-memory" in args.scenarios and nofile < args.connections + 100:
         raise SystemExit(f"benchmarks: open-files limit {nofile} is below "
@@ -144,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         "wrk_threads": settings.load_threads, "wrk_connections": wrk.CONNECTIONS,
         "http1_load_tool": "qactuar load" if args.load_tool == "qactuar" else "wrk",
         "idle_connections": args.connections, "startup_samples": settings.startup_samples,
-        "server_cpu": args.server_cpu, "load_cpu": args.load_cpu})
+        "server_cpu": args.server_cpu, "load_cpu": args.load_cpu,
+        "qactuar_python": getattr(args, "qactuar_python_version", None)})
     print(f"benchmarks: scenarios {', '.join(args.scenarios)}; servers "
           f"{', '.join(args.servers)}; {args.rounds} round(s)", flush=True)
     try:

@@ -196,10 +196,16 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", rule, *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+def _qactuar_python(settings: dict[str, Any]) -> str:
+    """" (qactuar on Python 3.13.0)" when --qactuar-python ran it under another one."""
+    version = settings.get("qactuar_python")
+    return f" (qactuar on Python {version})" if version else ""
+
+
 def _meta_line(meta: dict[str, Any]) -> str:
     s = meta["settings"]
     return (f"{meta['date']}  {meta['cpu']} ({meta['cpus']} CPUs), Linux {meta['kernel']}, "
-            f"Python {meta['python']}, {meta['tools'].get('wrk', '')}; "
+            f"Python {meta['python']}{_qactuar_python(s)}, {meta['tools'].get('wrk', '')}; "
             f"{s['rounds']} rounds of {s['seconds']}s after {s['warmup_seconds']}s warm-up, "
             f"{_http1_tool(s)} -c{s['wrk_connections']}, "
             f"server on CPU {s['server_cpu']}, load on CPU {s['load_cpu']}")

@@ -88,9 +88,14 @@ def _python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+# The interpreter the qactuar servers run under (`--qactuar-python`): the peers
+# always run under the driver's own.
+qactuar_python = sys.executable
+
+
 def _qactuar(app: str, port: int, variant: Variant) -> list[str]:
-    command = _python("-m", "qactuar", app, "--host", "127.0.0.1", "--port", str(port),
-                      "--no-access-log", "--keep-alive-timeout", KEEP_ALIVE_SECONDS)
+    command = [qactuar_python, "-m", "qactuar", app, "--host", "127.0.0.1", "--port", str(port),
+                      "--no-access-log", "--keep-alive-timeout", KEEP_ALIVE_SECONDS]
     if variant.workers > 1:
         command += ["--model", "prefork", "--workers", str(variant.workers)]
     if variant.websocket:

@@ -16,7 +16,6 @@ any other qactuar module is imported.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
@@ -56,8 +55,11 @@ def flag_is_set(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
-class PurePythonFinder(importlib.abc.MetaPathFinder):
-    """Finds `qactuar.*` modules as their `.py` source file, ahead of the normal path finder."""
+class PurePythonFinder:
+    """Finds `qactuar.*` modules as their `.py` source file, ahead of the normal path finder.
+
+    A meta path finder by its `find_spec` method: importlib.abc (and the
+    importlib.resources it imports) would add milliseconds to every start."""
 
     def find_spec(self, fullname: str, path: Sequence[str] | None,
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:

@@ -41,6 +41,14 @@ ADMIN_KEYS = ("ADMIN_HOST", "ADMIN_PORT", "ADMIN_SOCKET", "ADMIN_TOKEN", "ADMIN_
               "ADMIN_RELEASES_DIR")
 
 
+def _show_version(ctx: click.Context, value: bool) -> None:
+    """`--version`: the build is described only when asked, as that imports every
+    compiled module (HTTP/2, the load tool's engines...), which serving may not need."""
+    if value and not ctx.resilient_parsing:
+        click.echo(f"qactuar {__version__} ({describe_build()})")
+        ctx.exit()
+
+
 def flag_name(key: str) -> str:
     return "--" + key.lower().replace("_", "-")
 
@@ -86,8 +94,9 @@ def _setting_options(command: Any) -> Any:
 @click.option("--reload-exclude", "reload_exclude", multiple=True, metavar="GLOB",
               help='File names to ignore (repeatable; default ".*", "*~", "__pycache__").')
 @_setting_options
-@click.version_option(__version__, "-V", "--version", prog_name="qactuar",
-                      message=f"%(prog)s %(version)s ({describe_build()})")
+@click.option("-V", "--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=lambda ctx, param, value: _show_version(ctx, value),
+              help="Show the version and exit.")
 def command(app: str | None, app_dir: str, config_file: str | None, env_file: str | None,
             factory: bool, reload: bool, reload_dir: tuple[str, ...],
             reload_include: tuple[str, ...], reload_exclude: tuple[str, ...],

@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -296,7 +295,8 @@ def _check(key: str, value: Any) -> Any:
         ok_type = isinstance(value, kind)
     if not ok_type or (predicate is not None and not predicate(value)):
         raise _fail(key, value, expected)
-    if key == "BEANS":
+    # An empty list has nothing to check: the pod is then not imported at all.
+    if key == "BEANS" and (value or not isinstance(value, list | tuple)):
         from qactuar.pod.config import check_beans  # the pod's own rules, one place
 
         check_beans(value)
@@ -389,6 +389,8 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     try:
         if file.suffix.lower() == ".toml":
+            import tomllib  # only for a TOML file: not on every start
+
             data = tomllib.loads(text.decode("utf-8"))
         else:
             data = json.loads(text)

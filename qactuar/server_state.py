@@ -14,6 +14,7 @@ None for the default one).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from email.utils import formatdate
 from http import HTTPStatus
@@ -114,6 +115,11 @@ class ServerState:
         self.stats: Any = None
         self.websocket = websocket_enabled(config)
         self.shutting_down = False
+        # The context connection timers run in: an empty one of this server's own
+        # (per state, as a context is entered by one thread at a time).  A timer
+        # otherwise copies the context it is armed in, often an app's, which an
+        # idle keep-alive connection would then hold, about 64 bytes each.
+        self.timer_context = contextvars.Context()
         # Forwarded / X-Forwarded-* from trusted peers (proxy_headers.py); None when off.
         self.proxy: ProxyHeaders | None = ProxyHeaders(config) if config.PROXY_HEADERS else None
         self._server_addresses: dict[tuple[Any, ...], tuple[str, int]] = {}

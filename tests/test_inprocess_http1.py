@@ -364,3 +364,38 @@ def test_an_app_that_does_not_start_in_time_gets_504() -> None:
         connection.feed(get("/sleep?s=30"))
         [response], _ = read_answers(connection, [False])
         Answer(504).check(response)
+
+
+def test_an_idle_keep_alive_connection_holds_no_parser(misbehaving: InProcessServer) -> None:
+    """Between requests a connection gives its parser back (idle memory); the next
+    request, on it or another connection, is parsed by a pooled one exactly as by a
+    new one: strict checks and all."""
+    first, second = misbehaving.connect(), misbehaving.connect()
+    assert first.protocol.parser is None  # nothing sent yet: none taken
+    hello = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert first.send(hello).endswith(b"Hello, world!")
+    assert first.protocol.parser is None and not first.closed
+    # The parser first used is now second's; a bad request on it is still refused.
+    assert second.send(hello).endswith(b"Hello, world!")
+    answer = second.send(b"GET /hello HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert second.closed
+    # A head split across reads keeps its parser until it is answered.
+    first.send(b"GET /hello HTTP/1.1\r\n")
+    assert first.protocol.parser is not None
+    assert first.send(b"Host: x\r\n\r\n").endswith(b"Hello, world!")
+    assert first.protocol.parser is None
+    # A request that closes the connection is answered and nothing after it is read.
+    answer = first.send(b"GET /hello HTTP/1.0\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.count(b"HTTP/1.") == 1 and answer.endswith(b"Hello, world!"), answer
+    assert first.closed
+
+
+def test_an_idle_connection_without_its_parser_still_times_out() -> None:
+    """KEEP_ALIVE_TIMEOUT closes an idle connection whose parser went back to the pool."""
+    with serving("apps.misbehaving:app", KEEP_ALIVE_TIMEOUT=0.05) as server:
+        connection = server.connect()
+        assert connection.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").endswith(
+            b"Hello, world!")
+        assert connection.protocol.parser is None
+        connection.wait_for(lambda: connection.closed)

@@ -26,7 +26,6 @@ from qactuar.asgi.lifespan import LifespanFailure
 from qactuar.asgi.router import Mount, Router
 from qactuar.config import Config, ConfigError
 from qactuar.logs import server_logger
-from qactuar.pod.serving import process_pod
 from qactuar.protocols.handover import ProtocolFactory
 from qactuar.proxy_protocol import connection_protocol_factory
 from qactuar.server_state import ServerObserver, ServerState
@@ -147,7 +146,11 @@ async def _serve(config: Config, mounts: list[Mount], sockets: list[socket.socke
 
     # The beans of this process (qactuar/pod): they start after lifespan startup,
     # and the sockets listen once the gate beans are ready.
-    pod = process_pod(config, role.model, role.lifespan, role.logger)
+    pod = None
+    if config.BEANS or config.BLOCKED_LOOP_THRESHOLD:  # else there is nothing to run
+        from qactuar.pod.serving import process_pod  # imported only when configured
+
+        pod = process_pod(config, role.model, role.lifespan, role.logger)
     if pod is not None:
         pod.attach(mounts)
     started, status = await start_apps(mounts if role.lifespan else [], config, signals,

@@ -40,6 +40,11 @@ from qactuar.models.aio import (
     stop_connections,
 )
 from qactuar.pod.placement import EXIT_BEAN_FAILED, parent_pod
+
+# Imported once, in the parent, what a child would otherwise import for its connection
+# (the async model imports them when first used).
+from qactuar.protocols import http1 as _http1  # noqa: F401
+from qactuar.protocols import websocket as _websocket  # noqa: F401
 from qactuar.protocols.handover import ProtocolFactory
 from qactuar.protocols.http2 import H2Protocol
 from qactuar.proxy_protocol import connection_protocol_factory

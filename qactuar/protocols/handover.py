@@ -31,12 +31,15 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from qactuar.protocols import http2_enabled
-from qactuar.protocols.http2 import PREFACE, H2Protocol
-from qactuar.protocols.websocket import WebSocketProtocol
 
 if TYPE_CHECKING:
+    from qactuar.protocols.http2 import H2Protocol
+    from qactuar.protocols.websocket import WebSocketProtocol
     from qactuar.server_state import ServerState
 
+# RFC 9113 3.4; the same bytes as h2_connection.PREFACE (a test checks), not imported
+# from there so that HTTP/2 is imported only when a connection speaks it.
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 H2C_SWITCHING = (b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\n"
                  b"upgrade: h2c\r\n\r\n")
 # Request fields that are HTTP/1.1's own: never carried into an HTTP/2 stream.
@@ -57,11 +60,16 @@ class ProtocolFactory:
               client: tuple[str, int] | None, server: tuple[str, int] | None,
               tls: dict[str, Any] | None) -> H2Protocol:
         """The HTTP/2 protocol for a connection (`tls`: the ASGI tls extension, if any)."""
+        # Imported at the first hand-over, not at start-up (see docs/architecture.md).
+        from qactuar.protocols.http2 import H2Protocol
+
         return H2Protocol(state, transport, client, server, tls)
 
     def websocket(self, state: ServerState, scope: dict[str, Any], app: Any
                   ) -> WebSocketProtocol:
         """The WebSocket protocol after an accepted handshake (`scope`: its HTTP scope)."""
+        from qactuar.protocols.websocket import WebSocketProtocol
+
         return WebSocketProtocol(state, scope, app)
 
 

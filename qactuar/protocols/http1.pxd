@@ -21,7 +21,7 @@ cdef class HTTP1Protocol(ResponseSink):
     cdef public bint writing_paused
     cdef public object _write_waiters, _deferred_error, _timer, _timed_stream
     cdef public object _transfer_encoding, _content_length, _expect, _upgrade_body_left
-    cdef public object _websocket, _websocket_rest, _tls, _h2c_upgrade
+    cdef public object _websocket, _websocket_rest, _tls, _h2c_upgrade, _parser_target
     cdef public _Request _parsing
     cdef public list _queue, _unsent, _headers
     cdef public bytes _url, _connection_tokens
@@ -29,7 +29,7 @@ cdef class HTTP1Protocol(ResponseSink):
     cdef public Limits _limits
     cdef public object _host_value
     cdef public bint _reading_paused, _closed, _chunked, _no_body
-    cdef public bint _completed_in_feed, _body_in_feed, _forwarded
+    cdef public bint _completed_in_feed, _body_in_feed, _forwarded, _feeding
     cdef public str _scheme
     cdef public bytes _opening
     cdef public double _timer_at, _client_deadline, _answer_deadline
@@ -48,3 +48,15 @@ cdef class HTTP1Protocol(ResponseSink):
     cpdef _resume_reading(self)
     cpdef _cancel_timer(self)
     cpdef _start_response_cycle(self, _Request stream)
+    cpdef _give_back_parser(self)
+    # The parser's callbacks, called in C by _ParserTarget.
+    cpdef on_url(self, bytes url)
+    cpdef on_header(self, bytes name, bytes value)
+    cpdef on_headers_complete(self)
+    cpdef on_body(self, bytes body)
+    cpdef on_message_complete(self)
+
+
+cdef class _ParserTarget:
+    cdef public HTTP1Protocol conn
+    cdef public object parser

@@ -17,6 +17,7 @@ fires early.
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import TYPE_CHECKING, Any
 
 import httptools
@@ -26,8 +27,8 @@ from qactuar.asgi.http_stream import HTTPStream, ResponseSink, error_headers
 from qactuar.asgi.request_head import RefusedRequest, request_scope
 from qactuar.logs import exception_logger, server_logger
 from qactuar.protocols import handover, http1_enabled, http2_enabled
-from qactuar.protocols.websocket import handshake_problem, wants_websocket
 from qactuar.protocols.write_waiters import WriteWaiters
+from qactuar.protocols.ws_handshake import handshake_problem, wants_websocket
 from qactuar.proxy_headers import FORWARDED_FIELDS
 from qactuar.sockets import tls_scope_extension
 
@@ -63,6 +64,13 @@ _FIELD_NAMES_LIMIT = 512
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 
+# Parsers of idle keep-alive connections, given back for the next connection that
+# has bytes to parse (see _ParserTarget).  LIFO, so a busy server reuses a warm one;
+# bounded, as it only needs as many as connections are mid-request at once.
+_PARSER_POOL: list = []
+_PARSER_POOL_LIMIT = 256
+
+
 # The parse phase of a connection (HTTP1Protocol._phase): what the next bytes are.
 # C ints when compiled (http1.pxd).
 _IDLE, _HEAD, _BODY, _STOPPED = range(4)
@@ -95,6 +103,39 @@ class _Request(HTTPStream):
     message_complete: bool
 
 
+class _ParserTarget:
+    """What an httptools parser calls back: forwards each call to the connection it
+    parses for now (`conn`).
+
+    httptools binds a parser to the object it is made with, for its life.  With
+    this object in between, a keep-alive connection gives its parser back
+    (`_PARSER_POOL`) while idle and takes one when bytes arrive: an idle
+    connection holds no parser (about 850 bytes: the parser, llhttp's state
+    and settings, five bound callbacks).  Compiled, each forward is a C call.
+    """
+
+    __slots__ = ("conn", "parser")
+
+    def __init__(self) -> None:
+        self.conn: HTTP1Protocol | None = None
+        self.parser: Any = httptools.HttpRequestParser(self)
+
+    def on_url(self, url: bytes) -> None:
+        self.conn.on_url(url)  # type: ignore[union-attr]  # set while it parses
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.conn.on_header(name, value)  # type: ignore[union-attr]
+
+    def on_headers_complete(self) -> None:
+        self.conn.on_headers_complete()  # type: ignore[union-attr]
+
+    def on_body(self, body: bytes) -> None:
+        self.conn.on_body(body)  # type: ignore[union-attr]
+
+    def on_message_complete(self) -> None:
+        self.conn.on_message_complete()  # type: ignore[union-attr]
+
+
 # How long a connection that has sent nothing yet may take to send its first
 # request once the server shuts down.
 FIRST_REQUEST_GRACE = 0.5
@@ -111,9 +152,10 @@ class HTTP1Protocol(ResponseSink):
     __slots__ = (
         "_answer_deadline", "_body_in_feed", "_body_received", "_chunked", "_client_deadline",
         "_closed", "_completed_in_feed", "_connection_tokens", "_content_length",
-        "_deferred_error", "_expect", "_forwarded", "_framing_bytes", "_h2c_upgrade",
-        "_head_bytes", "_header_bytes", "_headers", "_host_count", "_host_value", "_limits",
-        "_no_body", "_opening", "_parsing", "_phase", "_queue", "_reading_paused", "_scheme",
+        "_deferred_error", "_expect", "_feeding", "_forwarded", "_framing_bytes",
+        "_h2c_upgrade", "_head_bytes", "_header_bytes", "_headers", "_host_count", "_host_value",
+        "_limits", "_no_body", "_opening", "_parser_target", "_parsing", "_phase", "_queue",
+        "_reading_paused", "_scheme",
         "_timed_stream", "_timer", "_timer_at", "_tls", "_transfer_encoding", "_unsent",
         "_unsent_size", "_upgrade_body_left", "_url", "_websocket", "_websocket_rest",
         "_write_waiters", "client", "config", "loop", "parser", "server", "state", "transport",
@@ -125,7 +167,10 @@ class HTTP1Protocol(ResponseSink):
         self.config = state.config
         self.loop = state.loop
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpRequestParser(self)
+        # Taken from _PARSER_POOL when bytes arrive, given back while idle.
+        self.parser: Any = None
+        self._parser_target: _ParserTarget | None = None
+        self._feeding = False  # inside parser.feed_data: the parser is in use
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
         self._scheme = state.scheme  # https behind a PROXY v2 header with the TLS flag
@@ -154,7 +199,7 @@ class HTTP1Protocol(ResponseSink):
         # Response framing of the request being answered.
         self._chunked = False
         self._no_body = False
-        self._unsent: list[bytes] = []  # body parts gathered for one write
+        self._unsent: list[bytes] | None = None  # body parts gathered for one write
         self._unsent_size = 0
         # The request head being parsed.
         self._url = b""
@@ -190,10 +235,11 @@ class HTTP1Protocol(ResponseSink):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
-        # The transport's own tuples where they already are (host, port): every
-        # idle connection would otherwise hold copies.
+        # (host, port) with the host string interned: each peername is a new
+        # string, and idle connections from one address (a proxy, a few
+        # clients) would each hold a copy (about 60 bytes).
         if isinstance(peer, tuple):
-            self.client = peer if len(peer) == 2 else (peer[0], peer[1])
+            self.client = (sys.intern(peer[0]), peer[1])
         else:
             self.client = None
         self.server = self.state.server_address(sock) if isinstance(sock, tuple) else None
@@ -243,13 +289,47 @@ class HTTP1Protocol(ResponseSink):
     def _release_parser(self) -> None:
         """Drop the parser once this protocol is done with the connection.
 
-        The parser holds our bound callbacks, so the two form a reference
-        cycle: without this every closed connection would wait for the garbage
-        collector instead of being freed at once.  Never called from inside a
+        The parser and its target refer to each other, and the target to us:
+        breaking that here frees a closed connection at once instead of
+        leaving it to the garbage collector.  Never called from inside a
         parser callback; nothing parses after it.
         """
-        if hasattr(self, "parser"):
-            del self.parser
+        target = self._parser_target
+        if target is not None:
+            self._parser_target = None
+            self.parser = None
+            target.conn = None
+            target.parser = None
+
+    def _take_parser(self) -> Any:
+        """A parser for the bytes that just arrived: a pooled one, or a new one."""
+        try:
+            target: _ParserTarget = _PARSER_POOL.pop()
+        except IndexError:
+            target = _ParserTarget()
+        target.conn = self
+        self._parser_target = target
+        self.parser = parser = target.parser
+        return parser
+
+    def _give_back_parser(self) -> None:
+        """Idle between requests: the parser waits in the pool, not on this connection.
+
+        Only at a message boundary the parser itself expects more messages
+        after (llhttp's keep-alive), so the next connection's parser starts
+        exactly as a new one would.
+        """
+        target = self._parser_target
+        if (target is None or self._feeding or self._phase != _IDLE or self._queue
+                or self._parsing is not None or not self.parser.should_keep_alive()):
+            return
+        self._parser_target = None
+        self.parser = None
+        target.conn = None
+        if len(_PARSER_POOL) < _PARSER_POOL_LIMIT:
+            _PARSER_POOL.append(target)
+        else:
+            target.parser = None  # the parser's bound callbacks refer back to it
 
     def eof_received(self) -> bool | None:
         # Half-closed by the client: answer the requests it completed, then close.
@@ -284,13 +364,20 @@ class HTTP1Protocol(ResponseSink):
                 return
             self._opening = None
             data = opening
+        parser = self.parser
+        if parser is None:
+            if self._closed:
+                return
+            parser = self._take_parser()
         continuing_head = self._phase == _HEAD
         continuing_body = self._parsing is not None and not continuing_head
         self._completed_in_feed = False
         self._body_in_feed = False
+        self._feeding = True
         try:
-            self.parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
+            self._feeding = False
             if self._h2c_upgrade is not None:
                 self._switch_to_h2c(data[upgrade.args[0]:])
                 return
@@ -310,18 +397,22 @@ class HTTP1Protocol(ResponseSink):
             if self._queue:
                 self._queue[-1].keep_alive = False
         except httptools.HttpParserError as exc:
+            self._feeding = False
             # Handled in a method of its own: a local here holding the callback's
             # exception would tie this frame and that exception's traceback into
             # a reference cycle, left for the garbage collector once per closed
             # connection (every Connection: close request ends this way).
             self._parse_failed(exc)
             return
+        self._feeding = False
         if self._phase == _HEAD:
             if not self._client_deadline and not self._reading_paused:
                 self._client_must_send_within(self._limits.header_timeout)
             self._count_unfinished_head(len(data), continuing_head)
         elif continuing_body and self._parsing is not None and not self._body_in_feed:
             self._count_body_framing(len(data))
+        elif not self._queue:
+            self._give_back_parser()  # answered within this read (or nothing to answer)
 
     def _parse_failed(self, exc: httptools.HttpParserError) -> None:
         cause = exc.__context__
@@ -646,6 +737,8 @@ class HTTP1Protocol(ResponseSink):
         if self._closed or self.transport is None or self._no_body:
             return
         unsent = self._unsent
+        if unsent is None:
+            self._unsent = unsent = []
         if self._chunked:
             if body:
                 unsent += (b"%x\r\n" % len(body), body, b"\r\n")
@@ -679,6 +772,8 @@ class HTTP1Protocol(ResponseSink):
             if wanted:
                 ending += [b"%s: %s\r\n" % pair for pair in headers]
             ending.append(b"\r\n")
+            if self._unsent is None:
+                self._unsent = []
             self._unsent.append(b"".join(ending))
         self._write_unsent()
 
@@ -689,10 +784,10 @@ class HTTP1Protocol(ResponseSink):
         """HTTP/1.1 has no server push: dropped."""
 
     def _write_unsent(self) -> None:
-        if self._unsent:
-            unsent = self._unsent
+        unsent = self._unsent
+        if unsent:
             data = unsent[0] if len(unsent) == 1 else b"".join(unsent)
-            self._unsent.clear()
+            self._unsent = None  # made again by the next streamed part: idle holds none
             self._unsent_size = 0
             if not self._closed and self.transport is not None:
                 self.transport.write(data)
@@ -748,6 +843,8 @@ class HTTP1Protocol(ResponseSink):
                     self._arm_timer(deadline)
             else:
                 self._client_deadline = 0.0
+            if not self._feeding:
+                self._give_back_parser()
         if self._reading_paused:
             self._resume_reading()
 
@@ -961,7 +1058,8 @@ class HTTP1Protocol(ResponseSink):
                 return  # it fires first and re-arms for whatever is then due
             self._timer.cancel()
         self._timer_at = deadline
-        self._timer = self.loop.call_at(deadline, self._on_timer)
+        self._timer = self.loop.call_at(deadline, self._on_timer,
+                                        context=self.state.timer_context)
 
     def _on_timer(self) -> None:
         self._timer = None

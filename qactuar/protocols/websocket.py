@@ -19,7 +19,6 @@ import base64
 import codecs
 import hashlib
 import logging
-import re
 import struct
 from typing import TYPE_CHECKING, Any
 
@@ -34,14 +33,17 @@ from websockets.protocol import Side, State
 from qactuar.asgi.ws_stream import OPEN, WebSocketSession, not_found_app, websocket_scope
 from qactuar.logs import server_logger
 from qactuar.protocols.write_waiters import WriteWaiters
+from qactuar.protocols.ws_handshake import (  # noqa: F401  (also this module's)
+    find_control_byte,
+    handshake_problem,
+    wants_websocket,
+)
 
 if TYPE_CHECKING:
     from qactuar.server_state import ServerState
 
 ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
-# Any control byte but horizontal tab, and DEL.
-find_control_byte = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
 _pack_short = struct.Struct("!BB").pack
 _pack_medium = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
@@ -54,48 +56,6 @@ _OWN_HEADERS = frozenset((b"upgrade", b"connection", b"sec-websocket-accept",
 # the server logs what matters itself, so only its warnings are let through.
 _engine_logger = logging.getLogger("qactuar.websocket.frames")
 _engine_logger.setLevel(logging.WARNING)
-
-
-def wants_websocket(headers: list[tuple[bytes, bytes]]) -> bool:
-    """Whether an upgrade request asks for the `websocket` protocol."""
-    for name, value in headers:
-        if name == b"upgrade" and b"websocket" in (
-                token.strip() for token in value.lower().split(b",")):
-            return True
-    return False
-
-
-def handshake_problem(method: str, version: str,
-                      headers: list[tuple[bytes, bytes]]) -> str | None:
-    """Why this opening handshake is invalid (RFC 6455 4.2.1), or None."""
-    if method != "GET":
-        return f"Bad Request: a WebSocket handshake must use GET, not {method}"
-    if version != "1.1":
-        return "Bad Request: a WebSocket handshake needs HTTP/1.1"
-    keys = []
-    versions = []
-    for name, value in headers:
-        if find_control_byte(value):
-            return "Bad Request: a header value holds control bytes"
-        if name == b"sec-websocket-key":
-            keys.append(value.strip())
-        elif name == b"sec-websocket-version":
-            versions.append(value.strip())
-    if not keys:
-        return "Bad Request: missing Sec-WebSocket-Key header"
-    if len(keys) > 1:
-        return "Bad Request: more than one Sec-WebSocket-Key header"
-    try:
-        nonce = base64.b64decode(keys[0], validate=True)
-    except ValueError:
-        nonce = b""
-    if len(nonce) != 16:
-        return "Bad Request: Sec-WebSocket-Key must be 16 bytes in base64"
-    if not versions:
-        return "Bad Request: missing Sec-WebSocket-Version header (13 is supported)"
-    if versions != [b"13"]:
-        return "Bad Request: unsupported Sec-WebSocket-Version (13 is supported)"
-    return None
 
 
 def offered_subprotocols(headers: list[tuple[bytes, bytes]]) -> list[str]:
