@@ -143,8 +143,21 @@ def cpu_notes(entry: dict[str, Any]) -> list[str]:
     return notes
 
 
+def python_rows_note(meta: dict[str, Any]) -> list[str]:
+    """What the rows of --pythons are: the same qactuar under another interpreter."""
+    settings = meta["settings"]
+    rows = settings.get("qactuar_pythons") or {}
+    if not rows:
+        return []
+    own = settings.get("qactuar_python") or meta["python"]
+    described = "; ".join(f"{name}: {where}" for name, where in rows.items())
+    return [f"Rows per Python: qactuar runs under Python {own}; {described}. Same code "
+            "and settings, each interpreter with its own compiled build, in the same run "
+            "as the peers (which stay on the driver's Python)."]
+
+
 def console_report(results: Results, meta: dict[str, Any]) -> str:
-    lines = [_meta_line(meta), ""]
+    lines = [_meta_line(meta), *python_rows_note(meta), ""]
     for scenario, entry in results.items():
         header, rows = table_rows(results, scenario)
         widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
@@ -182,7 +195,7 @@ def summary_rows(results: Results) -> tuple[list[str], list[list[str]]]:
 
 
 def markdown_report(results: Results, meta: dict[str, Any]) -> str:
-    lines = [f"<!-- {_meta_line(meta)} -->", ""]
+    lines = [f"<!-- {_meta_line(meta)} -->", *python_rows_note(meta), ""]
     lines += [*_markdown_table(*summary_rows(results)), ""]
     for scenario, entry in results.items():
         header, rows = table_rows(results, scenario)
@@ -222,7 +235,8 @@ def _http1_tool(settings: dict[str, Any]) -> str:
 # (scenario, other server, minimum ratio of qactuar's headline metric to the other's)
 RATIO_TARGETS = [("hello", "uvicorn", 1.6), ("hello", "granian", 1.0),
                  ("10k", "uvicorn", 1.3), ("echo", "uvicorn", 1.3),
-                 ("ws-echo", "uvicorn", 1.2), ("h2", "hypercorn", 4.0)]
+                 ("ws-echo", "uvicorn", 1.2), ("h2", "hypercorn", 4.0),
+                 ("h2", "granian", 1.0), ("h2-tls", "granian", 1.0)]
 MAX_IDLE_BYTES = 4096
 
 

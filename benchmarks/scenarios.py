@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from benchmarks import apps, h2load, wrk
+from benchmarks import apps, h2load, tls_cert, wrk
 from benchmarks.process import ServerFailed
 from benchmarks.servers import ONE_WORKER, Variant
 
@@ -131,8 +131,9 @@ def _verify_ws_echo(size: int) -> Callable[[int], None]:
     return verify
 
 
-def _h2_get(port: int) -> tuple[int, bytes]:
-    """GET / over HTTP/2 with prior knowledge (the preface first, as h2load does)."""
+def _h2_get(port: int, tls: bool = False) -> tuple[int, bytes]:
+    """GET / over HTTP/2: with prior knowledge (the preface first, as h2load does), or
+    over TLS where ALPN must have chosen h2."""
     import h2.config
     import h2.connection
     import h2.events
@@ -140,11 +141,15 @@ def _h2_get(port: int) -> tuple[int, bytes]:
     connection = h2.connection.H2Connection(h2.config.H2Configuration(header_encoding=None))
     connection.initiate_connection()
     stream = connection.get_next_available_stream_id()
-    connection.send_headers(stream, [(":method", "GET"), (":scheme", "http"),
+    connection.send_headers(stream, [(":method", "GET"), (":scheme", "https" if tls else "http"),
                                      (":authority", f"127.0.0.1:{port}"), (":path", "/")],
                             end_stream=True)
     status, body = 0, b""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        sock = (tls_cert.client_context("h2").wrap_socket(raw, server_hostname="127.0.0.1")
+                if tls else raw)
+        if tls and sock.selected_alpn_protocol() != "h2":
+            raise OSError(f"TLS ALPN chose {sock.selected_alpn_protocol()!r}, not 'h2'")
         while True:
             sock.sendall(connection.data_to_send())
             data = sock.recv(65536)
@@ -162,17 +167,23 @@ def _h2_get(port: int) -> tuple[int, bytes]:
                     raise OSError(f"HTTP/2 {type(event).__name__}: {event}")
 
 
-def _verify_h2_hello(port: int) -> None:
-    """Hello world over HTTP/2: a server that answers the preface with HTTP/1.1 fails here."""
+def _verify_h2_hello(port: int, tls: bool = False) -> None:
+    """Hello world over HTTP/2: a server that answers the preface with HTTP/1.1 fails
+    here, and over TLS one whose ALPN does not choose h2."""
     import h2.exceptions
 
+    name = "h2-tls" if tls else "h2"
     try:
-        status, body = _h2_get(port)
+        status, body = _h2_get(port, tls)
     except (OSError, h2.exceptions.H2Error) as error:
-        raise ServerFailed(f"h2: verification over HTTP/2 failed: {error!r}") from error
+        raise ServerFailed(f"{name}: verification over HTTP/2 failed: {error!r}") from error
     if status != 200 or body != apps.HELLO_BODY:
-        raise ServerFailed(f"h2: verification over HTTP/2 got status {status} and body "
+        raise ServerFailed(f"{name}: verification over HTTP/2 got status {status} and body "
                            f"{body[:40]!r}, expected 200 and {apps.HELLO_BODY!r}")
+
+
+def _verify_h2_tls_hello(port: int) -> None:
+    _verify_h2_hello(port, tls=True)
 
 
 def _verify_hello_close(port: int) -> None:
@@ -248,6 +259,14 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              _verify_h2_hello, servers=HTTP2_PEERS, variant=Variant(http2=True),
              load_note=f"h2load -c{h2load.CONNECTIONS} -m{h2load.STREAMS}, h2c prior knowledge; "
                        "uvicorn and daphne: no HTTP/2 (n/a)"),
+    # The same over TLS: https with ALPN h2 (h2load offers h2), every server with the
+    # run's own self-signed certificate (benchmarks/tls_cert.py); encryption is part
+    # of what is measured, on both sides.
+    Scenario("h2-tls", "HTTP/2 over TLS hello world, 16 conns x 10 streams", "h2",
+             "benchmarks.apps:hello", _verify_h2_tls_hello, servers=HTTP2_PEERS,
+             variant=Variant(http2=True, tls=True), packages=("trustme",),
+             load_note=f"h2load -c{h2load.CONNECTIONS} -m{h2load.STREAMS}, https, ALPN h2, "
+                       "a self-signed certificate made for the run"),
     Scenario("idle-memory", "memory per idle keep-alive connection", "memory",
              "benchmarks.apps:hello", _verify_hello),
     Scenario("startup", "process start to first answered request", "startup",
