@@ -133,10 +133,11 @@ def run(args: argparse.Namespace, settings: Settings) -> Results:
         servers = [s for s in args.servers if scenario_name not in SERVERS[s].skips
                    and (SERVERS[s].only is None or scenario_name in SERVERS[s].only)
                    and (scenario.servers is None or SERVERS[s].base in scenario.servers)]
+        tool = scenario.load_tool or args.load_tool
         entry = {"title": scenario.title, "kind": scenario.kind, "pinned": scenario.pinned,
-                 "load_note": scenario.load_note,
+                 "load_note": scenario.load_note, "headline": scenario.headline,
                  "load_tool": ("qactuar load" if scenario.kind == "wrk"
-                               and args.load_tool == "qactuar" else None),
+                               and tool == "qactuar" else None),
                  "servers": {s: ServerResult() for s in servers}}
         results[scenario_name] = entry
         measure = MEASUREMENTS[scenario.kind]

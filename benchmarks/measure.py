@@ -62,12 +62,13 @@ def measure_wrk(spec: ServerSpec, scenario: Scenario, settings: Settings,
                 label: str) -> dict[str, float]:
     """Requests/s and latency percentiles under the HTTP/1.1 load tool (`qactuar load`, or
     wrk with `--load-tool wrk`), after a warm-up run."""
+    tool = scenario.load_tool or settings.load_tool
     script: Path | None = (wrk.post_script(scenario.post_body_size)
-                           if scenario.post_body_size and settings.load_tool == "wrk" else None)
+                           if scenario.post_body_size and tool == "wrk" else None)
     server_cpus, server_cpu_count, load_cpus, load_threads = _cpus(scenario, settings)
     options = {"connections": scenario.wrk_connections,
                "timeout_seconds": scenario.wrk_timeout_seconds, "headers": scenario.wrk_headers}
-    if settings.load_tool == "wrk":
+    if tool == "wrk":
         def load(*args: Any, **kwargs: Any) -> wrk.WrkResult:
             return wrk.run_wrk(*args, script, **kwargs)
     else:  # qactuar load: the body is a file it writes itself

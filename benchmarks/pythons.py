@@ -109,13 +109,14 @@ def ensure(version: str, install: bool = True) -> QactuarPython:
     found = _checked(python)
     if found is not None and found[1]:
         return QactuarPython(version, found[0], str(python))
-    if not install:
-        raise PythonMissing(f"benchmarks: --pythons {version}: {venv} has no compiled "
-                            "qactuar and --no-install was given")
     interpreter = find_interpreter(version)
     if interpreter is None:
         raise PythonMissing(f"benchmarks: --pythons {version}: no Python {version} found "
-                            f"(pyenv install {version}, or python{version} on PATH)")
+                            f"(pyenv install {version}, or python{version} on PATH); "
+                            "its rows are left out")
+    if not install:
+        raise PythonMissing(f"benchmarks: --pythons {version}: {venv} has no compiled "
+                            "qactuar and --no-install was given; its rows are left out")
     print(f"setting up {venv} (Python {version}: {interpreter}; pip install -e . compiles "
           "qactuar, a few minutes)", flush=True)
     requirements = [pinned().get(name, name) for name in APP_PACKAGES]
