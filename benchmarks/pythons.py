@@ -7,7 +7,8 @@ run, so each candidate is run once), with `pip install -e .` (which compiles the
 hot-path modules in place: the .so files carry the version in their name, so
 the builds of several versions sit side by side) and the app frameworks pinned
 in requirements.txt.  A venv that already imports qactuar's compiled server is
-reused.  This module must not run benchmarks.
+reused while no compiled module of its version is older than its source (else
+`pip install -e .` runs again).  This module must not run benchmarks.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = Path(__file__).resolve().parent / "build"
 # What the qactuar servers import in every scenario beyond qactuar's own dependencies.
 APP_PACKAGES = ("starlette", "fastapi", "django")
-# Run by a venv's python: its version, and whether qactuar's server is compiled there
-# (a hot-path module loaded from a .so, not from its .py).
-_CHECK = ("import platform, qactuar.cli, qactuar.models.aio, qactuar.protocols.http1 as h; "
-          "print(platform.python_version(), h.__file__.endswith(('.so', '.pyd')))")
+# Run by a venv's python: its version, whether qactuar's server is compiled there (a
+# hot-path module loaded from a .so, not from its .py), and its extension suffix.
+_CHECK = ("import platform, importlib.machinery as m, qactuar.cli, qactuar.models.aio, "
+          "qactuar.protocols.http1 as h; print(platform.python_version(), "
+          "h.__file__.endswith(('.so', '.pyd')), m.EXTENSION_SUFFIXES[0])")
 
 
 class PythonMissing(Exception):
@@ -97,13 +99,32 @@ def _checked(python: Path) -> tuple[str, bool] | None:
         return None
     if done.returncode != 0:
         return None
-    version, compiled = done.stdout.split()
-    return version, compiled == "True"
+    version, compiled, suffix = done.stdout.split()
+    return version, compiled == "True" and not stale_modules(suffix)
+
+
+def stale_modules(suffix: str) -> list[Path]:
+    """The compiled modules with extension `suffix` older than their .py or any .pxd (as
+    tests/conftest.py checks for the driver's own build): they would run old code."""
+    from qactuar._build import COMPILED_MODULES
+
+    sources = [ROOT.joinpath(*name.split(".")).with_suffix(".py") for name in COMPILED_MODULES]
+    layouts = [source.with_suffix(".pxd") for source in sources
+               if source.with_suffix(".pxd").exists()]
+    newest_layout = max((layout.stat().st_mtime for layout in layouts), default=0.0)
+    stale = []
+    for source in sources:
+        compiled = source.with_name(source.stem + suffix)
+        if compiled.exists() and compiled.stat().st_mtime < max(source.stat().st_mtime,
+                                                                 newest_layout):
+            stale.append(compiled)
+    return stale
 
 
 def ensure(version: str, install: bool = True) -> QactuarPython:
-    """The venv of Python `version` with qactuar compiled, made or reused; PythonMissing
-    when the interpreter is not there or the venv cannot be set up."""
+    """The venv of Python `version` with qactuar compiled and up to date with the source,
+    made, rebuilt or reused; PythonMissing when the interpreter is not there or the venv
+    cannot be set up."""
     venv = BUILD / f"venv-{version}"
     python = venv / "bin" / "python"
     found = _checked(python)

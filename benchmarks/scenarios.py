@@ -222,19 +222,20 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("django", "Django async view (JSON)", "wrk", "benchmarks.django_app:application",
              _verify_json("django"), packages=("django",)),
     # A 1 MiB file: pathsend (os.sendfile) where the server offers it, else one body.
-    # The client's side costs more than the server's here: every byte is copied out
-    # of the kernel by the load tool, while a sendfile server never touches them, so
-    # on one load CPU the tool is the limit (qactuar's server CPU stays near a
-    # quarter) and req/s compares the tool, not the servers.  The servers are
-    # compared by requests per second of their own CPU, which does not depend on
-    # who was the limit; req/s is shown beside it.  wrk is the tool whatever
-    # --load-tool says: of the two it reads a 1 MiB body with less CPU, and the
-    # servers spent less CPU per file under it (measured 2026-12-05, docs/benchmarks.md).
+    # The client's side can cost more than the server's here: the load tool copies
+    # every byte out of the kernel, a sendfile server never touches them.  Under wrk
+    # (one CPU) the tool was the limit: wrk at 100 % of its CPU, qactuar's server at
+    # about a quarter of its own, so req/s compared wrk, not the servers.  qactuar
+    # load reads a 1 MiB body with about a third of wrk's CPU, so it is the tool here
+    # whatever --load-tool says, and the servers are the limit.  The figure of merit
+    # is requests per second of the server's own CPU (the CPU a file costs the
+    # server), steadier than req/s on a shared machine and not bound to who was the
+    # limit; req/s is shown beside it.  Figures: docs/benchmarks.md, 2026-12-05.
     Scenario("static-file", "static file, 1 MiB (pathsend)", "wrk", "benchmarks.apps:static_file",
              _verify_static_file, servers=MAIN_PEERS, headline="requests_per_cpu_s",
-             load_tool="wrk",
-             load_note="wrk -t1 -c64 on one CPU: it, not a sendfile server, is the limit, so "
-                       "the servers are compared by req per server CPU-second"),
+             load_tool="qactuar",
+             load_note="qactuar load -c64 (wrk on one CPU was the limit); compared by req "
+                       "per server CPU-second, req/s beside it"),
     # Messages/s with 100 connections each echoing one message at a time.
     # wsload (C, epoll, one thread) runs on the load CPU; its own CPU % is reported
     # so that a run where it, not the server, was the limit shows as such.

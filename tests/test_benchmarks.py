@@ -97,16 +97,20 @@ def test_python_rows_run_beside_qactuar_and_static_file_is_judged_per_cpu_second
     """A real one-second static-file round: the extra row is measured like qactuar's, and
     the report compares the servers by requests per server CPU-second."""
     args = driver.parse_args(["--scenarios", "static-file", "--servers", "qactuar",
-                              "--rounds", "1", "--duration", "1", "--warmup", "0"])
+                              "--rounds", "1", "--duration", "1", "--warmup", "0",
+                              "--load-tool", "wrk"])
     args.servers.append(here_row)
-    settings = Settings(seconds=1, warmup_seconds=0, server_cpu="0", load_cpu="1")
+    settings = Settings(seconds=1, warmup_seconds=0, server_cpu="0", load_cpu="1",
+                        load_tool="wrk")
     results = driver.run(args, settings)
     entry = results["static-file"]
     assert list(entry["servers"]) == ["qactuar", here_row]
     for result in entry["servers"].values():
         assert not result.failures, result.failures
         assert result.median("requests_per_cpu_s") > 0 and result.median("rps") > 0
-    assert entry["headline"] == "requests_per_cpu_s" and entry["load_tool"] is None  # wrk
+    assert entry["headline"] == "requests_per_cpu_s"
+    assert entry["load_tool"] == "qactuar load"  # whatever --load-tool says
+    assert report.load_tool(entry) == "qactuar load"
     header, rows = report.table_rows(results, "static-file")
     assert header[1] == "req/CPU-s (median)" and "req/s" in header
     assert [row[0] for row in rows] == ["qactuar", here_row]
