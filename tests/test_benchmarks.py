@@ -65,6 +65,20 @@ def test_the_h2_tls_check_needs_http2_chosen_by_alpn() -> None:
             scenario.verify(server.port)
 
 
+@needs_load_tools
+def test_a_real_h2_tls_round_is_measured_over_tls() -> None:
+    """One second of h2load against https: every request answered 2xx over HTTP/2."""
+    args = driver.parse_args(["--scenarios", "h2-tls", "--servers", "qactuar,uvicorn",
+                              "--rounds", "1", "--duration", "1", "--warmup", "0"])
+    settings = Settings(seconds=1, warmup_seconds=0, server_cpu="0", load_cpu="1")
+    results = driver.run(args, settings)
+    measured = results["h2-tls"]["servers"]
+    assert list(measured) == ["qactuar"]  # uvicorn serves no HTTP/2: not in the scenario
+    assert not measured["qactuar"].failures, measured["qactuar"].failures
+    assert measured["qactuar"].median("requests") > 0
+    assert "https, ALPN h2" in results["h2-tls"]["load_note"]
+
+
 def test_pythons_takes_versions_only() -> None:
     with pytest.raises(SystemExit) as refused:
         driver.parse_args(["--pythons", "three"])
