@@ -25,7 +25,7 @@ import pytest
 
 from conftest import ServerProcess, wait_until, write_tls_files
 from docs_examples import code_blocks
-from h2_client import H2Client
+from h2_client import H2Client, StreamResult
 
 MIB = 1024 * 1024
 FRAME = 16384  # the default SETTINGS_MAX_FRAME_SIZE, which this client keeps
@@ -118,6 +118,34 @@ def test_a_file_larger_than_the_windows_waits_for_window_updates(
         h2c.response(stream_id, timeout=30)
     assert result.body == files["one"].read_bytes()
     assert last_outcome(server) == "ok"
+
+
+def test_with_large_windows_the_file_is_sent_part_by_part(server: ServerProcess,
+                                                         files: dict[str, Path]) -> None:
+    """A client granting windows larger than the file: the server still reads and frames
+    it a part at a time, so another stream of the connection is answered meanwhile
+    (had the whole file been read and framed at once, its answer would come after)."""
+    large = 2**31 - 1
+    with client(server, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: large}) as h2c:
+        h2c.wait_for_settings_ack()
+        h2c.conn.increment_flow_control_window(large - 65535)
+        ended: list[int] = []
+        file_stream = h2c.conn.get_next_available_stream_id()
+        for stream_id, path in ((file_stream, target("/path", files["one"])),
+                                (file_stream + 2, "/extensions")):
+            h2c.streams[stream_id] = StreamResult()
+            h2c.conn.send_headers(stream_id, [(":method", "GET"), (":path", path),
+                                              (":scheme", "http"), (":authority", "t")],
+                                  end_stream=True)
+        h2c.flush()  # both requests in one write
+        def both_ended() -> bool:
+            for stream_id in (file_stream, file_stream + 2):
+                if h2c.streams[stream_id].ended and stream_id not in ended:
+                    ended.append(stream_id)
+            return len(ended) == 2
+        h2c.wait_for(both_ended, timeout=60, what="both answers")
+    assert ended == [file_stream + 2, file_stream]
+    assert h2c.streams[file_stream].body == files["one"].read_bytes()
 
 
 def test_zerocopysend_with_offset_and_count(server: ServerProcess,
