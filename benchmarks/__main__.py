@@ -110,7 +110,11 @@ def add_python_rows(args: argparse.Namespace) -> dict[str, str]:
     """The qactuar servers of --pythons, registered and put after "qactuar" in
     args.servers; row name -> what the report says of it.  A version that cannot be set
     up is one clear line and no row (the others still run)."""
-    if not args.python_versions or "qactuar" not in args.servers:
+    if not args.python_versions:
+        return {}
+    if "qactuar" not in args.servers:
+        print("benchmarks: --pythons adds rows beside the qactuar server, which --servers "
+              "leaves out: no rows added", file=sys.stderr, flush=True)
         return {}
     rows: dict[str, str] = {}
     for version in args.python_versions:

@@ -97,6 +97,12 @@ def test_a_missing_python_is_one_line_and_no_row(capsys: pytest.CaptureFixture[s
                      "or python3.99 on PATH); its rows are left out\n")
 
 
+def test_pythons_without_the_qactuar_server_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    args = driver.parse_args(["--pythons", "3.12", "--servers", "granian"])
+    assert driver.add_python_rows(args) == {} and args.servers == ["granian"]
+    assert "no rows added" in capsys.readouterr().err
+
+
 def test_the_interpreters_are_found_as_ci_finds_them() -> None:
     """pyenv's X.Y (or pythonX.Y on PATH) that runs; this interpreter's version is one."""
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"
