@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from subprocess import SubprocessError
 
-from benchmarks import environment, servers, wrk
+from benchmarks import environment, pythons, servers, wrk
 from benchmarks.measure import MEASUREMENTS, Settings
 from benchmarks.process import ServerFailed, cpu_list, raise_nofile
 from benchmarks.report import Results, ServerResult, console_report, write_outputs
@@ -79,6 +79,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--qactuar-python", metavar="PATH", help=(
         "interpreter to run the qactuar servers under (one with qactuar installed, e.g. "
         "a pyenv 3.13 venv); the report names its Python version. Default: this one"))
+    parser.add_argument("--pythons", metavar="X.Y,...", help=(
+        "also run the qactuar server rows under each of these Python versions (e.g. "
+        "3.12,3.13), as rows 'qactuar (3.12)' ... beside 'qactuar' in the same run; each "
+        "gets a venv under benchmarks/build/ with qactuar compiled (made on first use)"))
     parser.add_argument("--no-install", action="store_true",
                         help="do not pip/apt-get install missing peers or load tools")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR,
@@ -96,9 +100,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.qactuar_python_version = _qactuar_python_version(args.qactuar_python)
     args.scenarios = _names(args.scenarios, SCENARIOS, "scenario")
     args.servers = _names(args.servers, SERVERS, "server")
+    args.python_versions = pythons.parse_versions(args.pythons) if args.pythons else []
     if args.rounds < 1 or args.duration < 1:
         raise SystemExit("benchmarks: --rounds and --duration must be at least 1")
     return args
+
+
+def add_python_rows(args: argparse.Namespace) -> dict[str, str]:
+    """The qactuar servers of --pythons, registered and put after "qactuar" in
+    args.servers; row name -> what the report says of it.  A version that cannot be set
+    up is one clear line and no row (the others still run)."""
+    if not args.python_versions:
+        return {}
+    if "qactuar" not in args.servers:
+        print("benchmarks: --pythons adds rows beside the qactuar server, which --servers "
+              "leaves out: no rows added", file=sys.stderr, flush=True)
+        return {}
+    rows: dict[str, str] = {}
+    for version in args.python_versions:
+        try:
+            found = pythons.ensure(version, install=not args.no_install)
+        except pythons.PythonMissing as missing:
+            print(missing, file=sys.stderr, flush=True)
+            continue
+        servers.add_qactuar_under(found.server_name, found.python)
+        rows[found.server_name] = f"Python {found.full_version} ({found.python})"
+    at = args.servers.index("qactuar") + 1
+    args.servers[at:at] = list(rows)
+    return rows
 
 
 def run(args: argparse.Namespace, settings: Settings) -> Results:
@@ -107,11 +136,12 @@ def run(args: argparse.Namespace, settings: Settings) -> Results:
         scenario = SCENARIOS[scenario_name]
         servers = [s for s in args.servers if scenario_name not in SERVERS[s].skips
                    and (SERVERS[s].only is None or scenario_name in SERVERS[s].only)
-                   and (scenario.servers is None or s in scenario.servers)]
+                   and (scenario.servers is None or SERVERS[s].base in scenario.servers)]
+        tool = scenario.load_tool or args.load_tool
         entry = {"title": scenario.title, "kind": scenario.kind, "pinned": scenario.pinned,
-                 "load_note": scenario.load_note,
+                 "load_note": scenario.load_note, "headline": scenario.headline,
                  "load_tool": ("qactuar load" if scenario.kind == "wrk"
-                               and args.load_tool == "qactuar" else None),
+                               and tool == "qactuar" else None),
                  "servers": {s: ServerResult() for s in servers}}
         results[scenario_name] = entry
         measure = MEASUREMENTS[scenario.kind]
@@ -151,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
               "with a two-CPU run", file=sys.stderr)
     if args.qactuar_python:
         servers.qactuar_python = args.qactuar_python
+    python_rows = add_python_rows(args)
     nofile = raise_nofile()
     if "idle-memory" in args.scenarios and nofile < args.connections + 100:
         raise SystemExit(f"benchmarks: open-files limit {nofile} is below "
@@ -168,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         "http1_load_tool": "qactuar load" if args.load_tool == "qactuar" else "wrk",
         "idle_connections": args.connections, "startup_samples": settings.startup_samples,
         "server_cpu": args.server_cpu, "load_cpu": args.load_cpu,
-        "qactuar_python": getattr(args, "qactuar_python_version", None)})
+        "qactuar_python": getattr(args, "qactuar_python_version", None),
+        "qactuar_pythons": python_rows})
     print(f"benchmarks: scenarios {', '.join(args.scenarios)}; servers "
           f"{', '.join(args.servers)}; {args.rounds} round(s)", flush=True)
     try:

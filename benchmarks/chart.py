@@ -12,7 +12,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from benchmarks.report import BASELINE, HEADLINE, UNITS, Results, ratio
+from benchmarks.report import BASELINE, UNITS, Results, headline, ratio
 
 COLOURS = {"qactuar": "#d9480f", "uvicorn": "#1c7ed6", "granian": "#2b8a3e",
            "qactuar-postfork": "#f08c00",
@@ -40,7 +40,7 @@ def svg_chart(results: Results, meta: dict[str, Any]) -> str:
                 parts.append(f'<text x="{LABEL_W + 4}" y="{y + 13}" class="f">{label}</text>')
             else:
                 w = max(1.0, plot_w * r / top)
-                metric = HEADLINE[entry["kind"]][0]
+                metric = headline(entry)
                 rate = result.median(metric) or 0
                 parts.append(f'<rect x="{LABEL_W}" y="{y}" width="{w:.1f}" height="{BAR_H}" '
                              f'fill="{colour}"/>')

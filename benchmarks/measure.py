@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import h2load, qload, wrk, wsload
+from benchmarks import h2load, qload, tls_cert, wrk, wsload
 from benchmarks.process import ServerFailed, ServerProcess, cpu_list
 from benchmarks.scenarios import Scenario
 from benchmarks.servers import ServerSpec
@@ -62,12 +62,13 @@ def measure_wrk(spec: ServerSpec, scenario: Scenario, settings: Settings,
                 label: str) -> dict[str, float]:
     """Requests/s and latency percentiles under the HTTP/1.1 load tool (`qactuar load`, or
     wrk with `--load-tool wrk`), after a warm-up run."""
+    tool = scenario.load_tool or settings.load_tool
     script: Path | None = (wrk.post_script(scenario.post_body_size)
-                           if scenario.post_body_size and settings.load_tool == "wrk" else None)
+                           if scenario.post_body_size and tool == "wrk" else None)
     server_cpus, server_cpu_count, load_cpus, load_threads = _cpus(scenario, settings)
     options = {"connections": scenario.wrk_connections,
                "timeout_seconds": scenario.wrk_timeout_seconds, "headers": scenario.wrk_headers}
-    if settings.load_tool == "wrk":
+    if tool == "wrk":
         def load(*args: Any, **kwargs: Any) -> wrk.WrkResult:
             return wrk.run_wrk(*args, script, **kwargs)
     else:  # qactuar load: the body is a file it writes itself
@@ -103,15 +104,19 @@ def measure_wrk(spec: ServerSpec, scenario: Scenario, settings: Settings,
 
 def measure_h2(spec: ServerSpec, scenario: Scenario, settings: Settings,
                label: str) -> dict[str, float]:
-    """Requests/s over HTTP/2 (h2c, prior knowledge) under h2load, after a warm-up run.
+    """Requests/s over HTTP/2 (h2c, prior knowledge; or https with ALPN h2 for a TLS
+    variant) under h2load, after a warm-up run.
 
     h2load reports request time as min/max/mean/sd: the mean and the max are
     kept, there is no p50 or p99. Server CPU covers the measured h2load run.
     """
     server_cpus, server_cpu_count, load_cpus, load_threads = _cpus(scenario, settings)
+    if scenario.variant.tls:
+        tls_cert.ensure()
     with ServerProcess(spec, scenario.app, server_cpus, label, scenario.variant) as server:
         _started(server, scenario)
-        url = f"http://127.0.0.1:{server.port}/"
+        scheme = "https" if scenario.variant.tls else "http"
+        url = f"{scheme}://127.0.0.1:{server.port}/"
         if settings.warmup_seconds > 0:
             h2load.run_h2load(url, settings.warmup_seconds, load_cpus, load_threads)
         server_cpu_before = server.cpu_seconds()

@@ -18,6 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from benchmarks import tls_cert
 from benchmarks.servers import ONE_WORKER, ServerSpec, Variant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,7 +100,7 @@ class ServerProcess:
         while True:
             self.check_alive()
             try:
-                status = get_status(self.port, path, timeout=1.0)
+                status = get_status(self.port, path, timeout=1.0, tls=self.variant.tls)
             except OSError:
                 status = None
             if status == 200:
@@ -184,8 +185,10 @@ class ServerProcess:
         self.stop()
 
 
-def get_status(port: int, path: str, timeout: float) -> int:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def get_status(port: int, path: str, timeout: float, tls: bool = False) -> int:
+    connection = (http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout,
+                                              context=tls_cert.client_context())
+                  if tls else http.client.HTTPConnection("127.0.0.1", port, timeout=timeout))
     try:
         connection.request("GET", path)
         response = connection.getresponse()

@@ -17,12 +17,19 @@ from benchmarks.servers import BASELINE
 # Per measurement kind: the headline metric and whether more of it is better.
 HEADLINE = {"wrk": ("rps", True), "h2": ("rps", True), "ws": ("mps", True),
             "memory": ("bytes_per_conn", False), "startup": ("startup_ms", False)}
-UNITS = {"rps": "req/s", "mps": "msg/s", "bytes_per_conn": "bytes/conn", "startup_ms": "ms"}
+UNITS = {"rps": "req/s", "mps": "msg/s", "bytes_per_conn": "bytes/conn", "startup_ms": "ms",
+         "requests_per_cpu_s": "req/CPU-s"}
 # Per load kind: the work done per second of server CPU (steadier on a shared machine).
 EFFICIENCY = {"wrk": ("requests_per_cpu_s", "req/CPU-s"),
               "h2": ("requests_per_cpu_s", "req/CPU-s"),
               "ws": ("messages_per_cpu_s", "msg/CPU-s")}
 LOAD_TOOL = {"wrk": "wrk", "h2": "h2load", "ws": "wsload"}
+
+
+def headline(entry: dict[str, Any]) -> str:
+    """The metric a scenario's servers are compared by: its kind's, unless the scenario
+    names another (static-file: req/CPU-s, where the load tool is the limit)."""
+    return entry.get("headline") or HEADLINE[entry["kind"]][0]
 
 
 def load_tool(entry: dict[str, Any]) -> str:
@@ -71,7 +78,7 @@ def ratio(results: Results, scenario: str, server: str, other: str = BASELINE,
     entry = results.get(scenario)
     if entry is None or server not in entry["servers"] or other not in entry["servers"]:
         return None
-    metric = metric or HEADLINE[entry["kind"]][0]
+    metric = metric or headline(entry)
     mine, theirs = (entry["servers"][name] for name in (server, other))
     if mine.failures or theirs.failures:
         return None
@@ -90,13 +97,17 @@ def _fmt(value: float | None, metric: str) -> str:
 def table_rows(results: Results, scenario: str) -> tuple[list[str], list[list[str]]]:
     """Header and rows of one scenario's table (shared by console and Markdown)."""
     entry = results[scenario]
-    metric, _ = HEADLINE[entry["kind"]]
+    metric = headline(entry)
     header = ["server", f"{UNITS[metric]} (median)", "min - max", f"x {BASELINE}"]
+    # The efficiency column shows the kind's own headline when the two trade places.
+    efficiency = EFFICIENCY.get(entry["kind"], ("", ""))
+    if efficiency[0] == metric:
+        kind_metric = HEADLINE[entry["kind"]][0]
+        efficiency = (kind_metric, UNITS[kind_metric])
     latency = LATENCY.get(entry["kind"], [])
     header[3:3] = [title for _, title in latency]
     if entry["kind"] in EFFICIENCY:
-        header[-1:-1] = ["server CPU %", f"{load_tool(entry)} CPU %",
-                         EFFICIENCY[entry["kind"]][1]]
+        header[-1:-1] = ["server CPU %", f"{load_tool(entry)} CPU %", efficiency[1]]
     rows = []
     for name, result in entry["servers"].items():
         spread = result.spread(metric)
@@ -106,7 +117,7 @@ def table_rows(results: Results, scenario: str) -> tuple[list[str], list[list[st
         if entry["kind"] in EFFICIENCY:
             row += [_fmt(result.median("server_cpu_pct"), "pct"),
                     _fmt(result.median("load_cpu_pct"), "pct"),
-                    _fmt(result.median(EFFICIENCY[entry["kind"]][0]), "rate")]
+                    _fmt(result.median(efficiency[0]), "rate")]
         r = ratio(results, scenario, name)
         row.append(f"{r:.2f}" if r is not None else "-")
         if result.failures:
@@ -143,8 +154,21 @@ def cpu_notes(entry: dict[str, Any]) -> list[str]:
     return notes
 
 
+def python_rows_note(meta: dict[str, Any]) -> list[str]:
+    """What the rows of --pythons are: the same qactuar under another interpreter."""
+    settings = meta["settings"]
+    rows = settings.get("qactuar_pythons") or {}
+    if not rows:
+        return []
+    own = settings.get("qactuar_python") or meta["python"]
+    described = "; ".join(f"{name}: {where}" for name, where in rows.items())
+    return [f"Rows per Python: qactuar runs under Python {own}; {described}. Same code "
+            "and settings, each interpreter with its own compiled build, in the same run "
+            "as the peers (which stay on the driver's Python)."]
+
+
 def console_report(results: Results, meta: dict[str, Any]) -> str:
-    lines = [_meta_line(meta), ""]
+    lines = [_meta_line(meta), *python_rows_note(meta), ""]
     for scenario, entry in results.items():
         header, rows = table_rows(results, scenario)
         widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
@@ -168,7 +192,7 @@ def summary_rows(results: Results) -> tuple[list[str], list[list[str]]]:
     header = ["scenario", *servers, f"qactuar x {BASELINE}"]
     rows = []
     for scenario, entry in results.items():
-        metric = HEADLINE[entry["kind"]][0]
+        metric = headline(entry)
         row = [f"{entry['title']}, {UNITS[metric]}"]
         for server in servers:
             result = entry["servers"].get(server)
@@ -182,7 +206,7 @@ def summary_rows(results: Results) -> tuple[list[str], list[list[str]]]:
 
 
 def markdown_report(results: Results, meta: dict[str, Any]) -> str:
-    lines = [f"<!-- {_meta_line(meta)} -->", ""]
+    lines = [f"<!-- {_meta_line(meta)} -->", *python_rows_note(meta), ""]
     lines += [*_markdown_table(*summary_rows(results)), ""]
     for scenario, entry in results.items():
         header, rows = table_rows(results, scenario)
@@ -222,7 +246,9 @@ def _http1_tool(settings: dict[str, Any]) -> str:
 # (scenario, other server, minimum ratio of qactuar's headline metric to the other's)
 RATIO_TARGETS = [("hello", "uvicorn", 1.6), ("hello", "granian", 1.0),
                  ("10k", "uvicorn", 1.3), ("echo", "uvicorn", 1.3),
-                 ("ws-echo", "uvicorn", 1.2), ("h2", "hypercorn", 4.0)]
+                 ("ws-echo", "uvicorn", 1.2), ("h2", "hypercorn", 4.0),
+                 ("h2", "granian", 1.0), ("h2-tls", "granian", 1.0),
+                 ("static-file", "granian", 1.0)]
 MAX_IDLE_BYTES = 4096
 
 
@@ -237,13 +263,17 @@ def ratio_target_line(results: Results, scenario: str, other: str, minimum: floa
     by_speed = ratio(results, scenario, "qactuar", other)
     if entry is None or by_speed is None:
         return f"  {scenario} >= {minimum} x {other}: not measured"
-    unit = UNITS[HEADLINE[entry["kind"]][0]]
+    unit = UNITS[headline(entry)]
     efficiency, efficiency_unit = EFFICIENCY[entry["kind"]]
+    per_cpu = headline(entry) == efficiency  # static-file: judged by req/CPU-s itself
+    if per_cpu:
+        efficiency = HEADLINE[entry["kind"]][0]
+        efficiency_unit = UNITS[efficiency]
     by_cpu = ratio(results, scenario, "qactuar", other, efficiency)
     shown = f"{by_speed:.2f} by {unit}" + (f", {by_cpu:.2f} by {efficiency_unit}"
                                            if by_cpu is not None else "")
     cpu = [entry["servers"][name].median("server_cpu_pct") for name in ("qactuar", other)]
-    if any(pct is None or pct < JUDGED_SERVER_PCT for pct in cpu):
+    if not per_cpu and any(pct is None or pct < JUDGED_SERVER_PCT for pct in cpu):
         got = " and ".join(f"{name} {pct or 0:.0f}%" for name, pct
                            in zip(("qactuar", other), cpu, strict=True))
         verdict = f"noisy: servers got {got} of their CPU, not judged"
@@ -285,7 +315,7 @@ def write_outputs(results: Results, meta: dict[str, Any], directory: Path) -> li
             "scenarios": {name: {"title": e["title"], "kind": e["kind"],
                                  "pinned": e.get("pinned", True),
                                  "load_note": e.get("load_note", ""),
-                                 "headline": HEADLINE[e["kind"]][0],
+                                 "headline": headline(e),
                                  "servers": {s: r.to_json() for s, r in e["servers"].items()}}
                           for name, e in results.items()}}
     paths = [directory / "latest.json", directory / "latest.md", directory / "latest.svg"]

@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from benchmarks import apps, h2load, wrk
+from benchmarks import apps, h2load, tls_cert, wrk
 from benchmarks.process import ServerFailed
 from benchmarks.servers import ONE_WORKER, Variant
 
@@ -53,6 +53,10 @@ class Scenario:
     load_note: str = ""
     # The app's framework modules (installed from requirements.txt when missing).
     packages: tuple[str, ...] = ()
+    # The metric the servers are compared by, when not the kind's own (report.HEADLINE).
+    headline: str | None = None
+    # "wrk" kind: the HTTP/1.1 load tool whatever --load-tool says (None: --load-tool's).
+    load_tool: str | None = None
 
 
 def _request(port: int, method: str = "GET", body: bytes | None = None
@@ -131,8 +135,9 @@ def _verify_ws_echo(size: int) -> Callable[[int], None]:
     return verify
 
 
-def _h2_get(port: int) -> tuple[int, bytes]:
-    """GET / over HTTP/2 with prior knowledge (the preface first, as h2load does)."""
+def _h2_get(port: int, tls: bool = False) -> tuple[int, bytes]:
+    """GET / over HTTP/2: with prior knowledge (the preface first, as h2load does), or
+    over TLS where ALPN must have chosen h2."""
     import h2.config
     import h2.connection
     import h2.events
@@ -140,11 +145,15 @@ def _h2_get(port: int) -> tuple[int, bytes]:
     connection = h2.connection.H2Connection(h2.config.H2Configuration(header_encoding=None))
     connection.initiate_connection()
     stream = connection.get_next_available_stream_id()
-    connection.send_headers(stream, [(":method", "GET"), (":scheme", "http"),
+    connection.send_headers(stream, [(":method", "GET"), (":scheme", "https" if tls else "http"),
                                      (":authority", f"127.0.0.1:{port}"), (":path", "/")],
                             end_stream=True)
     status, body = 0, b""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        sock = (tls_cert.client_context("h2").wrap_socket(raw, server_hostname="127.0.0.1")
+                if tls else raw)
+        if tls and sock.selected_alpn_protocol() != "h2":
+            raise OSError(f"TLS ALPN chose {sock.selected_alpn_protocol()!r}, not 'h2'")
         while True:
             sock.sendall(connection.data_to_send())
             data = sock.recv(65536)
@@ -162,17 +171,23 @@ def _h2_get(port: int) -> tuple[int, bytes]:
                     raise OSError(f"HTTP/2 {type(event).__name__}: {event}")
 
 
-def _verify_h2_hello(port: int) -> None:
-    """Hello world over HTTP/2: a server that answers the preface with HTTP/1.1 fails here."""
+def _verify_h2_hello(port: int, tls: bool = False) -> None:
+    """Hello world over HTTP/2: a server that answers the preface with HTTP/1.1 fails
+    here, and over TLS one whose ALPN does not choose h2."""
     import h2.exceptions
 
+    name = "h2-tls" if tls else "h2"
     try:
-        status, body = _h2_get(port)
+        status, body = _h2_get(port, tls)
     except (OSError, h2.exceptions.H2Error) as error:
-        raise ServerFailed(f"h2: verification over HTTP/2 failed: {error!r}") from error
+        raise ServerFailed(f"{name}: verification over HTTP/2 failed: {error!r}") from error
     if status != 200 or body != apps.HELLO_BODY:
-        raise ServerFailed(f"h2: verification over HTTP/2 got status {status} and body "
+        raise ServerFailed(f"{name}: verification over HTTP/2 got status {status} and body "
                            f"{body[:40]!r}, expected 200 and {apps.HELLO_BODY!r}")
+
+
+def _verify_h2_tls_hello(port: int) -> None:
+    _verify_h2_hello(port, tls=True)
 
 
 def _verify_hello_close(port: int) -> None:
@@ -207,8 +222,20 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("django", "Django async view (JSON)", "wrk", "benchmarks.django_app:application",
              _verify_json("django"), packages=("django",)),
     # A 1 MiB file: pathsend (os.sendfile) where the server offers it, else one body.
+    # The client's side can cost more than the server's here: the load tool copies
+    # every byte out of the kernel, a sendfile server never touches them.  Under wrk
+    # (one CPU) the tool was the limit: wrk at 100 % of its CPU, qactuar's server at
+    # about a quarter of its own, so req/s compared wrk, not the servers.  qactuar
+    # load reads a 1 MiB body with about a third of wrk's CPU, so it is the tool here
+    # whatever --load-tool says, and the servers are the limit.  The figure of merit
+    # is requests per second of the server's own CPU (the CPU a file costs the
+    # server), steadier than req/s on a shared machine and not bound to who was the
+    # limit; req/s is shown beside it.  Figures: docs/benchmarks.md, 2026-12-05.
     Scenario("static-file", "static file, 1 MiB (pathsend)", "wrk", "benchmarks.apps:static_file",
-             _verify_static_file, servers=MAIN_PEERS),
+             _verify_static_file, servers=MAIN_PEERS, headline="requests_per_cpu_s",
+             load_tool="qactuar",
+             load_note="qactuar load -c64 (wrk on one CPU was the limit); compared by req "
+                       "per server CPU-second, req/s beside it"),
     # Messages/s with 100 connections each echoing one message at a time.
     # wsload (C, epoll, one thread) runs on the load CPU; its own CPU % is reported
     # so that a run where it, not the server, was the limit shows as such.
@@ -248,6 +275,14 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              _verify_h2_hello, servers=HTTP2_PEERS, variant=Variant(http2=True),
              load_note=f"h2load -c{h2load.CONNECTIONS} -m{h2load.STREAMS}, h2c prior knowledge; "
                        "uvicorn and daphne: no HTTP/2 (n/a)"),
+    # The same over TLS: https with ALPN h2 (h2load offers h2), every server with the
+    # run's own self-signed certificate (benchmarks/tls_cert.py); encryption is part
+    # of what is measured, on both sides.
+    Scenario("h2-tls", "HTTP/2 over TLS hello world, 16 conns x 10 streams", "h2",
+             "benchmarks.apps:hello", _verify_h2_tls_hello, servers=HTTP2_PEERS,
+             variant=Variant(http2=True, tls=True), packages=("trustme",),
+             load_note=f"h2load -c{h2load.CONNECTIONS} -m{h2load.STREAMS}, https, ALPN h2, "
+                       "a self-signed certificate made for the run"),
     Scenario("idle-memory", "memory per idle keep-alive connection", "memory",
              "benchmarks.apps:hello", _verify_hello),
     Scenario("startup", "process start to first answered request", "startup",

@@ -40,6 +40,10 @@ HTTP/1.1 readiness poll); hypercorn serves h2c on a plain port with its
 defaults, plus `-c hypercorn_h2.toml`, which lifts `keep_alive_max_requests`
 (default 1000: it closes a connection after about 1000 streams; h2load -D
 neither reconnects nor counts an error, so the load would silently fade).
+With `Variant.tls` (h2-tls: HTTP/2 by ALPN over TLS) every server serves
+`tls_cert`'s certificate and key: qactuar `--ssl-cert-path/--ssl-key-path`,
+granian `--ssl-certificate/--ssl-keyfile` (its default minimum TLS 1.3, which
+the others negotiate too with h2load), hypercorn `--certfile/--keyfile`.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from benchmarks import tls_cert
 
 KEEP_ALIVE_SECONDS = "300"
 # Granian admits at most --backpressure connections at once (default backlog/workers
@@ -63,6 +69,7 @@ class Variant:
     workers: int = 1
     websocket: bool = False
     http2: bool = False  # h2c with prior knowledge on the plain port
+    tls: bool = False  # https with tls_cert's certificate (with http2: ALPN h2)
 
 
 ONE_WORKER = Variant()
@@ -82,6 +89,13 @@ class ServerSpec:
     only: frozenset[str] | None = None
     # A line the server logs once per worker when that worker listens (None: not known).
     listening_line: str | None = None
+    # The server this one is a variant of, for the scenarios' server lists (None: itself):
+    # "qactuar" for the rows of --pythons, "qactuar (3.12)" and so on.
+    family: str | None = None
+
+    @property
+    def base(self) -> str:
+        return self.family or self.name
 
 
 def _python(*args: str) -> list[str]:
@@ -93,15 +107,18 @@ def _python(*args: str) -> list[str]:
 qactuar_python = sys.executable
 
 
-def _qactuar(app: str, port: int, variant: Variant) -> list[str]:
-    command = [qactuar_python, "-m", "qactuar", app, "--host", "127.0.0.1", "--port", str(port),
-                      "--no-access-log", "--keep-alive-timeout", KEEP_ALIVE_SECONDS]
+def _qactuar(app: str, port: int, variant: Variant, python: str | None = None) -> list[str]:
+    command = [python or qactuar_python, "-m", "qactuar", app, "--host", "127.0.0.1",
+               "--port", str(port), "--no-access-log", "--keep-alive-timeout",
+               KEEP_ALIVE_SECONDS]
     if variant.workers > 1:
         command += ["--model", "prefork", "--workers", str(variant.workers)]
     if variant.websocket:
         command += ["--ws-ping-interval", "0"]
     if variant.http2:
         command += ["--http2", "on"]
+    if variant.tls:
+        command += ["--ssl-cert-path", str(tls_cert.CERT), "--ssl-key-path", str(tls_cert.KEY)]
     return command
 
 
@@ -127,14 +144,18 @@ def _granian(app: str, port: int, variant: Variant) -> list[str]:
                    "--runtime-threads", "1", "--blocking-threads", "1", "--loop", "uvloop",
                    "--backlog", "2048", "--backpressure", str(BACKPRESSURE),
                    "--ws" if variant.websocket else "--no-ws", "--no-access-log",
-                   "--log-level", "warning", app)
+                   "--log-level", "warning",
+                   *(["--ssl-certificate", str(tls_cert.CERT), "--ssl-keyfile", str(tls_cert.KEY)]
+                     if variant.tls else []), app)
 
 
 def _hypercorn(app: str, port: int, variant: Variant) -> list[str]:
     return _python("-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
                    "--worker-class", "uvloop", "--keep-alive", KEEP_ALIVE_SECONDS,
                    "--log-level", "warning",
-                   *(["-c", str(HYPERCORN_H2_CONFIG)] if variant.http2 else []), app)
+                   *(["-c", str(HYPERCORN_H2_CONFIG)] if variant.http2 else []),
+                   *(["--certfile", str(tls_cert.CERT), "--keyfile", str(tls_cert.KEY)]
+                     if variant.tls else []), app)
 
 
 def _daphne(app: str, port: int, variant: Variant) -> list[str]:
@@ -161,6 +182,16 @@ SERVERS: dict[str, ServerSpec] = {spec.name: spec for spec in [
     ServerSpec("limit", _limit, None,
                frozenset({"echo", "stream", "starlette", "fastapi", "django", "static-file"})),
 ]}
+
+def add_qactuar_under(name: str, python: str) -> ServerSpec:
+    """Register the qactuar server run by `python` as the server `name` (--pythons)."""
+    def command(app: str, port: int, variant: Variant) -> list[str]:
+        return _qactuar(app, port, variant, python)
+
+    spec = ServerSpec(name, command, "qactuar", listening_line="Listening on", family="qactuar")
+    SERVERS[name] = spec
+    return spec
+
 
 # The baseline every ratio is computed against.
 BASELINE = "uvicorn"

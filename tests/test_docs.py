@@ -39,7 +39,7 @@ RUN_BLOCKS = {
     ("deployment.md", "yaml"): 1, ("deployment.md", "text"): 1,
     ("tls-http2.md", "bash"): 1,
     ("websocket.md", "python"): 2,
-    ("frameworks.md", "bash"): 1, ("frameworks.md", "python"): 3,
+    ("frameworks.md", "bash"): 1, ("frameworks.md", "python"): 4,
     ("benchmarks.md", "bash"): 1,
 }
 

@@ -105,6 +105,12 @@ async def send_span(stream: HTTPStream, fd: int, offset: int, count: int, more: 
         offset += len(part)
         count -= len(part)
         await stream.send({"type": "http.response.body", "body": part, "more_body": True})
+        # Let the loop run once between parts: HTTP/2 frames a part at once but writes
+        # the frames on the loop's next turn, so only then does the transport's
+        # back-pressure show in `send`.  Without this, a client with large windows
+        # had the whole file read and framed in memory in one go, and the
+        # connection's other streams waited behind it.
+        await asyncio.sleep(0)
     await stream.send({"type": "http.response.body", "body": b"", "more_body": more})
 
 

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from qactuar.asgi import file_body
 from qactuar.asgi.http_stream import HTTPStream, ResponseSink
 from qactuar.asgi.request_head import RefusedRequest, refused_scope, request_scope
 from qactuar.logs import exception_logger, server_logger
@@ -60,6 +61,12 @@ SETTINGS_LIMIT = 50        # SETTINGS frames
 PING_LIMIT = 50            # PING frames
 EMPTY_FRAME_LIMIT = 100    # DATA frames with no data that do not end their stream
 _STATUS_BYTES = {code: str(code).encode() for code in range(100, 600)}
+# The scope's extensions every stream offers, copied per request (apps may write to
+# it).  The file bodies (pathsend, zerocopysend) cannot be sendfile'd into frames:
+# file_body.py reads them in parts that flush_stream cuts into DATA frames within
+# the windows and the frame size, holding at most one part per stream in memory.
+_EXTENSIONS = file_body.advertise({"http.response.trailers": {},
+                                   "http.response.early_hint": {}})
 
 
 class _FloodMeter:
@@ -390,8 +397,7 @@ class H2Protocol:
         target = path or b""
         if authority is None:  # read_request_head made sure there is a host field
             authority = _host_of(headers)
-        extensions: dict[str, Any] = {"http.response.trailers": {},
-                                      "http.response.early_hint": {}}
+        extensions: dict[str, Any] = _EXTENSIONS.copy()
         if self._push_allowed:
             extensions["http.response.push"] = {}
         if self._tls is not None:

@@ -1,0 +1,159 @@
+"""`python -m benchmarks` itself: the h2-tls scenario's certificate and check, the rows of
+`--pythons`, and the static-file scenario's figure of merit (req per server CPU-second).
+
+Real servers, real load tools, runs of a second: the tests check what the benchmark
+measures and reports, never how fast anything is.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import __main__ as driver  # noqa: E402
+from benchmarks import environment, pythons, report, servers, tls_cert  # noqa: E402
+from benchmarks.measure import Settings  # noqa: E402
+from benchmarks.process import ServerFailed, ServerProcess  # noqa: E402
+from benchmarks.scenarios import SCENARIOS  # noqa: E402
+
+needs_load_tools = pytest.mark.skipif(
+    shutil.which("h2load") is None or shutil.which("wrk") is None
+    or shutil.which("taskset") is None, reason="h2load, wrk and taskset (.ci/run installs them)")
+
+
+@pytest.fixture
+def here_row() -> Iterator[str]:
+    """This interpreter registered as an extra qactuar row, as --pythons does."""
+    name = "qactuar (here)"
+    servers.add_qactuar_under(name, sys.executable)
+    yield name
+    servers.SERVERS.pop(name, None)
+
+
+def test_the_certificate_is_made_for_the_run_with_a_pkcs8_key() -> None:
+    tls_cert.ensure()
+    assert tls_cert.KEY.read_text().startswith("-----BEGIN PRIVATE KEY-----")  # granian's
+    assert "BEGIN CERTIFICATE" in tls_cert.CERT.read_text()
+    assert "BEGIN CERTIFICATE" in tls_cert.CA.read_text()
+
+
+@needs_load_tools
+def test_the_h2_tls_check_needs_http2_chosen_by_alpn() -> None:
+    tls_cert.ensure()
+    scenario = SCENARIOS["h2-tls"]
+    spec = servers.SERVERS["qactuar"]
+    with ServerProcess(spec, scenario.app, "0", "test-h2-tls", scenario.variant) as server:
+        server.wait_ready()  # https, ALPN http/1.1
+        scenario.verify(server.port)  # https, ALPN h2, the exact hello body
+    # The same server over TLS with HTTP/2 off: ALPN does not choose h2, the check says so.
+    def without_http2(app: str, port: int, variant: servers.Variant) -> list[str]:
+        return [*spec.command(app, port, variant), "--http2", "off"]
+
+    https_only = servers.ServerSpec("qactuar", without_http2, "qactuar")
+    tls_variant = servers.Variant(tls=True)
+    with ServerProcess(https_only, scenario.app, "0", "test-h2-tls-off", tls_variant) as server:
+        server.wait_ready()
+        with pytest.raises(ServerFailed, match="ALPN chose None, not 'h2'"):
+            scenario.verify(server.port)
+
+
+@needs_load_tools
+def test_a_real_h2_tls_round_is_measured_over_tls() -> None:
+    """One second of h2load against https: every request answered 2xx over HTTP/2."""
+    args = driver.parse_args(["--scenarios", "h2-tls", "--servers", "qactuar,uvicorn",
+                              "--rounds", "1", "--duration", "1", "--warmup", "0"])
+    settings = Settings(seconds=1, warmup_seconds=0, server_cpu="0", load_cpu="1")
+    results = driver.run(args, settings)
+    measured = results["h2-tls"]["servers"]
+    assert list(measured) == ["qactuar"]  # uvicorn serves no HTTP/2: not in the scenario
+    assert not measured["qactuar"].failures, measured["qactuar"].failures
+    assert measured["qactuar"].median("requests") > 0
+    assert "https, ALPN h2" in results["h2-tls"]["load_note"]
+
+
+def test_pythons_takes_versions_only() -> None:
+    with pytest.raises(SystemExit) as refused:
+        driver.parse_args(["--pythons", "three"])
+    assert str(refused.value) == ("benchmarks: --pythons takes versions like 3.12,3.13, "
+                                  "not 'three'")
+    assert driver.parse_args(["--pythons", "3.12, 3.13,3.12"]).python_versions == [
+        "3.12", "3.13"]
+
+
+def test_a_missing_python_is_one_line_and_no_row(capsys: pytest.CaptureFixture[str]) -> None:
+    args = driver.parse_args(["--pythons", "3.99", "--servers", "qactuar,uvicorn"])
+    assert driver.add_python_rows(args) == {}
+    assert args.servers == ["qactuar", "uvicorn"]
+    error = capsys.readouterr().err
+    assert error == ("benchmarks: --pythons 3.99: no Python 3.99 found (pyenv install 3.99, "
+                     "or python3.99 on PATH); its rows are left out\n")
+
+
+def test_pythons_without_the_qactuar_server_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    args = driver.parse_args(["--pythons", "3.12", "--servers", "granian"])
+    assert driver.add_python_rows(args) == {} and args.servers == ["granian"]
+    assert "no rows added" in capsys.readouterr().err
+
+
+def test_the_interpreters_are_found_as_ci_finds_them() -> None:
+    """pyenv's X.Y (or pythonX.Y on PATH) that runs; this interpreter's version is one."""
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    found = pythons.find_interpreter(version)
+    assert found is not None and Path(found).exists()
+    assert pythons.find_interpreter("3.99") is None
+
+
+@needs_load_tools
+def test_python_rows_run_beside_qactuar_and_static_file_is_judged_per_cpu_second(
+        here_row: str, tmp_path: Path) -> None:
+    """A real one-second static-file round: the extra row is measured like qactuar's, and
+    the report compares the servers by requests per server CPU-second."""
+    args = driver.parse_args(["--scenarios", "static-file", "--servers", "qactuar",
+                              "--rounds", "1", "--duration", "1", "--warmup", "0",
+                              "--load-tool", "wrk"])
+    args.servers.append(here_row)
+    settings = Settings(seconds=1, warmup_seconds=0, server_cpu="0", load_cpu="1",
+                        load_tool="wrk")
+    results = driver.run(args, settings)
+    entry = results["static-file"]
+    assert list(entry["servers"]) == ["qactuar", here_row]
+    for result in entry["servers"].values():
+        assert not result.failures, result.failures
+        assert result.median("requests_per_cpu_s") > 0 and result.median("rps") > 0
+    assert entry["headline"] == "requests_per_cpu_s"
+    assert entry["load_tool"] == "qactuar load"  # whatever --load-tool says
+    assert report.load_tool(entry) == "qactuar load"
+    header, rows = report.table_rows(results, "static-file")
+    assert header[1] == "req/CPU-s (median)" and "req/s" in header
+    assert [row[0] for row in rows] == ["qactuar", here_row]
+    meta = environment.describe({"rounds": 1, "seconds": 1, "warmup_seconds": 0,
+                                 "wrk_threads": 1, "wrk_connections": 64,
+                                 "server_cpu": "0", "load_cpu": "1",
+                                 "qactuar_pythons": {here_row: f"Python here ({sys.executable})"}})
+    text = report.console_report(results, meta)
+    assert f"Rows per Python: qactuar runs under Python {meta['python']}; {here_row}: " in text
+    written = report.write_outputs(results, meta, tmp_path)
+    assert here_row in written[1].read_text()  # latest.md
+
+
+def test_a_per_cpu_second_headline_is_judged_whatever_the_cpu_share() -> None:
+    """static-file: the load tool is the limit, so the servers' CPU share is not full; the
+    target is judged by req/CPU-s all the same, and req/s shown beside it."""
+    qactuar, granian = report.ServerResult(), report.ServerResult()
+    qactuar.rounds.append({"rps": 2000.0, "requests_per_cpu_s": 8000.0,
+                           "server_cpu_pct": 25.0, "load_cpu_pct": 99.0})
+    granian.rounds.append({"rps": 2100.0, "requests_per_cpu_s": 2300.0,
+                           "server_cpu_pct": 91.0, "load_cpu_pct": 50.0})
+    results: report.Results = {"static-file": {
+        "title": "static", "kind": "wrk", "headline": "requests_per_cpu_s",
+        "servers": {"qactuar": qactuar, "granian": granian}}}
+    line = report.ratio_target_line(results, "static-file", "granian", 1.0)
+    assert line == "  static-file >= 1.0 x granian: 3.48 by req/CPU-s, 0.95 by req/s (met)"
