@@ -21,6 +21,7 @@ from typing import Any
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEAD = 65536
+MASK_POOL = 256  # random bytes fetched at a time: 64 masks per getrandom call
 CLOSE, PING, PONG = 0x8, 0x9, 0xA
 
 
@@ -28,17 +29,35 @@ class HandshakeError(Exception):
     """The server did not accept the WebSocket upgrade, or broke the framing."""
 
 
+def frame_head(opcode: int, size: int) -> bytes:
+    """The first bytes of a final, masked client frame of `size` payload bytes (the mask
+    follows them)."""
+    if size < 126:
+        return bytes((0x80 | opcode, 0x80 | size))
+    if size < 65536:
+        return bytes((0x80 | opcode, 0x80 | 126)) + size.to_bytes(2, "big")
+    return bytes((0x80 | opcode, 0x80 | 127)) + size.to_bytes(8, "big")
+
+
+def mask_repeater(size: int) -> int:
+    """The integer whose product with a 4-byte mask repeats that mask over `size` bytes
+    (little-endian, one copy every 4 bytes, the last copy cut short by `to_bytes`' caller)."""
+    # built from bytes, not shifts: compiled, a shift of C integers would overflow
+    return int.from_bytes(b"\1\0\0\0" * ((size + 3) // 4), "little")
+
+
+def all_ones(size: int) -> int:
+    """`size` bytes of one bits, as an integer (what keeps a repeated mask `size` bytes
+    long)."""
+    return int.from_bytes(b"\xff" * size, "little")
+
+
 def masked_frame(opcode: int, payload: bytes, mask: bytes) -> bytes:
     """One final client frame (RFC 6455 5.2: clients mask every frame)."""
     size = len(payload)
-    if size < 126:
-        head = bytes((0x80 | opcode, 0x80 | size))
-    elif size < 65536:
-        head = bytes((0x80 | opcode, 0x80 | 126)) + size.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 0x80 | 127)) + size.to_bytes(8, "big")
-    masked = bytes(byte ^ mask[index & 3] for index, byte in enumerate(payload))
-    return head + mask + masked
+    masked = ((int.from_bytes(mask, "little") * mask_repeater(size)) & all_ones(size)
+              ) ^ int.from_bytes(payload, "little")
+    return frame_head(opcode, size) + mask + masked.to_bytes(size, "little")
 
 
 class WSConnection:
@@ -54,7 +73,16 @@ class WSConnection:
         lines += [f"{name}: {value}" for name, value in options.headers]
         self.upgrade = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         payload = options.body or b"x" * options.ws_message_size
-        self.message = masked_frame(0x1 if not options.body else 0x2, payload, os.urandom(4))
+        # what each message's frame is made of: its head, then a fresh mask, then the
+        # payload XOR that mask repeated (`payload_bits` the payload as one integer)
+        self.size = len(payload)
+        self.head = frame_head(0x1 if not options.body else 0x2, self.size)
+        self.payload_bits = int.from_bytes(payload, "little")
+        self.repeater = mask_repeater(self.size)
+        self.all_ones = all_ones(self.size)
+        self.masks = b""
+        self.mask_at = 0
+        self.write: Any = None
         self.depth = options.streams
         self.transport: Any = None
         self.upgraded = False
@@ -70,6 +98,7 @@ class WSConnection:
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.write = transport.write  # bound once: one call per write, no method lookup
         self.activity_ns = monotonic_ns()
         transport.write(self.upgrade)
 
@@ -142,14 +171,28 @@ class WSConnection:
                 break
             self.sent.append(start)
             count += 1
-        if count:
-            self.transport.write(self.message * count)
+        if count == 1:
+            self.write(self.frame())
+        elif count:
+            self.write(b"".join([self.frame() for _ in range(count)]))
         if count < room:
             self.run.has_room(self)
 
     def send_one(self, start: int) -> None:
         self.sent.append(start)
-        self.transport.write(self.message)
+        self.write(self.frame())
+
+    def frame(self) -> bytes:
+        """The message as one frame under a mask nobody could predict."""
+        at = self.mask_at
+        if at + 4 > len(self.masks):
+            self.masks = os.urandom(MASK_POOL)
+            at = 0
+        self.mask_at = at + 4
+        mask = self.masks[at:at + 4]
+        masked = ((int.from_bytes(mask, "little") * self.repeater) & self.all_ones
+                  ) ^ self.payload_bits
+        return self.head + mask + masked.to_bytes(self.size, "little")
 
     def read_frames(self, data: bytes, now: int) -> None:
         position = 0
@@ -177,9 +220,9 @@ class WSConnection:
                 break
             opcode = first & 0x0F
             if opcode == PING:
-                self.transport.write(masked_frame(PONG, data[start:end], b"\0\0\0\0"))
+                self.transport.write(masked_frame(PONG, data[start:end], os.urandom(4)))
             elif opcode == CLOSE:
-                self.transport.write(masked_frame(CLOSE, data[start:start + 2], b"\0\0\0\0"))
+                self.transport.write(masked_frame(CLOSE, data[start:start + 2], os.urandom(4)))
                 self.fail("reset", now)
                 return
             elif opcode != PONG:
