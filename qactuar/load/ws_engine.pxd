@@ -9,7 +9,7 @@ from qactuar.load.flow cimport Flow
 cdef class WSConnection:
     cdef public Flow run
     cdef public object transport, sent, write, payload_bits, repeater, all_ones
-    cdef public bytes key, expected_accept, upgrade, head, masks, buffer
+    cdef public bytes key, expected_accept, upgrade, head, payload, masks, buffer
     cdef public Py_ssize_t depth, message_bytes, answered, size, mask_at
     cdef public bint upgraded, first_byte, closed
     cdef public long long connect_started_ns, connected_ns, activity_ns
@@ -19,7 +19,13 @@ cdef class WSConnection:
     cpdef fill(self, long long now)
     cpdef send_one(self, long long start)
     @cython.locals(at=Py_ssize_t)
-    cpdef bytes frame(self)
+    cdef Py_ssize_t next_mask(self) except -1
+    @cython.locals(head_size=Py_ssize_t, size=Py_ssize_t, out=bytes, into=cython.p_uchar,
+                   head=cython.p_uchar, payload=cython.p_uchar, masks=cython.p_uchar,
+                   position=Py_ssize_t, at=Py_ssize_t, index=Py_ssize_t)
+    cpdef bytes frames(self, Py_ssize_t count)
+    @cython.locals(at=Py_ssize_t)
+    cpdef bytes frame_by_integers(self)
     @cython.locals(position=Py_ssize_t, size=Py_ssize_t, first=int, second=int,
                    length=Py_ssize_t, start=Py_ssize_t, end=Py_ssize_t, opcode=int)
     cpdef read_frames(self, bytes data, long long now)

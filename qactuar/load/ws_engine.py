@@ -22,6 +22,7 @@ from typing import Any
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEAD = 65536
 MASK_POOL = 256  # random bytes fetched at a time: 64 masks per getrandom call
+COMPILED = not __file__.endswith(".py")  # this module is the Cython-compiled one
 CLOSE, PING, PONG = 0x8, 0x9, 0xA
 
 
@@ -77,6 +78,7 @@ class WSConnection:
         # payload XOR that mask repeated (`payload_bits` the payload as one integer)
         self.size = len(payload)
         self.head = frame_head(0x1 if not options.body else 0x2, self.size)
+        self.payload = payload
         self.payload_bits = int.from_bytes(payload, "little")
         self.repeater = mask_repeater(self.size)
         self.all_ones = all_ones(self.size)
@@ -171,24 +173,58 @@ class WSConnection:
                 break
             self.sent.append(start)
             count += 1
-        if count == 1:
-            self.write(self.frame())
-        elif count:
-            self.write(b"".join([self.frame() for _ in range(count)]))
+        if count:
+            self.write(self.frames(count))
         if count < room:
             self.run.has_room(self)
 
     def send_one(self, start: int) -> None:
         self.sent.append(start)
-        self.write(self.frame())
+        self.write(self.frames(1))
 
-    def frame(self) -> bytes:
-        """The message as one frame under a mask nobody could predict."""
+    def next_mask(self) -> int:
+        """Where the next unused 4 random bytes start in `masks` (refilled when spent)."""
         at = self.mask_at
         if at + 4 > len(self.masks):
             self.masks = os.urandom(MASK_POOL)
             at = 0
         self.mask_at = at + 4
+        return at
+
+    def frames(self, count: int) -> Any:
+        """`count` copies of the message for one write, each its own frame under a fresh
+        mask nobody could predict."""
+        if not COMPILED:
+            return b"".join([self.frame_by_integers() for _ in range(count)])
+        # compiled: C loops over the bytes (pointers into `out`, `head`, `payload`, `masks`).
+        # `out` is a new bytes object (6 bytes or more: never a shared one) filled in place
+        # before anyone else sees it, as C code fills PyBytes_FromStringAndSize(NULL, n):
+        # a bytearray would cost the transport a memoryview per write.
+        head_size = len(self.head)
+        size = self.size
+        out = bytes(count * (head_size + 4 + size))
+        into = out
+        head = self.head
+        payload = self.payload
+        position = 0
+        for _ in range(count):
+            at = self.next_mask()
+            masks = self.masks
+            for index in range(head_size):
+                into[position + index] = head[index]
+            position += head_size
+            for index in range(4):
+                into[position + index] = masks[at + index]
+            position += 4
+            for index in range(size):
+                into[position + index] = payload[index] ^ masks[at + (index & 3)]
+            position += size
+        return out
+
+    def frame_by_integers(self) -> bytes:
+        """One frame, the mask applied as a big-integer XOR (pure Python: C speed for the
+        bytes of any size, where a loop over them would be slow)."""
+        at = self.next_mask()
         mask = self.masks[at:at + 4]
         masked = ((int.from_bytes(mask, "little") * self.repeater) & self.all_ones
                   ) ^ self.payload_bits
