@@ -21,7 +21,7 @@ from typing import Any
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEAD = 65536
-MASK_POOL = 256  # random bytes fetched at a time: 64 masks per getrandom call
+MASK_POOL = 1024  # random bytes fetched at a time: 256 masks per getrandom call
 COMPILED = not __file__.endswith(".py")  # this module is the Cython-compiled one
 CLOSE, PING, PONG = 0x8, 0x9, 0xA
 
