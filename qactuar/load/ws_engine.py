@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections import deque
+from array import array
 from time import monotonic_ns
 from typing import Any
 
@@ -89,7 +89,11 @@ class WSConnection:
         self.transport: Any = None
         self.upgraded = False
         self.buffer = b""
-        self.sent: deque[int] = deque()
+        # the start times of the messages in flight, oldest first: a ring of C integers
+        # (`waiting` of them from `oldest`), no Python int or deque call per message
+        self.starts = array("q", bytes(8 * self.depth))
+        self.oldest = 0
+        self.waiting = 0
         self.message_bytes = 0
         self.connect_started_ns = monotonic_ns()
         self.connected_ns = 0
@@ -162,7 +166,7 @@ class WSConnection:
         pass
 
     def room(self) -> int:
-        return 0 if self.closed or not self.upgraded else self.depth - len(self.sent)
+        return 0 if self.closed or not self.upgraded else self.depth - self.waiting
 
     def fill(self, now: int) -> None:
         room = self.room()
@@ -171,7 +175,7 @@ class WSConnection:
             start = self.run.take(now)
             if start < 0:
                 break
-            self.sent.append(start)
+            self.push(start)
             count += 1
         if count:
             self.write(self.frames(count))
@@ -179,8 +183,25 @@ class WSConnection:
             self.run.has_room(self)
 
     def send_one(self, start: int) -> None:
-        self.sent.append(start)
+        self.push(start)
         self.write(self.frames(1))
+
+    def push(self, start: int) -> None:
+        """One more message in flight, sent at `start` (room() said there is room)."""
+        index = self.oldest + self.waiting
+        if index >= self.depth:
+            index -= self.depth
+        self.starts[index] = start
+        self.waiting += 1
+
+    def pop(self) -> int:
+        """The start time of the oldest message in flight, now answered or lost."""
+        start = self.starts[self.oldest]
+        self.oldest += 1
+        if self.oldest == self.depth:
+            self.oldest = 0
+        self.waiting -= 1
+        return start
 
     def next_mask(self) -> int:
         """Where the next unused 4 random bytes start in `masks` (refilled when spent)."""
@@ -264,10 +285,10 @@ class WSConnection:
             elif opcode != PONG:
                 self.message_bytes += length
                 if first & 0x80:  # FIN: a whole message, the echo of the oldest one sent
-                    if not self.sent:
+                    if not self.waiting:
                         raise HandshakeError("a message nobody asked for")
                     self.answered += 1
-                    self.run.answered(self.sent.popleft(), now, 101, end - position - length,
+                    self.run.answered(self.pop(), now, 101, end - position - length,
                                       self.message_bytes)
                     self.message_bytes = 0
             position = end
@@ -278,14 +299,14 @@ class WSConnection:
         if self.closed:
             return
         self.closed = True
-        while self.sent:
-            self.run.errored(self.sent.popleft(), now, kind)
+        while self.waiting:
+            self.run.errored(self.pop(), now, kind)
         if self.transport is not None:
             self.transport.abort()
         self.run.lost(self)
 
     def timed_out(self, now: int, timeout_ns: int) -> bool:
-        if (self.sent or not self.upgraded) and not self.closed and \
+        if (self.waiting or not self.upgraded) and not self.closed and \
                 now - self.activity_ns > timeout_ns:
             if not self.upgraded:
                 self.run.attempt_failed("timeout")
