@@ -8,20 +8,16 @@ every round trip, and its upper bound here is far from what the tool costs.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import socket
-import socketserver
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from load_helpers import read_json, report_counts, run_load
+from load_helpers import raw_websocket_server, read_json, report_counts, run_load
 
 from qactuar.load.histogram import Histogram
 
@@ -49,74 +45,52 @@ def read_exactly(sock: socket.socket, size: int) -> bytes:
     return data
 
 
-@contextmanager
-def delayed_echo_server(seen: Seen) -> Iterator[str]:
+def delayed_echo_server(seen: Seen) -> AbstractContextManager[str]:
     """A raw WebSocket server that unmasks each client frame and echoes it as a text
     frame DELAY_S after it arrived (in order, as an echo must be)."""
 
-    class Handler(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            sock = self.request
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    return
-                head += chunk
-            key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"sec-websocket-key:"))
-            accept = base64.b64encode(hashlib.sha1(
-                key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-            sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
-                         b"connection: Upgrade\r\nsec-websocket-accept: " + accept + b"\r\n\r\n")
-            due: list[tuple[float, bytes]] = []
-            condition = threading.Condition()
-            sender = threading.Thread(target=self.send_when_due, args=(due, condition),
-                                      daemon=True)
-            sender.start()
-            try:
-                while True:
-                    first, second = read_exactly(sock, 2)
-                    assert second & 0x80 and second & 0x7F < 126, (first, second)
-                    mask = read_exactly(sock, 4)
-                    payload = bytes(byte ^ mask[index & 3] for index, byte in
-                                    enumerate(read_exactly(sock, second & 0x7F)))
-                    with condition:
-                        due.append((time.monotonic() + DELAY_S, payload))
-                        condition.notify()
-                        with seen.lock:
-                            seen.masks.append(mask)
-                            seen.payloads.add(payload)
-                            seen.most_in_flight = max(seen.most_in_flight, len(due))
-            except (EOFError, OSError):
-                return
-
-        def send_when_due(self, due: list[tuple[float, bytes]],
-                          condition: threading.Condition) -> None:
+    def handle(sock: socket.socket) -> None:
+        due: list[tuple[float, bytes]] = []
+        condition = threading.Condition()
+        threading.Thread(target=send_when_due, args=(sock, due, condition),
+                         daemon=True).start()
+        try:
             while True:
+                first, second = read_exactly(sock, 2)
+                assert second & 0x80 and second & 0x7F < 126, (first, second)
+                mask = read_exactly(sock, 4)
+                payload = bytes(byte ^ mask[index & 3] for index, byte in
+                                enumerate(read_exactly(sock, second & 0x7F)))
                 with condition:
-                    while not due:
-                        condition.wait()
-                    when, payload = due[0]
-                wait = when - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
-                with condition:
-                    due.pop(0)
-                try:
-                    self.request.sendall(bytes((0x81, len(payload))) + payload)
-                except OSError:
-                    return
+                    due.append((time.monotonic() + DELAY_S, payload))
+                    condition.notify()
+                    with seen.lock:
+                        seen.masks.append(mask)
+                        seen.payloads.add(payload)
+                        seen.most_in_flight = max(seen.most_in_flight, len(due))
+        except (EOFError, OSError):
+            return
 
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"ws://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return raw_websocket_server(handle)
+
+
+def send_when_due(sock: socket.socket, due: list[tuple[float, bytes]],
+                  condition: threading.Condition) -> None:
+    """Send each echo of `due` (oldest first) once its time has come."""
+    while True:
+        with condition:
+            while not due:
+                condition.wait()
+            when, payload = due[0]
+        wait = when - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        with condition:
+            due.pop(0)
+        try:
+            sock.sendall(bytes((0x81, len(payload))) + payload)
+        except OSError:
+            return
 
 
 def test_m_keeps_that_many_messages_in_flight_and_times_each_round_trip(
