@@ -19,8 +19,9 @@ the reaped child), not the server's throughput:
 
 `--before DIR` also runs `qactuar load` from another checkout (built in place,
 e.g. the commit before a change) in the same run, rows marked "(before)".
-`--ws-only` runs the WebSocket rows alone.  The "system" column is the share of
-the tool's CPU time spent in the kernel (system calls, the loopback's TCP work).
+`--ws-only` runs the WebSocket rows alone (into results/load-ws-latest.md).
+The "system" column is the share of the tool's CPU time spent in the kernel
+(system calls, the loopback's TCP work).
 
 Every figure comes from the same run on the same machine; on a shared machine
 read the ratios, not the absolute numbers.  This module owns these runs only.
@@ -49,6 +50,7 @@ WS_MESSAGE = 64
 WS_DEPTH = 16  # messages in flight per connection in the second WebSocket rows
 
 RESULTS = Path(__file__).resolve().parent / "results" / "load-latest.md"
+WS_RESULTS = RESULTS.with_name("load-ws-latest.md")  # --ws-only's, beside the full table
 
 
 def start(command: list[str], port: int) -> subprocess.Popen[bytes]:
@@ -178,7 +180,8 @@ def main() -> None:
                   "tool CPU s |", "|---|---:|---:|---:|---:|---:|---:|", *rate_rows]
     table = "\n".join(lines)
     print(table)
-    RESULTS.write_text(f"# Load tools' CPU per request ({seconds} s each, "
+    results = WS_RESULTS if args.ws_only else RESULTS
+    results.write_text(f"# Load tools' CPU per request ({seconds} s each, "
                        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n\n{table}\n")
 
 
