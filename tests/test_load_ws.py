@@ -57,10 +57,13 @@ def delayed_echo_server(seen: Seen) -> AbstractContextManager[str]:
         try:
             while True:
                 first, second = read_exactly(sock, 2)
-                assert second & 0x80 and second & 0x7F < 126, (first, second)
+                assert second & 0x80 and second & 0x7F < 127, (first, second)
+                length = second & 0x7F
+                if length == 126:
+                    length = int.from_bytes(read_exactly(sock, 2), "big")
                 mask = read_exactly(sock, 4)
                 payload = bytes(byte ^ mask[index & 3] for index, byte in
-                                enumerate(read_exactly(sock, second & 0x7F)))
+                                enumerate(read_exactly(sock, length)))
                 with condition:
                     due.append((time.monotonic() + DELAY_S, payload))
                     condition.notify()
@@ -88,23 +91,27 @@ def send_when_due(sock: socket.socket, due: list[tuple[float, bytes]],
         with condition:
             due.pop(0)
         try:
-            sock.sendall(bytes((0x81, len(payload))) + payload)
+            size = len(payload)
+            head = bytes((0x81, size)) if size < 126 else bytes((0x81, 126)) + \
+                size.to_bytes(2, "big")
+            sock.sendall(head + payload)
         except OSError:
             return
 
 
+@pytest.mark.parametrize("size", [16, 300])  # a 7-bit and a 16-bit frame length
 def test_m_keeps_that_many_messages_in_flight_and_times_each_round_trip(
-        tmp_path: Path) -> None:
+        tmp_path: Path, size: int) -> None:
     seen = Seen()
     with delayed_echo_server(seen) as url:
-        result = run_load("-n", "80", "-c", "2", "-m", "4", "--json", str(tmp_path / "r.json"),
-                          url)
+        result = run_load("-n", "80", "-c", "2", "-m", "4", "--ws-message-size", str(size),
+                          "--json", str(tmp_path / "r.json"), url)
     assert result.returncode == 0, result.stdout + result.stderr
     counts = report_counts(result.stdout)
     assert counts["succeeded"] == counts["started"] == 80, result.stdout
     assert len(seen.masks) == 80
     assert seen.most_in_flight == 4  # one connection's -m, never more
-    assert seen.payloads == {b"x" * 16}  # every frame unmasks to the message
+    assert seen.payloads == {b"x" * size}  # every frame unmasks to the message
     # RFC 6455 5.3: a fresh mask per frame (the chance of two random masks colliding
     # among 80 is about one in a million; one mask per connection would give 2)
     assert len(set(seen.masks)) >= 79
