@@ -19,6 +19,7 @@ class ToolRun:
     stdout: str
     wall_seconds: float
     cpu_seconds: float
+    system_seconds: float = 0.0  # the part of cpu_seconds spent in the kernel
 
 
 def run_load_tool(name: str, command: list[str], timeout: float,
@@ -26,7 +27,7 @@ def run_load_tool(name: str, command: list[str], timeout: float,
                   cwd: Path | None = None) -> ToolRun:
     """Run `command`; raise RuntimeError with the end of its output when it exits with a
     status not in `allowed_codes`."""
-    before = _children_cpu_seconds()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env,
                           cwd=cwd)
@@ -34,9 +35,6 @@ def run_load_tool(name: str, command: list[str], timeout: float,
     if done.returncode not in allowed_codes:
         raise RuntimeError(f"{name} exited with {done.returncode}: "
                            f"{(done.stderr or done.stdout).strip()[-2000:]}")
-    return ToolRun(done.stdout, wall, _children_cpu_seconds() - before)
-
-
-def _children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    system = after.ru_stime - before.ru_stime
+    return ToolRun(done.stdout, wall, after.ru_utime - before.ru_utime + system, system)

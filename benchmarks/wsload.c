@@ -1,8 +1,10 @@
 /* WebSocket echo load client of the ws-echo benchmark (benchmarks/wsload.py builds
  * it with gcc -O2 into benchmarks/build/): epoll, one thread, C connections.
  * Each connection sends a pre-masked text frame of SIZE bytes, waits for the
- * echo (counted by its exact length), and sends again.
- * usage: wsload HOST PORT CONNS SIZE SECONDS [PATH] */
+ * echo (counted by its exact length), and sends again; with DEPTH > 1 it keeps
+ * DEPTH messages in flight per connection, and sends as many frames in one
+ * write as one read brought whole echoes.
+ * usage: wsload HOST PORT CONNS SIZE SECONDS [PATH [DEPTH]] */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +20,7 @@
 
 typedef struct { int fd; int upgraded; size_t head_len; char head[4096]; long pending; long count; } conn_t;
 static unsigned char *frame; static size_t frame_len, reply_len;
+static unsigned char *frames; /* DEPTH copies of frame, for one write of several */
 
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
 
@@ -27,9 +30,11 @@ static void send_all(int fd, const void *buf, size_t len) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 6) { fprintf(stderr, "usage: wsload HOST PORT CONNS SIZE SECONDS [PATH]\n"); return 2; }
+    if (argc < 6) { fprintf(stderr, "usage: wsload HOST PORT CONNS SIZE SECONDS [PATH [DEPTH]]\n"); return 2; }
     const char *host = argv[1]; int port = atoi(argv[2]), conns = atoi(argv[3]); size_t size = atol(argv[4]);
     double seconds = atof(argv[5]); const char *path = argc > 6 ? argv[6] : "/";
+    long depth = argc > 7 ? atol(argv[7]) : 1;
+    if (depth < 1) { fprintf(stderr, "DEPTH must be at least 1\n"); return 2; }
     size_t hl = size < 126 ? 2 : size < 65536 ? 4 : 10;
     frame_len = hl + 4 + size; reply_len = hl + size;
     frame = malloc(frame_len);
@@ -39,6 +44,8 @@ int main(int argc, char **argv) {
     else { frame[1] = 0x80 | 127; for (int i = 0; i < 8; i++) frame[2 + i] = (size >> (56 - 8 * i)) & 0xff; }
     unsigned char key[4] = {0x12, 0x34, 0x56, 0x78}; memcpy(frame + hl, key, 4);
     for (size_t i = 0; i < size; i++) frame[hl + 4 + i] = 'x' ^ key[i % 4];
+    frames = malloc(frame_len * depth);
+    for (long i = 0; i < depth; i++) memcpy(frames + i * frame_len, frame, frame_len);
     char req[512];
     int req_len = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", path, host);
@@ -75,11 +82,13 @@ int main(int argc, char **argv) {
                 if (strncmp(c->head, "HTTP/1.1 101", 12)) { fprintf(stderr, "handshake refused: %.60s\n", c->head); return 1; }
                 c->upgraded = 1; upgraded++;
                 c->pending = c->head_len - (e + 4 - c->head);
-                send_all(c->fd, frame, frame_len);
+                send_all(c->fd, frames, frame_len * depth);
                 continue;
             }
             c->pending += r;
-            while (c->pending >= (long)reply_len) { c->pending -= reply_len; c->count++; send_all(c->fd, frame, frame_len); }
+            long whole = c->pending / (long)reply_len;
+            if (whole > depth) { fprintf(stderr, "more echoes than messages sent\n"); return 1; }
+            if (whole) { c->pending -= whole * reply_len; c->count += whole; send_all(c->fd, frames, frame_len * whole); }
         }
     }
     for (int i = 0; i < conns; i++) total += cs[i].count;

@@ -2,7 +2,8 @@
 
 wsload opens CONNS connections, upgrades each, then on each connection sends a
 masked text frame of SIZE bytes and waits for the echo (counted by its exact
-length) before sending the next; it measures SECONDS after a fixed 1 s
+length) before sending the next (or keeps DEPTH messages in flight per connection,
+`depth` below); it measures SECONDS after a fixed 1 s
 warm-up that starts once every connection is upgraded. It is compiled with
 `gcc -O2` into `benchmarks/build/` (git-ignored) on first use, or when
 wsload.c is newer than the binary. This module owns that command line only;
@@ -31,6 +32,7 @@ class WsloadResult:
     messages: int  # every echo since the upgrades, warm-up included
     cpu_seconds: float  # wsload's own user + system time
     wall_seconds: float  # the whole run: connect, upgrade, warm-up, measure
+    system_seconds: float = 0.0  # the kernel's part of cpu_seconds
 
 
 def build() -> Path:
@@ -48,13 +50,15 @@ def build() -> Path:
     return BINARY
 
 
-def run_wsload(port: int, connections: int, size: int, seconds: int, cpu: str) -> WsloadResult:
-    """Load 127.0.0.1:`port` from CPUs `cpu`; raise RuntimeError when wsload fails."""
+def run_wsload(port: int, connections: int, size: int, seconds: int, cpu: str,
+               depth: int = 1) -> WsloadResult:
+    """Load 127.0.0.1:`port` from CPUs `cpu` with `depth` messages in flight per
+    connection; raise RuntimeError when wsload fails."""
     command = ["taskset", "-c", cpu, str(build()), "127.0.0.1", str(port),
-               str(connections), str(size), str(seconds), "/"]
+               str(connections), str(size), str(seconds), "/", str(depth)]
     run = run_load_tool("wsload", command, timeout=seconds + 60)
     match = re.search(r"([\d.]+) msg/s .* total (\d+)", run.stdout)
     if match is None:
         raise RuntimeError(f"cannot parse wsload output: {run.stdout!r}")
     return WsloadResult(float(match.group(1)), int(match.group(2)), run.cpu_seconds,
-                        run.wall_seconds)
+                        run.wall_seconds, run.system_seconds)

@@ -9,12 +9,17 @@ so a test can wait for load to arrive (never sleep).
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import socket
+import socketserver
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +61,45 @@ def error_counts(output: str) -> dict[str, int]:
 
 def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
+
+
+def accept_websocket(sock: socket.socket) -> bool:
+    """Read a WebSocket upgrade request from `sock` and accept it (False: the peer left
+    before its request was whole)."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return False
+        head += chunk
+    key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+               if line.lower().startswith(b"sec-websocket-key:"))
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+                              .digest())
+    sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+                 b"connection: Upgrade\r\nsec-websocket-accept: " + accept + b"\r\n\r\n")
+    return True
+
+
+@contextmanager
+def raw_websocket_server(handle: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A thread per connection on a free port: each connection's upgrade is accepted, then
+    `handle(sock)` runs; yields the server's ws:// URL."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            if accept_websocket(self.request):
+                handle(self.request)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"ws://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # What a RawServer does with one request head: call `respond(bytes)` now or later,

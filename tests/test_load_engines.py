@@ -6,21 +6,18 @@ Against small raw-socket servers (tests/load_helpers.py); no test asserts on spe
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
-import socketserver
+import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from load_helpers import (
     RawConnection,
     RawServer,
     error_counts,
     hello,
+    raw_websocket_server,
     report_counts,
     run_load,
 )
@@ -78,37 +75,14 @@ def test_a_chunk_size_past_64_bits_is_a_protocol_error() -> None:
     assert "Traceback" not in result.stderr
 
 
-@contextmanager
-def websocket_server(answer: bytes) -> Iterator[str]:
+def websocket_server(answer: bytes) -> AbstractContextManager[str]:
     """A raw WebSocket server: accepts each upgrade, then sends `answer` for every frame."""
 
-    class Handler(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = self.request.recv(4096)
-                if not chunk:
-                    return
-                head += chunk
-            key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"sec-websocket-key:"))
-            accept = base64.b64encode(hashlib.sha1(
-                key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-            self.request.sendall(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
-                                 b"connection: Upgrade\r\nsec-websocket-accept: " + accept
-                                 + b"\r\n\r\n")
-            while self.request.recv(4096):
-                self.request.sendall(answer)
+    def handle(sock: socket.socket) -> None:
+        while sock.recv(4096):
+            sock.sendall(answer)
 
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"ws://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return raw_websocket_server(handle)
 
 
 def test_a_websocket_frame_length_with_its_top_bit_set_is_a_protocol_error() -> None:

@@ -177,14 +177,16 @@ class H2Connection:
 
     def send_bodies(self) -> None:
         """Send request body DATA as far as the server's flow-control windows allow."""
-        body = self.body
         out = []
         pending = self.pending
         while pending and self.send_window > 0:
             stream_id, offset = pending[0]
-            if stream_id not in self.open:
+            if stream_id not in self.open:  # answered or reset before its body was sent
                 pending.popleft()
+                self.stream_windows.pop(stream_id, None)
+                self.body_done(stream_id)
                 continue
+            body = self.body_of(stream_id)
             size = min(self.send_window, self.stream_windows[stream_id], MAX_FRAME,
                        len(body) - offset)
             if size <= 0:
@@ -198,10 +200,18 @@ class H2Connection:
             if last:
                 pending.popleft()
                 del self.stream_windows[stream_id]
+                self.body_done(stream_id)
             else:
                 pending[0][1] = offset
         if out:
             self.transport.write(b"".join(out))
+
+    def body_of(self, stream_id: int) -> bytes:
+        """The request body stream `stream_id` sends (the same for every stream here)."""
+        return self.body
+
+    def body_done(self, stream_id: int) -> None:
+        """Stream `stream_id` needs its body no more (nothing to forget here)."""
 
     # receiving
 

@@ -79,7 +79,8 @@ def build_parser(prog: str = "qactuar load") -> argparse.ArgumentParser:
                         "without -D)")
     parser.add_argument("-c", "--clients", type=int, default=1, help="connections (default 1)")
     parser.add_argument("-m", "--max-concurrent-streams", type=int, default=1,
-                        help="streams per HTTP/2 connection; pipeline depth with --h1")
+                        help="streams per HTTP/2 connection; pipeline depth with --h1; "
+                        "messages in flight per WebSocket connection")
     parser.add_argument("-D", "--duration", help="run for this long (10, 10s, 500ms, 2m)")
     parser.add_argument("--warm-up-time", help="load this long before measuring (with -D)")
     parser.add_argument("-H", "--header", action="append", default=[],

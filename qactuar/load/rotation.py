@@ -12,12 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from qactuar.load.http1_engine import H1Connection
-from qactuar.load.http2_engine import H2Connection, frame
+from qactuar.load.http2_engine import H2Connection
 
-# RFC 9113 frame types and flags (the engine's own are C constants when compiled)
-_DATA, _HEADERS = 0x0, 0x1
+# RFC 9113 frame type and flags (the engine's own are C constants when compiled)
+_HEADERS = 0x1
 _END_STREAM, _END_HEADERS = 0x1, 0x4
-_MAX_FRAME = 16384
 
 
 class Rotation:
@@ -83,32 +82,10 @@ class RotatingH2Connection(H2Connection):
         return (len(block).to_bytes(3, "big") + bytes((_HEADERS, flags))
                 + stream_id.to_bytes(4, "big") + block)
 
-    def send_bodies(self) -> None:
-        out = []
-        pending = self.pending
-        while pending and self.send_window > 0:
-            stream_id, offset = pending[0]
-            body = self.bodies.get(stream_id, b"")
-            if stream_id not in self.open:
-                pending.popleft()
-                self.bodies.pop(stream_id, None)
-                self.stream_windows.pop(stream_id, None)
-                continue
-            size = min(self.send_window, self.stream_windows[stream_id], _MAX_FRAME,
-                       len(body) - offset)
-            if size <= 0:
-                break
-            offset += size
-            self.send_window -= size
-            self.stream_windows[stream_id] -= size
-            last = offset >= len(body)
-            out.append(frame(_DATA, _END_STREAM if last else 0, stream_id,
-                             body[offset - size:offset]))
-            if last:
-                pending.popleft()
-                del self.stream_windows[stream_id]
-                del self.bodies[stream_id]
-            else:
-                pending[0][1] = offset
-        if out:
-            self.transport.write(b"".join(out))
+    # the engine's send_bodies sends each stream's own body, asking these
+
+    def body_of(self, stream_id: int) -> bytes:
+        return self.bodies.get(stream_id, b"")
+
+    def body_done(self, stream_id: int) -> None:
+        self.bodies.pop(stream_id, None)
