@@ -1,27 +1,34 @@
 """The self-signed certificate of the TLS scenarios, made afresh once per run.
 
 A private CA and a server certificate for 127.0.0.1 (trustme, the tests' own
-certificate maker), written under benchmarks/build/tls/: cert.pem (the chain),
+certificate maker), written to a folder of this process's own under
+benchmarks/build/tls/ (removed when the process ends): cert.pem (the chain),
 key.pem (PKCS#8, the one key format every server here reads: granian takes no
 other) and ca.pem, which the verification client trusts.  Every server of a
-run serves the same files.  This module must not start processes.
+run serves the same files.  The folder is the process's own because several
+runs (CI's concurrent test suites) must not overwrite each other's CA between
+a server's start and its verification.  This module must not start processes.
 """
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import ssl
+import tempfile
 from pathlib import Path
 
-FOLDER = Path(__file__).resolve().parent / "build" / "tls"
-CERT = FOLDER / "cert.pem"
-KEY = FOLDER / "key.pem"
-CA = FOLDER / "ca.pem"
+BUILD = Path(__file__).resolve().parent / "build" / "tls"
+# Set by ensure(): the files of this process's certificate.
+CERT: Path
+KEY: Path
+CA: Path
 _made = False  # made in this run already
 
 
 def ensure() -> None:
     """Write a fresh CA, certificate and key the first time a run needs them."""
-    global _made
+    global _made, CERT, KEY, CA
     if _made:
         return
     import trustme
@@ -30,7 +37,10 @@ def ensure() -> None:
     ca = trustme.CA()
     leaf = ca.issue_cert("127.0.0.1", "localhost")
     key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
-    FOLDER.mkdir(parents=True, exist_ok=True)
+    BUILD.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="run-", dir=BUILD))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    CERT, KEY, CA = folder / "cert.pem", folder / "key.pem", folder / "ca.pem"
     KEY.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                       serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption()))
