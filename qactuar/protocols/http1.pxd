@@ -26,6 +26,7 @@ cdef class HTTP1Protocol(ResponseSink):
     cdef public list _queue, _unsent, _headers
     cdef public bytes _url, _connection_tokens
     cdef public int _phase
+    cdef public bint _parsed_since_sweep  # beside _phase: fills its padding
     cdef public Limits _limits
     cdef public object _host_value
     cdef public bint _reading_paused, _closed, _chunked, _no_body
