@@ -18,7 +18,7 @@ cdef class _Request(HTTPStream):
 cdef class HTTP1Protocol(ResponseSink):
     cdef public ServerState state
     cdef public object config, loop, transport, parser, client, server
-    cdef public bint writing_paused
+    cdef public bint writing_paused, _upgrade_field  # two: no padding
     cdef public object _write_waiters, _deferred_error, _timer, _timed_stream
     cdef public object _transfer_encoding, _content_length, _expect, _upgrade_body_left
     cdef public object _websocket, _websocket_rest, _tls, _h2c_upgrade, _parser_target

@@ -50,10 +50,13 @@ _FILE_EXTENSIONS = file_body.advertise({})  # http.response.pathsend and zerocop
 # so the transport's back-pressure still sees them.
 _GATHER_LIMIT = 64 * 1024
 # Request headers the protocol acts on.
-_HOST, _CONNECTION, _TRANSFER_ENCODING, _CONTENT_LENGTH, _EXPECT, _FORWARDED = range(6)
+_HOST, _CONNECTION, _TRANSFER_ENCODING, _CONTENT_LENGTH, _EXPECT, _FORWARDED, _UPGRADE = range(7)
 _REQUEST_HEADER_KINDS = {b"host": _HOST, b"connection": _CONNECTION,
                          b"transfer-encoding": _TRANSFER_ENCODING,
                          b"content-length": _CONTENT_LENGTH, b"expect": _EXPECT,
+                         # llhttp upgrades only with an Upgrade field (CONNECT is refused):
+                         # without one, should_upgrade() is not asked.
+                         b"upgrade": _UPGRADE,
                          # Noted so request_scope looks for proxy fields only when sent.
                          **dict.fromkeys(FORWARDED_FIELDS, _FORWARDED)}
 # Field names as sent -> (lowercased name, kind): clients send the same few
@@ -166,7 +169,8 @@ class HTTP1Protocol(ResponseSink):
         "_phase", "_queue",
         "_reading_paused", "_scheme",
         "_timed_stream", "_timer", "_timer_at", "_tls", "_transfer_encoding", "_unsent",
-        "_unsent_size", "_upgrade_body_left", "_url", "_websocket", "_websocket_rest",
+        "_unsent_size", "_upgrade_body_left", "_upgrade_field", "_url", "_websocket",
+        "_websocket_rest",
         "_write_waiters", "client", "config", "loop", "parser", "server", "state", "transport",
         "writing_paused",
     )
@@ -222,6 +226,7 @@ class HTTP1Protocol(ResponseSink):
         self._transfer_encoding: bytes | None = None
         self._content_length: int | None = None
         self._expect: bytes | None = None
+        self._upgrade_field = False  # the head being parsed has an Upgrade field
         self._body_received = 0
         self._head_bytes = 0  # bytes of a request head still unfinished
         self._completed_in_feed = False
@@ -530,6 +535,7 @@ class HTTP1Protocol(ResponseSink):
         self._transfer_encoding = None
         self._content_length = None
         self._expect = None
+        self._upgrade_field = False
         self._body_received = 0
         self._framing_bytes = 0
         # HEADER_TIMEOUT starts only if the head is still unfinished when this
@@ -561,6 +567,8 @@ class HTTP1Protocol(ResponseSink):
                 self._content_length = int(value)  # the parser has checked its digits
             elif kind == _FORWARDED:
                 self._forwarded = True
+            elif kind == _UPGRADE:
+                self._upgrade_field = True
             else:
                 self._expect = value.strip().lower()
         self._headers.append((name, value))
@@ -612,7 +620,7 @@ class HTTP1Protocol(ResponseSink):
             keep_alive = self._wants_keep_alive(version)
         else:
             keep_alive = version == "1.1" and self._limits.keep_alive_timeout > 0
-        upgrade = parser.should_upgrade()
+        upgrade = self._upgrade_field and parser.should_upgrade()
         if upgrade and not self._queue and self._wants_h2c(method):
             return  # answered over HTTP/2 once the head is fully read
         if (upgrade and state.websocket and not state.shutting_down
@@ -664,7 +672,7 @@ class HTTP1Protocol(ResponseSink):
             self._phase = _IDLE
             return
         if ((self._content_length or self._transfer_encoding is not None)
-                and self.parser.should_upgrade()):
+                and self._upgrade_field and self.parser.should_upgrade()):
             # llhttp ends every Upgrade request at its head; one we did not take
             # still has its body to come.
             self._expect_body_after_upgrade(pending)
