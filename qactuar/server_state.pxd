@@ -19,4 +19,6 @@ cdef class ServerState:
     cdef public object timer_context
     cdef public object datagram_counters  # udp/counters.py, made when datagrams are served
     cdef public set connections, tasks
+    cdef public dict parser_holders  # HTTP/1.1 connections holding a parser (http1.py)
+    cdef public object parser_sweep
     cdef public dict _server_addresses, status_lines, http_scope

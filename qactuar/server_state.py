@@ -106,6 +106,10 @@ class ServerState:
         # Every limit and timeout, read one way by every protocol (limits.py).
         self.limits = Limits(config)
         self.connections: set[Any] = set()
+        # HTTP/1.1 connections holding an httptools parser, oldest first, and the
+        # timer that takes back the idle ones' (protocols/http1.py, _sweep_parsers).
+        self.parser_holders: dict[Any, None] = {}
+        self.parser_sweep: asyncio.TimerHandle | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.in_flight = 0  # responses started and not yet complete
         self.observer = observer

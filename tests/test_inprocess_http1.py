@@ -366,36 +366,87 @@ def test_an_app_that_does_not_start_in_time_gets_504() -> None:
         Answer(504).check(response)
 
 
-def test_an_idle_keep_alive_connection_holds_no_parser(misbehaving: InProcessServer) -> None:
-    """Between requests a connection gives its parser back (idle memory); the next
-    request, on it or another connection, is parsed by a pooled one exactly as by a
-    new one: strict checks and all."""
-    first, second = misbehaving.connect(), misbehaving.connect()
+def test_a_connection_keeps_its_parser_until_another_needs_it(
+        misbehaving: InProcessServer) -> None:
+    """A keep-alive connection keeps its parser from one request to the next; a connection
+    with bytes to parse and none in the pool takes an idle connection's, which parses
+    exactly as a new one would: strict checks and all.  One mid-request keeps its own."""
+    first, second, third = misbehaving.connect(), misbehaving.connect(), misbehaving.connect()
     assert first.protocol.parser is None  # nothing sent yet: none taken
     hello = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
     assert first.send(hello).endswith(b"Hello, world!")
-    assert first.protocol.parser is None and not first.closed
-    # The parser first used is now second's; a bad request on it is still refused.
+    parser = first.protocol.parser
+    assert parser is not None and not first.closed  # kept for the next request
+    assert first.send(hello).endswith(b"Hello, world!")
+    assert first.protocol.parser is parser
+    # The pool is empty: second takes the parser of first, idle between requests.
     assert second.send(hello).endswith(b"Hello, world!")
+    assert first.protocol.parser is None and second.protocol.parser is parser
     answer = second.send(b"GET /hello HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400 "), answer
     assert second.closed
-    # A head split across reads keeps its parser until it is answered.
+    # A head split across reads: first's parser is in use, so third gets another.
     first.send(b"GET /hello HTTP/1.1\r\n")
-    assert first.protocol.parser is not None
+    held = first.protocol.parser
+    assert held is not None
+    assert third.send(hello).endswith(b"Hello, world!")
+    assert first.protocol.parser is held and third.protocol.parser is not held
     assert first.send(b"Host: x\r\n\r\n").endswith(b"Hello, world!")
-    assert first.protocol.parser is None
     # A request that closes the connection is answered and nothing after it is read.
     answer = first.send(b"GET /hello HTTP/1.0\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
     assert answer.count(b"HTTP/1.") == 1 and answer.endswith(b"Hello, world!"), answer
     assert first.closed
+    assert first.protocol not in misbehaving.state.parser_holders
 
 
+@pytest.fixture
+def quick_parser_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idle connections give their parser back after 10 ms instead of a second."""
+    import qactuar.protocols.http1 as http1
+
+    monkeypatch.setattr(http1, "PARSER_SWEEP_INTERVAL", 0.01)
+
+
+@pytest.mark.usefixtures("quick_parser_sweep")
+def test_an_idle_connection_gives_its_parser_back_and_still_refuses_bad_input(
+        misbehaving: InProcessServer) -> None:
+    """A connection that parsed nothing for a sweep interval holds no parser (idle
+    memory); its next request takes one and is checked as strictly as ever."""
+    connection = misbehaving.connect()
+    hello = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert connection.send(hello).endswith(b"Hello, world!")
+    connection.wait_for(lambda: connection.protocol.parser is None, what="the parser given back")
+    assert connection.protocol not in misbehaving.state.parser_holders
+    assert connection.send(hello).endswith(b"Hello, world!")
+    answer = connection.send(b"GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert connection.closed
+
+
+@pytest.mark.usefixtures("quick_parser_sweep")
+def test_a_connection_mid_request_head_keeps_its_parser_through_sweeps(
+        misbehaving: InProcessServer) -> None:
+    """The sweep takes a parser only between requests: a head still arriving keeps
+    its parser (and what it has parsed so far) however long it takes."""
+    connection, idle = misbehaving.connect(), misbehaving.connect()
+    assert idle.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").endswith(b"Hello, world!")
+    connection.send(b"GET /hello HTTP/1.1\r\n")
+    parser = connection.protocol.parser
+    # Sweeps have run once the idle connection's parser is back in the pool.
+    idle.wait_for(lambda: idle.protocol.parser is None, what="the idle parser given back")
+    assert connection.protocol.parser is parser
+    assert connection.send(b"Host: x\r\n\r\n").endswith(b"Hello, world!")
+
+
+@pytest.mark.usefixtures("quick_parser_sweep")
 def test_an_idle_connection_without_its_parser_still_times_out() -> None:
     """KEEP_ALIVE_TIMEOUT closes an idle connection whose parser went back to the pool."""
-    with serving("apps.misbehaving:app", KEEP_ALIVE_TIMEOUT=0.05) as server:
+    with serving("apps.misbehaving:app", KEEP_ALIVE_TIMEOUT=1) as server:
         connection = server.connect()
         assert connection.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").endswith(
             b"Hello, world!")
-        assert connection.protocol.parser is None
+        connection.wait_for(lambda: connection.protocol.parser is None,
+                            what="the parser given back")
+        assert not connection.closed
         connection.wait_for(lambda: connection.closed)

@@ -18,7 +18,7 @@ cdef class _Request(HTTPStream):
 cdef class HTTP1Protocol(ResponseSink):
     cdef public ServerState state
     cdef public object config, loop, transport, parser, client, server
-    cdef public bint writing_paused
+    cdef public bint writing_paused, _upgrade_field  # two: no padding
     cdef public object _write_waiters, _deferred_error, _timer, _timed_stream
     cdef public object _transfer_encoding, _content_length, _expect, _upgrade_body_left
     cdef public object _websocket, _websocket_rest, _tls, _h2c_upgrade, _parser_target
@@ -26,6 +26,7 @@ cdef class HTTP1Protocol(ResponseSink):
     cdef public list _queue, _unsent, _headers
     cdef public bytes _url, _connection_tokens
     cdef public int _phase
+    cdef public bint _parsed_since_sweep  # beside _phase: fills its padding
     cdef public Limits _limits
     cdef public object _host_value
     cdef public bint _reading_paused, _closed, _chunked, _no_body

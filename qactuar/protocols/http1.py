@@ -50,10 +50,13 @@ _FILE_EXTENSIONS = file_body.advertise({})  # http.response.pathsend and zerocop
 # so the transport's back-pressure still sees them.
 _GATHER_LIMIT = 64 * 1024
 # Request headers the protocol acts on.
-_HOST, _CONNECTION, _TRANSFER_ENCODING, _CONTENT_LENGTH, _EXPECT, _FORWARDED = range(6)
+_HOST, _CONNECTION, _TRANSFER_ENCODING, _CONTENT_LENGTH, _EXPECT, _FORWARDED, _UPGRADE = range(7)
 _REQUEST_HEADER_KINDS = {b"host": _HOST, b"connection": _CONNECTION,
                          b"transfer-encoding": _TRANSFER_ENCODING,
                          b"content-length": _CONTENT_LENGTH, b"expect": _EXPECT,
+                         # llhttp upgrades only with an Upgrade field (CONNECT is refused):
+                         # without one, should_upgrade() is not asked.
+                         b"upgrade": _UPGRADE,
                          # Noted so request_scope looks for proxy fields only when sent.
                          **dict.fromkeys(FORWARDED_FIELDS, _FORWARDED)}
 # Field names as sent -> (lowercased name, kind): clients send the same few
@@ -69,6 +72,14 @@ _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PAT
 # bounded, as it only needs as many as connections are mid-request at once.
 _PARSER_POOL: list = []
 _PARSER_POOL_LIMIT = 256
+# A connection keeps its parser from one request to the next (taking and giving
+# it back per request cost about 3 % of a hello-world request).  Every connection
+# holding one is listed in its server's `parser_holders`; it gives the parser back
+# once it has parsed nothing for a whole sweep interval (seconds), or at once when
+# a connection with bytes to parse finds the pool empty (the oldest idle holder's,
+# looking at no more than _TAKE_TRIES of them).
+PARSER_SWEEP_INTERVAL = 1.0
+_TAKE_TRIES = 4
 
 
 # The parse phase of a connection (HTTP1Protocol._phase): what the next bytes are.
@@ -108,8 +119,8 @@ class _ParserTarget:
     parses for now (`conn`).
 
     httptools binds a parser to the object it is made with, for its life.  With
-    this object in between, a keep-alive connection gives its parser back
-    (`_PARSER_POOL`) while idle and takes one when bytes arrive: an idle
+    this object in between, a keep-alive connection that stays idle gives its
+    parser back (`_PARSER_POOL`) and takes one when bytes arrive: an idle
     connection holds no parser (about 850 bytes: the parser, llhttp's state
     and settings, five bound callbacks).  Compiled, each forward is a C call.
     """
@@ -154,10 +165,12 @@ class HTTP1Protocol(ResponseSink):
         "_closed", "_completed_in_feed", "_connection_tokens", "_content_length",
         "_deferred_error", "_expect", "_feeding", "_forwarded", "_framing_bytes",
         "_h2c_upgrade", "_head_bytes", "_header_bytes", "_headers", "_host_count", "_host_value",
-        "_limits", "_no_body", "_opening", "_parser_target", "_parsing", "_phase", "_queue",
+        "_limits", "_no_body", "_opening", "_parsed_since_sweep", "_parser_target", "_parsing",
+        "_phase", "_queue",
         "_reading_paused", "_scheme",
         "_timed_stream", "_timer", "_timer_at", "_tls", "_transfer_encoding", "_unsent",
-        "_unsent_size", "_upgrade_body_left", "_url", "_websocket", "_websocket_rest",
+        "_unsent_size", "_upgrade_body_left", "_upgrade_field", "_url", "_websocket",
+        "_websocket_rest",
         "_write_waiters", "client", "config", "loop", "parser", "server", "state", "transport",
         "writing_paused",
     )
@@ -167,9 +180,11 @@ class HTTP1Protocol(ResponseSink):
         self.config = state.config
         self.loop = state.loop
         self.transport: asyncio.Transport | None = None
-        # Taken from _PARSER_POOL when bytes arrive, given back while idle.
+        # Taken from _PARSER_POOL when bytes arrive, given back once idle (see
+        # PARSER_SWEEP_INTERVAL).
         self.parser: Any = None
         self._parser_target: _ParserTarget | None = None
+        self._parsed_since_sweep = False  # a request began since the last parser sweep
         self._feeding = False  # inside parser.feed_data: the parser is in use
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
@@ -211,6 +226,7 @@ class HTTP1Protocol(ResponseSink):
         self._transfer_encoding: bytes | None = None
         self._content_length: int | None = None
         self._expect: bytes | None = None
+        self._upgrade_field = False  # the head being parsed has an Upgrade field
         self._body_received = 0
         self._head_bytes = 0  # bytes of a request head still unfinished
         self._completed_in_feed = False
@@ -300,17 +316,41 @@ class HTTP1Protocol(ResponseSink):
             self.parser = None
             target.conn = None
             target.parser = None
+            holders: dict = self.state.parser_holders
+            holders.pop(self, None)
 
     def _take_parser(self) -> Any:
-        """A parser for the bytes that just arrived: a pooled one, or a new one."""
+        """A parser for the bytes that just arrived: a pooled one, an idle
+        connection's, or a new one.  The connection keeps it across requests."""
         try:
             target: _ParserTarget = _PARSER_POOL.pop()
         except IndexError:
-            target = _ParserTarget()
+            target = self._idle_holders_parser()
         target.conn = self
         self._parser_target = target
         self.parser = parser = target.parser
+        state = self.state
+        holders: dict = state.parser_holders
+        holders[self] = None
+        if state.parser_sweep is None:
+            _arm_parser_sweep(state)
         return parser
+
+    def _idle_holders_parser(self) -> _ParserTarget:
+        """The pool is empty: the parser of the connection idle longest, if it is
+        idle at a message boundary (it gives it back), else a new parser."""
+        holders: dict = self.state.parser_holders
+        holder: HTTP1Protocol
+        for _ in range(_TAKE_TRIES):
+            if not holders:
+                break
+            holder = next(iter(holders))
+            holder._give_back_parser()
+            if _PARSER_POOL:
+                return _PARSER_POOL.pop()
+            del holders[holder]  # busy: looked at again last
+            holders[holder] = None
+        return _ParserTarget()
 
     def _give_back_parser(self) -> None:
         """Idle between requests: the parser waits in the pool, not on this connection.
@@ -326,6 +366,8 @@ class HTTP1Protocol(ResponseSink):
         self._parser_target = None
         self.parser = None
         target.conn = None
+        holders: dict = self.state.parser_holders
+        holders.pop(self, None)
         if len(_PARSER_POOL) < _PARSER_POOL_LIMIT:
             _PARSER_POOL.append(target)
         else:
@@ -411,8 +453,6 @@ class HTTP1Protocol(ResponseSink):
             self._count_unfinished_head(len(data), continuing_head)
         elif continuing_body and self._parsing is not None and not self._body_in_feed:
             self._count_body_framing(len(data))
-        elif not self._queue:
-            self._give_back_parser()  # answered within this read (or nothing to answer)
 
     def _parse_failed(self, exc: httptools.HttpParserError) -> None:
         cause = exc.__context__
@@ -482,6 +522,7 @@ class HTTP1Protocol(ResponseSink):
         # A new request head.  (No on_message_begin callback: a request line
         # always reaches its URL, and one call per request fewer is worth it.)
         self._phase = _HEAD
+        self._parsed_since_sweep = True
         self._head_bytes = 0
         self._url = url
         if len(url) > self._limits.max_url_size:
@@ -494,6 +535,7 @@ class HTTP1Protocol(ResponseSink):
         self._transfer_encoding = None
         self._content_length = None
         self._expect = None
+        self._upgrade_field = False
         self._body_received = 0
         self._framing_bytes = 0
         # HEADER_TIMEOUT starts only if the head is still unfinished when this
@@ -525,6 +567,8 @@ class HTTP1Protocol(ResponseSink):
                 self._content_length = int(value)  # the parser has checked its digits
             elif kind == _FORWARDED:
                 self._forwarded = True
+            elif kind == _UPGRADE:
+                self._upgrade_field = True
             else:
                 self._expect = value.strip().lower()
         self._headers.append((name, value))
@@ -576,7 +620,7 @@ class HTTP1Protocol(ResponseSink):
             keep_alive = self._wants_keep_alive(version)
         else:
             keep_alive = version == "1.1" and self._limits.keep_alive_timeout > 0
-        upgrade = parser.should_upgrade()
+        upgrade = self._upgrade_field and parser.should_upgrade()
         if upgrade and not self._queue and self._wants_h2c(method):
             return  # answered over HTTP/2 once the head is fully read
         if (upgrade and state.websocket and not state.shutting_down
@@ -628,7 +672,7 @@ class HTTP1Protocol(ResponseSink):
             self._phase = _IDLE
             return
         if ((self._content_length or self._transfer_encoding is not None)
-                and self.parser.should_upgrade()):
+                and self._upgrade_field and self.parser.should_upgrade()):
             # llhttp ends every Upgrade request at its head; one we did not take
             # still has its body to come.
             self._expect_body_after_upgrade(pending)
@@ -843,8 +887,6 @@ class HTTP1Protocol(ResponseSink):
                     self._arm_timer(deadline)
             else:
                 self._client_deadline = 0.0
-            if not self._feeding:
-                self._give_back_parser()
         if self._reading_paused:
             self._resume_reading()
 
@@ -1080,6 +1122,26 @@ class HTTP1Protocol(ResponseSink):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _arm_parser_sweep(state: ServerState) -> None:
+    state.parser_sweep = state.loop.call_later(PARSER_SWEEP_INTERVAL, _sweep_parsers, state,
+                                               context=state.timer_context)
+
+
+def _sweep_parsers(state: ServerState) -> None:
+    """Connections that began no request since the last sweep give their parser back
+    (if idle at a message boundary; one mid-request keeps it and is looked at again)."""
+    state.parser_sweep = None
+    holders: dict = state.parser_holders
+    conn: HTTP1Protocol
+    for conn in list(holders):
+        if conn._parsed_since_sweep:
+            conn._parsed_since_sweep = False
+        else:
+            conn._give_back_parser()
+    if holders:
+        _arm_parser_sweep(state)
 
 
 def _field_name(name: bytes) -> tuple[bytes, int | None]:
