@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import h2load, qload, tls_cert, wrk, wsload
-from benchmarks.process import ServerFailed, ServerProcess, cpu_list
+from benchmarks.process import ServerFailed, ServerProcess, byte_compile, cpu_list
 from benchmarks.scenarios import Scenario
 from benchmarks.servers import ServerSpec
 
@@ -191,7 +191,11 @@ def measure_memory(spec: ServerSpec, scenario: Scenario, settings: Settings,
 
 def measure_startup(spec: ServerSpec, scenario: Scenario, settings: Settings,
                     label: str) -> dict[str, float]:
-    """Seconds from Popen to the first 200 answer; the median of a few starts."""
+    """Seconds from Popen to the first 200 answer; the median of a few starts.
+
+    Each server starts as installed: with the bytecode of its Python files (see
+    `byte_compile`), compiled by the interpreter it runs under."""
+    byte_compile(spec.command(scenario.app, 0, scenario.variant)[0])
     samples = []
     for sample in range(settings.startup_samples):
         with ServerProcess(spec, scenario.app, settings.server_cpu,

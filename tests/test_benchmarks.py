@@ -7,6 +7,7 @@ measures and reports, never how fast anything is.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import sys
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ if str(ROOT) not in sys.path:
 from benchmarks import __main__ as driver  # noqa: E402
 from benchmarks import environment, pythons, report, servers, tls_cert  # noqa: E402
 from benchmarks.measure import Settings  # noqa: E402
-from benchmarks.process import ServerFailed, ServerProcess  # noqa: E402
+from benchmarks.process import ROOT, ServerFailed, ServerProcess, byte_compile  # noqa: E402
 from benchmarks.scenarios import SCENARIOS  # noqa: E402
 
 needs_load_tools = pytest.mark.skipif(
@@ -157,3 +158,12 @@ def test_a_per_cpu_second_headline_is_judged_whatever_the_cpu_share() -> None:
         "servers": {"qactuar": qactuar, "granian": granian}}}
     line = report.ratio_target_line(results, "static-file", "granian", 1.0)
     assert line == "  static-file >= 1.0 x granian: 3.48 by req/CPU-s, 0.95 by req/s (met)"
+
+
+def test_the_startup_scenario_starts_qactuar_from_its_bytecode() -> None:
+    """Under PYTHONDONTWRITEBYTECODE nothing else writes the checkout's bytecode, and every
+    start compiled qactuar's sources again: a cost an installed qactuar does not have."""
+    cached = Path(importlib.util.cache_from_source(str(ROOT / "qactuar" / "cli.py")))
+    cached.unlink(missing_ok=True)
+    byte_compile(sys.executable)
+    assert cached.is_file()
