@@ -100,6 +100,20 @@ def write_tls_files(folder: Path) -> dict[str, Path]:
     return paths
 
 
+def write_random_files(folder: Path, large_mib: int) -> dict[str, Path]:
+    """The file-body tests' files in `folder`: "one" (1 MiB), "large" (`large_mib` MiB,
+    more than the client will read, so it can stop mid-way) and "missing" (not made);
+    random bytes, so no compression or dedup along the way can pass for a right answer."""
+    one_mib = folder / "one.bin"
+    mib = 1024 * 1024
+    one_mib.write_bytes(os.urandom(mib))
+    large = folder / "large.bin"
+    with large.open("wb") as out:
+        for _ in range(large_mib):
+            out.write(os.urandom(mib))
+    return {"one": one_mib, "large": large, "missing": folder / "missing.bin"}
+
+
 def assert_hello_example_serves(example: str, folder: Path) -> None:
     """The docs' and README's `qactuar.run(app=app)` hello example, run as written but on
     a free port, answers "Hello, world!" and exits 0 on SIGTERM."""

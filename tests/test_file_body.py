@@ -7,7 +7,6 @@ The real server, real clients (raw sockets for exact bytes, httpx over TLS).
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
 import ssl
 import struct
@@ -19,7 +18,13 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from conftest import ServerProcess, read_response, wait_until, write_tls_files
+from conftest import (
+    ServerProcess,
+    read_response,
+    wait_until,
+    write_random_files,
+    write_tls_files,
+)
 from docs_examples import code_blocks
 
 MIB = 1024 * 1024
@@ -27,14 +32,8 @@ MIB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("files")
-    one_mib = folder / "one.bin"
-    one_mib.write_bytes(os.urandom(MIB))
-    large = folder / "large.bin"  # more than any socket buffer: the client can stop mid-way
-    with large.open("wb") as out:
-        for _ in range(64):
-            out.write(os.urandom(MIB))
-    return {"one": one_mib, "large": large, "missing": folder / "missing.bin"}
+    # "large" is more than any socket buffer
+    return write_random_files(tmp_path_factory.mktemp("files"), large_mib=64)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import h2.settings
 import httpx
 import pytest
 
-from conftest import ServerProcess, wait_until, write_tls_files
+from conftest import ServerProcess, wait_until, write_random_files, write_tls_files
 from docs_examples import code_blocks
 from h2_client import H2Client, StreamResult
 
@@ -33,14 +33,8 @@ FRAME = 16384  # the default SETTINGS_MAX_FRAME_SIZE, which this client keeps
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("h2files")
-    one_mib = folder / "one.bin"
-    one_mib.write_bytes(os.urandom(MIB))
-    large = folder / "large.bin"  # far more than any window: the client can stop mid-way
-    with large.open("wb") as out:
-        for _ in range(16):
-            out.write(os.urandom(MIB))
-    return {"one": one_mib, "large": large}
+    # "large" is far more than any HTTP/2 window
+    return write_random_files(tmp_path_factory.mktemp("h2files"), large_mib=16)
 
 
 @pytest.fixture(scope="module")
