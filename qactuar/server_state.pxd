@@ -16,7 +16,7 @@ cdef class ServerState:
     cdef public Py_ssize_t in_flight
     cdef public object observer, protocols, proxy
     cdef public bytes server_header, date_line, date_and_server_lines, alt_svc_line
-    cdef public object timer_context
+    cdef public object timer_context, deadlines
     cdef public object datagram_counters  # udp/counters.py, made when datagrams are served
     cdef public set connections, tasks
     cdef public dict parser_holders  # HTTP/1.1 connections holding a parser (http1.py)

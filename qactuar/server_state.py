@@ -25,6 +25,7 @@ from qactuar.asgi import ASGI_SPEC_VERSION
 from qactuar.asgi.router import Router
 from qactuar.config import Config
 from qactuar.limits import Limits
+from qactuar.protocols.deadlines import Deadlines
 from qactuar.proxy_headers import ProxyHeaders
 
 if TYPE_CHECKING:
@@ -124,6 +125,8 @@ class ServerState:
         # otherwise copies the context it is armed in, often an app's, which an
         # idle keep-alive connection would then hold, about 64 bytes each.
         self.timer_context = contextvars.Context()
+        # Every HTTP/1.1 connection's deadline, as one loop timer (protocols/http1.py).
+        self.deadlines = Deadlines(loop, self.timer_context)
         # Forwarded / X-Forwarded-* from trusted peers (proxy_headers.py); None when off.
         self.proxy: ProxyHeaders | None = ProxyHeaders(config) if config.PROXY_HEADERS else None
         self._server_addresses: dict[tuple[Any, ...], tuple[str, int]] = {}

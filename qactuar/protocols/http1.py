@@ -7,11 +7,12 @@ the request's `HTTPStream`, and the stream's response is framed here
 connection are answered in order: a pipelined request waits, its body
 buffered, until the one before it has been answered.
 
-Timeouts cost one timer per connection, not one per request: the connection
-keeps two deadlines (what the client owes: a request head, the rest of a body
-or the next request; what the app owes: the start of its response) and one
-timer that is armed lazily at the earliest of them and re-armed when it
-fires early.
+Timeouts cost one timer entry per connection, not one per request: the
+connection keeps two deadlines (what the client owes: a request head, the rest
+of a body or the next request; what the app owes: the start of its response)
+and one entry in its server's deadlines (protocols/deadlines.py: one loop timer
+for every connection), armed lazily at the earliest of them and re-armed when
+it fires early.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from qactuar.asgi.http_stream import HTTPStream, ResponseSink, error_headers
 from qactuar.asgi.request_head import RefusedRequest, request_scope
 from qactuar.logs import exception_logger, server_logger
 from qactuar.protocols import handover, http1_enabled, http2_enabled
+from qactuar.protocols.deadlines import TIMER_SLACK
 from qactuar.protocols.write_waiters import WriteWaiters
 from qactuar.protocols.ws_handshake import handshake_problem, wants_websocket
 from qactuar.proxy_headers import FORWARDED_FIELDS
@@ -37,8 +39,6 @@ if TYPE_CHECKING:
     from qactuar.server_state import ServerState
 
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
-# libuv timers have millisecond resolution: a deadline this close has passed.
-_TIMER_SLACK = 0.001
 # Content-Length lines by size: formatting one costs more than a lookup, and
 # apps answer with the same few sizes over and over.
 _LENGTH_LINES: dict[int, bytes] = {}
@@ -200,7 +200,8 @@ class HTTP1Protocol(ResponseSink):
         # knowledge); None once they cannot (RFC 9113 3.4: it comes first or never).
         self._opening: bytes | None = b"" if http2_enabled(self.config.HTTP2) else None
         self._deferred_error: tuple[int, str, bytes, bool] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        # Its entry in the server's deadlines (protocols/deadlines.py), due at _timer_at.
+        self._timer: list[Any] | None = None
         self._timer_at = 0.0
         self._client_deadline = 0.0  # 0: the client owes nothing by any time
         self._answer_deadline = 0.0  # 0: no app is timed (REQUEST_TIMEOUT)
@@ -1095,17 +1096,18 @@ class HTTP1Protocol(ResponseSink):
             self._client_deadline = 0.0
 
     def _arm_timer(self, deadline: float) -> None:
+        deadlines = self.state.deadlines
         if self._timer is not None:
             if self._timer_at <= deadline:
                 return  # it fires first and re-arms for whatever is then due
-            self._timer.cancel()
+            deadlines.cancel(self._timer)
         self._timer_at = deadline
-        self._timer = self.loop.call_at(deadline, self._on_timer,
-                                        context=self.state.timer_context)
+        self._timer = deadlines.add(deadline, self)
 
-    def _on_timer(self) -> None:
+    def deadline_due(self) -> None:
+        """The connection's timer (an entry in its server's deadlines) fired."""
         self._timer = None
-        now = self.loop.time() + _TIMER_SLACK
+        now = self.loop.time() + TIMER_SLACK
         if self._answer_deadline and now >= self._answer_deadline:
             self._answer_deadline = 0.0
             stream, self._timed_stream = self._timed_stream, None
@@ -1120,7 +1122,7 @@ class HTTP1Protocol(ResponseSink):
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
-            self._timer.cancel()
+            self.state.deadlines.cancel(self._timer)
             self._timer = None
 
 
