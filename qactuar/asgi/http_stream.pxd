@@ -33,7 +33,7 @@ cdef class HTTPStream:
     cdef public bint _app_running, _trailers_expected, _body_discarded, _slot_held
     cdef public bint has_date, has_server, has_length, close_connection
 
-    cpdef start(self)
+    cpdef start(self, bint eager=*)
     cpdef end_body(self)
     cpdef _complete(self)
     cpdef _finish(self)

@@ -37,9 +37,13 @@ RESPONSE_PHASES = (
 )
 _TASK_NAME = "qactuar request"
 _Task = asyncio.Task  # one global look-up per request, not a global and an attribute
-# Python 3.12+: the app's first step runs at once, in the protocol's callback
-# (Task(eager_start=True)); a Task is scheduled only if the app suspends.  Most
-# responses then finish without a pass through the event loop's ready queue.
+# Python 3.12+: the app's first step can run at once, in the protocol's callback
+# (Task(eager_start=True)); a Task is scheduled only if the app suspends.  The
+# multiplexed protocols ask for it: one read brings many requests, answered in
+# place.  HTTP/1.1 does not: answered in the read callback, a loaded server
+# writes each response as its request arrives and then waits in the poll for the
+# next, so it and its clients wake per request instead of per batch (Starlette
+# on 3.12: 18,550 req/s eagerly, 31,151 scheduled; docs/benchmarks.md).
 EAGER_START = sys.version_info >= (3, 12)
 # True while an app's first step runs eagerly: a stream started from inside it
 # (the next pipelined request, once this one's response is done) is scheduled
@@ -227,8 +231,8 @@ class HTTPStream:
     def response_phase(self) -> str:
         return RESPONSE_PHASES[self._phase]
 
-    def start(self) -> None:
-        """Run the app for this request."""
+    def start(self, eager: bool = True) -> None:
+        """Run the app for this request; its first step now if `eager` (Python 3.12+)."""
         host = self._host
         if host.access_log or host.stats is not None:
             self._started_at = time.monotonic()
@@ -239,7 +243,7 @@ class HTTPStream:
         loop = host.loop
         if loop.get_task_factory() is not None:
             task = loop.create_task(self._run())  # the app installed its own factory
-        elif EAGER_START and not _eager_step_running:
+        elif eager and EAGER_START and not _eager_step_running:
             self._start_eagerly(loop)
             return
         else:
