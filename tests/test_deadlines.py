@@ -12,6 +12,9 @@ import asyncio
 import contextvars
 import logging
 import time
+from collections.abc import Iterator
+
+import pytest
 
 from inprocess import serving
 from qactuar.protocols.deadlines import Deadlines
@@ -36,6 +39,18 @@ class Recorder:
             raise RuntimeError("this target fails")
 
 
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def deadlines(loop: asyncio.AbstractEventLoop) -> Deadlines:
+    return Deadlines(loop, contextvars.Context())
+
+
 def test_interleaved_connections_each_close_at_their_own_keep_alive_deadline() -> None:
     with serving("apps.misbehaving:app", KEEP_ALIVE_TIMEOUT=0.5) as server:
         early = [server.connect() for _ in range(40)]
@@ -51,15 +66,14 @@ def test_interleaved_connections_each_close_at_their_own_keep_alive_deadline() -
         assert len(server.state.deadlines) == 0
 
 
-def test_a_failing_handler_is_logged_and_the_other_deadlines_still_fire() -> None:
-    loop = asyncio.new_event_loop()
+def test_a_failing_handler_is_logged_and_the_other_deadlines_still_fire(
+        loop: asyncio.AbstractEventLoop, deadlines: Deadlines) -> None:
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append  # type: ignore[method-assign]
     logger = logging.getLogger("qt_exception")
     logger.addHandler(handler)
     try:
-        deadlines = Deadlines(loop, contextvars.Context())
         fired: list[tuple[str, float]] = []
         now = loop.time()
         deadlines.add(now + 0.02, Recorder(fired, "fails", fail=True))
@@ -70,44 +84,35 @@ def test_a_failing_handler_is_logged_and_the_other_deadlines_still_fire() -> Non
         loop.run_until_complete(asyncio.sleep(0.15))
     finally:
         logger.removeHandler(handler)
-        loop.close()
     assert [name for name, _ in fired] == ["fails", "same time", "later"]
     assert [record.getMessage() for record in records] == [
         "a connection's deadline handler failed"]
     assert len(deadlines) == 0 and deadlines.held == 0
 
 
-def test_a_handler_arming_again_does_not_delay_an_entry_already_waiting() -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        deadlines = Deadlines(loop, contextvars.Context())
-        fired: list[tuple[str, float]] = []
-        start = time.monotonic()
-        now = loop.time()
-        deadlines.add(now + 0.02, Recorder(fired, "re-arms", again=(deadlines, 1.0)))
-        deadlines.add(now + 0.1, Recorder(fired, "waiting"))
-        loop.run_until_complete(asyncio.sleep(0.5))
-    finally:
-        loop.close()
+def test_a_handler_arming_again_does_not_delay_an_entry_already_waiting(
+        loop: asyncio.AbstractEventLoop, deadlines: Deadlines) -> None:
+    fired: list[tuple[str, float]] = []
+    start = time.monotonic()
+    now = loop.time()
+    deadlines.add(now + 0.02, Recorder(fired, "re-arms", again=(deadlines, 1.0)))
+    deadlines.add(now + 0.1, Recorder(fired, "waiting"))
+    loop.run_until_complete(asyncio.sleep(0.5))
     assert [name for name, _ in fired] == ["re-arms", "waiting"]
     assert fired[1][1] - start < 0.4  # at its own 0.1 s, not at the re-armed 1 s
     assert len(deadlines) == 1  # the re-armed entry, not yet due
 
 
-def test_cancelled_entries_are_dropped_once_they_are_most_of_the_heap() -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        deadlines = Deadlines(loop, contextvars.Context())
-        fired: list[tuple[str, float]] = []
-        now = loop.time()
-        entries = [deadlines.add(now + 0.05 + i / 10_000, Recorder(fired, str(i)))
-                   for i in range(200)]
-        for entry in entries[:150]:
-            deadlines.cancel(entry)
-        assert len(deadlines) == 50
-        assert deadlines.held < 200  # rebuilt without (most of) the cancelled ones
-        loop.run_until_complete(asyncio.sleep(0.2))
-    finally:
-        loop.close()
+def test_cancelled_entries_are_dropped_once_they_are_most_of_the_heap(
+        loop: asyncio.AbstractEventLoop, deadlines: Deadlines) -> None:
+    fired: list[tuple[str, float]] = []
+    now = loop.time()
+    entries = [deadlines.add(now + 0.05 + i / 10_000, Recorder(fired, str(i)))
+               for i in range(200)]
+    for entry in entries[:150]:
+        deadlines.cancel(entry)
+    assert len(deadlines) == 50
+    assert deadlines.held < 200  # rebuilt without (most of) the cancelled ones
+    loop.run_until_complete(asyncio.sleep(0.2))
     assert [name for name, _ in fired] == [str(i) for i in range(150, 200)]
     assert deadlines.held == 0
