@@ -25,6 +25,7 @@ from qactuar.asgi import ASGI_SPEC_VERSION
 from qactuar.asgi.router import Router
 from qactuar.config import Config
 from qactuar.limits import Limits
+from qactuar.logs import exception_logger
 from qactuar.protocols.deadlines import Deadlines
 from qactuar.proxy_headers import ProxyHeaders
 
@@ -127,6 +128,9 @@ class ServerState:
         self.timer_context = contextvars.Context()
         # Every HTTP/1.1 connection's deadline, as one loop timer (protocols/http1.py).
         self.deadlines = Deadlines(loop, self.timer_context)
+        # HTTP/1.1 connections holding a whole response, to be written together once
+        # this pass of the loop has run its ready tasks (write_at_pass_end).
+        self.pass_end_writers: list[Any] = []
         # Forwarded / X-Forwarded-* from trusted peers (proxy_headers.py); None when off.
         self.proxy: ProxyHeaders | None = ProxyHeaders(config) if config.PROXY_HEADERS else None
         self._server_addresses: dict[tuple[Any, ...], tuple[str, int]] = {}
@@ -171,6 +175,31 @@ class ServerState:
         self.date_and_server_lines = self.date_line + self.server_header + self.alt_svc_line
         # Wake just after the next second starts, so the header is never a second stale.
         self.loop.call_later(1.0 - now % 1.0 + 0.001, self._refresh_date)
+
+    def write_at_pass_end(self, connection: Any) -> None:
+        """Call `connection._write_unsent()` once the tasks ready in this loop pass have run.
+
+        A loaded server answers many requests per pass.  Written as each app
+        finishes, its responses reach the client one every few tens of
+        microseconds, each waking the client (and, for its next request, the
+        server) on its own; written together, one wake-up serves them all.
+        (docs/benchmarks.md, "Responses written per loop pass".)
+        """
+        writers = self.pass_end_writers
+        if not writers:
+            # Scheduled now, it runs after every handle already ready: the tasks
+            # of this pass.  In the timers' context: none is copied per pass.
+            self.loop.call_soon(self._write_pass_end, context=self.timer_context)
+        writers.append(connection)
+
+    def _write_pass_end(self) -> None:
+        writers = self.pass_end_writers
+        self.pass_end_writers = []
+        for connection in writers:
+            try:
+                connection._write_unsent()
+            except Exception:  # one connection's failure must not keep the others' answers
+                exception_logger.exception("writing a connection's response failed")
 
     def over_concurrency_limit(self) -> bool:
         limit = self.limits.limit_concurrency

@@ -776,12 +776,29 @@ class HTTP1Protocol(ResponseSink):
                     parts.append(b"0\r\n\r\n")
             elif body:
                 parts.append(body)
-        self.transport.write(b"".join(parts))
+        data = b"".join(parts)
+        unsent = self._unsent
+        if end and state.in_flight > 1:
+            # A whole response while others are being made: written with the
+            # others of this loop pass (ServerState.write_at_pass_end).  (Alone,
+            # it goes now: waiting would only add a loop pass to its latency.)
+            # Bytes already waiting here (a pipelined request's answer) have
+            # their write due already.
+            if unsent:
+                unsent.append(data)
+            else:
+                self._unsent = [data]
+                self.state.write_at_pass_end(self)
+            return
+        if unsent:
+            self._write_unsent()  # an earlier answer, waiting for the pass end, goes first
+        self.transport.write(data)
 
     def send_body(self, body: bytes, end: bool) -> None:
         if self._closed or self.transport is None or self._no_body:
             return
         unsent = self._unsent
+        write_due = bool(unsent)  # bytes wait here: their write is scheduled already
         if unsent is None:
             self._unsent = unsent = []
         if self._chunked:
@@ -792,7 +809,12 @@ class HTTP1Protocol(ResponseSink):
         elif body:
             unsent.append(body)
         if end:
-            self._write_unsent()
+            if write_due:
+                pass  # written with what waits here
+            elif self.state.in_flight > 1:
+                self.state.write_at_pass_end(self)  # with this pass's other answers
+            else:
+                self._write_unsent()
         elif body:
             # Body parts sent in one go (an app streaming without waiting) are
             # gathered and written once the app yields: one syscall, not one each.
@@ -853,6 +875,8 @@ class HTTP1Protocol(ResponseSink):
                     and not pending.response_started and not self._closed):
                 pending.continue_sent = True
                 assert self.transport is not None
+                if self._unsent:
+                    self._write_unsent()  # the answer before goes first
                 self.transport.write(CONTINUE_RESPONSE)
         self._resume_reading()
 
@@ -983,6 +1007,8 @@ class HTTP1Protocol(ResponseSink):
         head.append(b"connection: close\r\n\r\n")
         if not head_only:
             head.append(body)
+        if self._unsent:
+            self._write_unsent()  # earlier pipelined answers go first
         self.transport.write(b"".join(head))
         self._close()
 
@@ -998,6 +1024,8 @@ class HTTP1Protocol(ResponseSink):
         """This protocol is done with the connection: another one takes the transport."""
         transport = self.transport
         assert transport is not None
+        if self._unsent:
+            self._write_unsent()  # answers before the hand-over are this protocol's to write
         self._phase = _STOPPED
         self._closed = True
         self._release_parser()
@@ -1034,6 +1062,8 @@ class HTTP1Protocol(ResponseSink):
         """Answer 101 and continue the connection (and this request, as stream 1) in HTTP/2."""
         assert self._h2c_upgrade is not None and self.transport is not None
         upgrade, self._h2c_upgrade = self._h2c_upgrade, None
+        if self._unsent:
+            self._write_unsent()
         self.transport.write(handover.H2C_SWITCHING)
         self._switch_to_http2(rest, upgrade)
 
