@@ -25,3 +25,4 @@ cdef class ServerState:
     cdef public dict _server_addresses, status_lines, http_scope
 
     cpdef write_at_pass_end(self, object connection)
+    cpdef write_pass_end_now(self)

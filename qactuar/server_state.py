@@ -177,7 +177,8 @@ class ServerState:
         self.loop.call_later(1.0 - now % 1.0 + 0.001, self._refresh_date)
 
     def write_at_pass_end(self, connection: Any) -> None:
-        """Call `connection._write_unsent()` once the tasks ready in this loop pass have run.
+        """Call `connection._write_unsent()` once the tasks ready in this loop pass have run,
+        or sooner: when the last response in flight is done (`write_pass_end_now`).
 
         A loaded server answers many requests per pass.  Written as each app
         finishes, its responses reach the client one every few tens of
@@ -191,6 +192,11 @@ class ServerState:
             # of this pass.  In the timers' context: none is copied per pass.
             self.loop.call_soon(self._write_pass_end, context=self.timer_context)
         writers.append(connection)
+
+    def write_pass_end_now(self) -> None:
+        """Write what waits for the pass end now (the last response due in it is done)."""
+        if self.pass_end_writers:
+            self._write_pass_end()
 
     def _write_pass_end(self) -> None:
         writers = self.pass_end_writers

@@ -780,19 +780,22 @@ class HTTP1Protocol(ResponseSink):
         unsent = self._unsent
         if end and state.in_flight > 1:
             # A whole response while others are being made: written with the
-            # others of this loop pass (ServerState.write_at_pass_end).  (Alone,
-            # it goes now: waiting would only add a loop pass to its latency.)
-            # Bytes already waiting here (a pipelined request's answer) have
-            # their write due already.
+            # others of this loop pass (ServerState.write_at_pass_end), or with
+            # the last response in flight, whichever comes first.  Bytes already
+            # waiting here (a pipelined request's answer) have their write due.
             if unsent:
                 unsent.append(data)
             else:
                 self._unsent = [data]
-                self.state.write_at_pass_end(self)
+                state.write_at_pass_end(self)
             return
         if unsent:
             self._write_unsent()  # an earlier answer, waiting for the pass end, goes first
         self.transport.write(data)
+        if end and state.pass_end_writers:
+            # The last response in flight: the others waiting for it go now, not
+            # after the loop's next poll.
+            state.write_pass_end_now()
 
     def send_body(self, body: bytes, end: bool) -> None:
         if self._closed or self.transport is None or self._no_body:
@@ -815,6 +818,7 @@ class HTTP1Protocol(ResponseSink):
                 self.state.write_at_pass_end(self)  # with this pass's other answers
             else:
                 self._write_unsent()
+                self.state.write_pass_end_now()  # the last in flight: the others go too
         elif body:
             # Body parts sent in one go (an app streaming without waiting) are
             # gathered and written once the app yields: one syscall, not one each.
