@@ -1,11 +1,14 @@
-"""HTTP/1.1 responses finished in one loop pass are written together at its end.
+"""HTTP/1.1 responses that finish together are written together.
 
-(ServerState.write_at_pass_end; docs/benchmarks.md, "Responses written per loop
-pass".)  What deferring a response's bytes could break: a lone response made to
-wait, an answer lost or sent on the wrong connection, and the order of what one
-connection gets when a deferred answer is followed by bytes written at once (a
-streamed response, a 100 Continue, an error, a close, a hand-over).  And one
-connection whose write fails must not keep the others' answers.
+A response finished while others are in flight waits; the last one in flight
+writes them all, or the end of the loop pass does (ServerState.write_at_pass_end;
+docs/benchmarks.md, "Responses written per loop pass").
+
+What deferring a response's bytes could break: a lone response made to wait, an
+answer lost or sent on the wrong connection, and the order of what one connection
+gets when a deferred answer is followed by bytes written at once (a streamed
+response, a 100 Continue, an error, a close, a hand-over).  And one connection
+whose write fails must not keep the others' answers.
 """
 
 from __future__ import annotations
