@@ -44,6 +44,7 @@ cdef class HTTP1Protocol(ResponseSink):
     cpdef request_body(self)
     cpdef response_done(self, HTTPStream stream)
     cpdef _write_unsent(self)
+    cpdef _write_in_order(self, bytes data)
     cpdef _close(self)
     cpdef _pause_reading(self)
     cpdef _resume_reading(self)

@@ -789,9 +789,7 @@ class HTTP1Protocol(ResponseSink):
                 self._unsent = [data]
                 state.write_at_pass_end(self)
             return
-        if unsent:
-            self._write_unsent()  # an earlier answer, waiting for the pass end, goes first
-        self.transport.write(data)
+        self._write_in_order(data)
         if end and state.pass_end_writers:
             # The last response in flight: the others waiting for it go now, not
             # after the loop's next poll.
@@ -854,6 +852,12 @@ class HTTP1Protocol(ResponseSink):
     def push(self, path: str, headers: list[tuple[bytes, bytes]]) -> None:
         """HTTP/1.1 has no server push: dropped."""
 
+    def _write_in_order(self, data: bytes) -> None:
+        """Write `data` now, after any answer still waiting here (for the pass end)."""
+        if self._unsent:
+            self._write_unsent()
+        self.transport.write(data)
+
     def _write_unsent(self) -> None:
         unsent = self._unsent
         if unsent:
@@ -878,10 +882,7 @@ class HTTP1Protocol(ResponseSink):
             if (pending.expect_continue and not pending.continue_sent
                     and not pending.response_started and not self._closed):
                 pending.continue_sent = True
-                assert self.transport is not None
-                if self._unsent:
-                    self._write_unsent()  # the answer before goes first
-                self.transport.write(CONTINUE_RESPONSE)
+                self._write_in_order(CONTINUE_RESPONSE)
         self._resume_reading()
 
     def response_done(self, stream: HTTPStream) -> None:
@@ -1011,9 +1012,7 @@ class HTTP1Protocol(ResponseSink):
         head.append(b"connection: close\r\n\r\n")
         if not head_only:
             head.append(body)
-        if self._unsent:
-            self._write_unsent()  # earlier pipelined answers go first
-        self.transport.write(b"".join(head))
+        self._write_in_order(b"".join(head))
         self._close()
 
     def _client_too_slow(self) -> None:
@@ -1066,9 +1065,7 @@ class HTTP1Protocol(ResponseSink):
         """Answer 101 and continue the connection (and this request, as stream 1) in HTTP/2."""
         assert self._h2c_upgrade is not None and self.transport is not None
         upgrade, self._h2c_upgrade = self._h2c_upgrade, None
-        if self._unsent:
-            self._write_unsent()
-        self.transport.write(handover.H2C_SWITCHING)
+        self._write_in_order(handover.H2C_SWITCHING)
         self._switch_to_http2(rest, upgrade)
 
     def shutdown(self) -> None:
