@@ -7,6 +7,7 @@ the end of the TCP connection.  The app is apps.ws_app's echo.
 
 from __future__ import annotations
 
+import socket
 import struct
 import zlib
 from collections.abc import Iterator
@@ -83,6 +84,55 @@ def test_several_frames_in_one_write_and_one_frame_in_many_writes(ws: RawWebSock
     for index in range(len(data)):
         ws.send(data[index:index + 1])
     assert echo_of(ws) == (TEXT, "byte by byte ✓".encode())
+
+
+def test_a_large_frame_in_small_writes_then_more_frames_in_its_last_write(
+        ws: RawWebSocket) -> None:
+    # The server reads whole frames before its frame engine sees them: a frame that
+    # arrives in 91 writes is held until complete, and what follows it in the same
+    # write is read in order after it.
+    large = bytes(range(256)) * 350  # 89,600 bytes, under the 100,000 limit
+    data = frame(BINARY, large)
+    last = len(data) - 500
+    for start in range(0, last, 1000):
+        ws.send(data[start:min(start + 1000, last)])
+    ws.send(data[last:] + frame(PING, b"p") + frame(TEXT, b"next"))
+    pong = ws.recv_frame()
+    assert (pong.opcode, pong.payload) == (PONG, b"p")
+    assert [echo_of(ws) for _ in range(2)] == [(BINARY, large), (TEXT, b"next")]
+
+
+def test_a_header_split_inside_its_extended_length(ws: RawWebSocket) -> None:
+    for size in (300, 70_000):  # a 16-bit and a 64-bit length field, each cut in two
+        data = frame(TEXT, b"s" * size)
+        ws.send(data[:3])
+        ws.send(data[3:7])
+        ws.send(data[7:])
+        assert echo_of(ws) == (TEXT, b"s" * size)
+
+
+def test_a_whole_message_right_after_a_fragmented_one(ws: RawWebSocket) -> None:
+    ws.send(frame(TEXT, b"frag", fin=False) + frame(CONT, b"mented") + frame(TEXT, b"whole")
+            + frame(BINARY, b"\x00", fin=False) + frame(CONT, b"\x01") + frame(BINARY, b"\x02"))
+    assert [echo_of(ws) for _ in range(4)] == [(TEXT, b"fragmented"), (TEXT, b"whole"),
+                                               (BINARY, b"\x00\x01"), (BINARY, b"\x02")]
+
+
+def test_nothing_is_delivered_after_invalid_utf8_in_the_same_write(ws: RawWebSocket) -> None:
+    # The close frame is written while the bytes are read, before the app runs: its
+    # echo of "ok" comes too late to be sent, and "after" is never delivered.
+    ws.send(frame(TEXT, b"ok") + frame(TEXT, b"\xff") + frame(TEXT, b"after"))
+    ws.expect_close(1007)
+
+
+def test_a_frame_cut_short_by_the_end_of_the_stream_is_1006(server: ServerProcess,
+                                                             events: Path) -> None:
+    ws = RawWebSocket.connect(server, "/echo?cut")
+    ws.send(frame(BINARY, b"c" * 1000)[:500])
+    ws.sock.shutdown(socket.SHUT_WR)
+    ws.expect_tcp_closed()
+    wait_until(lambda: "/echo disconnect 1006 " in file_lines(events),
+               what="the app's websocket.disconnect with 1006")
 
 
 def test_unmasked_client_frame_is_a_protocol_error(ws: RawWebSocket) -> None:

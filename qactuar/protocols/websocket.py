@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.exceptions import InvalidHandshake
 from websockets.extensions.base import Extension
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
-from websockets.frames import Opcode
+from websockets.frames import Opcode, apply_mask  # apply_mask: the package's C speedup
 from websockets.headers import build_extension, parse_extension
 from websockets.protocol import Protocol as FrameEngine
 from websockets.protocol import Side, State
@@ -47,6 +47,9 @@ _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.P
 _pack_short = struct.Struct("!BB").pack
 _pack_medium = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
+_OPEN = State.OPEN
+# First byte of a one-frame message: FIN, no reserved bits, opcode text or binary.
+_WHOLE_TEXT, _WHOLE_BINARY = 0x81, 0x82
 # Headers of the 101 answer that the server sets itself.
 _OWN_HEADERS = frozenset((b"upgrade", b"connection", b"sec-websocket-accept",
                           b"sec-websocket-extensions", b"sec-websocket-protocol",
@@ -121,6 +124,13 @@ class WebSocketProtocol(asyncio.Protocol):
         self._engine: FrameEngine | None = None
         self._early = bytearray()  # bytes that came before the app accepted
         self._failed = False
+        # Incoming bytes reach the engine as whole frames (see _receive), so the start of
+        # a frame still arriving waits here; `_direct` ends that once the engine must
+        # see every byte as it comes (an extension, a close, a frame over the limit).
+        self._pending = bytearray()
+        self._pending_frame_size = 0  # the whole frame's size, once its header is here
+        self._direct = False
+        self._max_size = state.limits.ws_max_size
         # The message being received.
         self._parts: list[Any] = []
         self._decoder: Any = None
@@ -150,13 +160,20 @@ class WebSocketProtocol(asyncio.Protocol):
             if len(self._early) > self.state.limits.ws_max_size:
                 self._pause_reading()
             return
-        engine.receive_data(data)
-        self._handle_events(engine)
+        if self._direct:
+            engine.receive_data(data)
+            self._handle_events(engine)
+        else:
+            self._receive(engine, data)
 
     def eof_received(self) -> bool | None:
-        if self._engine is not None:
-            self._engine.receive_eof()
-            self._handle_events(self._engine)
+        engine = self._engine
+        if engine is not None:
+            if self._pending:  # a frame cut short: the engine reports it (1006)
+                engine.receive_data(bytes(self._pending))
+                self._pending.clear()
+            engine.receive_eof()
+            self._handle_events(engine)
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -194,7 +211,83 @@ class WebSocketProtocol(asyncio.Protocol):
 
     # -- frames in -------------------------------------------------------------
 
+    def _receive(self, engine: FrameEngine, data: bytes) -> None:
+        """Take in `data` frame by frame, reading the common frame without the engine.
+
+        A message in one masked frame of at most the size limit, while the connection
+        is open and no fragmented message is under way, is unmasked and delivered
+        here: the engine would run the same checks through a generator, a Frame object
+        and an enum look-up per message (about 4.5 of the 14 us a 64-byte echo costs).
+        Every other frame, and any frame whose first byte or mask bit differs, goes to
+        the engine whole, so the engine is always at a frame boundary when a common
+        frame comes next and its own checks (opcodes, reserved bits, masking, control
+        frames, continuation order) still see every frame they would have seen.
+        """
+        pending = self._pending
+        if pending:
+            pending += data
+            if len(pending) < self._pending_frame_size:
+                return  # a large frame still arriving: no copy, no parse until it is whole
+            data = bytes(pending)
+            pending.clear()
+            self._pending_frame_size = 0
+        session = self.session
+        end = len(data)
+        start = 0
+        while end - start >= 2:
+            second = data[start + 1]
+            length = second & 0x7F
+            head = 2
+            if length == 126:
+                head = 4
+                if end - start < 4:
+                    break
+                length = (data[start + 2] << 8) | data[start + 3]
+            elif length == 127:
+                head = 10
+                if end - start < 10:
+                    break
+                length = int.from_bytes(data[start + 2:start + 10], "big")
+            if length > self._max_size or engine.state is not _OPEN:
+                # Over the limit (the engine closes with 1009) or the connection is
+                # closing: from here on the engine reads every byte itself.
+                self._direct = True
+                engine.receive_data(data[start:])
+                self._deliver_events(engine)
+                start = end
+                break
+            if second & 0x80:
+                head += 4  # the mask
+            stop = start + head + length
+            if stop > end:
+                self._pending_frame_size = stop - start  # the rest has not arrived yet
+                break
+            first = data[start]
+            if (first in (_WHOLE_TEXT, _WHOLE_BINARY) and second & 0x80
+                    and engine.current_size is None):
+                payload = apply_mask(data[start + head:stop], data[start + head - 4:start + head])
+                if first == _WHOLE_BINARY:
+                    session.message_received(payload)
+                else:
+                    try:
+                        session.message_received(str(payload, "utf-8"))
+                    except UnicodeDecodeError:
+                        self._fail(engine, 1007, "invalid UTF-8 in a text message")
+            else:
+                engine.receive_data(data[start:stop])
+                self._deliver_events(engine)
+            start = stop
+        if start < end:
+            pending += data[start:]
+        self._flush(engine)
+        self._pause_if_behind(engine)
+
     def _handle_events(self, engine: FrameEngine) -> None:
+        self._deliver_events(engine)
+        self._flush(engine)
+        self._pause_if_behind(engine)
+
+    def _deliver_events(self, engine: FrameEngine) -> None:
         session = self.session
         for frame in engine.events_received():
             if self._failed:
@@ -217,10 +310,12 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._pong_timer.cancel()
                 self._pong_timer = None
             # Pings are answered and close frames echoed by the engine itself.
-        self._flush(engine)
-        if engine.state is State.OPEN and (
+
+    def _pause_if_behind(self, engine: FrameEngine) -> None:
+        if engine.state is _OPEN and (
                 self.writing_paused  # the peer does not read our pongs and messages
-                or (session.buffered > self._recv_limit and session.phase == OPEN)):
+                or (self.session.buffered > self._recv_limit
+                    and self.session.phase == OPEN)):
             self._pause_reading()  # ... or the app is behind: stop reading from the peer
 
     def _fragment(self, engine: FrameEngine, opcode: Opcode, data: Any, fin: bool) -> None:
@@ -257,10 +352,10 @@ class WebSocketProtocol(asyncio.Protocol):
                              logger=_engine_logger)
         engine.extensions = extensions
         self._engine = engine
+        self._direct = bool(extensions)  # compressed frames: the engine reads them all
         if self._early:
             early, self._early = bytes(self._early), bytearray()
-            engine.receive_data(early)
-            self._handle_events(engine)
+            self.data_received(early)
         self._resume_reading()
         if state.shutting_down:
             self.close(1001, "server shutting down")  # accepted while the server stops
