@@ -182,7 +182,13 @@ class WebSocketSession:
     async def send(self, message: dict[str, Any]) -> None:
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "websocket.send":
-            await self._send_message(message)
+            payload = self._checked_payload(message)
+            sink = self.sink
+            if sink.writing_paused:
+                # The peer is not reading: wait before adding to what it owes.
+                await sink.wait_writable()
+            if not sink.send_message(payload):
+                raise ClientDisconnected("the WebSocket connection is closing")
         elif kind == "websocket.accept":
             self._accept(message)
         elif kind == "websocket.close":
@@ -207,7 +213,8 @@ class WebSocketSession:
         self.sink.accept(subprotocol, headers)
         self._log(101)
 
-    async def _send_message(self, message: dict[str, Any]) -> None:
+    def _checked_payload(self, message: dict[str, Any]) -> str | bytes:
+        """The text or bytes of a `websocket.send` the app may send now."""
         if self._disconnect is not None:
             raise ClientDisconnected("the WebSocket client has disconnected")
         if self.phase != OPEN:
@@ -228,11 +235,7 @@ class WebSocketSession:
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise RuntimeError(f"ASGI app sent 'bytes' of type {type(data).__name__}")
             payload = bytes(data)
-        if self.sink.writing_paused:
-            # The peer is not reading: wait before adding to what it owes.
-            await self.sink.wait_writable()
-        if not self.sink.send_message(payload):
-            raise ClientDisconnected("the WebSocket connection is closing")
+        return payload
 
     def _close(self, message: dict[str, Any]) -> None:
         if self.phase == HANDSHAKE:

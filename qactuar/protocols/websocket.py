@@ -130,6 +130,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._pending = bytearray()
         self._pending_frame_size = 0  # the whole frame's size, once its header is here
         self._direct = False
+        self._compressing = False  # permessage-deflate was agreed: the engine frames
         self._max_size = state.limits.ws_max_size
         # The message being received.
         self._parts: list[Any] = []
@@ -234,6 +235,10 @@ class WebSocketProtocol(asyncio.Protocol):
         session = self.session
         end = len(data)
         start = 0
+        # What the engine's state allows; read again after each frame it is given.
+        is_open = engine.state is _OPEN
+        in_fragments = engine.current_size is not None
+        engine_used = False
         while end - start >= 2:
             second = data[start + 1]
             length = second & 0x7F
@@ -248,12 +253,13 @@ class WebSocketProtocol(asyncio.Protocol):
                 if end - start < 10:
                     break
                 length = int.from_bytes(data[start + 2:start + 10], "big")
-            if length > self._max_size or engine.state is not _OPEN:
+            if length > self._max_size or not is_open:
                 # Over the limit (the engine closes with 1009) or the connection is
                 # closing: from here on the engine reads every byte itself.
                 self._direct = True
                 engine.receive_data(data[start:])
                 self._deliver_events(engine)
+                engine_used = True
                 start = end
                 break
             if second & 0x80:
@@ -263,8 +269,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._pending_frame_size = stop - start  # the rest has not arrived yet
                 break
             first = data[start]
-            if (first in (_WHOLE_TEXT, _WHOLE_BINARY) and second & 0x80
-                    and engine.current_size is None):
+            if first in (_WHOLE_TEXT, _WHOLE_BINARY) and second & 0x80 and not in_fragments:
                 payload = apply_mask(data[start + head:stop], data[start + head - 4:start + head])
                 if first == _WHOLE_BINARY:
                     session.message_received(payload)
@@ -273,14 +278,20 @@ class WebSocketProtocol(asyncio.Protocol):
                         session.message_received(str(payload, "utf-8"))
                     except UnicodeDecodeError:
                         self._fail(engine, 1007, "invalid UTF-8 in a text message")
+                        is_open, engine_used = False, True
             else:
                 engine.receive_data(data[start:stop])
                 self._deliver_events(engine)
+                engine_used = True
+                is_open = engine.state is _OPEN
+                in_fragments = engine.current_size is not None
             start = stop
         if start < end:
             pending += data[start:]
-        self._flush(engine)
-        self._pause_if_behind(engine)
+        if engine_used:  # only the engine writes while reading (pongs, close frames)
+            self._flush(engine)
+        if self.writing_paused or session.buffered > self._recv_limit:
+            self._pause_if_behind(engine)
 
     def _handle_events(self, engine: FrameEngine) -> None:
         self._deliver_events(engine)
@@ -352,6 +363,7 @@ class WebSocketProtocol(asyncio.Protocol):
                              logger=_engine_logger)
         engine.extensions = extensions
         self._engine = engine
+        self._compressing = bool(extensions)
         self._direct = bool(extensions)  # compressed frames: the engine reads them all
         if self._early:
             early, self._early = bytes(self._early), bytearray()
@@ -392,11 +404,11 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def send_message(self, data: str | bytes) -> bool:
         engine = self._engine
-        if self._closed or engine is None or engine.state is not State.OPEN:
+        if self._closed or engine is None or engine.state is not _OPEN:
             return False
         is_text = type(data) is str
         payload = data.encode() if is_text else data  # type: ignore[union-attr]
-        if engine.extensions:
+        if self._compressing:
             if is_text:
                 engine.send_text(payload)
             else:
