@@ -24,7 +24,7 @@ _EXACT = {
     "uds_mode": "Binding", "fd": "Binding", "backlog": "Binding", "reuse_port": "Binding",
     "asyncronous_model": "Processes", "workers": "Processes", "loop": "Processes",
     "max_processes": "Processes", "check_process_interval": "Processes",
-    "gather_proc_stats": "Processes", "max_requests": "Processes",
+    "gather_proc_stats": "Processes", "max_requests": "Processes", "gc_threshold": "Processes",
     "max_requests_jitter": "Processes", "worker_timeout": "Processes",
     "access_log": "Logging", "server_header": "Protocols", "recv_bytes": "Timeouts and limits",
     "limit_concurrency": "Timeouts and limits",

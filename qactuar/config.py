@@ -111,6 +111,7 @@ class Config:
     LOG_LEVEL: str = ""
     LOG_CONFIG: str = ""
     SEND_TIMEOUT: float = 0
+    GC_THRESHOLD: int = 7000
     # HTTP/3 and UDP apps (qactuar/quic, qactuar/udp; docs/http3-udp.md).
     QUIC_BIND: str = ""
     QUIC_RETRY: bool = True
@@ -228,6 +229,8 @@ _RULES: dict[str, tuple[type, Any, str]] = {
                               "or empty"),
     "SEND_TIMEOUT": (float, _non_negative, "a number of seconds a client may stop reading "
                                            "a response before it is closed, 0 for none"),
+    "GC_THRESHOLD": (int, _non_negative, "a number of objects, 0 to leave the garbage "
+                                         "collector's thresholds as they are"),
     "QUIC_BIND": (str, lambda v: v == "" or _udp_bind_ok(v),
                   "empty, or one HOST:PORT (or [IPv6]:PORT) for HTTP/3 over UDP"),
     "QUIC_RETRY": (bool, None, "true or false"),

@@ -7,6 +7,8 @@ import sys
 import threading
 from typing import Any
 
+# (gc_tuning notes the collector's thresholds before any app is imported)
+from qactuar import gc_tuning  # noqa: F401
 from qactuar.asgi.lifespan import Lifespan
 from qactuar.asgi.loader import import_app
 from qactuar.asgi.router import Mount, normalise_prefix

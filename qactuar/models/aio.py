@@ -25,6 +25,7 @@ from typing import Any
 from qactuar.asgi.lifespan import LifespanFailure
 from qactuar.asgi.router import Mount, Router
 from qactuar.config import Config, ConfigError
+from qactuar.gc_tuning import raise_collector_threshold
 from qactuar.logs import server_logger
 from qactuar.protocols.handover import ProtocolFactory
 from qactuar.proxy_protocol import connection_protocol_factory
@@ -180,6 +181,7 @@ async def _serve(config: Config, mounts: list[Mount], sockets: list[socket.socke
     # Start-up (imports, lifespan, beans) leaves reference cycles behind; collect them
     # once now, so the first collector pause does not land on a request.
     gc.collect()
+    raise_collector_threshold(config.GC_THRESHOLD, role.logger)
     loop_name = loop_label(loop)
     new_connection = connection_protocol_factory(state)  # HTTP/1.1, or a PROXY header first
     for sock in sockets:
