@@ -31,9 +31,7 @@ QACTUAR_PURE_PYTHON=1, pure Python) and says which.  Needs valgrind and h2load.
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -45,6 +43,7 @@ from benchmarks.callgrind_hello import (
     START_DEADLINE,
     connect_when_listening,
     free_port,
+    server_under_callgrind,
     total_instructions,
 )
 
@@ -58,16 +57,10 @@ def measure(requests: int, workdir: Path, app: str = "benchmarks.apps:hello",
     """Ir of one server run that answers `requests` requests from h2load."""
     port = free_port()
     out_file = workdir / f"callgrind.{requests}.out"
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
-               sys.executable, "-m", "qactuar", app, "--model", "async",
-               "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-               *(server_args or [])]
+    args = [app, "--host", "127.0.0.1", "--port", str(port), *(server_args or [])]
     shape = (["--h1", "-c", str(H1_CONNECTIONS)] if h1
              else ["-c", str(CONNECTIONS), "-m", str(STREAMS)])
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    try:
+    with server_under_callgrind(args, out_file) as server:
         connect_when_listening(port, server).close()
         load = subprocess.run(
             ["h2load", "-n", str(requests), *shape, f"http://127.0.0.1:{port}/"],
@@ -76,12 +69,6 @@ def measure(requests: int, workdir: Path, app: str = "benchmarks.apps:hello",
         if load.returncode != 0 or done is None or int(done.group(1)) != requests:
             raise SystemExit(f"h2load did not get {requests} answers:\n{load.stdout}"
                              f"{load.stderr}")
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=START_DEADLINE)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
     return total_instructions(out_file)
 
 

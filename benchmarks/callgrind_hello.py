@@ -34,6 +34,7 @@ QACTUAR_PURE_PYTHON=1, pure Python) and says which.  Needs valgrind.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -42,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
@@ -94,29 +96,36 @@ def total_instructions(out_file: Path) -> int:
     raise SystemExit(f"no instruction total in {out_file}")
 
 
-def measure(requests: int, workdir: Path, app: str = "benchmarks.apps:hello") -> int:
-    """Ir of one server run that answers `requests` requests on one connection."""
-    port = free_port()
-    out_file = workdir / f"callgrind.{requests}.out"
+@contextlib.contextmanager
+def server_under_callgrind(args: list[str], out_file: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m qactuar ARGS` (async model, access log off) under callgrind, writing
+    `out_file`; stopped with SIGTERM when the block ends (killed if it fails)."""
     env = dict(os.environ, PYTHONHASHSEED="0")
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
-               sys.executable, "-m", "qactuar", app, "--model", "async",
-               "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+               sys.executable, "-m", "qactuar", *args, "--model", "async", "--no-access-log"]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        sock = connect_when_listening(port, server)
-        buffer = bytearray()
-        with sock:
-            for _ in range(requests):
-                sock.sendall(REQUEST)
-                read_response(sock, buffer)
+        yield server
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=START_DEADLINE)
     finally:
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def measure(requests: int, workdir: Path, app: str = "benchmarks.apps:hello") -> int:
+    """Ir of one server run that answers `requests` requests on one connection."""
+    port = free_port()
+    out_file = workdir / f"callgrind.{requests}.out"
+    args = [app, "--host", "127.0.0.1", "--port", str(port)]
+    with server_under_callgrind(args, out_file) as server, \
+            connect_when_listening(port, server) as sock:
+        buffer = bytearray()
+        for _ in range(requests):
+            sock.sendall(REQUEST)
+            read_response(sock, buffer)
     return total_instructions(out_file)
 
 

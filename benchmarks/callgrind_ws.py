@@ -19,14 +19,19 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import signal
 import struct
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from callgrind_hello import START_DEADLINE, connect_when_listening, free_port, total_instructions
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.callgrind_hello import (
+    connect_when_listening,
+    free_port,
+    server_under_callgrind,
+    total_instructions,
+)
 
 MASK = b"\x11\x22\x33\x44"
 
@@ -58,41 +63,29 @@ def measure(messages: int, size: int, workdir: Path) -> int:
     """Ir of one server run that echoes `messages` messages of `size` bytes."""
     port = free_port()
     out_file = workdir / f"callgrind.{messages}.out"
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
-               sys.executable, "-m", "qactuar", "benchmarks.apps:ws_echo", "--model", "async",
-               "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-               "--ws-ping-interval", "0"]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    args = ["benchmarks.apps:ws_echo", "--host", "127.0.0.1", "--port", str(port),
+            "--ws-ping-interval", "0"]
     payload = (b"0123456789abcdef" * (size // 16 + 1))[:size]
     frame = masked_text_frame(payload)
-    echo_head = len(masked_text_frame(payload)) - len(MASK) - size
-    try:
-        sock = connect_when_listening(port, server)
+    echo_head = len(frame) - len(MASK) - size  # the server's frames carry no mask
+    with server_under_callgrind(args, out_file) as server, \
+            connect_when_listening(port, server) as sock:
+        key = base64.b64encode(os.urandom(16))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                     b"Sec-WebSocket-Key: " + key + b"\r\n\r\n")
         buffer = bytearray()
-        with sock:
-            key = base64.b64encode(os.urandom(16))
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\n"
-                         b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                         b"Sec-WebSocket-Key: " + key + b"\r\n\r\n")
-            while b"\r\n\r\n" not in buffer:
-                buffer += sock.recv(65536)
-            head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 101"):
-                raise SystemExit(f"the handshake was refused: {head!r}")
-            buffer = bytearray(rest)
-            for _ in range(messages):
-                sock.sendall(frame)
-                echo = read_exactly(sock, buffer, echo_head + size)
-                if echo[echo_head:] != payload:
-                    raise SystemExit("the echo differs from the message")
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=START_DEADLINE)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        while b"\r\n\r\n" not in buffer:
+            buffer += sock.recv(65536)
+        head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise SystemExit(f"the handshake was refused: {head!r}")
+        buffer = bytearray(rest)
+        for _ in range(messages):
+            sock.sendall(frame)
+            echo = read_exactly(sock, buffer, echo_head + size)
+            if echo[echo_head:] != payload:
+                raise SystemExit("the echo differs from the message")
     return total_instructions(out_file)
 
 
