@@ -129,6 +129,7 @@ class WebSocketProtocol(asyncio.Protocol):
         # see every byte as it comes (an extension, a close, a frame over the limit).
         self._pending = bytearray()
         self._pending_frame_size = 0  # the whole frame's size, once its header is here
+        self._in_fragments = False  # a fragmented message has begun and not ended
         self._direct = False
         self._compressing = False  # permessage-deflate was agreed: the engine frames
         self._max_size = state.limits.ws_max_size
@@ -237,7 +238,6 @@ class WebSocketProtocol(asyncio.Protocol):
         start = 0
         # What the engine's state allows; read again after each frame it is given.
         is_open = engine.state is _OPEN
-        in_fragments = engine.current_size is not None
         engine_used = False
         while end - start >= 2:
             second = data[start + 1]
@@ -269,7 +269,8 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._pending_frame_size = stop - start  # the rest has not arrived yet
                 break
             first = data[start]
-            if first in (_WHOLE_TEXT, _WHOLE_BINARY) and second & 0x80 and not in_fragments:
+            if (first in (_WHOLE_TEXT, _WHOLE_BINARY) and second & 0x80
+                    and not self._in_fragments):
                 payload = apply_mask(data[start + head:stop], data[start + head - 4:start + head])
                 if first == _WHOLE_BINARY:
                     session.message_received(payload)
@@ -280,11 +281,15 @@ class WebSocketProtocol(asyncio.Protocol):
                         self._fail(engine, 1007, "invalid UTF-8 in a text message")
                         is_open, engine_used = False, True
             else:
+                # A fragmented message starts with a text or binary frame without FIN
+                # and ends with a continuation frame with FIN (control frames may come
+                # between): until then a new message is the engine's protocol error.
+                if first & 0x0F < 3:  # continuation, text or binary
+                    self._in_fragments = not first & 0x80
                 engine.receive_data(data[start:stop])
                 self._deliver_events(engine)
                 engine_used = True
                 is_open = engine.state is _OPEN
-                in_fragments = engine.current_size is not None
             start = stop
         if start < end:
             pending += data[start:]
