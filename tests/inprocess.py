@@ -237,16 +237,19 @@ class InProcessServer:
         return found
 
     def connect(self, client: tuple[str, int] = CLIENT, server: tuple[str, int] = SERVER,
-                tls: ssl.SSLObject | None = None) -> Connection:
+                tls: ssl.SSLObject | None = None, first: bytes = b"") -> Connection:
         """A new connection from `client`, made as the server makes one on accept.
 
         `tls`: the server side of a TLS session (`tls_session`); the transport then
-        carries its plaintext, as asyncio's TLS transport does.
+        carries its plaintext, as asyncio's TLS transport does.  `first`: bytes the
+        client sends at once, read on the loop turn after the connection is made (a
+        test of a short HEADER_TIMEOUT must not depend on how long the test takes to
+        call `feed`).
         """
         extra: dict[str, Any] = {"peername": client, "sockname": server}
         if tls is not None:
             extra.update(ssl_object=tls, sslcontext=tls.context, peercert=tls.getpeercert())
-        connection = Connection(self, new_connection_protocol(self.state), extra)
+        connection = Connection(self, new_connection_protocol(self.state), extra, first)
         self.connections.append(connection)
         return connection
 
@@ -285,13 +288,17 @@ class InProcessServer:
 class Connection:
     """One client connection to an `InProcessServer`, driven a step at a time."""
 
-    def __init__(self, server: InProcessServer, protocol: Any, extra: dict[str, Any]) -> None:
+    def __init__(self, server: InProcessServer, protocol: Any, extra: dict[str, Any],
+                 first: bytes = b"") -> None:
         self.server = server
         self.loop = server.loop
         self.transport = FakeTransport(self.loop, protocol, extra)
         self.read_at = 0
         # A transport calls its protocol from the running loop, never from outside it.
         self.loop.call_soon(protocol.connection_made, self.transport)
+        if first:
+            self.transport.inbox.append(first)
+            self.loop.call_soon(self.transport.deliver)
         self.settle()
 
     @property

@@ -326,8 +326,8 @@ def test_a_client_that_does_not_read_holds_the_app_back() -> None:
 
 def test_a_stalled_request_head_gets_408() -> None:
     with serving("apps.misbehaving:app", HEADER_TIMEOUT=0.05) as server:
-        connection = server.connect()
-        connection.feed(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # no blank line: it stalls
+        # no blank line: it stalls
+        connection = server.connect(first=b"GET /hello HTTP/1.1\r\nHost: x\r\n")
         connection.wait_for(lambda: connection.closed, what="the close")
         [response], rest = parse_responses(connection.read(), [False])
         check_refused_alone([response], rest, 408)
@@ -336,8 +336,7 @@ def test_a_stalled_request_head_gets_408() -> None:
 def test_a_trickled_request_head_is_cut_at_the_header_timeout() -> None:
     """Slowloris: a byte at a time never finishes the head; the timer is not reset."""
     with serving("apps.misbehaving:app", HEADER_TIMEOUT=0.05) as server:
-        connection = server.connect()
-        connection.feed(b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        connection = server.connect(first=b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         for _ in range(500):  # 5 s at most: 100 times the header timeout
             if connection.run_until(lambda: connection.closed, 0.01):
                 break
@@ -351,9 +350,9 @@ def test_a_trickled_request_head_is_cut_at_the_header_timeout() -> None:
 def test_an_idle_connection_is_closed(first: bytes) -> None:
     settings = {"HEADER_TIMEOUT": 0.05, "KEEP_ALIVE_TIMEOUT": 0.05}
     with serving("apps.misbehaving:app", **settings) as server:
-        connection = server.connect()
+        connection = server.connect(first=first)
         if first:
-            HELLO.check(parse_responses(connection.send(first), [False])[0][0])
+            HELLO.check(parse_responses(connection.read(), [False])[0][0])
         connection.wait_for(lambda: connection.closed, what="the close")
         assert connection.read() == b""  # closed without a word: there was no request
 
