@@ -159,7 +159,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if engine is None:
             # The app has not answered the handshake: hold a bounded amount.
             self._early += data
-            if len(self._early) > self.state.limits.ws_max_size:
+            if len(self._early) > self._max_size:
                 self._pause_reading()
             return
         if self._direct:
@@ -272,14 +272,8 @@ class WebSocketProtocol(asyncio.Protocol):
             if (first in (_WHOLE_TEXT, _WHOLE_BINARY) and second & 0x80
                     and not self._in_fragments):
                 payload = apply_mask(data[start + head:stop], data[start + head - 4:start + head])
-                if first == _WHOLE_BINARY:
-                    session.message_received(payload)
-                else:
-                    try:
-                        session.message_received(str(payload, "utf-8"))
-                    except UnicodeDecodeError:
-                        self._fail(engine, 1007, "invalid UTF-8 in a text message")
-                        is_open, engine_used = False, True
+                if not self._whole_message(engine, first == _WHOLE_TEXT, payload):
+                    is_open, engine_used = False, True  # the engine fails the connection
             else:
                 # A fragmented message starts with a text or binary frame without FIN
                 # and ends with a continuation frame with FIN (control frames may come
@@ -303,22 +297,27 @@ class WebSocketProtocol(asyncio.Protocol):
         self._flush(engine)
         self._pause_if_behind(engine)
 
+    def _whole_message(self, engine: FrameEngine, is_text: bool, data: Any) -> bool:
+        """Hand the app a message that came in one frame; False if its text is not UTF-8
+        (the connection is then failed with 1007)."""
+        if not is_text:
+            self.session.message_received(bytes(data))
+            return True
+        try:
+            self.session.message_received(str(data, "utf-8"))
+        except UnicodeDecodeError:
+            self._fail(engine, 1007, "invalid UTF-8 in a text message")
+            return False
+        return True
+
     def _deliver_events(self, engine: FrameEngine) -> None:
-        session = self.session
         for frame in engine.events_received():
             if self._failed:
                 break
             opcode = frame.opcode
             if opcode is _TEXT or opcode is _BINARY or opcode is _CONT:
                 if frame.fin and opcode is not _CONT:
-                    # One-frame message, the common case.
-                    if opcode is _TEXT:
-                        try:
-                            session.message_received(str(frame.data, "utf-8"))
-                        except UnicodeDecodeError:
-                            self._fail(engine, 1007, "invalid UTF-8 in a text message")
-                    else:
-                        session.message_received(bytes(frame.data))
+                    self._whole_message(engine, opcode is _TEXT, frame.data)
                 else:
                     self._fragment(engine, opcode, frame.data, frame.fin)
             elif (opcode is _PONG and self._pong_timer is not None
@@ -364,7 +363,7 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         state = self.state
         extensions = self._write_accept(subprotocol, headers)
-        engine = FrameEngine(Side.SERVER, state=State.OPEN, max_size=self.state.limits.ws_max_size,
+        engine = FrameEngine(Side.SERVER, state=State.OPEN, max_size=self._max_size,
                              logger=_engine_logger)
         engine.extensions = extensions
         self._engine = engine
@@ -564,7 +563,7 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         engine = self._engine
         if engine is None:
-            if len(self._early) > self.state.limits.ws_max_size:
+            if len(self._early) > self._max_size:
                 return
         elif engine.state is State.OPEN and (
                 self.writing_paused or self.session.buffered > self._recv_limit):
