@@ -297,8 +297,7 @@ class Connection:
         # A transport calls its protocol from the running loop, never from outside it.
         self.loop.call_soon(protocol.connection_made, self.transport)
         if first:
-            self.transport.inbox.append(first)
-            self.loop.call_soon(self.transport.deliver)
+            self._client_sends(first)
         self.settle()
 
     @property
@@ -330,15 +329,18 @@ class Connection:
         """
         size = pieces or len(data) or 1
         for at in range(0, len(data), size):
-            self.transport.inbox.append(data[at:at + size])
-            self.loop.call_soon(self.transport.deliver)
+            self._client_sends(data[at:at + size])
             self.settle()
 
     def feed_eof(self) -> None:
         """The client half-closes (the protocol hears it once it reads); run until idle."""
-        self.transport.inbox.append(None)
-        self.loop.call_soon(self.transport.deliver)
+        self._client_sends(None)
         self.settle()
+
+    def _client_sends(self, data: bytes | None) -> None:
+        """Queue a read (None: the half-close) for the protocol on the loop's next turn."""
+        self.transport.inbox.append(data)
+        self.loop.call_soon(self.transport.deliver)
 
     def client_stops_reading(self) -> None:
         """From now on what the server writes waits in the transport's buffer (a slow
