@@ -5,6 +5,7 @@ Commands are run as written (see docs_commands.py), on a free port.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import shlex
@@ -31,7 +32,7 @@ ROOT = TESTS_DIR.parent
 # (and a new count), so none goes unrun. The ```text block is the access-log line shown.
 RUN_BLOCKS = {
     ("index.md", "bash"): 2, ("index.md", "python"): 1, ("index.md", "console"): 1,
-    ("settings.md", "json"): 2, ("settings.md", "toml"): 1, ("settings.md", "bash"): 1,
+    ("settings.md", "json"): 2, ("settings.md", "toml"): 1, ("settings.md", "bash"): 2,
     ("settings.md", "text"): 1,
     ("process-models.md", "bash"): 2,
     ("deployment.md", "nginx"): 1, ("deployment.md", "haproxy"): 1,
@@ -206,6 +207,22 @@ def test_settings_access_line_has_the_shape_shown(tmp_path: Path) -> None:
         assert server.stop() == 0
     (line,) = [text for text in server.lines if " ACCESS " in text]
     assert re.fullmatch(shape, line), (shape, line)
+
+
+def test_gc_threshold_examples(tmp_path: Path) -> None:
+    app_module(tmp_path / "module.py", "served")
+    raised, left = lines_of(code_blocks("settings.md", "bash")[1])
+    for line, shown in ((raised, f"threshold {gc.get_threshold()[0]} -> 20000"), (left, None)):
+        server = serve_line(line, tmp_path)
+        try:
+            assert httpx.get(f"{server.url}/", timeout=10).text == "served"
+        finally:
+            assert server.stop() == 0, server.output
+        logged = [text for text in server.lines if "garbage collector threshold" in text]
+        if shown is None:
+            assert logged == [], logged  # 0: the interpreter's thresholds are left alone
+        else:
+            assert len(logged) == 1 and shown in logged[0], logged
 
 
 # -- process-models.md ---------------------------------------------------------------------
