@@ -82,6 +82,8 @@ def main() -> None:
                         help=f"HTTP/1.1, {H1_CONNECTIONS} connections, instead of HTTP/2")
     parser.add_argument("--server-args", default="",
                         help='more qactuar flags, one string (e.g. "--gc-threshold 0")')
+    parser.add_argument("--keep", type=Path, metavar="FOLDER",
+                        help="write the callgrind.<N>.out files to FOLDER and keep them")
     args = parser.parse_args()
     low, high = sorted(args.counts)
     build = subprocess.run([sys.executable, "-c", "import qactuar, qactuar._build as b; "
@@ -90,7 +92,8 @@ def main() -> None:
     print(f"measuring {build}, app {args.app}, {'HTTP/1.1' if args.h1 else 'HTTP/2'}"
           f"{', ' + args.server_args if args.server_args else ''}")
     with tempfile.TemporaryDirectory(prefix="qactuar-callgrind-h2-") as folder:
-        workdir = Path(folder)
+        workdir = Path(folder) if args.keep is None else args.keep
+        workdir.mkdir(parents=True, exist_ok=True)
         extra = args.server_args.split()
         low_ir = measure(low, workdir, args.app, args.h1, extra)
         high_ir = measure(high, workdir, args.app, args.h1, extra)

@@ -10,8 +10,6 @@ message is the single line the command line prints before exiting with 2.
 
 from __future__ import annotations
 
-import difflib
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -366,12 +364,19 @@ def coerce_string(key: str, text: str) -> Any:
         if kind is float:
             return float(text)
         if kind is dict or kind is list:
-            return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _fail(key, text, f"JSON ({exc.msg}): {expected}") from None
+            return _json_value(key, text, expected)
     except ValueError:
         raise _fail(key, text, expected) from None
     return text
+
+
+def _json_value(key: str, text: str, expected: str) -> Any:
+    import json  # only for a structured value: not on every start
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(key, text, f"JSON ({exc.msg}): {expected}") from None
 
 
 def check_keys(mapping: Mapping[str, Any], source: str) -> None:
@@ -379,6 +384,8 @@ def check_keys(mapping: Mapping[str, Any], source: str) -> None:
     known = field_names()
     for key in mapping:
         if key not in known:
+            import difflib  # only to name the closest key of a mistake
+
             close = difflib.get_close_matches(str(key).upper(), known, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             raise ConfigError(f"unknown config key {key!r} in {source}{hint}")
@@ -396,6 +403,8 @@ def read_config_file(path: str) -> dict[str, Any]:
 
             data = tomllib.loads(text.decode("utf-8"))
         else:
+            import json
+
             data = json.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"config file {path} is not valid: {exc}") from None

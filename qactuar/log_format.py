@@ -12,7 +12,6 @@ LOG_FORMAT is json and LOGS is the default), with LOG_LEVEL on qactuar's loggers
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,9 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, static: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.static = dict(static or {})
+        import json  # here, not at the top: a start with text logs does without it
+
+        self._dumps = json.dumps
 
     def fields(self, record: logging.LogRecord) -> dict[str, Any]:
         """The object written for `record`; extend it in a subclass to add fields."""
@@ -56,7 +58,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         # ensure_ascii: a client's text can never end a line or forge one.
-        return json.dumps(self.fields(record), ensure_ascii=True, default=str)
+        return self._dumps(self.fields(record), ensure_ascii=True, default=str)
 
 
 def json_log_config() -> dict[str, Any]:
@@ -70,6 +72,7 @@ def json_log_config() -> dict[str, Any]:
 
 def read_log_config(path: str) -> dict[str, Any]:
     """A dictConfig dictionary from a JSON or TOML file (LOG_CONFIG)."""
+    import json
     import tomllib
     from pathlib import Path
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +58,20 @@ def websocket_enabled(config: Config) -> bool:
     package is a dependency, always installed.
     """
     return config.WS != "off"
+
+
+# RFC 9110's IMF-fixdate names days and months in English whatever the process's locale
+# (time.strftime's %a and %b follow it); email.utils.formatdate does the same but costs
+# its package's imports at every start.
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(timestamp: float) -> str:
+    """The HTTP date of a Unix timestamp: "Sun, 06 Dec 2026 13:20:00 GMT"."""
+    t = time.gmtime(timestamp)
+    return (f"{_WEEKDAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
 
 
 def _status_line(status: int) -> bytes:
@@ -171,7 +184,7 @@ class ServerState:
 
     def _refresh_date(self) -> None:
         now = time.time()
-        self.date_line = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+        self.date_line = b"date: " + http_date(now).encode() + b"\r\n"
         self.date_and_server_lines = self.date_line + self.server_header + self.alt_svc_line
         # Wake just after the next second starts, so the header is never a second stale.
         self.loop.call_later(1.0 - now % 1.0 + 0.001, self._refresh_date)

@@ -358,6 +358,19 @@ def test_date_and_server_headers(basic_server: ServerProcess) -> None:
     assert servers[0].startswith(b"qactuar/")
 
 
+def test_http_date_matches_the_standard_librarys_formatting() -> None:
+    """The server's own Date formatting (no email.utils import at start) gives RFC 9110's
+    IMF-fixdate, as email.utils.formatdate does, across leap days and centuries."""
+    from email.utils import formatdate
+
+    from qactuar.server_state import http_date
+
+    moments = [0.0, 951_782_400.0, 1_709_164_800.5, 4_102_444_799.0, 2_147_483_648.0]
+    moments += [n * 7_654_321.123 for n in range(600)]
+    for moment in moments:
+        assert http_date(moment) == formatdate(moment, usegmt=True), moment
+
+
 def test_app_server_header_replaces_ours(app_server: ServerProcess) -> None:
     with app_server.connect() as sock:
         sock.sendall(get("/custom-server", "Connection: close"))
