@@ -37,7 +37,7 @@ class Settings:
     load_cpu: str
     load_threads: int = 1
     connections: int = IDLE_CONNECTIONS
-    startup_samples: int = 3
+    startup_samples: int = 5  # starts per round: single starts spread by 40 % on a shared VM
     load_tool: str = "qactuar"  # HTTP/1.1 scenarios: "qactuar" (qactuar load) or "wrk"
 
 
