@@ -80,9 +80,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "interpreter to run the qactuar servers under (one with qactuar installed, e.g. "
         "a pyenv 3.13 venv); the report names its Python version. Default: this one"))
     parser.add_argument("--pythons", metavar="X.Y,...", help=(
-        "also run the qactuar server rows under each of these Python versions (e.g. "
-        "3.12,3.13), as rows 'qactuar (3.12)' ... beside 'qactuar' in the same run; each "
-        "gets a venv under benchmarks/build/ with qactuar compiled (made on first use)"))
+        "also run qactuar, and granian and limit when --servers names them, under each of "
+        "these Python versions (e.g. 3.12,3.13), as rows 'qactuar (3.12)', 'granian (3.12)' "
+        "... in the same run, so that each version compares servers on the same Python; "
+        "each gets a venv under benchmarks/build/ with qactuar compiled and granian "
+        "installed (made on first use)"))
     parser.add_argument("--no-install", action="store_true",
                         help="do not pip/apt-get install missing peers or load tools")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR,
@@ -107,26 +109,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def add_python_rows(args: argparse.Namespace) -> dict[str, str]:
-    """The qactuar servers of --pythons, registered and put after "qactuar" in
-    args.servers; row name -> what the report says of it.  A version that cannot be set
-    up is one clear line and no row (the others still run)."""
+    """The servers of --pythons, registered and put in args.servers after the one each is
+    a variant of: qactuar, and the peers of servers.PEERS_PER_PYTHON that --servers names,
+    under each version; row name -> what the report says of it.  A version that cannot be
+    set up is one clear line and no row (the others still run)."""
     if not args.python_versions:
         return {}
     if "qactuar" not in args.servers:
         print("benchmarks: --pythons adds rows beside the qactuar server, which --servers "
               "leaves out: no rows added", file=sys.stderr, flush=True)
         return {}
+    peers = [name for name in servers.PEERS_PER_PYTHON if name in args.servers]
+    packages = tuple(p for p in (SERVERS[name].package for name in peers) if p)
     rows: dict[str, str] = {}
+    added: dict[str, list[str]] = {}
     for version in args.python_versions:
         try:
-            found = pythons.ensure(version, install=not args.no_install)
+            found = pythons.ensure(version, install=not args.no_install, peers=packages)
         except pythons.PythonMissing as missing:
             print(missing, file=sys.stderr, flush=True)
             continue
-        servers.add_qactuar_under(found.server_name, found.python)
-        rows[found.server_name] = f"Python {found.full_version} ({found.python})"
-    at = args.servers.index("qactuar") + 1
-    args.servers[at:at] = list(rows)
+        for base in ("qactuar", *peers):
+            name = f"{base} ({version})"
+            servers.add_server_under(base, name, found.python)
+            rows[name] = f"Python {found.full_version} ({found.python})"
+            added.setdefault(base, []).append(name)
+    for base, names in added.items():
+        at = args.servers.index(base) + 1
+        args.servers[at:at] = names
     return rows
 
 

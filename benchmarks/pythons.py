@@ -1,4 +1,5 @@
-"""The interpreters of `--pythons 3.12,3.13`: a venv per version with qactuar compiled.
+"""The interpreters of `--pythons 3.12,3.13`: a venv per version with qactuar compiled
+(and the peers that run under each version too, servers.PEERS_PER_PYTHON).
 
 Each version X.Y gets `benchmarks/build/venv-X.Y`, made from pyenv's Python X.Y
 (as `.ci/run` finds it: `$(pyenv root)/versions/X.Y*/bin/python3`, else
@@ -42,11 +43,6 @@ class QactuarPython:
     version: str  # "3.12" as asked
     full_version: str  # "3.12.1" as it runs
     python: str  # the venv's interpreter
-
-    @property
-    def server_name(self) -> str:
-        """The report's row name of the qactuar server under this interpreter."""
-        return f"qactuar ({self.version})"
 
 
 def parse_versions(text: str) -> list[str]:
@@ -121,14 +117,16 @@ def stale_modules(suffix: str) -> list[Path]:
     return stale
 
 
-def ensure(version: str, install: bool = True) -> QactuarPython:
+def ensure(version: str, install: bool = True,
+           peers: tuple[str, ...] = ()) -> QactuarPython:
     """The venv of Python `version` with qactuar compiled and up to date with the source,
-    made, rebuilt or reused; PythonMissing when the interpreter is not there or the venv
-    cannot be set up."""
+    and the peer server packages `peers` (pinned) installed: made, rebuilt or reused;
+    PythonMissing when the interpreter is not there or the venv cannot be set up."""
     venv = BUILD / f"venv-{version}"
     python = venv / "bin" / "python"
     found = _checked(python)
     if found is not None and found[1]:
+        _ensure_peers(version, python, peers, install)
         return QactuarPython(version, found[0], str(python))
     interpreter = find_interpreter(version)
     if interpreter is None:
@@ -154,4 +152,24 @@ def ensure(version: str, install: bool = True) -> QactuarPython:
     if found is None or not found[1]:
         raise PythonMissing(f"benchmarks: --pythons {version}: {venv} does not import "
                             "qactuar's compiled server after pip install -e .")
+    _ensure_peers(version, python, peers, install)
     return QactuarPython(version, found[0], str(python))
+
+
+def _ensure_peers(version: str, python: Path, packages: tuple[str, ...],
+                  install: bool) -> None:
+    """pip install the pinned `packages` that `python` cannot import yet."""
+    missing = [name for name in packages
+               if subprocess.run([str(python), "-c", f"import {name}"], capture_output=True,
+                                 cwd=ROOT).returncode != 0]
+    if not missing:
+        return
+    if not install:
+        raise PythonMissing(f"benchmarks: --pythons {version}: {', '.join(missing)} not "
+                            "installed there and --no-install was given; its rows are left out")
+    step = [str(python), "-m", "pip", "install", "-q", *(pinned().get(n, n) for n in missing)]
+    done = subprocess.run(step, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        last = ((done.stderr or done.stdout).strip().splitlines() or ["no output"])[-1]
+        raise PythonMissing(f"benchmarks: --pythons {version}: pip install "
+                            f"{' '.join(missing)} failed ({last})")

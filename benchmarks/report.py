@@ -7,12 +7,13 @@ run servers or load tools.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.servers import BASELINE
+from benchmarks.servers import BASELINE, PEERS_PER_PYTHON
 
 # Per measurement kind: the headline metric and whether more of it is better.
 HEADLINE = {"wrk": ("rps", True), "h2": ("rps", True), "ws": ("mps", True),
@@ -155,16 +156,17 @@ def cpu_notes(entry: dict[str, Any]) -> list[str]:
 
 
 def python_rows_note(meta: dict[str, Any]) -> list[str]:
-    """What the rows of --pythons are: the same qactuar under another interpreter."""
+    """What the rows of --pythons are: the same servers under other interpreters."""
     settings = meta["settings"]
     rows = settings.get("qactuar_pythons") or {}
     if not rows:
         return []
     own = settings.get("qactuar_python") or meta["python"]
     described = "; ".join(f"{name}: {where}" for name, where in rows.items())
-    return [f"Rows per Python: qactuar runs under Python {own}; {described}. Same code "
-            "and settings, each interpreter with its own compiled build, in the same run "
-            "as the peers (which stay on the driver's Python)."]
+    return [f"Rows per Python: qactuar runs under Python {own}, the peers under "
+            f"{meta['python']}; {described}. Same code and settings, each interpreter with "
+            "its own compiled qactuar, in the same run; each version's targets compare "
+            "servers under that version."]
 
 
 def console_report(results: Results, meta: dict[str, Any]) -> str:
@@ -248,11 +250,17 @@ RATIO_TARGETS = [("hello", "uvicorn", 1.6), ("hello", "granian", 1.0),
                  ("10k", "uvicorn", 1.3), ("echo", "uvicorn", 1.3),
                  ("ws-echo", "uvicorn", 1.2), ("h2", "hypercorn", 4.0),
                  ("h2", "granian", 1.0), ("h2-tls", "granian", 1.0),
-                 ("static-file", "granian", 1.0)]
+                 ("static-file", "granian", 1.0), ("starlette", "granian", 1.2),
+                 ("fastapi", "granian", 1.2), ("django", "granian", 1.0),
+                 ("ws-echo", "granian", 1.4), ("ws-echo-4k", "granian", 1.4),
+                 ("hello", "limit", 0.6)]
+# The rows of --pythons: "qactuar (3.12)" -> "3.12".
+_VERSION_ROW = re.compile(r"qactuar \((\d+\.\d+)\)\Z")
 MAX_IDLE_BYTES = 4096
 
 
-def ratio_target_line(results: Results, scenario: str, other: str, minimum: float) -> str:
+def ratio_target_line(results: Results, scenario: str, other: str, minimum: float,
+                      mine: str = "qactuar") -> str:
     """One ratio target, by the headline (req/s, msg/s) and by work per CPU-second.
 
     Judged met/MISSED by the headline only when both servers had at least
@@ -260,32 +268,43 @@ def ratio_target_line(results: Results, scenario: str, other: str, minimum: floa
     verdict is "noisy", with both ratios shown for the reader to weigh.
     """
     entry = results.get(scenario)
-    by_speed = ratio(results, scenario, "qactuar", other)
+    by_speed = ratio(results, scenario, mine, other)
+    label = f"{scenario} >= {minimum} x {other}" + (f" ({mine})" if mine != "qactuar" else "")
     if entry is None or by_speed is None:
-        return f"  {scenario} >= {minimum} x {other}: not measured"
+        return f"  {label}: not measured"
     unit = UNITS[headline(entry)]
     efficiency, efficiency_unit = EFFICIENCY[entry["kind"]]
     per_cpu = headline(entry) == efficiency  # static-file: judged by req/CPU-s itself
     if per_cpu:
         efficiency = HEADLINE[entry["kind"]][0]
         efficiency_unit = UNITS[efficiency]
-    by_cpu = ratio(results, scenario, "qactuar", other, efficiency)
+    by_cpu = ratio(results, scenario, mine, other, efficiency)
     shown = f"{by_speed:.2f} by {unit}" + (f", {by_cpu:.2f} by {efficiency_unit}"
                                            if by_cpu is not None else "")
-    cpu = [entry["servers"][name].median("server_cpu_pct") for name in ("qactuar", other)]
+    # The limit server is held back by the load tool, not by its CPU share: only the
+    # server measured against it needs its CPU for a verdict.
+    judged = (mine,) if other.partition(" (")[0] == "limit" else (mine, other)
+    cpu = [entry["servers"][name].median("server_cpu_pct") for name in judged]
     if not per_cpu and any(pct is None or pct < JUDGED_SERVER_PCT for pct in cpu):
         got = " and ".join(f"{name} {pct or 0:.0f}%" for name, pct
-                           in zip(("qactuar", other), cpu, strict=True))
+                           in zip(judged, cpu, strict=True))
         verdict = f"noisy: servers got {got} of their CPU, not judged"
     else:
         verdict = "met" if by_speed >= minimum else "MISSED"
-    return f"  {scenario} >= {minimum} x {other}: {shown} ({verdict})"
+    return f"  {label}: {shown} ({verdict})"
 
 
 def target_lines(results: Results) -> list[str]:
     """Each speed target of the issues with what this run measured: met, missed or not run."""
     lines = [ratio_target_line(results, scenario, other, minimum)
              for scenario, other, minimum in RATIO_TARGETS]
+    # Each --pythons version against the peers run under the same version.
+    rows = dict.fromkeys(name for entry in results.values() for name in entry["servers"])
+    for version in [m[1] for m in map(_VERSION_ROW.match, rows) if m]:
+        lines += [ratio_target_line(results, scenario, f"{other} ({version})", minimum,
+                                    mine=f"qactuar ({version})")
+                  for scenario, other, minimum in RATIO_TARGETS
+                  if other in PEERS_PER_PYTHON and f"{other} ({version})" in rows]
     for scenario, entry in results.items():
         servers = entry["servers"]
         if entry["kind"] != "wrk" or "qactuar" not in servers or BASELINE not in servers:

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benchmarks import tls_cert
@@ -90,7 +90,7 @@ class ServerSpec:
     # A line the server logs once per worker when that worker listens (None: not known).
     listening_line: str | None = None
     # The server this one is a variant of, for the scenarios' server lists (None: itself):
-    # "qactuar" for the rows of --pythons, "qactuar (3.12)" and so on.
+    # "qactuar" for --pythons' "qactuar (3.12)", "granian" for "granian (3.12)" and so on.
     family: str | None = None
 
     @property
@@ -102,8 +102,8 @@ def _python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-# The interpreter the qactuar servers run under (`--qactuar-python`): the peers
-# always run under the driver's own.
+# The interpreter the qactuar servers run under (`--qactuar-python`): the peers run
+# under the driver's own (and, with --pythons, also under each version's).
 qactuar_python = sys.executable
 
 
@@ -183,14 +183,23 @@ SERVERS: dict[str, ServerSpec] = {spec.name: spec for spec in [
                frozenset({"echo", "stream", "starlette", "fastapi", "django", "static-file"})),
 ]}
 
-def add_qactuar_under(name: str, python: str) -> ServerSpec:
-    """Register the qactuar server run by `python` as the server `name` (--pythons)."""
-    def command(app: str, port: int, variant: Variant) -> list[str]:
-        return _qactuar(app, port, variant, python)
+# The peers that --pythons also runs under each interpreter beside qactuar: a version's
+# rows then compare servers on the same Python, since an app's own code (Starlette's,
+# Django's) costs what that interpreter makes it cost whichever server calls it.
+PEERS_PER_PYTHON = ("granian", "limit")
 
-    spec = ServerSpec(name, command, "qactuar", listening_line="Listening on", family="qactuar")
-    SERVERS[name] = spec
-    return spec
+
+def add_server_under(base: str, name: str, python: str) -> ServerSpec:
+    """Register server `base` run by `python` instead of the driver's interpreter as the
+    server `name` (--pythons: "qactuar (3.12)", "granian (3.12)").  Every command line
+    here starts with the interpreter, which is all that changes."""
+    spec = SERVERS[base]
+
+    def command(app: str, port: int, variant: Variant) -> list[str]:
+        return [python, *spec.command(app, port, variant)[1:]]
+
+    SERVERS[name] = replace(spec, name=name, command=command, family=base)
+    return SERVERS[name]
 
 
 # The baseline every ratio is computed against.

@@ -34,7 +34,7 @@ needs_load_tools = pytest.mark.skipif(
 def here_row() -> Iterator[str]:
     """This interpreter registered as an extra qactuar row, as --pythons does."""
     name = "qactuar (here)"
-    servers.add_qactuar_under(name, sys.executable)
+    servers.add_server_under("qactuar", name, sys.executable)
     yield name
     servers.SERVERS.pop(name, None)
 
@@ -140,9 +140,59 @@ def test_python_rows_run_beside_qactuar_and_static_file_is_judged_per_cpu_second
                                  "server_cpu": "0", "load_cpu": "1",
                                  "qactuar_pythons": {here_row: f"Python here ({sys.executable})"}})
     text = report.console_report(results, meta)
-    assert f"Rows per Python: qactuar runs under Python {meta['python']}; {here_row}: " in text
+    assert (f"Rows per Python: qactuar runs under Python {meta['python']}, the peers under "
+            f"{meta['python']}; {here_row}: ") in text
     written = report.write_outputs(results, meta, tmp_path)
     assert here_row in written[1].read_text()  # latest.md
+
+
+@pytest.fixture
+def version_rows() -> Iterator[tuple[str, str]]:
+    """qactuar and the limit server under this interpreter as the rows of a version "9.9",
+    registered as --pythons registers a version's rows."""
+    names = ("qactuar (9.9)", "limit (9.9)")
+    for name in names:
+        servers.add_server_under(name.partition(" (")[0], name, sys.executable)
+    yield names
+    for name in names:
+        servers.SERVERS.pop(name, None)
+
+
+def test_a_version_row_is_its_server_under_another_interpreter(
+        version_rows: tuple[str, str]) -> None:
+    _, limit = version_rows
+    spec, base = servers.SERVERS[limit], servers.SERVERS["limit"]
+    variant = servers.Variant()
+    assert spec.command("benchmarks.apps:hello", 8000, variant) == [
+        sys.executable, *base.command("benchmarks.apps:hello", 8000, variant)[1:]]
+    assert spec.base == "limit" and spec.skips == base.skips  # no Starlette row for it either
+
+
+@needs_load_tools
+def test_each_version_is_judged_against_the_peers_under_the_same_version(
+        version_rows: tuple[str, str]) -> None:
+    """A real one-second hello round of a version's rows: its targets compare qactuar
+    under that version with the peer under that version, not with the driver's."""
+    mine, limit = version_rows
+    args = driver.parse_args(["--scenarios", "hello", "--servers", "qactuar,limit",
+                              "--rounds", "1", "--duration", "1", "--warmup", "0"])
+    args.servers += [mine, limit]
+    settings = Settings(seconds=1, warmup_seconds=0, server_cpu="0", load_cpu="1")
+    results = driver.run(args, settings)
+    measured = results["hello"]["servers"]
+    assert list(measured) == ["qactuar", "limit", mine, limit]
+    assert not any(result.failures for result in measured.values())
+    lines = report.target_lines(results)
+    by_version = [line for line in lines if f"({mine})" in line]
+    assert [line.split(":")[0] for line in by_version] == [
+        f"  hello >= 0.6 x {limit} ({mine})"]
+    expected = report.ratio(results, "hello", mine, limit)
+    assert expected is not None and f": {expected:.2f} by req/s" in by_version[0]
+    # The limit server is held back by the load tool: its CPU share is not a reason to
+    # call the round noisy (qactuar's may be, on a busy machine).
+    judged = by_version[0].partition(f"({mine}): ")[2]
+    assert judged.endswith(("(met)", "(MISSED)", "of their CPU, not judged)"))
+    assert limit not in judged
 
 
 def test_a_per_cpu_second_headline_is_judged_whatever_the_cpu_share() -> None:
