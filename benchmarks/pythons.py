@@ -33,6 +33,13 @@ _CHECK = ("import platform, importlib.machinery as m, qactuar.cli, qactuar.model
           "qactuar.protocols.http1 as h; print(platform.python_version(), "
           "h.__file__.endswith(('.so', '.pyd')), m.EXTENSION_SUFFIXES[0])")
 
+# Run by a venv's python with a distribution's name and pinned version ("" for any):
+# exits 0 when that version of it is installed.
+_HAS_VERSION = ("import importlib.metadata as m, sys\n"
+                "try:\n    found = m.version(sys.argv[1])\n"
+                "except m.PackageNotFoundError:\n    sys.exit(1)\n"
+                "sys.exit(bool(sys.argv[2]) and found != sys.argv[2])")
+
 
 class PythonMissing(Exception):
     """A requested version cannot be run or set up; the message is one line for the user."""
@@ -158,16 +165,19 @@ def ensure(version: str, install: bool = True,
 
 def _ensure_peers(version: str, python: Path, packages: tuple[str, ...],
                   install: bool) -> None:
-    """pip install the pinned `packages` that `python` cannot import yet."""
-    missing = [name for name in packages
-               if subprocess.run([str(python), "-c", f"import {name}"], capture_output=True,
+    """pip install the `packages` whose pinned version `python` does not have installed
+    (asked of the distribution's metadata: an uninstall can leave a folder that imports)."""
+    requirements = {name: pinned().get(name, name) for name in packages}
+    missing = [name for name, line in requirements.items()
+               if subprocess.run([str(python), "-c", _HAS_VERSION, name,
+                                  line.partition("==")[2]], capture_output=True,
                                  cwd=ROOT).returncode != 0]
     if not missing:
         return
     if not install:
         raise PythonMissing(f"benchmarks: --pythons {version}: {', '.join(missing)} not "
                             "installed there and --no-install was given; its rows are left out")
-    step = [str(python), "-m", "pip", "install", "-q", *(pinned().get(n, n) for n in missing)]
+    step = [str(python), "-m", "pip", "install", "-q", *(requirements[n] for n in missing)]
     done = subprocess.run(step, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         last = ((done.stderr or done.stdout).strip().splitlines() or ["no output"])[-1]

@@ -7,8 +7,10 @@ measures and reports, never how fast anything is.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,6 +104,18 @@ def test_pythons_without_the_qactuar_server_says_so(capsys: pytest.CaptureFixtur
     args = driver.parse_args(["--pythons", "3.12", "--servers", "granian"])
     assert driver.add_python_rows(args) == {} and args.servers == ["granian"]
     assert "no rows added" in capsys.readouterr().err
+
+
+def test_a_peer_counts_as_installed_only_at_its_pinned_version() -> None:
+    """What decides whether a version's venv needs `pip install granian==...`: the installed
+    distribution's version, not whether something by that name imports."""
+    def installed(name: str, pinned: str) -> bool:
+        return subprocess.run([sys.executable, "-c", pythons._HAS_VERSION, name, pinned],
+                              capture_output=True).returncode == 0
+
+    assert installed("pytest", importlib.metadata.version("pytest")) and installed("pytest", "")
+    assert not installed("pytest", "0.0.1")
+    assert not installed("no-such-distribution-here", "")
 
 
 def test_the_interpreters_are_found_as_ci_finds_them() -> None:
