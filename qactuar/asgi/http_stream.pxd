@@ -5,6 +5,14 @@ from qactuar.server_state cimport ServerState
 
 # The response phases: module-level C ints.
 cdef int _AWAITING_START, _STARTED, _SENDING_BODY, _AWAITING_TRAILERS, _COMPLETE, _UNANSWERED
+# The module's other constants read per request, C globals too: on Python 3.12+ a
+# module global costs a dict look-up at each use (3.11 caches it by dict version).
+cdef int _PLAIN, _CONTENT_LENGTH, _DROPPED, _CONNECTION, _DATE, _SERVER
+cdef dict _SPECIAL_HEADERS, _CHECKED_PAIRS
+cdef Py_ssize_t _CHECKED_PAIRS_LIMIT, _CHECKED_PAIR_SIZE
+cdef object _Task
+cdef str _TASK_NAME
+cdef bint EAGER_START, _eager_step_running
 
 
 cdef class HTTPStream

@@ -8,6 +8,12 @@ from qactuar.asgi.router cimport Mount
 from qactuar.limits cimport Limits
 from qactuar.server_state cimport ServerState
 
+# Module constants read per request: C globals (on Python 3.12+ a module global
+# costs a dict look-up at each use).
+cdef int _PERCENT, _QUERY, _FRAGMENT
+cdef dict _VALID_HOSTS
+cdef Py_ssize_t _VALID_HOSTS_LIMIT
+
 
 @cython.locals(limits=Limits, view=object, raw_path=bytes, query=bytes, path=str, root_path=str,
                scope=dict, mount=Mount)

@@ -2,12 +2,19 @@
 # of slots, and C calls for the methods the request path calls on itself.
 # Numbers that come from a client (Content-Length) stay Python ints.
 from qactuar.asgi.http_stream cimport HTTPStream, ResponseSink
+from qactuar.asgi.request_head cimport request_scope
 from qactuar.limits cimport Limits
 from qactuar.server_state cimport ServerState
 
 
 # The parse phases: module-level C ints.
 cdef int _IDLE, _HEAD, _BODY, _STOPPED
+# The module's other constants read per request, C globals too: on Python 3.12+ a
+# module global costs a dict look-up at each use (3.11 caches it by dict version).
+cdef int _HOST, _CONNECTION, _TRANSFER_ENCODING, _CONTENT_LENGTH, _EXPECT, _FORWARDED, _UPGRADE
+cdef dict _LENGTH_LINES, _FIELD_NAMES, _METHODS, _FILE_EXTENSIONS, _REQUEST_HEADER_KINDS
+cdef list _NO_HEADERS
+cdef Py_ssize_t _GATHER_LIMIT, _FIELD_NAMES_LIMIT
 
 
 cdef class _Request(HTTPStream):
