@@ -3,8 +3,14 @@
 # other per request.  Whatever H2Connection, the WebSocket seam or a timer calls
 # stays a Python-callable method (def or cpdef).
 from qactuar.asgi.http_stream cimport HTTPStream, ResponseSink
+from qactuar.asgi.request_head cimport request_scope
 from qactuar.protocols.h2_connection cimport H2Connection
 from qactuar.server_state cimport ServerState
+
+# Module constants read per stream: C globals (on Python 3.12+ a module global costs a
+# dict look-up at each use).
+cdef bytes _SERVER_VALUE
+cdef dict _STATUS_BYTES, _EXTENSIONS
 
 
 cdef class _FloodMeter:
