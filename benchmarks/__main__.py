@@ -130,7 +130,7 @@ def add_python_rows(args: argparse.Namespace) -> dict[str, str]:
             print(missing, file=sys.stderr, flush=True)
             continue
         for base in ("qactuar", *peers):
-            name = f"{base} ({version})"
+            name = servers.version_row(base, version)
             servers.add_server_under(base, name, found.python)
             rows[name] = f"Python {found.full_version} ({found.python})"
             added.setdefault(base, []).append(name)

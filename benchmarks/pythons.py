@@ -150,11 +150,7 @@ def ensure(version: str, install: bool = True,
              [str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"],
              [str(python), "-m", "pip", "install", "-q", "-e", str(ROOT), *requirements]]
     for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, cwd=ROOT)
-        if done.returncode != 0:
-            last = ((done.stderr or done.stdout).strip().splitlines() or ["no output"])[-1]
-            raise PythonMissing(f"benchmarks: --pythons {version}: {' '.join(step[1:4])} "
-                                f"failed ({last})")
+        _run_step(version, step, " ".join(step[1:4]))
     found = _checked(python)
     if found is None or not found[1]:
         raise PythonMissing(f"benchmarks: --pythons {version}: {venv} does not import "
@@ -177,9 +173,13 @@ def _ensure_peers(version: str, python: Path, packages: tuple[str, ...],
     if not install:
         raise PythonMissing(f"benchmarks: --pythons {version}: {', '.join(missing)} not "
                             "installed there and --no-install was given; its rows are left out")
-    step = [str(python), "-m", "pip", "install", "-q", *(requirements[n] for n in missing)]
+    _run_step(version, [str(python), "-m", "pip", "install", "-q",
+                        *(requirements[n] for n in missing)], f"pip install {' '.join(missing)}")
+
+
+def _run_step(version: str, step: list[str], what: str) -> None:
+    """Run one set-up command; PythonMissing with its last output line if it fails."""
     done = subprocess.run(step, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         last = ((done.stderr or done.stdout).strip().splitlines() or ["no output"])[-1]
-        raise PythonMissing(f"benchmarks: --pythons {version}: pip install "
-                            f"{' '.join(missing)} failed ({last})")
+        raise PythonMissing(f"benchmarks: --pythons {version}: {what} failed ({last})")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.servers import BASELINE, PEERS_PER_PYTHON
+from benchmarks.servers import BASELINE, PEERS_PER_PYTHON, version_row
 
 # Per measurement kind: the headline metric and whether more of it is better.
 HEADLINE = {"wrk": ("rps", True), "h2": ("rps", True), "ws": ("mps", True),
@@ -254,7 +254,7 @@ RATIO_TARGETS = [("hello", "uvicorn", 1.6), ("hello", "granian", 1.0),
                  ("fastapi", "granian", 1.2), ("django", "granian", 1.0),
                  ("ws-echo", "granian", 1.4), ("ws-echo-4k", "granian", 1.4),
                  ("hello", "limit", 0.6)]
-# The rows of --pythons: "qactuar (3.12)" -> "3.12".
+# The rows of --pythons (servers.version_row): "qactuar (3.12)" -> "3.12".
 _VERSION_ROW = re.compile(r"qactuar \((\d+\.\d+)\)\Z")
 MAX_IDLE_BYTES = 4096
 
@@ -302,11 +302,11 @@ def target_lines(results: Results) -> list[str]:
     # Each --pythons version against the peers run under the same version.
     rows = dict.fromkeys(name for entry in results.values() for name in entry["servers"])
     for version in [m[1] for m in map(_VERSION_ROW.match, rows) if m]:
-        lines += [ratio_target_line(results, scenario, f"{other} ({version})", minimum,
-                                    mine=f"qactuar ({version})")
+        lines += [ratio_target_line(results, scenario, version_row(other, version), minimum,
+                                    mine=version_row("qactuar", version))
                   for scenario, other, minimum in RATIO_TARGETS
                   if scenario in results and other in PEERS_PER_PYTHON
-                  and f"{other} ({version})" in rows]
+                  and version_row(other, version) in rows]
     for scenario, entry in results.items():
         servers = entry["servers"]
         if entry["kind"] != "wrk" or "qactuar" not in servers or BASELINE not in servers:

@@ -189,6 +189,11 @@ SERVERS: dict[str, ServerSpec] = {spec.name: spec for spec in [
 PEERS_PER_PYTHON = ("granian", "limit")
 
 
+def version_row(base: str, version: str) -> str:
+    """The row name of server `base` under Python `version` (--pythons): "granian (3.12)"."""
+    return f"{base} ({version})"
+
+
 def add_server_under(base: str, name: str, python: str) -> ServerSpec:
     """Register server `base` run by `python` instead of the driver's interpreter as the
     server `name` (--pythons: "qactuar (3.12)", "granian (3.12)").  Every command line
