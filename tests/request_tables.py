@@ -181,6 +181,10 @@ APP_MISTAKES = [
     pytest.param("/unknown-type", True, CLEAN_500, (), id="unknown-message-type"),
     pytest.param("/not-a-mapping", True, CLEAN_500, (), id="message-not-a-mapping"),
     pytest.param("/str-body", False, CLEAN_500_OR_ABORTED, (b"a str body",), id="str-body"),
+    pytest.param("/bad-length", True, CLEAN_500, (b"1x",), id="content-length-not-digits"),
+    # Both values valid alone (and remembered from earlier answers): they differ.
+    pytest.param("/differing-lengths", True, CLEAN_500, (b"12345",),
+                 id="content-length-twice-differing"),
     # content-length 10 and one final body of 5 bytes: nothing is on the wire yet.
     pytest.param("/short-body", False, CLEAN_500, (b"12345",), id="short-body-in-one-message"),
     # The head is out when the app ends the body 5 bytes short.

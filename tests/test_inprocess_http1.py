@@ -65,6 +65,21 @@ def test_a_request_is_answered_and_the_connection_kept(misbehaving: InProcessSer
     assert connection.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").endswith(b"Hello, world!")
 
 
+def test_header_pairs_are_written_alike_first_seen_remembered_or_past_the_bound(
+        misbehaving: InProcessServer) -> None:
+    """The server remembers the header pairs it has checked, their lines and their
+    Content-Length values, up to 1,024 each: a pair (a tuple or a list) is written
+    the same the first time, once remembered, and past the bound (1,100 values)."""
+    connection = misbehaving.connect()
+    for number in [*range(1100), 0, 1099]:
+        head, _, body = connection.send(get(f"/header-pairs?v={number}")).partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        assert lines[0] == b"HTTP/1.1 200 OK"
+        assert lines[1:4] == [b"x-tuple: yes", b"x-list: yes", b"x-value: %d" % number]
+        assert b"content-length: 5" in lines and body == b"pairs"
+    assert misbehaving.tracebacks() == []
+
+
 def test_a_request_split_into_single_bytes_is_answered(misbehaving: InProcessServer) -> None:
     connection: Connection = misbehaving.connect()
     body = b"0123456789"

@@ -8,7 +8,7 @@ cdef int _AWAITING_START, _STARTED, _SENDING_BODY, _AWAITING_TRAILERS, _COMPLETE
 # The module's other constants read per request, C globals too: on Python 3.12+ a
 # module global costs a dict look-up at each use (3.11 caches it by dict version).
 cdef int _PLAIN, _CONTENT_LENGTH, _DROPPED, _CONNECTION, _DATE, _SERVER
-cdef dict _SPECIAL_HEADERS, _CHECKED_PAIRS
+cdef dict _SPECIAL_HEADERS, _CHECKED_PAIRS, _CONTENT_LENGTHS
 cdef Py_ssize_t _CHECKED_PAIRS_LIMIT, _CHECKED_PAIR_SIZE
 cdef object _Task
 cdef str _TASK_NAME
@@ -41,6 +41,7 @@ cdef class HTTPStream:
     cdef public bint _app_running, _trailers_expected, _body_discarded, _slot_held
     cdef public bint has_date, has_server, has_length, close_connection
 
+    cdef setup(self, ResponseSink sink, dict scope, object app, ServerState host)
     cpdef start(self, bint eager=*)
     cpdef end_body(self)
     cpdef _complete(self)

@@ -76,6 +76,9 @@ _SPECIAL_HEADERS = {
 _CHECKED_PAIRS: dict[tuple[bytes, bytes], int] = {}
 _CHECKED_PAIRS_LIMIT = 1024
 _CHECKED_PAIR_SIZE = 256
+# Content-Length values apps sent before, as ints: int(bytes) costs more than
+# the rest of the header's handling.  Bounded like _CHECKED_PAIRS.
+_CONTENT_LENGTHS: dict[bytes, int] = {}
 
 
 def checked_header(pair: Any) -> tuple[bytes, bytes]:
@@ -191,6 +194,13 @@ class HTTPStream:
 
     def __init__(self, sink: ResponseSink, scope: dict[str, Any], app: Any,
                  host: StreamHost) -> None:
+        self.setup(sink, scope, app, host)
+
+    def setup(self, sink: ResponseSink, scope: dict[str, Any], app: Any,
+              host: StreamHost) -> None:
+        """What __init__ does, for a stream made by `__new__`: compiled, the
+        protocols make their streams so, a C call instead of a type call that
+        parses four arguments (about 600 instructions a request)."""
         self.sink = sink
         self.scope = scope
         self.app = app
@@ -477,22 +487,34 @@ class HTTPStream:
                 kind = None
             if kind is None:
                 name, value = checked_header(pair)
+                if type(pair) is not tuple:  # a list; a tuple stays: the key found by identity
+                    pair = (name, value)
                 kind = _SPECIAL_HEADERS.get(name.lower(), _PLAIN)
                 if (len(_CHECKED_PAIRS) < _CHECKED_PAIRS_LIMIT
                         and len(name) + len(value) <= _CHECKED_PAIR_SIZE):
-                    _CHECKED_PAIRS[name, value] = kind
+                    _CHECKED_PAIRS[pair] = kind
             elif kind == _PLAIN:
                 headers.append(pair)
                 continue
             else:
+                # A tuple (found in the dict); kept as it is, so the protocol's
+                # own look-ups of it (HTTP/1.1's header lines) find it by identity.
                 name, value = pair
             if kind:
                 special = kind
                 if special == _CONTENT_LENGTH:
-                    if not value.isdigit() or (content_length is not None
-                                               and int(value) != content_length):
+                    lengths: dict = _CONTENT_LENGTHS
+                    length = lengths.get(value)
+                    if length is None:
+                        if not value.isdigit():
+                            raise RuntimeError(
+                                f"ASGI app sent an invalid content-length {value!r}")
+                        length = int(value)
+                        if len(lengths) < _CHECKED_PAIRS_LIMIT and len(value) <= 20:
+                            lengths[value] = length
+                    if content_length is not None and length != content_length:
                         raise RuntimeError(f"ASGI app sent an invalid content-length {value!r}")
-                    content_length = int(value)
+                    content_length = length
                     if status == 204:
                         continue  # a 204 never carries Content-Length
                 elif special == _DROPPED:
@@ -505,7 +527,7 @@ class HTTPStream:
                     has_date = True
                 else:
                     has_server = True
-            headers.append((name, value))
+            headers.append(pair)
         self.status = status
         self.headers = headers
         self._body_discarded = (status == 204 or status == 304

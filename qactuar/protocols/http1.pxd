@@ -12,9 +12,9 @@ cdef int _IDLE, _HEAD, _BODY, _STOPPED
 # The module's other constants read per request, C globals too: on Python 3.12+ a
 # module global costs a dict look-up at each use (3.11 caches it by dict version).
 cdef int _HOST, _CONNECTION, _TRANSFER_ENCODING, _CONTENT_LENGTH, _EXPECT, _FORWARDED, _UPGRADE
-cdef dict _LENGTH_LINES, _FIELD_NAMES, _METHODS, _FILE_EXTENSIONS, _REQUEST_HEADER_KINDS
+cdef dict _LENGTH_LINES, _HEADER_LINES, _FIELD_NAMES, _METHODS, _FILE_EXTENSIONS, _REQUEST_HEADER_KINDS
 cdef list _NO_HEADERS
-cdef Py_ssize_t _GATHER_LIMIT, _FIELD_NAMES_LIMIT
+cdef Py_ssize_t _GATHER_LIMIT, _FIELD_NAMES_LIMIT, _HEADER_LINES_LIMIT, _HEADER_LINE_SIZE
 
 
 cdef class _Request(HTTPStream):

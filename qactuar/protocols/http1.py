@@ -42,6 +42,12 @@ CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Content-Length lines by size: formatting one costs more than a lookup, and
 # apps answer with the same few sizes over and over.
 _LENGTH_LINES: dict[int, bytes] = {}
+# Response header lines by (name, value) pair: apps send the same few pairs over
+# and over.  One line per pair joins faster than four parts; bounded, never
+# evicting, so pairs with ever new values cannot grow it.
+_HEADER_LINES: dict[tuple[bytes, bytes], bytes] = {}
+_HEADER_LINES_LIMIT = 1024
+_HEADER_LINE_SIZE = 260
 # Between requests the protocol holds no header list (on_header fills a new one
 # per request and never appends outside a request head).
 _NO_HEADERS: list[tuple[bytes, bytes]] = []
@@ -636,7 +642,8 @@ class HTTP1Protocol(ResponseSink):
             self._websocket = (scope, app)
             return
         self._headers = _NO_HEADERS  # the scope has them; an idle connection keeps none
-        request = _Request(self, scope, app, state)
+        request: _Request = _Request.__new__(_Request)  # see HTTPStream.setup
+        request.setup(self, scope, app, state)
         request.keep_alive = keep_alive
         request.expect_continue = expect_continue
         request.continue_sent = False
@@ -731,8 +738,15 @@ class HTTP1Protocol(ResponseSink):
         no_body = request.head_only or status == 204 or status == 304
         chunked = False
         parts = [state.status_lines.get(status) or state.status_line(status)]
-        for name, value in stream.headers:
-            parts += (name, b": ", value, b"\r\n")
+        lines: dict = _HEADER_LINES
+        for pair in stream.headers:  # tuples of bytes (HTTPStream._accept_start)
+            line = lines.get(pair)
+            if line is None:
+                name, value = pair
+                line = b"%s: %s\r\n" % (name, value)
+                if len(lines) < _HEADER_LINES_LIMIT and len(line) <= _HEADER_LINE_SIZE:
+                    lines[pair] = line
+            parts.append(line)
         if not stream.has_date and not stream.has_server:
             parts.append(state.date_and_server_lines)
         else:

@@ -2,6 +2,7 @@
 # slots, and C calls for what a stream's sink and the connection call on each
 # other per request.  Whatever H2Connection, the WebSocket seam or a timer calls
 # stays a Python-callable method (def or cpdef).
+cimport cython
 from qactuar.asgi.http_stream cimport HTTPStream, ResponseSink
 from qactuar.asgi.request_head cimport request_scope
 from qactuar.protocols.h2_connection cimport H2Connection
@@ -52,6 +53,7 @@ cdef class H2Protocol:
     cpdef on_request(self, long long stream_id, object fields, bint ended)
     cpdef on_data(self, long long stream_id, bytes data, long long flow_length, bint ended)
     cpdef _malformed(self, long long stream_id, object problem)
+    @cython.locals(stream=HTTPStream)
     cpdef _start_stream(self, long long stream_id, tuple head, bint ended)
     cpdef _on_data(self, long long stream_id, bytes data, long long flow_length)
     cpdef _on_request_end(self, long long stream_id)

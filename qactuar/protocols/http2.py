@@ -423,7 +423,8 @@ class H2Protocol:
             else:
                 self._start_websocket(sink, scope, app)
                 return
-        stream = HTTPStream(sink, scope, app, state)
+        stream = HTTPStream.__new__(HTTPStream)  # see HTTPStream.setup
+        stream.setup(sink, scope, app, state)
         sink.stream = stream
         if sink.request_ended:
             stream.end_body()

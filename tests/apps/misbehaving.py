@@ -17,6 +17,10 @@ Paths not listed here are answered by `apps.basic:app` (/hello, /echo, /sleep ..
   /short-body-streamed  the same, in two body messages (the head is out first)
   /long-body          declares content-length 10, sends 15 bytes
   /no-response        returns without sending anything
+  /bad-length         declares content-length "1x"
+  /differing-lengths  declares content-length twice, 10 and 5
+  /header-pairs?v=V   a valid response whose header pairs are a tuple, a list and one
+                      with the value V: "x-tuple: yes", "x-list: yes", "x-value: V"
   /cancellable?file=F&started=S
                       writes S when it starts, then sleeps; writes "cancelled" to F when it
                       gets CancelledError (and re-raises it)
@@ -119,5 +123,16 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await asyncio.sleep(float(query.get("s", "1")))
         await _start(send, headers=[(b"content-type", b"text/plain")])
         await send({"type": "http.response.body", "body": b"slept"})
+    elif path == "/bad-length":
+        await _start(send, headers=[(b"content-length", b"1x")])
+        await send({"type": "http.response.body", "body": b"1"})
+    elif path == "/differing-lengths":
+        await _start(send, headers=[(b"content-length", b"10"), (b"content-length", b"5")])
+        await send({"type": "http.response.body", "body": b"12345"})
+    elif path == "/header-pairs":
+        value = query.get("v", "").encode()
+        await _start(send, headers=[(b"x-tuple", b"yes"), [b"x-list", b"yes"],
+                                    (b"x-value", value), (b"content-length", b"5")])
+        await send({"type": "http.response.body", "body": b"pairs"})
     else:
         await basic_app(scope, receive, send)
