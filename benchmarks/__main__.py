@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from subprocess import SubprocessError
 
-from benchmarks import environment, pythons, servers, wrk
+from benchmarks import before, environment, pythons, servers, wrk
 from benchmarks.measure import MEASUREMENTS, Settings
 from benchmarks.process import ServerFailed, cpu_list, raise_nofile
 from benchmarks.report import Results, ServerResult, console_report, write_outputs
@@ -25,6 +25,8 @@ from benchmarks.scenarios import QUICK_SCENARIOS, SCENARIOS
 from benchmarks.servers import SERVERS
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# Where a --before run writes unless --output says: not over the published results.
+BEFORE_RESULTS_DIR = Path(__file__).resolve().parent / "build" / "before-results"
 
 
 def _names(text: str, known: Mapping[str, object], what: str) -> list[str]:
@@ -85,11 +87,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "... in the same run, so that each version compares servers on the same Python; "
         "each gets a venv under benchmarks/build/ with qactuar compiled and granian "
         "installed (made on first use)"))
+    parser.add_argument("--before", metavar="REF", help=(
+        "also run qactuar as it was at git commit REF (e.g. HEAD, main~1), as a row "
+        "'qactuar [<commit>]' beside each qactuar row, in the same rounds: a change's "
+        "before/after in one run. REF is checked out and compiled under "
+        "benchmarks/build/before-<commit>; results go to benchmarks/build/before-results "
+        "unless --output is given"))
     parser.add_argument("--no-install", action="store_true",
                         help="do not pip/apt-get install missing peers or load tools")
-    parser.add_argument("--output", type=Path, default=RESULTS_DIR,
+    parser.add_argument("--output", type=Path,
                         help="directory for latest.json/.md/.svg (default benchmarks/results)")
     args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = BEFORE_RESULTS_DIR if args.before else RESULTS_DIR
     if args.quick:
         given = set(argv if argv is not None else sys.argv[1:])
         if not any(a.startswith("--scenarios") for a in given):
@@ -171,6 +181,25 @@ def run(args: argparse.Namespace, settings: Settings) -> Results:
     return results
 
 
+def add_before_rows(args: argparse.Namespace) -> dict[str, str]:
+    """The rows of --before: a twin of each qactuar row running the commit, put in
+    args.servers right after it; row name -> what the report says of it."""
+    if not args.before:
+        return {}
+    rows = before.qactuar_rows(args.servers)
+    if not rows:
+        print("benchmarks: --before adds rows beside the qactuar rows, which --servers "
+              "leaves out: no rows added", file=sys.stderr, flush=True)
+        return {}
+    try:
+        commit, twins = before.add_rows(args.before, rows, install=not args.no_install)
+    except before.BeforeFailed as failed:
+        raise SystemExit(str(failed)) from None
+    for name in rows:
+        args.servers.insert(args.servers.index(name) + 1, before.row_name(name, commit))
+    return twins
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -192,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.qactuar_python:
         servers.qactuar_python = args.qactuar_python
     python_rows = add_python_rows(args)
+    before_rows = add_before_rows(args)
     nofile = raise_nofile()
     if "idle-memory" in args.scenarios and nofile < args.connections + 100:
         raise SystemExit(f"benchmarks: open-files limit {nofile} is below "
@@ -210,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "idle_connections": args.connections, "startup_samples": settings.startup_samples,
         "server_cpu": args.server_cpu, "load_cpu": args.load_cpu,
         "qactuar_python": getattr(args, "qactuar_python_version", None),
-        "qactuar_pythons": python_rows})
+        "qactuar_pythons": python_rows, "qactuar_before": before_rows})
     print(f"benchmarks: scenarios {', '.join(args.scenarios)}; servers "
           f"{', '.join(args.servers)}; {args.rounds} round(s)", flush=True)
     try:

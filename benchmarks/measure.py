@@ -195,7 +195,7 @@ def measure_startup(spec: ServerSpec, scenario: Scenario, settings: Settings,
 
     Each server starts as installed: with the bytecode of its Python files (see
     `byte_compile`), compiled by the interpreter it runs under."""
-    byte_compile(spec.command(scenario.app, 0, scenario.variant)[0])
+    byte_compile(spec.command(scenario.app, 0, scenario.variant)[0], spec.source)
     samples = []
     for sample in range(settings.startup_samples):
         with ServerProcess(spec, scenario.app, settings.server_cpu,

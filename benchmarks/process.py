@@ -61,14 +61,16 @@ def raise_nofile(wanted: int = NOFILE) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def child_env() -> dict[str, str]:
-    """The servers' environment: the benchmarks importable, no stray QACTUAR_* settings."""
+def child_env(source: Path | None = None) -> dict[str, str]:
+    """The servers' environment: the benchmarks importable (from `source` when given, a
+    commit's worktree, else this checkout), no stray QACTUAR_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QACTUAR_")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(ROOT), env.get("PYTHONPATH")] if p)
+    paths = [str(source) if source else None, str(ROOT), env.get("PYTHONPATH")]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     return env
 
 
-def byte_compile(python: str) -> None:
+def byte_compile(python: str, source: Path | None = None) -> None:
     """Write the bytecode of this checkout's Python files (qactuar/, benchmarks/) for `python`.
 
     The servers import qactuar and the benchmark apps from this checkout (PYTHONPATH),
@@ -78,8 +80,9 @@ def byte_compile(python: str) -> None:
     neither `pip install .` nor a second run outside that setting has. Best effort: a
     read-only checkout is measured as it is.
     """
-    subprocess.run([python, "-m", "compileall", "-q", str(ROOT / "qactuar"),
-                    str(ROOT / "benchmarks")], cwd=ROOT, stdout=subprocess.DEVNULL,
+    root = source or ROOT
+    subprocess.run([python, "-m", "compileall", "-q", str(root / "qactuar"),
+                    str(root / "benchmarks")], cwd=root, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, check=False, timeout=300)
 
 
@@ -105,9 +108,12 @@ class ServerProcess:
                    *self.spec.command(self.app, self.port, self.variant)]
         with open(self.log_path, "wb") as log:
             self.started_at = time.perf_counter()
-            self.popen = subprocess.Popen(command, cwd=ROOT, env=child_env(), stdout=log,
-                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          start_new_session=True)
+            # `python -m` puts its working directory first on sys.path: a worktree's
+            # server (--baseline) must start in it to import its own qactuar.
+            source = self.spec.source
+            self.popen = subprocess.Popen(command, cwd=source or ROOT, env=child_env(source),
+                                          stdout=log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, start_new_session=True)
 
     def wait_ready(self, path: str = "/", timeout: float = READY_TIMEOUT) -> float:
         """Poll until a request is answered 200; return seconds since Popen."""

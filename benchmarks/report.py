@@ -169,6 +169,31 @@ def python_rows_note(meta: dict[str, Any]) -> list[str]:
             "servers under that version."]
 
 
+def before_lines(results: Results, meta: dict[str, Any]) -> list[str]:
+    """--before: each qactuar row's headline median over its twin's at the commit, and
+    the ratio of each round (the two ran next to each other in it)."""
+    twins = meta["settings"].get("qactuar_before") or {}
+    if not twins:
+        return []
+    lines = [f"Before/after, against {'; '.join(dict.fromkeys(twins.values()))}: the working "
+             "tree's median over the commit's:"]
+    for scenario, entry in results.items():
+        metric = headline(entry)
+        for twin in twins:
+            now = twin.rsplit(" [", 1)[0]
+            r = ratio(results, scenario, now, twin)
+            if r is None:
+                continue
+            pairs = zip(entry["servers"][now].rounds, entry["servers"][twin].rounds,
+                        strict=False)
+            each = " ".join(f"{a[metric] / b[metric]:.2f}" for a, b in pairs
+                            if metric in a and b.get(metric))
+            lower = " (lower is better)" if metric.endswith(("_ms", "_per_conn")) else ""
+            lines.append(f"  {scenario}, {now}: {r:.3f} x by {metric}{lower}; "
+                         f"per round {each}")
+    return [*lines, ""]
+
+
 def console_report(results: Results, meta: dict[str, Any]) -> str:
     lines = [_meta_line(meta), *python_rows_note(meta), ""]
     for scenario, entry in results.items():
@@ -184,6 +209,7 @@ def console_report(results: Results, meta: dict[str, Any]) -> str:
             lines += [f"  {name} FAILED: {why}" for why in dict.fromkeys(result.failures)]
         lines += cpu_notes(entry)
         lines.append("")
+    lines += before_lines(results, meta)
     lines += ["Targets (qactuar):", *target_lines(results)]
     return "\n".join(lines)
 

@@ -1,5 +1,6 @@
 """`python -m benchmarks` itself: the h2-tls scenario's certificate and check, the rows of
-`--pythons`, and the static-file scenario's figure of merit (req per server CPU-second).
+`--pythons` and of `--before`, and the static-file scenario's figure of merit (req per
+server CPU-second).
 
 Real servers, real load tools, runs of a second: the tests check what the benchmark
 measures and reports, never how fast anything is.
@@ -22,9 +23,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import __main__ as driver  # noqa: E402
-from benchmarks import environment, pythons, report, servers, tls_cert  # noqa: E402
+from benchmarks import before, environment, pythons, report, servers, tls_cert  # noqa: E402
 from benchmarks.measure import Settings  # noqa: E402
-from benchmarks.process import ROOT, ServerFailed, ServerProcess, byte_compile  # noqa: E402
+from benchmarks.process import (  # noqa: E402
+    ROOT,
+    ServerFailed,
+    ServerProcess,
+    byte_compile,
+    child_env,
+)
 from benchmarks.scenarios import SCENARIOS  # noqa: E402
 
 needs_load_tools = pytest.mark.skipif(
@@ -231,3 +238,63 @@ def test_the_startup_scenario_starts_qactuar_from_its_bytecode() -> None:
     cached.unlink(missing_ok=True)
     byte_compile(sys.executable)
     assert cached.is_file()
+
+
+def test_before_runs_the_commit_from_its_worktree(tmp_path: Path) -> None:
+    """--before: the commit checked out in a worktree, and its twin row's server started
+    there, importing that checkout's qactuar and apps (this test does not compile it: a
+    worktree without .so files runs pure Python)."""
+    commit, tree = before.checkout("HEAD", tmp_path)
+    twin = ""
+    try:
+        head = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short=10", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        assert head == commit
+        twin = before.add_twin("qactuar", commit, tree)
+        assert twin == f"qactuar [{commit}]"
+        spec = servers.SERVERS[twin]
+        assert spec.base == "qactuar" and spec.source == tree
+        with ServerProcess(spec, "benchmarks.apps:hello", "0", "test-before") as server:
+            server.wait_ready()
+            SCENARIOS["hello"].verify(server.port)
+            assert server.popen is not None  # taskset runs the server in its own process
+            pid = server.popen.pid
+            assert Path(f"/proc/{pid}/cwd").resolve() == tree.resolve()
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            pythonpath = next(v for v in environ if v.startswith(b"PYTHONPATH="))
+            assert pythonpath.split(b"=", 1)[1].split(b":")[0] == str(tree).encode()
+        # What a server started so imports: the worktree's qactuar and apps, not ours.
+        imported = subprocess.run(
+            [sys.executable, "-c", "import qactuar, benchmarks.apps as apps; "
+             "print(qactuar.__file__); print(apps.__file__)"],
+            cwd=tree, env=child_env(tree), capture_output=True, text=True, check=True)
+        for path in imported.stdout.split():
+            assert Path(path).resolve().is_relative_to(tree.resolve()), path
+    finally:
+        servers.SERVERS.pop(twin, None)
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
+                       capture_output=True, check=False)
+
+
+def test_before_names_a_bad_commit_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(before.BeforeFailed, match=r"^benchmarks: --before: git rev-parse"):
+        before.checkout("no-such-commit-anywhere", tmp_path)
+
+
+def test_the_before_lines_compare_each_row_with_its_twin_round_by_round() -> None:
+    twin = "qactuar [0123456789]"
+    results: report.Results = {
+        "hello": {"title": "hello", "kind": "wrk", "servers": {
+            "qactuar": report.ServerResult(rounds=[{"rps": 110.0}, {"rps": 100.0}]),
+            twin: report.ServerResult(rounds=[{"rps": 100.0}, {"rps": 100.0}])}},
+        "startup": {"title": "start-up", "kind": "startup", "servers": {
+            "qactuar": report.ServerResult(rounds=[{"startup_ms": 90.0}]),
+            twin: report.ServerResult(rounds=[{"startup_ms": 100.0}])}}}
+    meta = {"settings": {"qactuar_before": {twin: "qactuar at 0123456789 (a change)"}}}
+    lines = report.before_lines(results, meta)
+    assert lines[0] == ("Before/after, against qactuar at 0123456789 (a change): the "
+                        "working tree's median over the commit's:")
+    assert "  hello, qactuar: 1.050 x by rps; per round 1.10 1.00" in lines
+    assert ("  startup, qactuar: 0.900 x by startup_ms (lower is better); per round 0.90"
+            in lines)
+    assert report.before_lines(results, {"settings": {}}) == []

@@ -6,6 +6,7 @@ Commands are run as written (see docs_commands.py), on a free port.
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import re
 import shlex
@@ -41,7 +42,7 @@ RUN_BLOCKS = {
     ("tls-http2.md", "bash"): 1,
     ("websocket.md", "python"): 2,
     ("frameworks.md", "bash"): 1, ("frameworks.md", "python"): 4,
-    ("benchmarks.md", "bash"): 1,
+    ("benchmarks.md", "bash"): 2, ("benchmarks.md", "text"): 1,
 }
 
 
@@ -321,13 +322,18 @@ def test_frameworks_examples_commands(tmp_path: Path) -> None:
 # -- benchmarks.md -------------------------------------------------------------------------
 
 
-def test_benchmark_commands_are_accepted_by_the_benchmark_script() -> None:
-    # Parsing only: the benchmarks themselves are never run by the tests.
+def _benchmarks_module(name: str) -> Any:
+    """benchmarks.<name>, imported from the checkout (not an installed package)."""
     sys.path.insert(0, str(ROOT))
     try:
-        from benchmarks.__main__ import parse_args
+        return importlib.import_module(f"benchmarks.{name}")
     finally:
         sys.path.remove(str(ROOT))
+
+
+def test_benchmark_commands_are_accepted_by_the_benchmark_script() -> None:
+    # Parsing only: the benchmarks themselves are never run by the tests.
+    parse_args = _benchmarks_module("__main__").parse_args
     lines = lines_of(code_blocks("benchmarks.md", "bash")[0])
     assert len(lines) == 3
     parsed: list[Any] = []
@@ -337,6 +343,33 @@ def test_benchmark_commands_are_accepted_by_the_benchmark_script() -> None:
         parsed.append(parse_args(words[3:]))
     assert parsed[1].rounds == 1 and parsed[1].duration == 2
     assert parsed[2].scenarios == ["hello", "10k"] and parsed[2].rounds == 5
+    # --before: the commit's rows beside ours, written apart from the published results.
+    (line,) = lines_of(code_blocks("benchmarks.md", "bash")[1])
+    words = shlex.split(line)
+    assert words[:3] == ["python", "-m", "benchmarks"]
+    before = parse_args(words[3:])
+    assert before.before == "HEAD" and before.rounds == 6
+    assert before.output == ROOT / "benchmarks" / "build" / "before-results"
+
+
+def test_the_before_lines_shown_are_the_report_s_format() -> None:
+    report = _benchmarks_module("report")
+    shown = lines_of(code_blocks("benchmarks.md", "text")[0])
+    assert len(shown) == 6
+    for line in shown:
+        match = re.fullmatch(r"(\S+), (qactuar(?: \(3\.\d+\))?): (\d\.\d{3}) x by rps; "
+                             r"per round((?: \d\.\d\d)+)", line.strip())
+        assert match, line
+        # Rebuilt by the report from rounds with these ratios, the line reads the same.
+        scenario, row, _, each = match.groups()
+        ratios = [float(r) for r in each.split()]
+        twin = f"{row} [0123456789]"
+        results = {scenario: {"title": scenario, "kind": "wrk", "servers": {
+            row: report.ServerResult(rounds=[{"rps": 1000.0 * r} for r in ratios]),
+            twin: report.ServerResult(rounds=[{"rps": 1000.0} for _ in ratios])}}}
+        meta = {"settings": {"qactuar_before": {twin: "qactuar at 0123456789"}}}
+        rebuilt = report.before_lines(results, meta)[1]
+        assert rebuilt.split(" x by")[1] == line.strip().split(" x by")[1]
 
 
 def test_benchmarks_page_shows_the_latest_results() -> None:
