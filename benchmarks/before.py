@@ -11,7 +11,8 @@ and reused), and its hot path compiled there for each interpreter that runs a
 qactuar row: the driver's own (or --qactuar-python) and each --pythons version's
 venv, which gets Cython and setuptools for it.  Every qactuar row then gets a
 twin, "qactuar [<sha>]" or "qactuar (3.12) [<sha>]", that imports qactuar and
-the benchmark apps from the worktree (first on PYTHONPATH).  This module must
+the benchmark apps from the worktree (its working directory, and first on
+PYTHONPATH).  This module must
 not run benchmarks.
 """
 
@@ -79,7 +80,6 @@ def row_name(name: str, commit: str) -> str:
 def add_twin(name: str, commit: str, tree: Path) -> str:
     """Register the twin of qactuar row `name` running the worktree's code; its name."""
     spec = SERVERS[name]
-
     twin = row_name(name, commit)
     SERVERS[twin] = replace(spec, name=twin, family=spec.base, source=tree)
     return twin
