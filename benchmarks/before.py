@@ -12,8 +12,7 @@ qactuar row: the driver's own (or --qactuar-python) and each --pythons version's
 venv, which gets Cython and setuptools for it.  Every qactuar row then gets a
 twin, "qactuar [<sha>]" or "qactuar (3.12) [<sha>]", that imports qactuar and
 the benchmark apps from the worktree (its working directory, and first on
-PYTHONPATH).  This module must
-not run benchmarks.
+PYTHONPATH).  This module must not run benchmarks.
 """
 
 from __future__ import annotations
@@ -33,12 +32,17 @@ class BeforeFailed(Exception):
     """The commit cannot be checked out or built; the message is one line for the user."""
 
 
-def _git(*args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+def _checked(command: list[str], what: str, cwd: Path = ROOT) -> str:
+    """Run one command and return its output; BeforeFailed with its last line if it fails."""
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise BeforeFailed(f"benchmarks: --before: git {' '.join(args)}: {last}")
+        last = ((done.stderr or done.stdout).strip().splitlines() or ["no output"])[-1]
+        raise BeforeFailed(f"benchmarks: --before: {what}: {last}")
     return done.stdout.strip()
+
+
+def _git(*args: str) -> str:
+    return _checked(["git", *args], f"git {' '.join(args)}")
 
 
 def checkout(ref: str, where: Path = BUILD) -> tuple[str, Path]:
@@ -60,16 +64,10 @@ def build(tree: Path, python: str, install: bool) -> None:
         if not install:
             raise BeforeFailed(f"benchmarks: --before: {python} has no Cython to build "
                                  "the commit with (and --no-install was given)")
-        _run([python, "-m", "pip", "install", "--quiet", *BUILD_REQUIREMENTS], ROOT, python)
-    _run([python, "setup.py", "--quiet", "build_ext", "--inplace", "-j", "2"], tree, python)
-
-
-def _run(command: list[str], cwd: Path, python: str) -> None:
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise BeforeFailed(f"benchmarks: --before: {' '.join(command[1:3])} under "
-                             f"{python} failed: {last}")
+        _checked([python, "-m", "pip", "install", "--quiet", *BUILD_REQUIREMENTS],
+                 f"pip install under {python} failed")
+    _checked([python, "setup.py", "--quiet", "build_ext", "--inplace", "-j", "2"],
+             f"building the commit under {python} failed", cwd=tree)
 
 
 def row_name(name: str, commit: str) -> str:

@@ -109,7 +109,7 @@ class ServerProcess:
         with open(self.log_path, "wb") as log:
             self.started_at = time.perf_counter()
             # `python -m` puts its working directory first on sys.path: a worktree's
-            # server (--baseline) must start in it to import its own qactuar.
+            # server (--before) must start in it to import its own qactuar.
             source = self.spec.source
             self.popen = subprocess.Popen(command, cwd=source or ROOT, env=child_env(source),
                                           stdout=log, stderr=subprocess.STDOUT,
