@@ -19,7 +19,7 @@ cdef class ServerState:
     cdef public object timer_context, deadlines
     cdef public object datagram_counters  # udp/counters.py, made when datagrams are served
     cdef public set connections, tasks
-    cdef public list pass_end_writers
+    cdef public list pass_end_writers, pending_starts
     cdef public dict parser_holders  # HTTP/1.1 connections holding a parser (http1.py)
     cdef public object parser_sweep
     cdef public dict _server_addresses, status_lines, http_scope

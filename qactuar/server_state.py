@@ -144,6 +144,9 @@ class ServerState:
         # HTTP/1.1 connections holding a whole response, to be written together once
         # this pass of the loop has run its ready tasks (write_at_pass_end).
         self.pass_end_writers: list[Any] = []
+        # HTTP/1.1 requests whose apps start in this pass's ready callback
+        # (asgi/http_stream.py, _start_pending), Python 3.12+.
+        self.pending_starts: list[Any] = []
         # Forwarded / X-Forwarded-* from trusted peers (proxy_headers.py); None when off.
         self.proxy: ProxyHeaders | None = ProxyHeaders(config) if config.PROXY_HEADERS else None
         self._server_addresses: dict[tuple[Any, ...], tuple[str, int]] = {}

@@ -195,6 +195,33 @@ def test_over_a_limit_is_refused_before_the_request_ends(
     check_refused_alone(responses, rest + connection.read_until_closed(), status)
 
 
+def test_a_request_refused_in_the_read_that_brought_it_never_runs_its_app() -> None:
+    """A chunked body over MAX_BODY_SIZE in the same read as its head: the request
+    is started when its head ends, but the 413 goes out before the app's first step
+    would run (a Task not yet stepped on 3.11; on 3.12+ a start waiting for the loop
+    pass's ready callback), and that app never runs; the next connection's does."""
+    started: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            return  # no lifespan support: the server goes on without it
+        started.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    refused_request = (b"POST /refused HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       + b"%x\r\n%s\r\n" % (1200, b"a" * 1200))
+    with serving(app, **SMALL_LIMITS) as server:
+        connection = server.connect()
+        connection.feed(refused_request)
+        responses, rest = read_answers(connection, [False])
+        check_refused_alone(responses, rest + connection.read_until_closed(), 413)
+        assert server.connect().send(get("/next")).endswith(b"\r\n\r\nok")
+        assert started == ["/next"]
+        assert server.tracebacks() == []
+
+
 @pytest.mark.parametrize(("request_bytes", "body"), WITHIN_LIMITS)
 def test_within_the_limits_is_served(small_limits: InProcessServer, request_bytes: bytes,
                                      body: bytes) -> None:

@@ -39,10 +39,11 @@ cdef class HTTPStream:
     cdef public int _phase
     cdef public bint _body_complete, _final_body_sent, disconnected, _input_closed
     cdef public bint _app_running, _trailers_expected, _body_discarded, _slot_held
-    cdef public bint has_date, has_server, has_length, close_connection
+    cdef public bint has_date, has_server, has_length, close_connection, _start_cancelled
 
     cdef setup(self, ResponseSink sink, dict scope, object app, ServerState host)
-    cpdef start(self, bint eager=*)
+    cpdef start(self, bint in_place=*)
+    cpdef _start_eagerly(self, object loop)
     cpdef end_body(self)
     cpdef _complete(self)
     cpdef _finish(self)

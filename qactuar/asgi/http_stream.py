@@ -22,7 +22,7 @@ from qactuar.logs import escape, exception_logger, log_access, server_logger
 
 if TYPE_CHECKING:
     from qactuar.limits import Limits
-    from qactuar.server_state import ServerObserver
+    from qactuar.server_state import ServerObserver, ServerState
 
 # The response phase of a stream (HTTPStream._phase): C ints when compiled.
 (_AWAITING_START, _STARTED, _SENDING_BODY, _AWAITING_TRAILERS, _COMPLETE,
@@ -37,13 +37,16 @@ RESPONSE_PHASES = (
 )
 _TASK_NAME = "qactuar request"
 _Task = asyncio.Task  # one global look-up per request, not a global and an attribute
-# Python 3.12+: the app's first step can run at once, in the protocol's callback
-# (Task(eager_start=True)); a Task is scheduled only if the app suspends.  The
-# multiplexed protocols ask for it: one read brings many requests, answered in
-# place.  HTTP/1.1 does not: answered in the read callback, a loaded server
-# writes each response as its request arrives and then waits in the poll for the
-# next, so it and its clients wake per request instead of per batch (Starlette
-# on 3.12: 18,550 req/s eagerly, 31,151 scheduled; docs/benchmarks.md).
+# Python 3.12+: the app's first step runs at once (Task(eager_start=True)) and a
+# Task is scheduled only if the app suspends; one that finishes in that step never
+# reaches asyncio's task registry (a WeakSet, Python code: about 4,000 instructions
+# a request on 3.13 to add and remove it).  The multiplexed protocols start it in
+# their read callback: one read brings many requests, answered in place.  HTTP/1.1
+# starts it in a ready callback run after this loop pass's reads (`_start_pending`):
+# answered in the read callback, a loaded server writes each response as its
+# request arrives and then waits in the poll for the next, so it and its clients
+# wake per request instead of per batch (Starlette on 3.12: 18,550 req/s in the
+# read callback, 31,151 scheduled; docs/benchmarks.md).
 EAGER_START = sys.version_info >= (3, 12)
 # True while an app's first step runs eagerly: a stream started from inside it
 # (the next pipelined request, once this one's response is done) is scheduled
@@ -164,6 +167,7 @@ class StreamHost(Protocol):
     access_log: bool
     limits: Limits
     tasks: set[asyncio.Task[None]]
+    pending_starts: list[HTTPStream]  # HTTP/1.1 requests whose app starts this pass
     in_flight: int  # responses started and not yet complete (LIMIT_CONCURRENCY)
     observer: ServerObserver | None  # told of each request (server_state.py)
     stats: Any  # the admin plane's ProcessStats, or None (qactuar/admin/stats.py)
@@ -187,7 +191,8 @@ class HTTPStream:
     __slots__ = (
         "_app_running", "_body_chunks", "_body_complete", "_body_discarded", "_body_size",
         "_content_length", "_final_body_sent", "_host", "_input_closed", "_phase",
-        "_sent_bytes", "_slot_held", "_started_at", "_trailers", "_trailers_expected", "_waiters",
+        "_sent_bytes", "_slot_held", "_start_cancelled", "_started_at", "_trailers",
+        "_trailers_expected", "_waiters",
         "app", "close_connection", "disconnected", "has_date", "has_length", "has_server",
         "headers", "scope", "sink", "status", "task",
     )
@@ -218,6 +223,7 @@ class HTTPStream:
         self.task: asyncio.Task[None] | None = None
         self._app_running = False
         self._slot_held = False  # start() ran: the stream counts in host.in_flight
+        self._start_cancelled = False  # cancelled while waiting for _start_pending
         self._trailers_expected = False
         self._trailers: list[tuple[bytes, bytes]] | None = None
 
@@ -241,8 +247,9 @@ class HTTPStream:
     def response_phase(self) -> str:
         return RESPONSE_PHASES[self._phase]
 
-    def start(self, eager: bool = True) -> None:
-        """Run the app for this request; its first step now if `eager` (Python 3.12+)."""
+    def start(self, in_place: bool = True) -> None:
+        """Run the app for this request.  On Python 3.12+ its first step runs eagerly:
+        now if `in_place`, else once this loop pass's reads are done (HTTP/1.1)."""
         host = self._host
         if host.access_log or host.stats is not None:
             self._started_at = time.monotonic()
@@ -253,7 +260,13 @@ class HTTPStream:
         loop = host.loop
         if loop.get_task_factory() is not None:
             task = loop.create_task(self._run())  # the app installed its own factory
-        elif eager and EAGER_START and not _eager_step_running:
+        elif EAGER_START and not in_place:
+            starts = host.pending_starts
+            if not starts:
+                loop.call_soon(_start_pending, host)
+            starts.append(self)
+            return
+        elif EAGER_START and not _eager_step_running:
             self._start_eagerly(loop)
             return
         else:
@@ -648,6 +661,8 @@ class HTTPStream:
             if not self._app_running:
                 # Cancelled before its first step, _run never runs to discard it.
                 self._host.tasks.discard(task)
+        elif not self._app_running:
+            self._start_cancelled = True  # waiting in host.pending_starts: never started
 
     def _wake(self) -> None:
         if self._waiters:
@@ -692,6 +707,23 @@ class HTTPStream:
         exception_logger.error("exception in ASGI app for %s %s", self.scope["method"],
                                _log_path(self.scope), exc_info=exc)
         self._fail_response(500, "Internal Server Error")
+
+
+def _start_pending(host: ServerState) -> None:
+    """Start the HTTP/1.1 requests of this loop pass, each app's first step eagerly.
+
+    Run as a ready callback, where their Tasks' first steps would have run, so
+    their responses are made and written in the same batch.  A request started
+    meanwhile (a pipelined one, once its predecessor is answered) waits for the
+    next pass, as a new Task would: a long pipeline does not hold the loop.
+    """
+    streams = host.pending_starts
+    host.pending_starts = []
+    loop = host.loop
+    stream: HTTPStream
+    for stream in streams:
+        if not stream._start_cancelled:
+            stream._start_eagerly(loop)
 
 
 def _plain_message(message: Any) -> dict[str, Any]:

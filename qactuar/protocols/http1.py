@@ -975,7 +975,7 @@ class HTTP1Protocol(ResponseSink):
             self._answer_deadline = deadline = self.loop.time() + limits.request_timeout
             if self._timer is None or deadline < self._timer_at:
                 self._arm_timer(deadline)
-        stream.start(False)  # scheduled, not eager: see EAGER_START in asgi/http_stream.py
+        stream.start(False)  # after this pass's reads: see EAGER_START in asgi/http_stream.py
 
     def _wants_keep_alive(self, version: str) -> bool:
         if self.state.shutting_down or self._limits.keep_alive_timeout == 0:
