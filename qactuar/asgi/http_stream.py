@@ -258,14 +258,14 @@ class HTTPStream:
         if host.observer is not None:
             host.observer.request_started()
         loop = host.loop
-        if loop.get_task_factory() is not None:
-            task = loop.create_task(self._run())  # the app installed its own factory
-        elif EAGER_START and not in_place:
+        if EAGER_START and not in_place:
             starts = host.pending_starts
             if not starts:
                 loop.call_soon(_start_pending, host)
             starts.append(self)
             return
+        if loop.get_task_factory() is not None:
+            task = loop.create_task(self._run())  # the app installed its own factory
         elif EAGER_START and not _eager_step_running:
             self._start_eagerly(loop)
             return
@@ -720,10 +720,16 @@ def _start_pending(host: ServerState) -> None:
     streams = host.pending_starts
     host.pending_starts = []
     loop = host.loop
+    factory = loop.get_task_factory()  # asked once a pass, not once a request
     stream: HTTPStream
     for stream in streams:
-        if not stream._start_cancelled:
+        if stream._start_cancelled:
+            continue
+        if factory is None:
             stream._start_eagerly(loop)
+        else:  # the app installed its own factory: its tasks, as it makes them
+            stream.task = task = loop.create_task(stream._run())
+            host.tasks.add(task)  # removed by _run itself when the app returns
 
 
 def _plain_message(message: Any) -> dict[str, Any]:

@@ -926,7 +926,8 @@ class HTTP1Protocol(ResponseSink):
             # _client_must_send_within: this runs per request.)
             timeout = self._limits.keep_alive_timeout
             if timeout > 0:
-                self._client_deadline = deadline = self.loop.time() + timeout
+                now: float = self.loop.time()  # a C double: one float object, not three
+                self._client_deadline = deadline = now + timeout
                 if self._timer is None or deadline < self._timer_at:
                     self._arm_timer(deadline)
             else:
@@ -972,7 +973,8 @@ class HTTP1Protocol(ResponseSink):
             stream.app = state.unavailable_app
         if limits.request_timeout > 0:
             self._timed_stream = stream
-            self._answer_deadline = deadline = self.loop.time() + limits.request_timeout
+            now: float = self.loop.time()  # a C double: one float object, not three
+            self._answer_deadline = deadline = now + limits.request_timeout
             if self._timer is None or deadline < self._timer_at:
                 self._arm_timer(deadline)
         stream.start(False)  # after this pass's reads: see EAGER_START in asgi/http_stream.py
