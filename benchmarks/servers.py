@@ -93,7 +93,7 @@ class ServerSpec:
     # "qactuar" for --pythons' "qactuar (3.12)", "granian" for "granian (3.12)" and so on.
     family: str | None = None
     # The checkout its qactuar and the benchmark apps are imported from, first on
-    # PYTHONPATH (None: this one); --baseline's rows run a commit's worktree.
+    # PYTHONPATH (None: this one); --before's rows run a commit's worktree.
     source: Path | None = None
 
     @property

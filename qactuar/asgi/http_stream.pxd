@@ -44,6 +44,7 @@ cdef class HTTPStream:
     cdef setup(self, ResponseSink sink, dict scope, object app, ServerState host)
     cpdef start(self, bint in_place=*)
     cpdef _start_eagerly(self, object loop)
+    cdef _keep_task(self, object task)
     cpdef end_body(self)
     cpdef _complete(self)
     cpdef _finish(self)

@@ -48,9 +48,9 @@ _Task = asyncio.Task  # one global look-up per request, not a global and an attr
 # wake per request instead of per batch (Starlette on 3.12: 18,550 req/s in the
 # read callback, 31,151 scheduled; docs/benchmarks.md).
 EAGER_START = sys.version_info >= (3, 12)
-# True while an app's first step runs eagerly: a stream started from inside it
-# (the next pipelined request, once this one's response is done) is scheduled
-# instead, so that a long pipeline cannot nest one app step inside another.
+# True while an app's first step runs eagerly: a stream started in place from
+# inside it is scheduled instead, so that one app step never nests another.
+# (HTTP/1.1's next pipelined request waits for the next pass's _start_pending.)
 _eager_step_running = False
 DISCONNECT = {"type": "http.disconnect"}
 
@@ -273,8 +273,7 @@ class HTTPStream:
             # Made directly and named: loop.create_task would format a
             # "Task-<n>" name per request (uvloop even when given a name).
             task: asyncio.Task[None] = _Task(self._run(), loop=loop, name=_TASK_NAME)
-        self.task = task
-        host.tasks.add(task)  # removed by _run itself: no done-callback per request
+        self._keep_task(task)
 
     def _start_eagerly(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run the app's first step now (Python 3.12+); keep its task only if it suspends."""
@@ -285,8 +284,12 @@ class HTTPStream:
         finally:
             _eager_step_running = False
         if not task.done():
-            self.task = task
-            self._host.tasks.add(task)  # removed by _run itself when the app returns
+            self._keep_task(task)
+
+    def _keep_task(self, task: asyncio.Task[None]) -> None:
+        """Hold the app's task until it returns (for cancelling it, and for shutdown)."""
+        self.task = task
+        self._host.tasks.add(task)  # removed by _run itself: no done-callback per request
 
     def receive_body(self, chunk: bytes) -> None:
         if self._phase >= _COMPLETE:
@@ -728,8 +731,7 @@ def _start_pending(host: ServerState) -> None:
         if factory is None:
             stream._start_eagerly(loop)
         else:  # the app installed its own factory: its tasks, as it makes them
-            stream.task = task = loop.create_task(stream._run())
-            host.tasks.add(task)  # removed by _run itself when the app returns
+            stream._keep_task(loop.create_task(stream._run()))
 
 
 def _plain_message(message: Any) -> dict[str, Any]:
