@@ -13,6 +13,9 @@ the same fetchall() succeed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -220,11 +223,13 @@ def test_postgresql_failures_stay_in_their_response(session: None,
     good.execute("SELECT 2 AS two")
 
     # Ends the victim's session from outside while it runs: a connection dropped mid-query.
+    # Only once it sleeps: the query's text shows from its prepare on, and a session ended
+    # between prepare and execution is another path (test_..._prepare_and_execute).
     def terminate_victim() -> None:
         def terminated() -> bool:
             return postgres.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                 "WHERE query LIKE '%/* victim */' AND pid <> "
-                                 "pg_backend_pid()").strip() == "t"
+                                 "WHERE query LIKE '%/* victim */' AND wait_event = 'PgSleep' "
+                                 "AND pid <> pg_backend_pid()").strip() == "t"
         wait_until(terminated, 5, "the victim query")
 
     killer = threading.Thread(target=terminate_victim)
@@ -243,6 +248,111 @@ def test_postgresql_failures_stay_in_their_response(session: None,
     with pytest.raises(QueryError, match="no_such_table"):
         answers[2].raise_for_status()
     assert answers[2].data is None
+
+
+class PrepareWindowRelay:
+    """A TCP relay to PostgreSQL that ends a session inside the driver's prepare/execute
+    window, which a kill from outside hits only by chance.
+
+    asyncpg prepares a statement (Parse, Describe, Flush), takes the server's row
+    description as the prepare's answer and only then sends Bind/Execute.  For the
+    connection whose Parse carries `marker`, the relay holds the row description, has the
+    server end that session (pg_terminate_backend: the server's own FATAL error and
+    close), then passes the description and the FATAL error on in one write and the
+    close 0.2 s later, so the driver reads both before it sees the connection end.
+    """
+
+    def __init__(self, postgres: PostgresServer, marker: bytes) -> None:
+        self.postgres = postgres
+        self.marker = marker
+        self.sessions_ended = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.postgres.port))
+            marked = threading.Event()
+            threading.Thread(target=self._to_server, args=(client, server, marked),
+                             daemon=True).start()
+            threading.Thread(target=self._to_client, args=(server, client, marked),
+                             daemon=True).start()
+
+    def _to_server(self, client: socket.socket, server: socket.socket,
+                   marked: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                if self.marker in data:
+                    marked.set()  # before the Parse reaches the server
+                server.sendall(data)
+        with contextlib.suppress(OSError):
+            server.shutdown(socket.SHUT_WR)
+
+    def _to_client(self, server: socket.socket, client: socket.socket,
+                   marked: threading.Event) -> None:
+        pending, backend_pid = b"", 0
+        with contextlib.suppress(OSError):
+            first = server.recv(1)  # asyncpg asks for TLS first: one untyped b"N" answers
+            client.sendall(first)
+            while data := server.recv(65536):
+                pending += data
+                passed = b""
+                while len(pending) >= 5:
+                    kind, length = pending[:1], struct.unpack("!I", pending[1:5])[0]
+                    if len(pending) < 1 + length:
+                        break
+                    message, pending = pending[:1 + length], pending[1 + length:]
+                    if kind == b"K":  # BackendKeyData: the session's process id
+                        backend_pid = struct.unpack("!I", message[5:9])[0]
+                    if kind == b"T" and marked.is_set():
+                        client.sendall(passed)
+                        self._end_session(backend_pid, server, client, message + pending)
+                        return
+                    passed += message
+                client.sendall(passed)
+        with contextlib.suppress(OSError):
+            client.close()
+
+    def _end_session(self, backend_pid: int, server: socket.socket, client: socket.socket,
+                     held: bytes) -> None:
+        ended = self.postgres.psql(f"SELECT pg_terminate_backend({backend_pid})").strip()
+        assert ended == "t", ended
+        while data := server.recv(65536):  # the server's FATAL error, then its close
+            held += data
+        client.sendall(held)
+        self.sessions_ended += 1
+        time.sleep(0.2)
+        client.close()
+
+
+def test_postgresql_session_ended_between_prepare_and_execute_is_a_dropped_connection(
+        session: None, postgres: PostgresServer) -> None:
+    """The driver reads the server's FATAL error out of turn (asyncpg's InternalClientError,
+    "cannot switch to state 12"): still the dropped connection's 700, and the next call
+    on that server gets a new connection."""
+    from qactuar import client as aquests
+
+    relay = PrepareWindowRelay(postgres, b"/* window */")
+    try:
+        aquests.configure(1, timeout=5)
+        stub = aquests.postgresql(relay.address, "mydb", ("test", "1111"))
+        stub.execute("SELECT 1 AS one /* window */")
+        stub.execute("SELECT 2 AS two")
+        answers = fetch()
+    finally:
+        relay.close()
+    assert relay.sessions_ended == 1
+    assert [(r.status_code, r.reason) for r in answers] == [(700, "Socket Error"), (200, "OK")]
+    assert "the connection broke mid-call" in answers[0].error.message
+    assert answers[1].data == [{"two": 2}]
 
 
 def test_workers_bound_calls_across_kinds(session: None, postgres: PostgresServer,

@@ -60,6 +60,14 @@ def call(server: str, dbname: str | None, auth: Any, method: str,
                     raise
                 await connection.execute(sql)
                 records = []
+            except asyncpg.InternalClientError as error:
+                # On an open connection this is asyncpg's protocol meeting a message out
+                # of turn: the server's FATAL error when it ends the session between the
+                # statement's prepare and its execution. Its protocol is out of step, so
+                # it is closed here rather than handed back to the pool to reset.
+                connection.terminate()
+                raise ConnectionClosed(f"PostgreSQL: the connection broke mid-call: "
+                                       f"{error}") from error
         return Outcome([dict(record) for record in records])
 
     return BackendCall("postgresql", server, dbname, method, params, run, classify)
