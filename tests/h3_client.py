@@ -92,6 +92,24 @@ def client_configuration(ca: str | None = None) -> QuicConfiguration:
     return configuration
 
 
+class StreamEvents:
+    """A stream's events as they arrive (an iterator object rather than an async
+    generator: one left after a `break` needs no closing on the test's loop)."""
+
+    def __init__(self, protocol: Any, stream_id: int) -> None:
+        self.protocol = protocol
+        self.queue = protocol.queues[stream_id]
+
+    def __aiter__(self) -> StreamEvents:
+        return self
+
+    async def __anext__(self) -> H3Event | StreamReset:
+        event = await self.queue.get()
+        if event is None:
+            raise ConnectionError(f"connection closed: {self.protocol.terminated}")
+        return event
+
+
 class H3Client:
     def __init__(self, protocol: _Protocol, authority: str) -> None:
         self.protocol = protocol
@@ -149,13 +167,8 @@ class H3Client:
         answer.body = bytes(body)
         return answer
 
-    async def stream_events(self, stream_id: int) -> AsyncIterator[H3Event | StreamReset]:
-        queue = self.protocol.queues[stream_id]
-        while True:
-            event = await queue.get()
-            if event is None:
-                raise ConnectionError(f"connection closed: {self.protocol.terminated}")
-            yield event
+    def stream_events(self, stream_id: int) -> StreamEvents:
+        return StreamEvents(self.protocol, stream_id)
 
     async def request(self, method: str, path: str, headers: list[tuple[bytes, bytes]] = (),
                       body: bytes | list[bytes] = b"",
